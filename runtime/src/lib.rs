@@ -1,1 +1,2 @@
-//! placeholder
+//! `panoptes-runtime`: wires Panoptes actors to the world.
+pub mod config;
