@@ -65,7 +65,7 @@ pub enum ConfigError {
     /// An environment override that could not be merged into the file's values.
     #[error("environment override {variables} (applied to {}): {message}", file.display())]
     Override { variables: String, file: PathBuf, message: String },
-    #[error("{}: no [[clusters]] defined; add at least one, e.g. [[clusters]] name = \"dev\" embedded = {{}}", file.display())]
+    #[error("{}:1:1: [[clusters]]: none defined; add at least one, e.g. [[clusters]] name = \"dev\" embedded = {{}}", file.display())]
     NoClusters { file: PathBuf },
     #[error("{at}: \"{name}\" is used twice (first at line {first_line})")]
     DuplicateCluster { at: Position, name: String, first_line: usize },
