@@ -1,2 +1,4 @@
 //! `panoptes-runtime`: wires Panoptes actors to the world.
 pub mod config;
+pub mod metrics;
+pub mod health;
