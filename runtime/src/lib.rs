@@ -2,3 +2,4 @@
 pub mod config;
 pub mod metrics;
 pub mod health;
+pub mod connection;
