@@ -3,3 +3,4 @@ pub mod config;
 pub mod metrics;
 pub mod health;
 pub mod connection;
+pub mod telemetry;
