@@ -126,7 +126,10 @@ pub struct ClusterConfig {
 pub enum ClusterSource {
     /// A kubeconfig file (resolved to an absolute path) and optionally one of its contexts
     /// (else its `current-context`). Both were checked to exist at load time.
-    Kubeconfig { path: PathBuf, context: Option<String> },
+    Kubeconfig {
+        path: PathBuf,
+        context: Option<String>,
+    },
     /// The pod's service account (`KUBERNETES_SERVICE_HOST`, the mounted token and CA).
     InCluster,
     /// A simulated cluster started in this process (`panoptes-sim`).
@@ -181,8 +184,10 @@ impl PanoptesConfig {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let file = path.as_ref();
-        let text = std::fs::read_to_string(file)
-            .map_err(|source| ConfigError::Read { file: file.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+            file: file.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, file, env)
     }
 
@@ -203,9 +208,11 @@ impl PanoptesConfig {
     pub fn clusters_of<'a>(&'a self, watch: &'a WatchConfig) -> Vec<&'a ClusterConfig> {
         match &watch.clusters {
             ClusterSelection::All => self.clusters.iter().collect(),
-            ClusterSelection::Named(names) => {
-                self.clusters.iter().filter(|c| names.contains(&c.name)).collect()
-            }
+            ClusterSelection::Named(names) => self
+                .clusters
+                .iter()
+                .filter(|c| names.contains(&c.name))
+                .collect(),
         }
     }
 }
@@ -213,5 +220,8 @@ impl PanoptesConfig {
 /// `PANOPTES__...`, matched without regard to case as the `config` crate does.
 fn is_override_variable(name: &str) -> bool {
     let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
-    name.len() > prefix.len() && name.get(..prefix.len()).is_some_and(|p| p.eq_ignore_ascii_case(&prefix))
+    name.len() > prefix.len()
+        && name
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(&prefix))
 }

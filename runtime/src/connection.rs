@@ -45,7 +45,11 @@ impl ClusterIdentity {
     /// The identity `config` authenticates as; `user` is the name it goes by (kubeconfig user).
     pub fn of(config: &kube::Config, user: &str) -> Self {
         Self {
-            server: config.cluster_url.to_string().trim_end_matches('/').to_string(),
+            server: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
             user: user.to_string(),
             fingerprint: credential_fingerprint(&config.auth_info),
         }
@@ -63,7 +67,10 @@ impl ClusterIdentity {
 
     /// First 8 bytes of the fingerprint in hex: enough to tell credentials apart in logs.
     pub fn short_fingerprint(&self) -> String {
-        self.fingerprint[..8].iter().map(|b| format!("{b:02x}")).collect()
+        self.fingerprint[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -85,7 +92,13 @@ impl std::hash::Hash for ClusterIdentity {
 /// `alice@https://10.0.0.1:6443 (credential sha256:0a1b2c3d4e5f6071)`.
 impl fmt::Display for ClusterIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}@{} (credential sha256:{})", self.user, self.server, self.short_fingerprint())
+        write!(
+            f,
+            "{}@{} (credential sha256:{})",
+            self.user,
+            self.server,
+            self.short_fingerprint()
+        )
     }
 }
 
@@ -182,7 +195,9 @@ pub enum ConnectionError {
         #[source]
         source: kube::config::KubeconfigError,
     },
-    #[error("cluster \"{cluster}\": in_cluster = true, but this is not a pod with a service account: {source}")]
+    #[error(
+        "cluster \"{cluster}\": in_cluster = true, but this is not a pod with a service account: {source}"
+    )]
     InCluster {
         cluster: ClusterId,
         #[source]
@@ -195,7 +210,9 @@ pub enum ConnectionError {
         #[source]
         source: kube::Error,
     },
-    #[error("cluster \"{cluster}\" is embedded: start it and pass its kubeconfig to connect_with_kubeconfig_yaml")]
+    #[error(
+        "cluster \"{cluster}\" is embedded: start it and pass its kubeconfig to connect_with_kubeconfig_yaml"
+    )]
     EmbeddedNotStarted { cluster: ClusterId },
 }
 
@@ -205,11 +222,12 @@ pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, Conne
     let name = &cluster.name;
     match &cluster.source {
         ClusterSource::Kubeconfig { path, context } => {
-            let kubeconfig = Kubeconfig::read_from(path).map_err(|source| ConnectionError::Kubeconfig {
-                cluster: name.clone(),
-                path: path.clone(),
-                source,
-            })?;
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|source| ConnectionError::Kubeconfig {
+                    cluster: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
             let (config, user) = from_kubeconfig(kubeconfig, context.as_deref())
                 .await
                 .map_err(|source| ConnectionError::Kubeconfig {
@@ -220,11 +238,16 @@ pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, Conne
             finish(cluster, config, &user)
         }
         ClusterSource::InCluster => {
-            let config = kube::Config::incluster()
-                .map_err(|source| ConnectionError::InCluster { cluster: name.clone(), source })?;
+            let config =
+                kube::Config::incluster().map_err(|source| ConnectionError::InCluster {
+                    cluster: name.clone(),
+                    source,
+                })?;
             finish(cluster, config, "in-cluster")
         }
-        ClusterSource::Embedded(_) => Err(ConnectionError::EmbeddedNotStarted { cluster: name.clone() }),
+        ClusterSource::Embedded(_) => Err(ConnectionError::EmbeddedNotStarted {
+            cluster: name.clone(),
+        }),
     }
 }
 
@@ -235,10 +258,14 @@ pub async fn connect_with_kubeconfig_yaml(
     kubeconfig_yaml: &str,
     context: Option<&str>,
 ) -> Result<ClusterConnection, ConnectionError> {
-    let embedded_error =
-        |source| ConnectionError::EmbeddedKubeconfig { cluster: cluster.name.clone(), source };
+    let embedded_error = |source| ConnectionError::EmbeddedKubeconfig {
+        cluster: cluster.name.clone(),
+        source,
+    };
     let kubeconfig = Kubeconfig::from_yaml(kubeconfig_yaml).map_err(embedded_error)?;
-    let (config, user) = from_kubeconfig(kubeconfig, context).await.map_err(embedded_error)?;
+    let (config, user) = from_kubeconfig(kubeconfig, context)
+        .await
+        .map_err(embedded_error)?;
     finish(cluster, config, &user)
 }
 
@@ -247,7 +274,9 @@ async fn from_kubeconfig(
     kubeconfig: Kubeconfig,
     context: Option<&str>,
 ) -> Result<(kube::Config, String), kube::config::KubeconfigError> {
-    let context_name = context.map(String::from).or_else(|| kubeconfig.current_context.clone());
+    let context_name = context
+        .map(String::from)
+        .or_else(|| kubeconfig.current_context.clone());
     let user = kubeconfig
         .contexts
         .iter()
@@ -255,12 +284,19 @@ async fn from_kubeconfig(
         .and_then(|c| c.context.as_ref())
         .and_then(|c| c.user.clone())
         .unwrap_or_else(|| "(no user)".into());
-    let options = KubeConfigOptions { context: context.map(String::from), ..Default::default() };
+    let options = KubeConfigOptions {
+        context: context.map(String::from),
+        ..Default::default()
+    };
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
     Ok((config, user))
 }
 
-fn finish(cluster: &ClusterConfig, config: kube::Config, user: &str) -> Result<ClusterConnection, ConnectionError> {
+fn finish(
+    cluster: &ClusterConfig,
+    config: kube::Config,
+    user: &str,
+) -> Result<ClusterConnection, ConnectionError> {
     let identity = ClusterIdentity::of(&config, user);
     let server = identity.server().to_string();
     let client = kube::Client::try_from(config).map_err(|source| ConnectionError::Client {
@@ -273,6 +309,9 @@ fn finish(cluster: &ClusterConfig, config: kube::Config, user: &str) -> Result<C
         name: cluster.name.clone(),
         client,
         identity,
-        rate_limit: RateLimit { qps: cluster.qps, burst: cluster.burst },
+        rate_limit: RateLimit {
+            qps: cluster.qps,
+            burst: cluster.burst,
+        },
     })
 }

@@ -46,7 +46,9 @@ impl Readiness {
 
     /// Records whether `resource` on `cluster` is synced. Calling it engages the pair.
     pub fn set(&self, cluster: &ClusterId, resource: &str, ready: bool) {
-        self.pairs.write().insert((cluster.clone(), resource.to_string()), ready);
+        self.pairs
+            .write()
+            .insert((cluster.clone(), resource.to_string()), ready);
     }
 
     /// Forgets every pair of a cluster that left (config reload); it no longer holds back
@@ -58,7 +60,11 @@ impl Readiness {
     /// The engaged pairs not yet synced, in (cluster, resource) order.
     pub fn not_ready(&self) -> Vec<(ClusterId, String)> {
         let pairs = self.pairs.read();
-        pairs.iter().filter(|(_, ready)| !**ready).map(|(pair, _)| pair.clone()).collect()
+        pairs
+            .iter()
+            .filter(|(_, ready)| !**ready)
+            .map(|(pair, _)| pair.clone())
+            .collect()
     }
 
     /// True when something is engaged and all of it is synced.
@@ -71,7 +77,9 @@ impl Readiness {
 /// The health server could not start or ended with an error.
 #[derive(Debug, Error)]
 pub enum HealthError {
-    #[error("cannot listen on {addr} for /metrics, /healthz and /readyz ([runtime] metrics_addr): {source}")]
+    #[error(
+        "cannot listen on {addr} for /metrics, /healthz and /readyz ([runtime] metrics_addr): {source}"
+    )]
     Bind {
         addr: SocketAddr,
         #[source]
@@ -111,7 +119,9 @@ impl HealthServer {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| HealthError::Bind { addr, source })?;
-        let local_addr = listener.local_addr().map_err(|source| HealthError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| HealthError::Bind { addr, source })?;
         let app = Router::new()
             .route("/metrics", get(metrics_page))
             .route("/healthz", get(|| async { "ok\n" }))
@@ -124,7 +134,11 @@ impl HealthServer {
         });
         let task = tokio::spawn(async move { serve.await });
         tracing::info!(%local_addr, "serving /metrics, /healthz, /readyz");
-        Ok(Self { local_addr, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Self {
+            local_addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
     }
 
     /// The bound address (with the real port when started on port 0).
@@ -138,7 +152,9 @@ impl HealthServer {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        let Some(task) = self.task.take() else { return Ok(()) };
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
         match task.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(HealthError::Serve { addr, source }),
@@ -156,7 +172,10 @@ impl Drop for HealthServer {
 }
 
 async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], state.metrics.encode())
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
@@ -165,7 +184,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     }
     let waiting = state.readiness.not_ready();
     if waiting.is_empty() {
-        return (StatusCode::SERVICE_UNAVAILABLE, "not ready: nothing engaged yet\n".into());
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: nothing engaged yet\n".into(),
+        );
     }
     let mut body = String::from("not ready: caches not synced:\n");
     for (cluster, resource) in waiting {
@@ -185,7 +207,10 @@ mod tests {
         let (east, west) = (ClusterId::from("east"), ClusterId::from("west"));
         readiness.set(&east, "v1/pods", true);
         readiness.set(&west, "v1/pods", false);
-        assert_eq!(readiness.not_ready(), vec![(west.clone(), "v1/pods".to_string())]);
+        assert_eq!(
+            readiness.not_ready(),
+            vec![(west.clone(), "v1/pods".to_string())]
+        );
         assert!(!readiness.is_ready());
         readiness.disengage(&west);
         assert!(readiness.is_ready());

@@ -186,9 +186,21 @@ impl Metrics {
             registry: Registry::default(),
         };
         let r = &mut f.registry;
-        r.register("workqueue_depth", "Current depth of workqueue", f.workqueue_depth.clone());
-        r.register("workqueue_adds", "Total number of adds handled by workqueue", f.workqueue_adds.clone());
-        r.register("workqueue_retries", "Total number of retries handled by workqueue", f.workqueue_retries.clone());
+        r.register(
+            "workqueue_depth",
+            "Current depth of workqueue",
+            f.workqueue_depth.clone(),
+        );
+        r.register(
+            "workqueue_adds",
+            "Total number of adds handled by workqueue",
+            f.workqueue_adds.clone(),
+        );
+        r.register(
+            "workqueue_retries",
+            "Total number of retries handled by workqueue",
+            f.workqueue_retries.clone(),
+        );
         r.register(
             "workqueue_queue_duration_seconds",
             "How long in seconds an item stays in workqueue before being requested",
@@ -204,28 +216,48 @@ impl Metrics {
             "Total number of reconciliation errors per controller",
             f.reconcile_errors.clone(),
         );
-        r.register("panoptes_informer_lists", "LIST requests made by informers", f.informer_lists.clone());
-        r.register("panoptes_informer_watches", "WATCH requests opened by informers", f.informer_watches.clone());
+        r.register(
+            "panoptes_informer_lists",
+            "LIST requests made by informers",
+            f.informer_lists.clone(),
+        );
+        r.register(
+            "panoptes_informer_watches",
+            "WATCH requests opened by informers",
+            f.informer_watches.clone(),
+        );
         r.register(
             "panoptes_informer_relists",
             "Full relists after the initial list (expired resourceVersion, errors)",
             f.informer_relists.clone(),
         );
-        r.register("panoptes_informer_events", "Watch events received, by type", f.informer_events.clone());
-        r.register("panoptes_informer_objects", "Objects currently in the informer cache", f.informer_objects.clone());
+        r.register(
+            "panoptes_informer_events",
+            "Watch events received, by type",
+            f.informer_events.clone(),
+        );
+        r.register(
+            "panoptes_informer_objects",
+            "Objects currently in the informer cache",
+            f.informer_objects.clone(),
+        );
         r.register(
             "panoptes_listener_backlog",
             "Notifications buffered for a handler and not yet delivered",
             f.listener_backlog.clone(),
         );
-        Self { families: Arc::new(f) }
+        Self {
+            families: Arc::new(f),
+        }
     }
 
     /// The text exposition (OpenMetrics) of every series; see [`CONTENT_TYPE`].
     pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail; an encoder error would be a bug in a metric.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.families.registry) {
+        if let Err(e) =
+            prometheus_client::encoding::text::encode(&mut text, &self.families.registry)
+        {
             tracing::error!(error = %e, "encoding metrics failed");
         }
         text
@@ -246,10 +278,15 @@ impl Metrics {
     /// Counts one reconcile of `controller`; an error also counts in `_errors_total`.
     pub fn record_reconcile(&self, controller: &str, result: ReconcileResult) {
         let f = &self.families;
-        let labels = ReconcileLabels { controller: controller.into(), result: result.label() };
+        let labels = ReconcileLabels {
+            controller: controller.into(),
+            result: result.label(),
+        };
         f.reconcile_total.get_or_create(&labels).inc();
         if result == ReconcileResult::Error {
-            let labels = ControllerLabels { controller: controller.into() };
+            let labels = ControllerLabels {
+                controller: controller.into(),
+            };
             f.reconcile_errors.get_or_create(&labels).inc();
         }
     }
@@ -257,7 +294,10 @@ impl Metrics {
     /// The metrics of the informer for `resource` (e.g. `apps/v1/deployments`) on `cluster`.
     pub fn informer(&self, cluster: &str, resource: &str) -> InformerMetrics {
         let f = &self.families;
-        let labels = InformerLabels { cluster: cluster.into(), resource: resource.into() };
+        let labels = InformerLabels {
+            cluster: cluster.into(),
+            resource: resource.into(),
+        };
         InformerMetrics {
             lists: f.informer_lists.get_or_create(&labels).clone(),
             watches: f.informer_watches.get_or_create(&labels).clone(),
@@ -268,14 +308,25 @@ impl Metrics {
 
     /// The `panoptes_informer_events_total` counter for one event type.
     pub fn informer_events(&self, cluster: &str, resource: &str, event: EventType) -> Counter {
-        let labels = EventLabels { cluster: cluster.into(), resource: resource.into(), r#type: event.label() };
+        let labels = EventLabels {
+            cluster: cluster.into(),
+            resource: resource.into(),
+            r#type: event.label(),
+        };
         self.families.informer_events.get_or_create(&labels).clone()
     }
 
     /// The `panoptes_listener_backlog` gauge of one handler's listener.
     pub fn listener_backlog(&self, cluster: &str, resource: &str, handler: &str) -> Gauge {
-        let labels = ListenerLabels { cluster: cluster.into(), resource: resource.into(), handler: handler.into() };
-        self.families.listener_backlog.get_or_create(&labels).clone()
+        let labels = ListenerLabels {
+            cluster: cluster.into(),
+            resource: resource.into(),
+            handler: handler.into(),
+        };
+        self.families
+            .listener_backlog
+            .get_or_create(&labels)
+            .clone()
     }
 }
 
@@ -292,8 +343,12 @@ mod tests {
         queue.queue_duration.observe(0.002);
         metrics.record_reconcile("pods-controller", ReconcileResult::Error);
         metrics.informer("east", "v1/pods").lists.inc();
-        metrics.informer_events("east", "v1/pods", EventType::Added).inc_by(5);
-        metrics.listener_backlog("east", "v1/pods", "printer").set(7);
+        metrics
+            .informer_events("east", "v1/pods", EventType::Added)
+            .inc_by(5);
+        metrics
+            .listener_backlog("east", "v1/pods", "printer")
+            .set(7);
 
         let text = metrics.clone().encode();
         for needle in [

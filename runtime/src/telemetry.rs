@@ -47,7 +47,9 @@ const HTTP_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum TelemetryError {
     #[error("[telemetry] log = \"{directive}\" is not a log filter: {message}")]
     LogFilter { directive: String, message: String },
-    #[error("OTLP export to {endpoint} must be set up inside a tokio runtime (its client runs there)")]
+    #[error(
+        "OTLP export to {endpoint} must be set up inside a tokio runtime (its client runs there)"
+    )]
     NeedsTokio { endpoint: String },
     #[error("cannot build the OTLP exporter for {endpoint}: {source}")]
     Exporter {
@@ -55,7 +57,9 @@ pub enum TelemetryError {
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
     },
-    #[error("a global tracing subscriber is already installed; call telemetry::init once per process")]
+    #[error(
+        "a global tracing subscriber is already installed; call telemetry::init once per process"
+    )]
     AlreadyInstalled,
     #[error("flushing spans at shutdown failed: {0}")]
     Shutdown(String),
@@ -76,7 +80,9 @@ impl TelemetryGuard {
 
     /// Flushes pending spans and stops the exporter, off the async threads.
     pub async fn shutdown(mut self) -> Result<(), TelemetryError> {
-        let Some(provider) = self.provider.take() else { return Ok(()) };
+        let Some(provider) = self.provider.take() else {
+            return Ok(());
+        };
         tokio::task::spawn_blocking(move || provider.shutdown())
             .await
             .map_err(|e| TelemetryError::Shutdown(e.to_string()))?
@@ -118,13 +124,22 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 
 /// The OTLP tracer provider `config` asks for, or `None` without an endpoint. Does not touch
 /// global state, so tests and embedders can use it directly.
-pub fn tracer_provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvider>, TelemetryError> {
-    let Some(endpoint) = config.otlp_endpoint.as_deref() else { return Ok(None) };
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| TelemetryError::NeedsTokio { endpoint: endpoint.into() })?;
+pub fn tracer_provider(
+    config: &TelemetryConfig,
+) -> Result<Option<SdkTracerProvider>, TelemetryError> {
+    let Some(endpoint) = config.otlp_endpoint.as_deref() else {
+        return Ok(None);
+    };
+    let runtime =
+        tokio::runtime::Handle::try_current().map_err(|_| TelemetryError::NeedsTokio {
+            endpoint: endpoint.into(),
+        })?;
     let url = otlp_traces_url(endpoint, config.otlp_protocol);
     let exporter = match config.otlp_protocol {
-        OtlpProtocol::Grpc => SpanExporter::builder().with_tonic().with_endpoint(&url).build(),
+        OtlpProtocol::Grpc => SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&url)
+            .build(),
         OtlpProtocol::Http => SpanExporter::builder()
             .with_http()
             .with_http_client(RuntimeHttpClient::new(runtime))
@@ -132,8 +147,13 @@ pub fn tracer_provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvi
             .with_endpoint(&url)
             .build(),
     }
-    .map_err(|source| TelemetryError::Exporter { endpoint: url.clone(), source })?;
-    let resource = Resource::builder().with_service_name(config.service_name.clone()).build();
+    .map_err(|source| TelemetryError::Exporter {
+        endpoint: url.clone(),
+        source,
+    })?;
+    let resource = Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .build();
     let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sampling_ratio)));
     let provider = SdkTracerProvider::builder()
         .with_resource(resource)
@@ -150,8 +170,14 @@ pub fn otlp_traces_url(endpoint: &str, protocol: OtlpProtocol) -> String {
     match protocol {
         OtlpProtocol::Grpc => endpoint.to_string(),
         OtlpProtocol::Http => {
-            let has_path = endpoint.split_once("://").is_some_and(|(_, rest)| rest.contains('/'));
-            if has_path { endpoint.to_string() } else { format!("{endpoint}/v1/traces") }
+            let has_path = endpoint
+                .split_once("://")
+                .is_some_and(|(_, rest)| rest.contains('/'));
+            if has_path {
+                endpoint.to_string()
+            } else {
+                format!("{endpoint}/v1/traces")
+            }
         }
     }
 }
@@ -167,7 +193,10 @@ struct RuntimeHttpClient {
 
 impl RuntimeHttpClient {
     fn new(runtime: tokio::runtime::Handle) -> Self {
-        let inner = opentelemetry_http::hyper::HyperClient::with_default_connector(HTTP_EXPORT_TIMEOUT, None);
+        let inner = opentelemetry_http::hyper::HyperClient::with_default_connector(
+            HTTP_EXPORT_TIMEOUT,
+            None,
+        );
         Self { inner, runtime }
     }
 }
@@ -176,13 +205,18 @@ type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Response<Bytes>, HttpEr
 
 impl HttpClient for RuntimeHttpClient {
     // Written out as `#[async_trait]` would expand it, to avoid that dependency.
-    fn send_bytes<'life0, 'async_trait>(&'life0 self, request: Request<Bytes>) -> SendFuture<'async_trait>
+    fn send_bytes<'life0, 'async_trait>(
+        &'life0 self,
+        request: Request<Bytes>,
+    ) -> SendFuture<'async_trait>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
         let inner = self.inner.clone();
-        let task = self.runtime.spawn(async move { inner.send_bytes(request).await });
+        let task = self
+            .runtime
+            .spawn(async move { inner.send_bytes(request).await });
         Box::pin(async move { task.await.map_err(|e| Box::new(e) as HttpError)? })
     }
 }
@@ -194,9 +228,21 @@ mod tests {
     #[test]
     fn should_add_the_traces_path_only_for_bare_http_endpoints() {
         let http = OtlpProtocol::Http;
-        assert_eq!(otlp_traces_url("http://h:4318", http), "http://h:4318/v1/traces");
-        assert_eq!(otlp_traces_url("http://h:4318/", http), "http://h:4318/v1/traces");
-        assert_eq!(otlp_traces_url("http://h:4318/custom/traces", http), "http://h:4318/custom/traces");
-        assert_eq!(otlp_traces_url("http://h:4317/", OtlpProtocol::Grpc), "http://h:4317");
+        assert_eq!(
+            otlp_traces_url("http://h:4318", http),
+            "http://h:4318/v1/traces"
+        );
+        assert_eq!(
+            otlp_traces_url("http://h:4318/", http),
+            "http://h:4318/v1/traces"
+        );
+        assert_eq!(
+            otlp_traces_url("http://h:4318/custom/traces", http),
+            "http://h:4318/custom/traces"
+        );
+        assert_eq!(
+            otlp_traces_url("http://h:4317/", OtlpProtocol::Grpc),
+            "http://h:4317"
+        );
     }
 }

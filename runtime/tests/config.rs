@@ -32,7 +32,9 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     fn write(&self, name: &str, text: &str) -> PathBuf {
@@ -66,7 +68,10 @@ fn assert_names(message: &str, line: usize, fragments: &[&str]) {
     let at = format!("clusters.toml:{line}:");
     assert!(message.contains(&at), "expected {at:?} in: {message}");
     for fragment in fragments {
-        assert!(message.contains(fragment), "expected {fragment:?} in: {message}");
+        assert!(
+            message.contains(fragment),
+            "expected {fragment:?} in: {message}"
+        );
     }
 }
 
@@ -76,10 +81,21 @@ fn shipped_clusters_toml_loads_and_validates() {
     let config = PanoptesConfig::load_with_env(&path, std::iter::empty()).expect("shipped config");
     let names: Vec<&str> = config.clusters.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["east", "west", "edge"]);
-    assert!(config.clusters.iter().all(|c| matches!(&c.source, ClusterSource::Embedded(e) if e.pods > 0 && e.churn_per_sec > 0.0)));
-    let resources: Vec<String> = config.watches.iter().map(|w| w.resource.to_string()).collect();
+    assert!(config.clusters.iter().all(
+        |c| matches!(&c.source, ClusterSource::Embedded(e) if e.pods > 0 && e.churn_per_sec > 0.0)
+    ));
+    let resources: Vec<String> = config
+        .watches
+        .iter()
+        .map(|w| w.resource.to_string())
+        .collect();
     assert_eq!(resources, ["v1/pods", "apps/v1/deployments"]);
-    assert!(config.watches.iter().all(|w| w.clusters == ClusterSelection::All));
+    assert!(
+        config
+            .watches
+            .iter()
+            .all(|w| w.clusters == ClusterSelection::All)
+    );
     assert_eq!(config.telemetry.otlp_endpoint, None);
     assert_eq!(config.runtime.metrics_addr.to_string(), "127.0.0.1:9464");
 }
@@ -90,7 +106,10 @@ fn missing_file_names_the_path() {
     let path = scratch.dir.path().join("nope.toml");
     let err = PanoptesConfig::load_with_env(&path, std::iter::empty()).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -120,30 +139,48 @@ fn unknown_key_inside_runtime_is_rejected() {
 
 #[test]
 fn wrong_type_names_the_key() {
-    let message = Scratch::new().error("[[clusters]]\nname = \"east\"\nembedded = { pods = \"many\" }\n");
+    let message =
+        Scratch::new().error("[[clusters]]\nname = \"east\"\nembedded = { pods = \"many\" }\n");
     assert_names(&message, 3, &["[[clusters]] #1 embedded.pods"]);
 }
 
 #[test]
 fn bad_resource_string_explains_the_form() {
-    let message = Scratch::new().error(&format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"pods\"\n"));
+    let message =
+        Scratch::new().error(&format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"pods\"\n"));
     assert_names(&message, 6, &["[[watch]] #1 resource", "\"v1/pods\""]);
-    let message = Scratch::new().error(&format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"apps/v1/Deployments\"\n"));
+    let message = Scratch::new().error(&format!(
+        "{GOOD_CLUSTER}\n[[watch]]\nresource = \"apps/v1/Deployments\"\n"
+    ));
     assert_names(&message, 6, &["[[watch]] #1 resource", "plural"]);
 }
 
 #[test]
 fn missing_kubeconfig_file_is_reported_with_its_line() {
-    let message = Scratch::new().error("[[clusters]]\nname = \"kind\"\nkubeconfig = \"missing/kubeconfig\"\n");
-    assert_names(&message, 3, &["[[clusters]] #1 kubeconfig", "missing/kubeconfig", "does not exist"]);
+    let message = Scratch::new()
+        .error("[[clusters]]\nname = \"kind\"\nkubeconfig = \"missing/kubeconfig\"\n");
+    assert_names(
+        &message,
+        3,
+        &[
+            "[[clusters]] #1 kubeconfig",
+            "missing/kubeconfig",
+            "does not exist",
+        ],
+    );
 }
 
 #[test]
 fn context_not_in_kubeconfig_lists_the_ones_there() {
     let scratch = Scratch::new();
     scratch.write("kubeconfig", KUBECONFIG);
-    let message = scratch.error("[[clusters]]\nname = \"kind\"\nkubeconfig = \"kubeconfig\"\ncontext = \"ctx-b\"\n");
-    assert_names(&message, 4, &["[[clusters]] #1 context", "\"ctx-b\"", "ctx-a"]);
+    let message = scratch
+        .error("[[clusters]]\nname = \"kind\"\nkubeconfig = \"kubeconfig\"\ncontext = \"ctx-b\"\n");
+    assert_names(
+        &message,
+        4,
+        &["[[clusters]] #1 context", "\"ctx-b\"", "ctx-a"],
+    );
 }
 
 #[test]
@@ -153,23 +190,42 @@ fn kubeconfig_relative_to_the_config_file_with_known_context_loads() {
     let config = scratch
         .load("[[clusters]]\nname = \"kind\"\nkubeconfig = \"kubeconfig\"\ncontext = \"ctx-a\"\nqps = 20.0\nburst = 40\n")
         .expect("valid");
-    let source = ClusterSource::Kubeconfig { path: kubeconfig, context: Some("ctx-a".into()) };
+    let source = ClusterSource::Kubeconfig {
+        path: kubeconfig,
+        context: Some("ctx-a".into()),
+    };
     assert_eq!(config.clusters[0].source, source);
-    assert_eq!((config.clusters[0].qps, config.clusters[0].burst), (Some(20.0), Some(40)));
+    assert_eq!(
+        (config.clusters[0].qps, config.clusters[0].burst),
+        (Some(20.0), Some(40))
+    );
 }
 
 #[test]
 fn duplicate_cluster_names_point_at_both_lines() {
     let text = "[[clusters]]\nname = \"east\"\nembedded = {}\n\n[[clusters]]\nname = \"east\"\nin_cluster = true\n";
     let message = Scratch::new().error(text);
-    assert_names(&message, 6, &["[[clusters]] #2 name", "\"east\" is used twice (first at line 2)"]);
+    assert_names(
+        &message,
+        6,
+        &[
+            "[[clusters]] #2 name",
+            "\"east\" is used twice (first at line 2)",
+        ],
+    );
 }
 
 #[test]
 fn watch_naming_an_unknown_cluster_lists_known_ones() {
-    let text = format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nclusters = [\"east\", \"wets\"]\n");
+    let text = format!(
+        "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nclusters = [\"east\", \"wets\"]\n"
+    );
     let message = Scratch::new().error(&text);
-    assert_names(&message, 7, &["[[watch]] #1 clusters", "\"wets\"", "known: east"]);
+    assert_names(
+        &message,
+        7,
+        &["[[watch]] #1 clusters", "\"wets\"", "known: east"],
+    );
 }
 
 #[test]
@@ -181,8 +237,13 @@ fn watch_with_an_empty_cluster_list_is_rejected() {
 
 #[test]
 fn two_sources_on_one_cluster_are_rejected() {
-    let message = Scratch::new().error("[[clusters]]\nname = \"east\"\nin_cluster = true\nembedded = {}\n");
-    assert_names(&message, 4, &["[[clusters]] #1 embedded", "both in_cluster and embedded"]);
+    let message =
+        Scratch::new().error("[[clusters]]\nname = \"east\"\nin_cluster = true\nembedded = {}\n");
+    assert_names(
+        &message,
+        4,
+        &["[[clusters]] #1 embedded", "both in_cluster and embedded"],
+    );
 }
 
 #[test]
@@ -202,30 +263,48 @@ fn bad_duration_explains_the_units() {
     let text = format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nresync = \"30\"\n");
     let message = Scratch::new().error(&text);
     assert_names(&message, 7, &["[[watch]] #1 resync", "no unit"]);
-    let message = Scratch::new().error(&format!("[runtime]\ndefault_resync = \"5 min\"\n{GOOD_CLUSTER}"));
+    let message = Scratch::new().error(&format!(
+        "[runtime]\ndefault_resync = \"5 min\"\n{GOOD_CLUSTER}"
+    ));
     assert_names(&message, 2, &["[runtime] default_resync"]);
 }
 
 #[test]
 fn bad_selectors_name_the_requirement() {
-    let text = format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nlabel_selector = \"app=web,tier in (a\"\n");
+    let text = format!(
+        "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nlabel_selector = \"app=web,tier in (a\"\n"
+    );
     let message = Scratch::new().error(&text);
     assert_names(&message, 7, &["[[watch]] #1 label_selector", "tier in (a"]);
-    let text = format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nfield_selector = \"status.phase\"\n");
+    let text = format!(
+        "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nfield_selector = \"status.phase\"\n"
+    );
     let message = Scratch::new().error(&text);
     assert_names(&message, 7, &["[[watch]] #1 field_selector", "no operator"]);
 }
 
 #[test]
 fn sampling_ratio_out_of_range_is_rejected() {
-    let message = Scratch::new().error(&format!("[telemetry]\nsampling_ratio = 1.5\n{GOOD_CLUSTER}"));
-    assert_names(&message, 2, &["[telemetry] sampling_ratio", "1.5", "0.0..=1.0"]);
+    let message = Scratch::new().error(&format!(
+        "[telemetry]\nsampling_ratio = 1.5\n{GOOD_CLUSTER}"
+    ));
+    assert_names(
+        &message,
+        2,
+        &["[telemetry] sampling_ratio", "1.5", "0.0..=1.0"],
+    );
 }
 
 #[test]
 fn bad_metrics_address_is_rejected() {
-    let message = Scratch::new().error(&format!("[runtime]\nmetrics_addr = \"localhost\"\n{GOOD_CLUSTER}"));
-    assert_names(&message, 2, &["[runtime] metrics_addr", "\"localhost\"", "IP:PORT"]);
+    let message = Scratch::new().error(&format!(
+        "[runtime]\nmetrics_addr = \"localhost\"\n{GOOD_CLUSTER}"
+    ));
+    assert_names(
+        &message,
+        2,
+        &["[runtime] metrics_addr", "\"localhost\"", "IP:PORT"],
+    );
 }
 
 #[test]
@@ -234,7 +313,8 @@ fn bad_embedded_numbers_and_names_are_rejected() {
     assert_names(&message, 3, &["[[clusters]] #1 embedded.pods", "-1"]);
     let message = Scratch::new().error("[[clusters]]\nname = \"East_1\"\nembedded = {}\n");
     assert_names(&message, 2, &["[[clusters]] #1 name", "\"East_1\""]);
-    let message = Scratch::new().error("[[clusters]]\nname = \"e\"\nembedded = { namespaces = 0 }\n");
+    let message =
+        Scratch::new().error("[[clusters]]\nname = \"e\"\nembedded = { namespaces = 0 }\n");
     assert_names(&message, 3, &["[[clusters]] #1 embedded.namespaces"]);
 }
 
@@ -242,23 +322,43 @@ fn bad_embedded_numbers_and_names_are_rejected() {
 fn bad_log_filter_and_protocol_are_rejected() {
     let message = Scratch::new().error(&format!("[telemetry]\nlog = \"info,[\"\n{GOOD_CLUSTER}"));
     assert_names(&message, 2, &["[telemetry] log"]);
-    let message = Scratch::new().error(&format!("[telemetry]\notlp_protocol = \"udp\"\n{GOOD_CLUSTER}"));
-    assert_names(&message, 2, &["[telemetry] otlp_protocol", "\"grpc\" or \"http\""]);
+    let message = Scratch::new().error(&format!(
+        "[telemetry]\notlp_protocol = \"udp\"\n{GOOD_CLUSTER}"
+    ));
+    assert_names(
+        &message,
+        2,
+        &["[telemetry] otlp_protocol", "\"grpc\" or \"http\""],
+    );
 }
 
 #[test]
 fn bad_env_override_names_the_variable() {
     let scratch = Scratch::new();
     let err = scratch
-        .load_env(GOOD_CLUSTER, &[("PANOPTES__RUNTIME__METRICS_ADDR", "nonsense")])
+        .load_env(
+            GOOD_CLUSTER,
+            &[("PANOPTES__RUNTIME__METRICS_ADDR", "nonsense")],
+        )
         .unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("PANOPTES__RUNTIME__METRICS_ADDR"), "{message}");
-    assert!(message.contains("[runtime] metrics_addr") && message.contains("clusters.toml"), "{message}");
+    assert!(
+        message.contains("PANOPTES__RUNTIME__METRICS_ADDR"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[runtime] metrics_addr") && message.contains("clusters.toml"),
+        "{message}"
+    );
 
-    let err = scratch.load_env(GOOD_CLUSTER, &[("PANOPTES__RUNTIME__BOGUS", "1")]).unwrap_err();
+    let err = scratch
+        .load_env(GOOD_CLUSTER, &[("PANOPTES__RUNTIME__BOGUS", "1")])
+        .unwrap_err();
     assert!(matches!(err, ConfigError::Override { .. }), "{err:?}");
-    assert!(err.to_string().contains("PANOPTES__RUNTIME__BOGUS"), "{err}");
+    assert!(
+        err.to_string().contains("PANOPTES__RUNTIME__BOGUS"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -266,13 +366,22 @@ fn env_override_sets_the_otlp_endpoint() {
     let scratch = Scratch::new();
     let text = format!("[telemetry]\nsampling_ratio = 0.5\n{GOOD_CLUSTER}");
     let env = [
-        ("PANOPTES__TELEMETRY__OTLP_ENDPOINT", "http://collector:4318"),
+        (
+            "PANOPTES__TELEMETRY__OTLP_ENDPOINT",
+            "http://collector:4318",
+        ),
         ("PANOPTES__TELEMETRY__OTLP_PROTOCOL", "http"),
         ("UNRELATED", "x"),
     ];
     let config = scratch.load_env(&text, &env).expect("valid");
-    assert_eq!(config.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+    assert_eq!(
+        config.telemetry.otlp_endpoint.as_deref(),
+        Some("http://collector:4318")
+    );
     assert_eq!(config.telemetry.otlp_protocol, OtlpProtocol::Http);
-    assert_eq!(config.telemetry.sampling_ratio, 0.5, "file values survive the merge");
+    assert_eq!(
+        config.telemetry.sampling_ratio, 0.5,
+        "file values survive the merge"
+    );
     assert_eq!(config.clusters.len(), 1);
 }

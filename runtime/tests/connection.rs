@@ -17,17 +17,28 @@ fn kubeconfig(server: &str, user: &str, token: &str) -> String {
 }
 
 fn cluster(name: &str, source: ClusterSource) -> ClusterConfig {
-    ClusterConfig { name: ClusterId::from(name), source, qps: Some(5.0), burst: Some(10) }
+    ClusterConfig {
+        name: ClusterId::from(name),
+        source,
+        qps: Some(5.0),
+        burst: Some(10),
+    }
 }
 
 fn embedded(name: &str) -> ClusterConfig {
-    let spec = EmbeddedCluster { pods: 1, namespaces: 1, churn_per_sec: 0.0 };
+    let spec = EmbeddedCluster {
+        pods: 1,
+        namespaces: 1,
+        churn_per_sec: 0.0,
+    };
     cluster(name, ClusterSource::Embedded(spec))
 }
 
 async fn identity(server: &str, user: &str, token: &str) -> ClusterIdentity {
     let yaml = kubeconfig(server, user, token);
-    let connection = connect_with_kubeconfig_yaml(&embedded("e"), &yaml, None).await.expect("connect");
+    let connection = connect_with_kubeconfig_yaml(&embedded("e"), &yaml, None)
+        .await
+        .expect("connect");
     connection.identity
 }
 
@@ -43,7 +54,10 @@ async fn same_server_and_token_is_one_identity_whatever_the_user_is_called() {
 #[tokio::test]
 async fn a_different_token_or_server_is_a_different_identity() {
     let a = identity("https://127.0.0.1:6443", "alice", SECRET).await;
-    assert_ne!(a, identity("https://127.0.0.1:6443", "alice", "another-token").await);
+    assert_ne!(
+        a,
+        identity("https://127.0.0.1:6443", "alice", "another-token").await
+    );
     assert_ne!(a, identity("https://127.0.0.1:7443", "alice", SECRET).await);
 }
 
@@ -52,7 +66,10 @@ async fn identity_never_shows_the_token() {
     let a = identity("https://127.0.0.1:6443", "alice", SECRET).await;
     let shown = format!("{a} {a:?} {a:#?}");
     assert!(!shown.contains(SECRET), "{shown}");
-    assert!(shown.contains("alice") && shown.contains("https://127.0.0.1:6443"), "{shown}");
+    assert!(
+        shown.contains("alice") && shown.contains("https://127.0.0.1:6443"),
+        "{shown}"
+    );
     assert!(shown.contains(&a.short_fingerprint()));
 }
 
@@ -61,11 +78,20 @@ async fn kubeconfig_entry_connects_and_carries_its_limits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kubeconfig");
     std::fs::write(&path, kubeconfig("https://127.0.0.1:6443", "alice", SECRET)).unwrap();
-    let source = ClusterSource::Kubeconfig { path, context: Some("ctx".into()) };
+    let source = ClusterSource::Kubeconfig {
+        path,
+        context: Some("ctx".into()),
+    };
     let connection = connect(&cluster("kind", source)).await.expect("connect");
     assert_eq!(connection.name.as_str(), "kind");
-    assert_eq!(connection.identity, identity("https://127.0.0.1:6443", "x", SECRET).await);
-    assert_eq!((connection.rate_limit.qps, connection.rate_limit.burst), (Some(5.0), Some(10)));
+    assert_eq!(
+        connection.identity,
+        identity("https://127.0.0.1:6443", "x", SECRET).await
+    );
+    assert_eq!(
+        (connection.rate_limit.qps, connection.rate_limit.burst),
+        (Some(5.0), Some(10))
+    );
     assert!(!format!("{connection:?}").contains(SECRET));
 }
 
@@ -75,23 +101,35 @@ async fn errors_name_the_cluster_entry() {
     assert!(matches!(err, ConnectionError::EmbeddedNotStarted { .. }));
     assert!(err.to_string().contains("\"edge\""), "{err}");
 
-    let err = connect_with_kubeconfig_yaml(&embedded("edge"), "not: [yaml", None).await.unwrap_err();
+    let err = connect_with_kubeconfig_yaml(&embedded("edge"), "not: [yaml", None)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("\"edge\""), "{err}");
 
     let yaml = kubeconfig("https://127.0.0.1:6443", "alice", SECRET);
-    let err = connect_with_kubeconfig_yaml(&embedded("edge"), &yaml, Some("nope")).await.unwrap_err();
+    let err = connect_with_kubeconfig_yaml(&embedded("edge"), &yaml, Some("nope"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("\"edge\""), "{err}");
     assert!(!err.to_string().contains(SECRET), "{err}");
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gone");
-    let source = ClusterSource::Kubeconfig { path: path.clone(), context: None };
+    let source = ClusterSource::Kubeconfig {
+        path: path.clone(),
+        context: None,
+    };
     let err = connect(&cluster("kind", source)).await.unwrap_err();
     let message = err.to_string();
-    assert!(message.contains("\"kind\"") && message.contains(&path.display().to_string()), "{message}");
+    assert!(
+        message.contains("\"kind\"") && message.contains(&path.display().to_string()),
+        "{message}"
+    );
 
     if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
-        let err = connect(&cluster("pod", ClusterSource::InCluster)).await.unwrap_err();
+        let err = connect(&cluster("pod", ClusterSource::InCluster))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("\"pod\""), "{err}");
     }
 }

@@ -14,9 +14,15 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     let exchange = async {
         let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
         let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("send request");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("send request");
         let mut response = String::new();
-        stream.read_to_string(&mut response).await.expect("read response");
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("read response");
         response
     };
     let response = tokio::time::timeout(Duration::from_secs(10), exchange)
@@ -27,7 +33,10 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {response:?}"));
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -38,12 +47,20 @@ async fn healthz_readyz_and_metrics_answer_over_http() {
     metrics.workqueue("pods").adds.inc();
     // Families appear in the exposition once they have a series.
     metrics.record_reconcile("pods", ReconcileResult::Error);
-    metrics.informer_events("east", "v1/pods", EventType::Modified).inc();
-    metrics.listener_backlog("east", "v1/pods", "printer").set(0);
+    metrics
+        .informer_events("east", "v1/pods", EventType::Modified)
+        .inc();
+    metrics
+        .listener_backlog("east", "v1/pods", "printer")
+        .set(0);
     let readiness = Readiness::new();
-    let server = HealthServer::start("127.0.0.1:0".parse().unwrap(), metrics.clone(), readiness.clone())
-        .await
-        .expect("start health server");
+    let server = HealthServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await
+    .expect("start health server");
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
 
@@ -81,13 +98,18 @@ async fn healthz_readyz_and_metrics_answer_over_http() {
     }
 
     server.stop().await.expect("clean stop");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "port closed after stop");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "port closed after stop"
+    );
 }
 
 #[tokio::test]
 async fn binding_a_taken_port_names_the_address() {
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = taken.local_addr().unwrap();
-    let err = HealthServer::start(addr, Metrics::new(), Readiness::new()).await.unwrap_err();
+    let err = HealthServer::start(addr, Metrics::new(), Readiness::new())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }

@@ -28,11 +28,16 @@ async fn start_collector() -> (String, mpsc::UnboundedReceiver<Bytes>) {
     let app = Router::new()
         .route(
             "/v1/traces",
-            post(|State(bodies): State<mpsc::UnboundedSender<Bytes>>, body: Bytes| async move {
-                let _ = bodies.send(body);
-                // An empty ExportTraceServiceResponse: full success.
-                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
-            }),
+            post(
+                |State(bodies): State<mpsc::UnboundedSender<Bytes>>, body: Bytes| async move {
+                    let _ = bodies.send(body);
+                    // An empty ExportTraceServiceResponse: full success.
+                    (
+                        [("content-type", "application/x-protobuf")],
+                        Vec::<u8>::new(),
+                    )
+                },
+            ),
         )
         .with_state(bodies);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,12 +50,18 @@ async fn start_collector() -> (String, mpsc::UnboundedReceiver<Bytes>) {
 async fn a_span_reaches_an_otlp_http_collector_with_the_service_name() {
     let (endpoint, mut received) = start_collector().await;
     let config = telemetry(Some(endpoint), OtlpProtocol::Http, 1.0);
-    let provider = tracer_provider(&config).expect("provider").expect("endpoint set");
-    provider.tracer("test").in_span("reflector-list-east", |cx| {
-        assert!(cx.span().span_context().is_sampled());
-    });
+    let provider = tracer_provider(&config)
+        .expect("provider")
+        .expect("endpoint set");
+    provider
+        .tracer("test")
+        .in_span("reflector-list-east", |cx| {
+            assert!(cx.span().span_context().is_sampled());
+        });
     let flushing = provider.clone();
-    let flushed = tokio::task::spawn_blocking(move || flushing.force_flush()).await.unwrap();
+    let flushed = tokio::task::spawn_blocking(move || flushing.force_flush())
+        .await
+        .unwrap();
     assert!(flushed.is_ok(), "{flushed:?}");
 
     let body = tokio::time::timeout(Duration::from_secs(10), received.recv())
@@ -58,25 +69,43 @@ async fn a_span_reaches_an_otlp_http_collector_with_the_service_name() {
         .expect("collector got an export within 10s")
         .expect("collector alive");
     let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    assert!(contains(b"reflector-list-east"), "span name in the protobuf body");
-    assert!(contains(b"panoptes-under-test"), "service.name in the protobuf body");
-    tokio::task::spawn_blocking(move || provider.shutdown()).await.unwrap().unwrap();
+    assert!(
+        contains(b"reflector-list-east"),
+        "span name in the protobuf body"
+    );
+    assert!(
+        contains(b"panoptes-under-test"),
+        "service.name in the protobuf body"
+    );
+    tokio::task::spawn_blocking(move || provider.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn sampling_ratio_zero_keeps_no_root_span() {
     // The grpc exporter connects lazily, so nothing needs to listen here.
     let config = telemetry(Some("http://127.0.0.1:9".into()), OtlpProtocol::Grpc, 0.0);
-    let provider = tracer_provider(&config).expect("provider").expect("endpoint set");
+    let provider = tracer_provider(&config)
+        .expect("provider")
+        .expect("endpoint set");
     let mut span = provider.tracer("test").start("dropped");
     assert!(!span.span_context().is_sampled());
     span.end();
-    tokio::task::spawn_blocking(move || provider.shutdown()).await.unwrap().ok();
+    tokio::task::spawn_blocking(move || provider.shutdown())
+        .await
+        .unwrap()
+        .ok();
 }
 
 #[test]
 fn exporter_outside_a_runtime_is_an_error_not_a_panic() {
-    let config = telemetry(Some("http://127.0.0.1:4317".into()), OtlpProtocol::Grpc, 1.0);
+    let config = telemetry(
+        Some("http://127.0.0.1:4317".into()),
+        OtlpProtocol::Grpc,
+        1.0,
+    );
     let err = tracer_provider(&config).unwrap_err();
     assert!(matches!(err, TelemetryError::NeedsTokio { .. }), "{err}");
     assert!(err.to_string().contains("127.0.0.1:4317"));
@@ -89,5 +118,8 @@ fn no_endpoint_installs_logging_only_and_only_once() {
     let guard = init(&config).expect("first init");
     assert!(guard.tracer_provider().is_none());
     tracing::warn!("logged through the installed subscriber");
-    assert!(matches!(init(&config), Err(TelemetryError::AlreadyInstalled)));
+    assert!(matches!(
+        init(&config),
+        Err(TelemetryError::AlreadyInstalled)
+    ));
 }

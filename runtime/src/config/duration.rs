@@ -13,11 +13,15 @@ use thiserror::Error;
 pub enum DurationError {
     #[error("empty duration; write a number and a unit, e.g. \"30s\" or \"5m\"")]
     Empty,
-    #[error("\"{input}\" has no unit after {number}; write e.g. \"{number}s\" (units: ms, s, m, h, d)")]
+    #[error(
+        "\"{input}\" has no unit after {number}; write e.g. \"{number}s\" (units: ms, s, m, h, d)"
+    )]
     MissingUnit { input: String, number: u64 },
     #[error("\"{input}\" has unknown unit \"{unit}\" (units: ms, s, m, h, d)")]
     UnknownUnit { input: String, unit: String },
-    #[error("\"{input}\" is not a duration: expected a number at \"{rest}\", e.g. \"30s\" or \"1h30m\"")]
+    #[error(
+        "\"{input}\" is not a duration: expected a number at \"{rest}\", e.g. \"30s\" or \"1h30m\""
+    )]
     ExpectedNumber { input: String, rest: String },
     #[error("\"{input}\" is too long a duration")]
     Overflow { input: String },
@@ -35,27 +39,43 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     while !rest.is_empty() {
         let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
         if digits == 0 {
-            return Err(DurationError::ExpectedNumber { input: text.into(), rest: rest.into() });
+            return Err(DurationError::ExpectedNumber {
+                input: text.into(),
+                rest: rest.into(),
+            });
         }
         let overflow = || DurationError::Overflow { input: text.into() };
         let number: u64 = rest[..digits].parse().map_err(|_| overflow())?;
         rest = &rest[digits..];
-        let unit_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_alphabetic()).len();
+        let unit_len = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                .len();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let millis_per_unit: u64 = match unit {
-            "" => return Err(DurationError::MissingUnit { input: text.into(), number }),
+            "" => {
+                return Err(DurationError::MissingUnit {
+                    input: text.into(),
+                    number,
+                });
+            }
             "ms" => 1,
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
             other => {
-                return Err(DurationError::UnknownUnit { input: text.into(), unit: other.into() });
+                return Err(DurationError::UnknownUnit {
+                    input: text.into(),
+                    unit: other.into(),
+                });
             }
         };
         let millis = number.checked_mul(millis_per_unit).ok_or_else(overflow)?;
-        total = total.checked_add(Duration::from_millis(millis)).ok_or_else(overflow)?;
+        total = total
+            .checked_add(Duration::from_millis(millis))
+            .ok_or_else(overflow)?;
     }
     Ok(total)
 }
@@ -77,15 +97,35 @@ mod tests {
     #[test]
     fn should_reject_with_a_reason() {
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
-        assert!(matches!(parse_duration("30"), Err(DurationError::MissingUnit { number: 30, .. })));
-        assert!(matches!(parse_duration("3 weeks"), Err(DurationError::MissingUnit { .. })));
-        assert!(matches!(parse_duration("weeks"), Err(DurationError::ExpectedNumber { .. })));
-        assert!(matches!(parse_duration("3w"), Err(DurationError::UnknownUnit { .. })));
-        assert!(matches!(parse_duration("-5s"), Err(DurationError::ExpectedNumber { .. })));
+        assert!(matches!(
+            parse_duration("30"),
+            Err(DurationError::MissingUnit { number: 30, .. })
+        ));
+        assert!(matches!(
+            parse_duration("3 weeks"),
+            Err(DurationError::MissingUnit { .. })
+        ));
+        assert!(matches!(
+            parse_duration("weeks"),
+            Err(DurationError::ExpectedNumber { .. })
+        ));
+        assert!(matches!(
+            parse_duration("3w"),
+            Err(DurationError::UnknownUnit { .. })
+        ));
+        assert!(matches!(
+            parse_duration("-5s"),
+            Err(DurationError::ExpectedNumber { .. })
+        ));
         assert!(matches!(
             parse_duration("99999999999999999999s"),
             Err(DurationError::Overflow { .. })
         ));
-        assert!(parse_duration("5x").unwrap_err().to_string().contains("unit \"x\""));
+        assert!(
+            parse_duration("5x")
+                .unwrap_err()
+                .to_string()
+                .contains("unit \"x\"")
+        );
     }
 }

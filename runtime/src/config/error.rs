@@ -17,7 +17,11 @@ use super::selector::SelectorError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
     /// Written in the file at this 1-based line and column.
-    File { file: PathBuf, line: usize, column: usize },
+    File {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+    },
     /// Set (or overridden) by this environment variable.
     Env { variable: String, file: PathBuf },
     /// Not written anywhere: the error is about something missing from the file.
@@ -58,48 +62,75 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{}:{line}:{column}: TOML syntax error near {key}: {message}", file.display())]
-    Syntax { file: PathBuf, line: usize, column: usize, key: KeyPath, message: String },
+    Syntax {
+        file: PathBuf,
+        line: usize,
+        column: usize,
+        key: KeyPath,
+        message: String,
+    },
     /// An unknown key, a missing required key or a value of the wrong type.
     #[error("{at}: {message}")]
-    Schema { at: Position, message: String },
+    Schema { at: Box<Position>, message: String },
     /// An environment override that could not be merged into the file's values.
     #[error("environment override {variables} (applied to {}): {message}", file.display())]
-    Override { variables: String, file: PathBuf, message: String },
+    Override {
+        variables: String,
+        file: PathBuf,
+        message: String,
+    },
     #[error("{}:1:1: [[clusters]]: none defined; add at least one, e.g. [[clusters]] name = \"dev\" embedded = {{}}", file.display())]
     NoClusters { file: PathBuf },
     #[error("{at}: \"{name}\" is used twice (first at line {first_line})")]
-    DuplicateCluster { at: Position, name: String, first_line: usize },
+    DuplicateCluster {
+        at: Box<Position>,
+        name: String,
+        first_line: usize,
+    },
     #[error("{at}: no [[clusters]] entry is named \"{name}\" (known: {known})")]
-    UnknownCluster { at: Position, name: String, known: String },
+    UnknownCluster {
+        at: Box<Position>,
+        name: String,
+        known: String,
+    },
     #[error("{at}: {problem}")]
-    ClusterSource { at: Position, problem: String },
+    ClusterSource { at: Box<Position>, problem: String },
     #[error("{at}: kubeconfig file {} does not exist", path.display())]
-    KubeconfigMissing { at: Position, path: PathBuf },
+    KubeconfigMissing { at: Box<Position>, path: PathBuf },
     #[error("{at}: kubeconfig file {} cannot be read: {message}", path.display())]
-    KubeconfigUnreadable { at: Position, path: PathBuf, message: String },
+    KubeconfigUnreadable {
+        at: Box<Position>,
+        path: PathBuf,
+        message: String,
+    },
     #[error("{at}: context \"{context}\" is not in kubeconfig {} (it has: {available})", path.display())]
-    ContextMissing { at: Position, context: String, path: PathBuf, available: String },
+    ContextMissing {
+        at: Box<Position>,
+        context: String,
+        path: PathBuf,
+        available: String,
+    },
     #[error("{at}: {source}")]
     Resource {
-        at: Position,
+        at: Box<Position>,
         #[source]
         source: ResourceRefError,
     },
     #[error("{at}: {source}")]
     Selector {
-        at: Position,
+        at: Box<Position>,
         #[source]
         source: SelectorError,
     },
     #[error("{at}: {source}")]
     Duration {
-        at: Position,
+        at: Box<Position>,
         #[source]
         source: DurationError,
     },
     /// A value of the right type but outside what it may be (a ratio above 1, a bad address).
     #[error("{at}: {message}")]
-    Value { at: Position, message: String },
+    Value { at: Box<Position>, message: String },
 }
 
 impl ConfigError {
@@ -116,10 +147,11 @@ impl ConfigError {
             | Self::Resource { at, .. }
             | Self::Selector { at, .. }
             | Self::Duration { at, .. }
-            | Self::Value { at, .. } => Some(at),
-            Self::Read { .. } | Self::Syntax { .. } | Self::Override { .. } | Self::NoClusters { .. } => {
-                None
-            }
+            | Self::Value { at, .. } => Some(at.as_ref()),
+            Self::Read { .. }
+            | Self::Syntax { .. }
+            | Self::Override { .. }
+            | Self::NoClusters { .. } => None,
         }
     }
 }

@@ -91,7 +91,11 @@ impl fmt::Display for KeyPath {
             [] => f.write_str("(top level)"),
             [Segment::Key(table), Segment::Index(i), tail @ ..] => {
                 write!(f, "[[{table}]] #{}", i + 1)?;
-                if tail.is_empty() { Ok(()) } else { write!(f, " {}", rest(2)) }
+                if tail.is_empty() {
+                    Ok(())
+                } else {
+                    write!(f, " {}", rest(2))
+                }
             }
             [Segment::Key(table), _, ..] => write!(f, "[{table}] {}", rest(1)),
             [Segment::Key(key)] if matches!(key.as_str(), "runtime" | "telemetry") => {
@@ -114,7 +118,10 @@ mod tests {
         let name = KeyPath::root("clusters").index(1).key("name");
         assert_eq!(name.to_string(), "[[clusters]] #2 name");
         assert_eq!(name.dotted(), "clusters.1.name");
-        let pods = KeyPath::root("clusters").index(0).key("embedded").key("pods");
+        let pods = KeyPath::root("clusters")
+            .index(0)
+            .key("embedded")
+            .key("pods");
         assert_eq!(pods.to_string(), "[[clusters]] #1 embedded.pods");
         let addr = KeyPath::root("runtime").key("metrics_addr");
         assert_eq!(addr.to_string(), "[runtime] metrics_addr");

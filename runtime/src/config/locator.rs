@@ -35,7 +35,10 @@ impl Locator {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        let mut locator = Self { line_starts, entries: HashMap::new() };
+        let mut locator = Self {
+            line_starts,
+            entries: HashMap::new(),
+        };
         locator.walk_table(&KeyPath::default(), document.get_ref());
         Ok(locator)
     }
@@ -43,7 +46,10 @@ impl Locator {
     fn walk_table(&mut self, path: &KeyPath, table: &DeTable<'_>) {
         for (key, value) in table {
             let child = path.key(key.get_ref());
-            let spans = Spans { key: key.span(), value: value.span() };
+            let spans = Spans {
+                key: key.span(),
+                value: value.span(),
+            };
             self.entries.insert(child.dotted(), (child.clone(), spans));
             self.walk_value(&child, value.get_ref());
         }
@@ -55,7 +61,10 @@ impl Locator {
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let child = path.index(i);
-                    let spans = Spans { key: item.span(), value: item.span() };
+                    let spans = Spans {
+                        key: item.span(),
+                        value: item.span(),
+                    };
                     self.entries.insert(child.dotted(), (child.clone(), spans));
                     self.walk_value(&child, item.get_ref());
                 }
@@ -107,10 +116,16 @@ mod tests {
     #[test]
     fn should_find_lines_of_keys_and_array_elements() {
         let locator = Locator::parse(DOC).unwrap();
-        assert_eq!(locator.position(&KeyPath::root("runtime").key("metrics_addr")), Some((2, 1)));
+        assert_eq!(
+            locator.position(&KeyPath::root("runtime").key("metrics_addr")),
+            Some((2, 1))
+        );
         let second = KeyPath::root("clusters").index(1);
         assert_eq!(locator.position(&second.key("name")), Some((8, 1)));
-        assert_eq!(locator.position(&second.key("embedded").key("pods")), Some((9, 14)));
+        assert_eq!(
+            locator.position(&second.key("embedded").key("pods")),
+            Some((9, 14))
+        );
         // A key that was not written points at its entry.
         assert_eq!(locator.position(&second.key("qps")).map(|p| p.0), Some(7));
     }

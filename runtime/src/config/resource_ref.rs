@@ -25,13 +25,21 @@ pub struct ResourceRef {
 /// Why a resource string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ResourceRefError {
-    #[error("\"{0}\" is not [group/]version/plural; write e.g. \"v1/pods\" or \"apps/v1/deployments\"")]
+    #[error(
+        "\"{0}\" is not [group/]version/plural; write e.g. \"v1/pods\" or \"apps/v1/deployments\""
+    )]
     Shape(String),
-    #[error("\"{input}\": version \"{version}\" is not a Kubernetes API version (v1, v2beta1, v1alpha3)")]
+    #[error(
+        "\"{input}\": version \"{version}\" is not a Kubernetes API version (v1, v2beta1, v1alpha3)"
+    )]
     Version { input: String, version: String },
-    #[error("\"{input}\": plural \"{plural}\" must be a lowercase name like \"pods\" or \"deployments\"")]
+    #[error(
+        "\"{input}\": plural \"{plural}\" must be a lowercase name like \"pods\" or \"deployments\""
+    )]
     Plural { input: String, plural: String },
-    #[error("\"{input}\": group \"{group}\" must be a lowercase DNS name like \"apps\" or \"example.com\"")]
+    #[error(
+        "\"{input}\": group \"{group}\" must be a lowercase DNS name like \"apps\" or \"example.com\""
+    )]
     Group { input: String, group: String },
 }
 
@@ -67,27 +75,44 @@ impl FromStr for ResourceRef {
         }
         if !is_api_version(version) {
             let version = version.into();
-            return Err(ResourceRefError::Version { input: input.into(), version });
+            return Err(ResourceRefError::Version {
+                input: input.into(),
+                version,
+            });
         }
         if !is_dns_label(plural) {
-            return Err(ResourceRefError::Plural { input: input.into(), plural: plural.into() });
+            return Err(ResourceRefError::Plural {
+                input: input.into(),
+                plural: plural.into(),
+            });
         }
         if !group.is_empty() && !group.split('.').all(is_dns_label) {
-            return Err(ResourceRefError::Group { input: input.into(), group: group.into() });
+            return Err(ResourceRefError::Group {
+                input: input.into(),
+                group: group.into(),
+            });
         }
-        Ok(Self { group: group.into(), version: version.into(), plural: plural.into() })
+        Ok(Self {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.into(),
+        })
     }
 }
 
 /// `v<N>` optionally followed by `alpha<N>` or `beta<N>` — the apiserver's version grammar.
 fn is_api_version(version: &str) -> bool {
-    let Some(rest) = version.strip_prefix('v') else { return false };
+    let Some(rest) = version.strip_prefix('v') else {
+        return false;
+    };
     let major_len = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     if major_len == 0 || rest.starts_with('0') {
         return false;
     }
     let stability = &rest[major_len..];
-    let minor = stability.strip_prefix("alpha").or_else(|| stability.strip_prefix("beta"));
+    let minor = stability
+        .strip_prefix("alpha")
+        .or_else(|| stability.strip_prefix("beta"));
     match minor {
         None => stability.is_empty(),
         Some(n) => !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()),
@@ -109,22 +134,39 @@ mod tests {
     use super::*;
 
     fn gvr(group: &str, version: &str, plural: &str) -> ResourceRef {
-        ResourceRef { group: group.into(), version: version.into(), plural: plural.into() }
+        ResourceRef {
+            group: group.into(),
+            version: version.into(),
+            plural: plural.into(),
+        }
     }
 
     #[test]
     fn should_parse_core_named_and_custom_groups() {
         assert_eq!("v1/pods".parse(), Ok(gvr("", "v1", "pods")));
-        assert_eq!("apps/v1/deployments".parse(), Ok(gvr("apps", "v1", "deployments")));
-        assert_eq!("example.com/v1beta2/widgets".parse(), Ok(gvr("example.com", "v1beta2", "widgets")));
+        assert_eq!(
+            "apps/v1/deployments".parse(),
+            Ok(gvr("apps", "v1", "deployments"))
+        );
+        assert_eq!(
+            "example.com/v1beta2/widgets".parse(),
+            Ok(gvr("example.com", "v1beta2", "widgets"))
+        );
     }
 
     #[test]
     fn should_round_trip_through_display() {
-        for s in ["v1/pods", "apps/v1/deployments", "example.com/v1alpha1/widgets"] {
+        for s in [
+            "v1/pods",
+            "apps/v1/deployments",
+            "example.com/v1alpha1/widgets",
+        ] {
             assert_eq!(s.parse::<ResourceRef>().unwrap().to_string(), s);
         }
-        assert_eq!("v1/pods".parse::<ResourceRef>().unwrap().api_version(), "v1");
+        assert_eq!(
+            "v1/pods".parse::<ResourceRef>().unwrap().api_version(),
+            "v1"
+        );
     }
 
     #[test]
@@ -133,9 +175,18 @@ mod tests {
         assert!(matches!(err("pods"), ResourceRefError::Shape(_)));
         assert!(matches!(err("a/b/c/d"), ResourceRefError::Shape(_)));
         assert!(matches!(err("/v1/pods"), ResourceRefError::Shape(_)));
-        assert!(matches!(err("apps/1/deployments"), ResourceRefError::Version { .. }));
-        assert!(matches!(err("apps/v1beta/deployments"), ResourceRefError::Version { .. }));
+        assert!(matches!(
+            err("apps/1/deployments"),
+            ResourceRefError::Version { .. }
+        ));
+        assert!(matches!(
+            err("apps/v1beta/deployments"),
+            ResourceRefError::Version { .. }
+        ));
         assert!(matches!(err("v1/Pods"), ResourceRefError::Plural { .. }));
-        assert!(matches!(err("Example.com/v1/widgets"), ResourceRefError::Group { .. }));
+        assert!(matches!(
+            err("Example.com/v1/widgets"),
+            ResourceRefError::Group { .. }
+        ));
     }
 }

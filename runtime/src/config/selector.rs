@@ -95,7 +95,9 @@ fn check_label_requirement(requirement: &str) -> Result<(), String> {
             return Err("must read `key in (a,b)` or `key notin (a,b)`".into());
         };
         if *operator != "in" && *operator != "notin" {
-            return Err(format!("has operator \"{operator}\"; expected `in` or `notin`"));
+            return Err(format!(
+                "has operator \"{operator}\"; expected `in` or `notin`"
+            ));
         }
         check_label_key(key)?;
         let Some(values) = requirement[open + 1..].trim_end().strip_suffix(')') else {
@@ -104,7 +106,9 @@ fn check_label_requirement(requirement: &str) -> Result<(), String> {
         if values.trim().is_empty() {
             return Err("needs at least one value inside the parentheses".into());
         }
-        return values.split(',').try_for_each(|v| check_label_value(v.trim()));
+        return values
+            .split(',')
+            .try_for_each(|v| check_label_value(v.trim()));
     }
     for operator in ["!=", "==", "=", ">", "<"] {
         if let Some((key, value)) = requirement.split_once(operator) {
@@ -113,7 +117,9 @@ fn check_label_requirement(requirement: &str) -> Result<(), String> {
             if operator == ">" || operator == "<" {
                 return match value.parse::<i64>() {
                     Ok(_) => Ok(()),
-                    Err(_) => Err(format!("compares with \"{value}\", which is not an integer")),
+                    Err(_) => Err(format!(
+                        "compares with \"{value}\", which is not an integer"
+                    )),
                 };
             }
             return check_label_value(value.trim_start_matches('='));
@@ -131,7 +137,9 @@ fn check_label_key(key: &str) -> Result<(), String> {
     if let Some(prefix) = prefix {
         let label_ok = |l: &str| super::resource_ref::is_dns_label(l);
         if prefix.is_empty() || prefix.len() > 253 || !prefix.split('.').all(label_ok) {
-            return Err(format!("has key prefix \"{prefix}\", which is not a lowercase DNS name"));
+            return Err(format!(
+                "has key prefix \"{prefix}\", which is not a lowercase DNS name"
+            ));
         }
     }
     if name.is_empty() {
@@ -167,13 +175,17 @@ fn check_field_requirement(requirement: &str) -> Result<(), String> {
     if requirement.is_empty() {
         return Err("is empty (stray comma?)".into());
     }
-    let split = ["!=", "==", "="].iter().find_map(|op| requirement.split_once(op));
+    let split = ["!=", "==", "="]
+        .iter()
+        .find_map(|op| requirement.split_once(op));
     let Some((key, _value)) = split else {
         return Err("has no operator; write `key=value`, `key==value` or `key!=value`".into());
     };
     let key = key.trim();
     if key.is_empty() || key.contains(char::is_whitespace) {
-        return Err(format!("has key \"{key}\"; expected a field path like metadata.name"));
+        return Err(format!(
+            "has key \"{key}\"; expected a field path like metadata.name"
+        ));
     }
     Ok(())
 }
@@ -201,7 +213,15 @@ mod tests {
 
     #[test]
     fn should_reject_malformed_label_selectors_naming_the_requirement() {
-        for bad in ["app=web,", "tier in (a", "tier within (a)", "app=we b", "-app", "x>y", "Ex/a=b"] {
+        for bad in [
+            "app=web,",
+            "tier in (a",
+            "tier within (a)",
+            "app=we b",
+            "-app",
+            "x>y",
+            "Ex/a=b",
+        ] {
             let err = check_label_selector(bad).unwrap_err();
             assert_eq!(err.kind, SelectorKind::Label, "{bad}");
         }
@@ -212,7 +232,10 @@ mod tests {
 
     #[test]
     fn should_check_field_selectors() {
-        assert_eq!(check_field_selector("metadata.name=x,status.phase!=Running"), Ok(()));
+        assert_eq!(
+            check_field_selector("metadata.name=x,status.phase!=Running"),
+            Ok(())
+        );
         assert_eq!(check_field_selector("spec.nodeName="), Ok(()));
         assert!(check_field_selector("metadata.name").is_err());
         assert!(check_field_selector("=x").is_err());

@@ -39,7 +39,11 @@ pub(crate) fn load(
     let locator = Locator::parse(text).map_err(|e| syntax_error(text, file, &e))?;
     let checker = Checker::new(file, &locator, overrides);
     let from_file: RawFile = toml::from_str(text).map_err(|e| checker.schema_error(&e))?;
-    let raw = if overrides.is_empty() { from_file } else { merge_overrides(text, file, overrides)? };
+    let raw = if overrides.is_empty() {
+        from_file
+    } else {
+        merge_overrides(text, file, overrides)?
+    };
     checker.config(raw)
 }
 
@@ -72,7 +76,12 @@ fn merge_overrides(
 ) -> Result<RawFile, ConfigError> {
     let environment = config::Environment::with_prefix(ENV_PREFIX)
         .separator(ENV_SEPARATOR)
-        .source(Some(overrides.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
+        .source(Some(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ));
     let merged = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .add_source(environment)
@@ -102,20 +111,41 @@ impl<'a> Checker<'a> {
         let strip = ENV_PREFIX.len() + ENV_SEPARATOR.len();
         let env_keys = overrides
             .keys()
-            .map(|name| (name[strip..].to_lowercase().replace(ENV_SEPARATOR, "."), name.clone()))
+            .map(|name| {
+                (
+                    name[strip..].to_lowercase().replace(ENV_SEPARATOR, "."),
+                    name.clone(),
+                )
+            })
             .collect();
-        Self { file, locator, env_keys }
+        Self {
+            file,
+            locator,
+            env_keys,
+        }
     }
 
-    fn at(&self, key: &KeyPath) -> Position {
+    fn at(&self, key: &KeyPath) -> Box<Position> {
         let origin = if let Some(variable) = self.env_keys.get(&key.dotted()) {
-            Origin::Env { variable: variable.clone(), file: self.file.to_path_buf() }
+            Origin::Env {
+                variable: variable.clone(),
+                file: self.file.to_path_buf(),
+            }
         } else if let Some((line, column)) = self.locator.position(key) {
-            Origin::File { file: self.file.to_path_buf(), line, column }
+            Origin::File {
+                file: self.file.to_path_buf(),
+                line,
+                column,
+            }
         } else {
-            Origin::Missing { file: self.file.to_path_buf() }
+            Origin::Missing {
+                file: self.file.to_path_buf(),
+            }
         };
-        Position { origin, key: key.clone() }
+        Box::new(Position {
+            origin,
+            key: key.clone(),
+        })
     }
 
     fn line_of(&self, key: &KeyPath) -> usize {
@@ -126,31 +156,52 @@ impl<'a> Checker<'a> {
         let offset = error.span().map_or(0, |s| s.start);
         let key = self.locator.path_at(offset);
         let (line, column) = self.locator.line_col(offset);
-        let origin = Origin::File { file: self.file.to_path_buf(), line, column };
-        ConfigError::Schema { at: Position { origin, key }, message: error.message().trim().into() }
+        let origin = Origin::File {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+        };
+        ConfigError::Schema {
+            at: Box::new(Position { origin, key }),
+            message: error.message().trim().into(),
+        }
     }
 
     fn value_error(&self, key: &KeyPath, message: impl Into<String>) -> ConfigError {
-        ConfigError::Value { at: self.at(key), message: message.into() }
+        ConfigError::Value {
+            at: self.at(key),
+            message: message.into(),
+        }
     }
 
     fn config(&self, raw: RawFile) -> Result<PanoptesConfig, ConfigError> {
         let runtime_key = KeyPath::root("runtime");
         let metrics_key = runtime_key.key("metrics_addr");
-        let metrics_text = raw.runtime.metrics_addr.as_deref().unwrap_or(DEFAULT_METRICS_ADDR);
+        let metrics_text = raw
+            .runtime
+            .metrics_addr
+            .as_deref()
+            .unwrap_or(DEFAULT_METRICS_ADDR);
         let metrics_addr: SocketAddr = metrics_text.trim().parse().map_err(|_| {
             self.value_error(
                 &metrics_key,
                 format!("\"{metrics_text}\" is not a socket address; write IP:PORT, e.g. \"127.0.0.1:9464\""),
             )
         })?;
-        let default_resync =
-            self.resync(raw.runtime.default_resync.as_deref(), &runtime_key.key("default_resync"))?;
-        let runtime = RuntimeConfig { metrics_addr, default_resync };
+        let default_resync = self.resync(
+            raw.runtime.default_resync.as_deref(),
+            &runtime_key.key("default_resync"),
+        )?;
+        let runtime = RuntimeConfig {
+            metrics_addr,
+            default_resync,
+        };
         let telemetry = self.telemetry(raw.telemetry)?;
 
         if raw.clusters.is_empty() {
-            return Err(ConfigError::NoClusters { file: self.file.to_path_buf() });
+            return Err(ConfigError::NoClusters {
+                file: self.file.to_path_buf(),
+            });
         }
         let mut clusters: Vec<ClusterConfig> = Vec::with_capacity(raw.clusters.len());
         for (i, cluster) in raw.clusters.into_iter().enumerate() {
@@ -170,23 +221,39 @@ impl<'a> Checker<'a> {
             .into_iter()
             .enumerate()
             .map(|(i, watch)| {
-                self.watch(watch, &KeyPath::root("watch").index(i), &clusters, default_resync)
+                self.watch(
+                    watch,
+                    &KeyPath::root("watch").index(i),
+                    &clusters,
+                    default_resync,
+                )
             })
             .collect::<Result<_, _>>()?;
-        Ok(PanoptesConfig { file: self.file.to_path_buf(), runtime, telemetry, clusters, watches })
+        Ok(PanoptesConfig {
+            file: self.file.to_path_buf(),
+            runtime,
+            telemetry,
+            clusters,
+            watches,
+        })
     }
 
     /// A duration where zero (or leaving it out) means off.
     fn resync(&self, text: Option<&str>, key: &KeyPath) -> Result<Option<Duration>, ConfigError> {
         let Some(text) = text else { return Ok(None) };
-        let duration =
-            parse_duration(text).map_err(|source| ConfigError::Duration { at: self.at(key), source })?;
+        let duration = parse_duration(text).map_err(|source| ConfigError::Duration {
+            at: self.at(key),
+            source,
+        })?;
         Ok((!duration.is_zero()).then_some(duration))
     }
 
     fn telemetry(&self, raw: RawTelemetry) -> Result<TelemetryConfig, ConfigError> {
         let key = KeyPath::root("telemetry");
-        let otlp_endpoint = raw.otlp_endpoint.map(|e| e.trim().to_string()).filter(|e| !e.is_empty());
+        let otlp_endpoint = raw
+            .otlp_endpoint
+            .map(|e| e.trim().to_string())
+            .filter(|e| !e.is_empty());
         if let Some(endpoint) = &otlp_endpoint {
             let uri: Result<http::Uri, _> = endpoint.parse();
             let usable = uri.is_ok_and(|u| {
@@ -227,7 +294,13 @@ impl<'a> Checker<'a> {
                 format!("\"{log}\" is not a log filter ({e}); e.g. \"info,panoptes_actors=debug\""),
             ));
         }
-        Ok(TelemetryConfig { otlp_endpoint, otlp_protocol, service_name, sampling_ratio, log })
+        Ok(TelemetryConfig {
+            otlp_endpoint,
+            otlp_protocol,
+            service_name,
+            sampling_ratio,
+            log,
+        })
     }
 
     fn cluster(&self, raw: RawCluster, key: &KeyPath) -> Result<ClusterConfig, ConfigError> {
@@ -245,17 +318,28 @@ impl<'a> Checker<'a> {
             None => None,
             Some(q) if q.is_finite() && q > 0.0 => Some(q as f32),
             Some(q) => {
-                return Err(self.value_error(&key.key("qps"), format!("{q} must be a positive number of requests per second")));
+                return Err(self.value_error(
+                    &key.key("qps"),
+                    format!("{q} must be a positive number of requests per second"),
+                ));
             }
         };
         let burst = match raw.burst {
             None => None,
             Some(b) if (1..=MAX_BURST).contains(&b) => Some(b as u32),
             Some(b) => {
-                return Err(self.value_error(&key.key("burst"), format!("{b} must be between 1 and {MAX_BURST}")));
+                return Err(self.value_error(
+                    &key.key("burst"),
+                    format!("{b} must be between 1 and {MAX_BURST}"),
+                ));
             }
         };
-        Ok(ClusterConfig { name: ClusterId::from(raw.name), source, qps, burst })
+        Ok(ClusterConfig {
+            name: ClusterId::from(raw.name),
+            source,
+            qps,
+            burst,
+        })
     }
 
     fn source(&self, raw: &RawCluster, key: &KeyPath) -> Result<ClusterSource, ConfigError> {
@@ -303,7 +387,8 @@ impl<'a> Checker<'a> {
         }
         let defaults = RawEmbedded::default();
         let embedded = raw.embedded.as_ref().unwrap_or(&defaults);
-        self.embedded(embedded, &key.key("embedded")).map(ClusterSource::Embedded)
+        self.embedded(embedded, &key.key("embedded"))
+            .map(ClusterSource::Embedded)
     }
 
     fn kubeconfig(
@@ -315,20 +400,40 @@ impl<'a> Checker<'a> {
         let path_key = key.key("kubeconfig");
         let path = resolve_path(self.file, written);
         if !path.is_file() {
-            return Err(ConfigError::KubeconfigMissing { at: self.at(&path_key), path });
+            return Err(ConfigError::KubeconfigMissing {
+                at: self.at(&path_key),
+                path,
+            });
         }
         let kubeconfig = kube::config::Kubeconfig::read_from(&path).map_err(|e| {
-            ConfigError::KubeconfigUnreadable { at: self.at(&path_key), path: path.clone(), message: e.to_string() }
+            ConfigError::KubeconfigUnreadable {
+                at: self.at(&path_key),
+                path: path.clone(),
+                message: e.to_string(),
+            }
         })?;
-        let names: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+        let names: Vec<&str> = kubeconfig
+            .contexts
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
         match context {
             Some(wanted) if !names.contains(&wanted) => Err(ConfigError::ContextMissing {
                 at: self.at(&key.key("context")),
                 context: wanted.into(),
                 path,
-                available: if names.is_empty() { "no contexts".into() } else { names.join(", ") },
+                available: if names.is_empty() {
+                    "no contexts".into()
+                } else {
+                    names.join(", ")
+                },
             }),
-            None if kubeconfig.current_context.as_deref().unwrap_or("").is_empty() => {
+            None if kubeconfig
+                .current_context
+                .as_deref()
+                .unwrap_or("")
+                .is_empty() =>
+            {
                 Err(ConfigError::ClusterSource {
                     at: self.at(&path_key),
                     problem: format!(
@@ -338,14 +443,20 @@ impl<'a> Checker<'a> {
                     ),
                 })
             }
-            _ => Ok(ClusterSource::Kubeconfig { path, context: context.map(String::from) }),
+            _ => Ok(ClusterSource::Kubeconfig {
+                path,
+                context: context.map(String::from),
+            }),
         }
     }
 
     fn embedded(&self, raw: &RawEmbedded, key: &KeyPath) -> Result<EmbeddedCluster, ConfigError> {
         let pods = raw.pods.unwrap_or(100);
         if !(0..=MAX_EMBEDDED_PODS).contains(&pods) {
-            return Err(self.value_error(&key.key("pods"), format!("{pods} must be between 0 and {MAX_EMBEDDED_PODS}")));
+            return Err(self.value_error(
+                &key.key("pods"),
+                format!("{pods} must be between 0 and {MAX_EMBEDDED_PODS}"),
+            ));
         }
         let namespaces = raw.namespaces.unwrap_or(1);
         if !(1..=MAX_EMBEDDED_NAMESPACES).contains(&namespaces) {
@@ -358,10 +469,16 @@ impl<'a> Checker<'a> {
         if !(churn_per_sec.is_finite() && (0.0..=MAX_CHURN_PER_SEC).contains(&churn_per_sec)) {
             return Err(self.value_error(
                 &key.key("churn_per_sec"),
-                format!("{churn_per_sec} must be between 0 and {MAX_CHURN_PER_SEC} updates per second"),
+                format!(
+                    "{churn_per_sec} must be between 0 and {MAX_CHURN_PER_SEC} updates per second"
+                ),
             ));
         }
-        Ok(EmbeddedCluster { pods: pods as u32, namespaces: namespaces as u32, churn_per_sec })
+        Ok(EmbeddedCluster {
+            pods: pods as u32,
+            namespaces: namespaces as u32,
+            churn_per_sec,
+        })
     }
 
     fn watch(
@@ -371,10 +488,13 @@ impl<'a> Checker<'a> {
         clusters: &[ClusterConfig],
         default_resync: Option<Duration>,
     ) -> Result<WatchConfig, ConfigError> {
-        let resource: ResourceRef = raw
-            .resource
-            .parse()
-            .map_err(|source| ConfigError::Resource { at: self.at(&key.key("resource")), source })?;
+        let resource: ResourceRef =
+            raw.resource
+                .parse()
+                .map_err(|source| ConfigError::Resource {
+                    at: self.at(&key.key("resource")),
+                    source,
+                })?;
         let clusters_key = key.key("clusters");
         let selection = match raw.clusters {
             None => ClusterSelection::All,
@@ -416,7 +536,10 @@ impl<'a> Checker<'a> {
                 format!("\"{namespace}\" is not a namespace name (lowercase letters, digits, '-')"),
             ));
         }
-        let selector_error = |k: &str, source| ConfigError::Selector { at: self.at(&key.key(k)), source };
+        let selector_error = |k: &str, source| ConfigError::Selector {
+            at: self.at(&key.key(k)),
+            source,
+        };
         if let Some(selector) = &raw.label_selector {
             check_label_selector(selector).map_err(|e| selector_error("label_selector", e))?;
         }
