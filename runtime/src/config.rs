@@ -115,9 +115,9 @@ pub struct ClusterConfig {
     /// Unique, DNS-label-like; every event and metric is labelled with it.
     pub name: ClusterId,
     pub source: ClusterSource,
-    /// Client-side request rate limit (requests per second) — recorded, see `connection.rs`.
+    /// Client-side request rate (requests per second, client-go's `QPS`); `None` is unlimited.
     pub qps: Option<f32>,
-    /// Client-side burst allowance — recorded, see `connection.rs`.
+    /// Requests allowed at once before `qps` applies (client-go's `Burst`); only with `qps`.
     pub burst: Option<u32>,
 }
 

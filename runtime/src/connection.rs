@@ -16,18 +16,20 @@
 //!
 //! # Rate limits
 //!
-//! `qps` and `burst` are carried on [`ClusterConnection::rate_limit`] but not yet enforced on
-//! the client: kube's client has no built-in limiter, and a correct token-bucket tower layer is
-//! left for the request path to add.
+//! With `qps` set, every request of the cluster's client passes client-go's token bucket
+//! ([`RateLimitLayer`], `burst` defaulting to `ceil(qps)`); without it the client is unlimited,
+//! as kube's clients are by default.
 
 use std::fmt;
 use std::path::PathBuf;
 
+use kube::client::ClientBuilder;
 use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
 use panoptes_actors::ids::ClusterId;
 use thiserror::Error;
 
 use crate::config::{ClusterConfig, ClusterSource};
+use crate::rate_limit::RateLimitLayer;
 
 /// Who a connection talks to and as whom, without any secret.
 ///
@@ -153,20 +155,14 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
     }
 }
 
-/// Client-side request limits from `qps`/`burst`, recorded for the request path to enforce.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    pub qps: Option<f32>,
-    pub burst: Option<u32>,
-}
-
 /// A client for one configured cluster.
 #[derive(Clone)]
 pub struct ClusterConnection {
     pub name: ClusterId,
     pub client: kube::Client,
     pub identity: ClusterIdentity,
-    pub rate_limit: RateLimit,
+    /// The token bucket the client's requests pass; `None` is unlimited.
+    pub rate_limit: Option<RateLimitLayer>,
 }
 
 impl fmt::Debug for ClusterConnection {
@@ -299,19 +295,21 @@ fn finish(
 ) -> Result<ClusterConnection, ConnectionError> {
     let identity = ClusterIdentity::of(&config, user);
     let server = identity.server().to_string();
-    let client = kube::Client::try_from(config).map_err(|source| ConnectionError::Client {
+    let builder = ClientBuilder::try_from(config).map_err(|source| ConnectionError::Client {
         cluster: cluster.name.clone(),
         server,
         source,
     })?;
+    let rate_limit = RateLimitLayer::from_config(cluster.qps, cluster.burst);
+    let client = match &rate_limit {
+        Some(layer) => builder.with_layer(layer).build(),
+        None => builder.build(),
+    };
     tracing::debug!(cluster = %cluster.name, %identity, "cluster client ready");
     Ok(ClusterConnection {
         name: cluster.name.clone(),
         client,
         identity,
-        rate_limit: RateLimit {
-            qps: cluster.qps,
-            burst: cluster.burst,
-        },
+        rate_limit,
     })
 }

@@ -32,6 +32,7 @@ pub mod config;
 pub mod connection;
 pub mod health;
 pub mod metrics;
+pub mod rate_limit;
 pub mod telemetry;
 
 pub use config::{

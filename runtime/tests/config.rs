@@ -319,6 +319,18 @@ fn bad_embedded_numbers_and_names_are_rejected() {
 }
 
 #[test]
+fn bad_rate_limits_are_rejected() {
+    let message = Scratch::new().error("[[clusters]]\nname = \"e\"\nembedded = {}\nqps = 0.0\n");
+    assert_names(&message, 4, &["[[clusters]] #1 qps", "positive"]);
+    let message = Scratch::new().error("[[clusters]]\nname = \"e\"\nembedded = {}\nburst = 10\n");
+    assert_names(
+        &message,
+        4,
+        &["[[clusters]] #1 burst", "only together with qps"],
+    );
+}
+
+#[test]
 fn bad_log_filter_and_protocol_are_rejected() {
     let message = Scratch::new().error(&format!("[telemetry]\nlog = \"info,[\"\n{GOOD_CLUSTER}"));
     assert_names(&message, 2, &["[telemetry] log"]);

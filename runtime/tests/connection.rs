@@ -6,6 +6,7 @@ use panoptes_runtime::config::{ClusterConfig, ClusterSource, EmbeddedCluster};
 use panoptes_runtime::connection::{
     ClusterIdentity, ConnectionError, connect, connect_with_kubeconfig_yaml,
 };
+use panoptes_runtime::rate_limit::RateLimitLayer;
 
 const SECRET: &str = "s3cr3t-token-never-printed";
 
@@ -89,8 +90,11 @@ async fn kubeconfig_entry_connects_and_carries_its_limits() {
         identity("https://127.0.0.1:6443", "x", SECRET).await
     );
     assert_eq!(
-        (connection.rate_limit.qps, connection.rate_limit.burst),
-        (Some(5.0), Some(10))
+        connection.rate_limit,
+        Some(RateLimitLayer {
+            qps: 5.0,
+            burst: 10
+        })
     );
     assert!(!format!("{connection:?}").contains(SECRET));
 }
@@ -132,4 +136,46 @@ async fn errors_name_the_cluster_entry() {
             .unwrap_err();
         assert!(err.to_string().contains("\"pod\""), "{err}");
     }
+}
+
+#[tokio::test]
+async fn qps_and_burst_pace_the_clients_requests() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = served.clone();
+    let app = axum::Router::new().route(
+        "/version",
+        axum::routing::get(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { "{}" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut entry = embedded("paced");
+    (entry.qps, entry.burst) = (Some(20.0), Some(1));
+    let yaml = kubeconfig(&server, "alice", SECRET);
+    let connection = connect_with_kubeconfig_yaml(&entry, &yaml, None)
+        .await
+        .expect("connect");
+    let start = std::time::Instant::now();
+    for _ in 0..4 {
+        let request = http::Request::get("/version").body(Vec::new()).unwrap();
+        connection
+            .client
+            .request_text(request)
+            .await
+            .expect("request");
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(served.load(Ordering::SeqCst), 4);
+    // One free request, then three more at 20/s: at least 150ms.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(145),
+        "{elapsed:?}"
+    );
 }

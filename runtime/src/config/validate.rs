@@ -326,6 +326,12 @@ impl<'a> Checker<'a> {
         };
         let burst = match raw.burst {
             None => None,
+            Some(_) if qps.is_none() => {
+                return Err(self.value_error(
+                    &key.key("burst"),
+                    "applies only together with qps (the refill rate); add qps = 50.0 or remove burst",
+                ));
+            }
             Some(b) if (1..=MAX_BURST).contains(&b) => Some(b as u32),
             Some(b) => {
                 return Err(self.value_error(
