@@ -397,3 +397,52 @@ fn env_override_sets_the_otlp_endpoint() {
     );
     assert_eq!(config.clusters.len(), 1);
 }
+
+#[test]
+fn missing_required_keys_point_at_their_entry() {
+    let message = Scratch::new().error(&format!("{GOOD_CLUSTER}\n[[clusters]]\nembedded = {{}}\n"));
+    assert_names(&message, 5, &["[[clusters]] #2", "name"]);
+    let message = Scratch::new().error(&format!("{GOOD_CLUSTER}\n[[watch]]\nclusters = \"*\"\n"));
+    assert_names(&message, 5, &["[[watch]] #1", "resource"]);
+}
+
+#[test]
+fn a_single_cluster_name_string_asks_for_a_list() {
+    let text = format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nclusters = \"east\"\n");
+    let message = Scratch::new().error(&text);
+    assert_names(&message, 7, &["[[watch]] #1 clusters", "[\"east\"]"]);
+}
+
+#[test]
+fn odd_environment_variables_are_errors_or_ignored_never_panics() {
+    let scratch = Scratch::new();
+    for (name, value) in [
+        ("PANOPTES__CLUSTERS__0__NAME", "x"),
+        ("PANOPTES__TELEMETRY__SAMPLING_RATIO", "lots"),
+        ("PANOPTES__TELEMETRY", "flat"),
+        ("PANOPTES__", "x"),
+        ("PANOPTES_RUNTIME_METRICS_ADDR", "nonsense"),
+        ("panoptes__runtime__metrics_addr", "127.0.0.1:1"),
+        ("PANOPTÉS__X", "x"),
+    ] {
+        match scratch.load_env(GOOD_CLUSTER, &[(name, value)]) {
+            Ok(_) => {}
+            Err(e) => assert!(e.to_string().to_uppercase().contains(&name.to_uppercase()), "{name}: {e}"),
+        }
+    }
+    let config = scratch
+        .load_env(GOOD_CLUSTER, &[("panoptes__runtime__metrics_addr", "127.0.0.1:1")])
+        .expect("lowercase variables apply, as the config crate matches without case");
+    assert_eq!(config.runtime.metrics_addr.port(), 1);
+}
+
+#[test]
+fn resync_falls_back_to_the_runtime_default_and_zero_turns_it_off() {
+    let text = format!(
+        "[runtime]\ndefault_resync = \"10m\"\n{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\n\n[[watch]]\nresource = \"v1/pods\"\nresync = \"0s\"\n\n[[watch]]\nresource = \"v1/pods\"\nresync = \"1h30m\"\nnamespace = \"kube-system\"\nlabel_selector = \"app in (a,b),!canary\"\nfield_selector = \"status.phase=Running\"\n"
+    );
+    let config = Scratch::new().load(&text).expect("valid");
+    let resyncs: Vec<_> = config.watches.iter().map(|w| w.resync.map(|d| d.as_secs())).collect();
+    assert_eq!(resyncs, [Some(600), None, Some(5400)]);
+    assert_eq!(config.watches[2].namespace.as_deref(), Some("kube-system"));
+}
