@@ -61,6 +61,22 @@ pub use selector::{SelectorError, SelectorKind, check_field_selector, check_labe
 /// Where `panoptes` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "clusters.toml";
 
+/// `--config PATH` (or `PANOPTES_CONFIG`), for the `panoptes` binary and the examples to
+/// flatten into their arguments: `#[command(flatten)] config: ConfigArgs`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct ConfigArgs {
+    /// Path of the configuration file.
+    #[arg(long = "config", value_name = "PATH", env = "PANOPTES_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub path: PathBuf,
+}
+
+impl ConfigArgs {
+    /// Loads the file these arguments name, with overrides from the process environment.
+    pub fn load(&self) -> Result<PanoptesConfig, ConfigError> {
+        PanoptesConfig::load(&self.path)
+    }
+}
+
 /// A loaded, validated `clusters.toml` with its environment overrides applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PanoptesConfig {
@@ -224,4 +240,28 @@ fn is_override_variable(name: &str) -> bool {
         && name
             .get(..prefix.len())
             .is_some_and(|p| p.eq_ignore_ascii_case(&prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: ConfigArgs,
+    }
+
+    #[test]
+    fn should_default_to_clusters_toml_and_take_an_explicit_path() {
+        let default = Cli::try_parse_from(["panoptes"]).unwrap();
+        // PANOPTES_CONFIG may be set by whoever runs the tests; only assert without it.
+        if std::env::var_os("PANOPTES_CONFIG").is_none() {
+            assert_eq!(default.config.path, PathBuf::from(DEFAULT_CONFIG_PATH));
+        }
+        let explicit = Cli::try_parse_from(["panoptes", "--config", "/etc/panoptes.toml"]).unwrap();
+        assert_eq!(explicit.config.path, PathBuf::from("/etc/panoptes.toml"));
+    }
 }

@@ -427,11 +427,17 @@ fn odd_environment_variables_are_errors_or_ignored_never_panics() {
     ] {
         match scratch.load_env(GOOD_CLUSTER, &[(name, value)]) {
             Ok(_) => {}
-            Err(e) => assert!(e.to_string().to_uppercase().contains(&name.to_uppercase()), "{name}: {e}"),
+            Err(e) => assert!(
+                e.to_string().to_uppercase().contains(&name.to_uppercase()),
+                "{name}: {e}"
+            ),
         }
     }
     let config = scratch
-        .load_env(GOOD_CLUSTER, &[("panoptes__runtime__metrics_addr", "127.0.0.1:1")])
+        .load_env(
+            GOOD_CLUSTER,
+            &[("panoptes__runtime__metrics_addr", "127.0.0.1:1")],
+        )
         .expect("lowercase variables apply, as the config crate matches without case");
     assert_eq!(config.runtime.metrics_addr.port(), 1);
 }
@@ -442,7 +448,11 @@ fn resync_falls_back_to_the_runtime_default_and_zero_turns_it_off() {
         "[runtime]\ndefault_resync = \"10m\"\n{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\n\n[[watch]]\nresource = \"v1/pods\"\nresync = \"0s\"\n\n[[watch]]\nresource = \"v1/pods\"\nresync = \"1h30m\"\nnamespace = \"kube-system\"\nlabel_selector = \"app in (a,b),!canary\"\nfield_selector = \"status.phase=Running\"\n"
     );
     let config = Scratch::new().load(&text).expect("valid");
-    let resyncs: Vec<_> = config.watches.iter().map(|w| w.resync.map(|d| d.as_secs())).collect();
+    let resyncs: Vec<_> = config
+        .watches
+        .iter()
+        .map(|w| w.resync.map(|d| d.as_secs()))
+        .collect();
     assert_eq!(resyncs, [Some(600), None, Some(5400)]);
     assert_eq!(config.watches[2].namespace.as_deref(), Some("kube-system"));
 }
