@@ -10,6 +10,8 @@
 //!   is kept or dropped whole.
 //! - Spans carry the resource attribute `service.name` (`service_name`, default `panoptes`).
 //! - Export never blocks the caller: spans are batched on the SDK's own thread.
+//! - `log` filters exported spans as well as printed logs (one global `EnvFilter`): a span
+//!   at `debug` is exported only when `debug` is enabled for its target.
 //!
 //! # Shutdown
 //!

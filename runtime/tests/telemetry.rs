@@ -112,14 +112,36 @@ fn exporter_outside_a_runtime_is_an_error_not_a_panic() {
 }
 
 #[test]
-fn no_endpoint_installs_logging_only_and_only_once() {
-    let config = telemetry(None, OtlpProtocol::Grpc, 1.0);
+fn no_endpoint_means_no_exporter() {
+    let config = telemetry(None, OtlpProtocol::Http, 1.0);
     assert!(tracer_provider(&config).unwrap().is_none());
+}
+
+/// The only test here that installs the global subscriber (once per process).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_exports_tracing_spans_and_installs_only_once() {
+    let (endpoint, mut received) = start_collector().await;
+    let mut config = telemetry(Some(endpoint), OtlpProtocol::Http, 1.0);
+    config.log = "info".into();
     let guard = init(&config).expect("first init");
-    assert!(guard.tracer_provider().is_none());
-    tracing::warn!("logged through the installed subscriber");
+    assert!(guard.tracer_provider().is_some());
+    tracing::info_span!("listener-deliver", cluster = "east-cluster").in_scope(|| {
+        tracing::info!("delivered");
+    });
     assert!(matches!(
         init(&config),
         Err(TelemetryError::AlreadyInstalled)
     ));
+    guard.shutdown().await.expect("flush and shut down");
+
+    let body = tokio::time::timeout(Duration::from_secs(10), received.recv())
+        .await
+        .expect("collector got an export within 10s")
+        .expect("collector alive");
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b"listener-deliver"), "span name exported");
+    assert!(
+        contains(b"east-cluster"),
+        "span field exported as an attribute"
+    );
 }
