@@ -456,3 +456,9 @@ fn resync_falls_back_to_the_runtime_default_and_zero_turns_it_off() {
     assert_eq!(resyncs, [Some(600), None, Some(5400)]);
     assert_eq!(config.watches[2].namespace.as_deref(), Some("kube-system"));
 }
+
+#[test]
+fn columns_count_characters_not_bytes() {
+    let message = Scratch::new().error("[[clusters]]\nname = \"ë\" ; bogus\n");
+    assert_names(&message, 2, &[":2:12:"]);
+}

@@ -22,6 +22,8 @@ struct Spans {
 /// Positions of every key in one parsed file.
 #[derive(Debug)]
 pub(crate) struct Locator {
+    /// The file, to count columns in characters.
+    text: String,
     /// Byte offset at which each line starts; `line_starts[0] == 0`.
     line_starts: Vec<usize>,
     /// Keyed by [`KeyPath::dotted`]; array elements have their own entries (`clusters.1`).
@@ -36,6 +38,7 @@ impl Locator {
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         let mut locator = Self {
+            text: text.to_string(),
             line_starts,
             entries: HashMap::new(),
         };
@@ -73,11 +76,20 @@ impl Locator {
         }
     }
 
-    /// 1-based line and column of a byte offset.
+    /// 1-based line and column (in characters) of a byte offset.
     pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
-        let line = self.line_starts.partition_point(|&start| start <= offset);
-        let column = offset - self.line_starts[line.saturating_sub(1)] + 1;
-        (line.max(1), column)
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = self.line_starts[line - 1];
+        let end = offset.clamp(start, self.text.len());
+        let column = self
+            .text
+            .get(start..end)
+            .map_or(end - start, |s| s.chars().count())
+            + 1;
+        (line, column)
     }
 
     /// Line and column of `path`'s key, else of its nearest written ancestor (a key left out of

@@ -48,10 +48,14 @@ pub(crate) fn load(
 }
 
 fn syntax_error(text: &str, file: &Path, error: &toml::de::Error) -> ConfigError {
-    let offset = error.span().map_or(0, |s| s.start).min(text.len());
+    let mut offset = error.span().map_or(0, |s| s.start).min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
     // The last table header before the error tells the reader which section to look at.
     let section = before
         .lines()
