@@ -22,6 +22,8 @@ mod status;
 mod watch;
 mod writes;
 
+pub(crate) use managed_fields::field_set;
+
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
