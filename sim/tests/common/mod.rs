@@ -13,9 +13,15 @@ pub async fn client(cluster: &SimCluster) -> kube::Client {
 }
 
 pub async fn client_from_yaml(yaml: &str, context: &str) -> kube::Client {
+    client_with_retry(yaml, context, true).await
+}
+
+/// kube retries 429/503/504 by default (honouring Retry-After); `retry: false` shows the raw errors.
+pub async fn client_with_retry(yaml: &str, context: &str, retry: bool) -> kube::Client {
     let kubeconfig = Kubeconfig::from_yaml(yaml).expect("the sim's kubeconfig parses");
     let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("kube accepts the sim's kubeconfig");
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("kube accepts the sim's kubeconfig");
+    config.default_retry = retry;
     kube::Client::try_from(config).expect("client")
 }
 
