@@ -56,3 +56,10 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
     }
     check()
 }
+
+/// A raw GET; returns status and headers (for Retry-After and friends).
+pub async fn raw_headers(client: &kube::Client, uri: &str) -> (u16, http::HeaderMap) {
+    let request = http::Request::builder().method("GET").uri(uri).body(Vec::new().into()).expect("request");
+    let response = client.send(request).await.expect("response");
+    (response.status().as_u16(), response.headers().clone())
+}
