@@ -16,18 +16,29 @@ use panoptes_sim::churn::{Churn, ChurnConfig};
 use panoptes_sim::{Sim, SimOptions};
 
 fn pods_to_seed() -> usize {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.iter().any(|a| a == "--full") {
         return 100_000;
     }
     args.iter()
         .find_map(|a| a.parse().ok())
-        .or_else(|| std::env::var("SIM_BENCH_PODS").ok().and_then(|v| v.parse().ok()))
+        .or_else(|| {
+            std::env::var("SIM_BENCH_PODS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(20_000)
 }
 
 async fn get(client: &kube::Client, uri: &str) -> http::Response<kube::client::Body> {
-    let request = http::Request::builder().uri(uri).header("accept", "application/json").body(Vec::new().into()).expect("request");
+    let request = http::Request::builder()
+        .uri(uri)
+        .header("accept", "application/json")
+        .body(Vec::new().into())
+        .expect("request");
     client.send(request).await.expect("response")
 }
 
@@ -51,7 +62,12 @@ async fn bench_list(client: &kube::Client, pods: usize) {
         };
         let response = get(client, &uri).await;
         assert_eq!(response.status(), 200, "list page {pages}");
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         bytes += body.len();
         pages += 1;
         token = continue_token(&body);
@@ -71,10 +87,20 @@ async fn bench_list(client: &kube::Client, pods: usize) {
 async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
     let store = sim.cluster(0).store();
     let rv = store.resource_version();
-    let response = get(client, &format!("/api/v1/namespaces/churn/pods?watch=true&resourceVersion={rv}")).await;
+    let response = get(
+        client,
+        &format!("/api/v1/namespaces/churn/pods?watch=true&resourceVersion={rv}"),
+    )
+    .await;
     assert_eq!(response.status(), 200, "watch");
     let mut body = response.into_body();
-    let config = ChurnConfig { namespace: "churn".into(), target_pods: 1000, rate_per_sec: 1e9, max_writes: Some(writes), ..Default::default() };
+    let config = ChurnConfig {
+        namespace: "churn".into(),
+        target_pods: 1000,
+        rate_per_sec: 1e9,
+        max_writes: Some(writes),
+        ..Default::default()
+    };
     let started = Instant::now();
     let churn = Churn::start(store, config);
     let mut events = 0u64;
@@ -102,17 +128,37 @@ async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
 
 fn main() {
     let pods = pods_to_seed();
-    let writes = std::env::var("SIM_BENCH_WATCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000u64);
-    let sim = Sim::start(SimOptions { worker_threads: 2, ..Default::default() }).expect("sim starts");
+    let writes = std::env::var("SIM_BENCH_WATCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000u64);
+    let sim = Sim::start(SimOptions {
+        worker_threads: 2,
+        ..Default::default()
+    })
+    .expect("sim starts");
     let seeded = Instant::now();
     panoptes_sim::pods::seed(&sim.cluster(0).store(), "bench", pods);
-    println!("seed:  {pods} pods in {:.2} s", seeded.elapsed().as_secs_f64());
+    println!(
+        "seed:  {pods} pods in {:.2} s",
+        seeded.elapsed().as_secs_f64()
+    );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("client runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
     runtime.block_on(async {
-        let kubeconfig = Kubeconfig::from_yaml(&sim.cluster(0).kubeconfig_yaml()).expect("kubeconfig");
-        let options = KubeConfigOptions { context: Some("sim-1".into()), ..Default::default() };
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("config");
+        let kubeconfig =
+            Kubeconfig::from_yaml(&sim.cluster(0).kubeconfig_yaml()).expect("kubeconfig");
+        let options = KubeConfigOptions {
+            context: Some("sim-1".into()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .expect("config");
         let client = kube::Client::try_from(config).expect("client");
         bench_list(&client, pods).await;
         bench_watch(&sim, &client, writes).await;

@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "panoptes", version, about = "A multi-cluster Kubernetes informer runtime built from actix actors")]
+#[command(
+    name = "panoptes",
+    version,
+    about = "A multi-cluster Kubernetes informer runtime built from actix actors"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -24,13 +24,24 @@ fn sim_subcommand_serves_until_sigterm() {
             let _ = tx.send(line);
         }
     });
-    let next = || lines.recv_timeout(Duration::from_secs(20)).expect("a line from panoptes sim within 20 s");
+    let next = || {
+        lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a line from panoptes sim within 20 s")
+    };
     for cluster in ["sim-1", "sim-2"] {
         let line = next();
-        assert!(line.starts_with(&format!("{cluster} ready at https://127.0.0.1:")) && line.ends_with(&format!("(context {cluster})")), "{line}");
+        assert!(
+            line.starts_with(&format!("{cluster} ready at https://127.0.0.1:"))
+                && line.ends_with(&format!("(context {cluster})")),
+            "{line}"
+        );
     }
     let written = std::fs::read_to_string(&kubeconfig).expect("kubeconfig written");
-    assert!(written.contains("current-context: sim-1") && written.contains("name: sim-2"), "{written}");
+    assert!(
+        written.contains("current-context: sim-1") && written.contains("name: sim-2"),
+        "{written}"
+    );
 
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "sim-2 fail-next 1 429").expect("command");
@@ -39,7 +50,16 @@ fn sim_subcommand_serves_until_sigterm() {
     assert_eq!(next(), "error: no cluster named \"sim-9\"");
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
     let status = child.wait().expect("exit");
-    assert!(status.success(), "panoptes sim exits 0 on SIGTERM, got {status}");
+    assert!(
+        status.success(),
+        "panoptes sim exits 0 on SIGTERM, got {status}"
+    );
 }

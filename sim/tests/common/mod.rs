@@ -19,14 +19,25 @@ pub async fn client_from_yaml(yaml: &str, context: &str) -> kube::Client {
 /// kube retries 429/503/504 by default (honouring Retry-After); `retry: false` shows the raw errors.
 pub async fn client_with_retry(yaml: &str, context: &str, retry: bool) -> kube::Client {
     let kubeconfig = Kubeconfig::from_yaml(yaml).expect("the sim's kubeconfig parses");
-    let options = KubeConfigOptions { context: Some(context.to_string()), ..Default::default() };
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("kube accepts the sim's kubeconfig");
+    let options = KubeConfigOptions {
+        context: Some(context.to_string()),
+        ..Default::default()
+    };
+    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kube accepts the sim's kubeconfig");
     config.default_retry = retry;
     kube::Client::try_from(config).expect("client")
 }
 
 /// A raw request; returns status, content type and body text.
-pub async fn raw(client: &kube::Client, method: &str, uri: &str, accept: Option<&str>, body: Option<(&str, &str)>) -> (u16, String, String) {
+pub async fn raw(
+    client: &kube::Client,
+    method: &str,
+    uri: &str,
+    accept: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> (u16, String, String) {
     let mut builder = http::Request::builder().method(method).uri(uri);
     if let Some(accept) = accept {
         builder = builder.header("accept", accept);
@@ -38,11 +49,25 @@ pub async fn raw(client: &kube::Client, method: &str, uri: &str, accept: Option<
         }
         None => Vec::new(),
     };
-    let response = client.send(builder.body(bytes.into()).expect("request")).await.expect("response");
+    let response = client
+        .send(builder.body(bytes.into()).expect("request"))
+        .await
+        .expect("response");
     let status = response.status().as_u16();
-    let content_type = response.headers().get("content-type").map(|v| v.to_str().unwrap_or("").to_string()).unwrap_or_default();
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.expect("body").to_bytes();
-    (status, content_type, String::from_utf8_lossy(&body).into_owned())
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .unwrap_or_default();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&body).into_owned(),
+    )
 }
 
 /// Polls `check` until it returns true or `timeout` passes.
@@ -59,7 +84,11 @@ pub async fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> b
 
 /// A raw GET; returns status and headers (for Retry-After and friends).
 pub async fn raw_headers(client: &kube::Client, uri: &str) -> (u16, http::HeaderMap) {
-    let request = http::Request::builder().method("GET").uri(uri).body(Vec::new().into()).expect("request");
+    let request = http::Request::builder()
+        .method("GET")
+        .uri(uri)
+        .body(Vec::new().into())
+        .expect("request");
     let response = client.send(request).await.expect("response");
     (response.status().as_u16(), response.headers().clone())
 }
