@@ -190,12 +190,14 @@ async fn refuse_watch_list_answers_like_a_server_without_the_gate() {
         Ok(_) => panic!("expected 422, the watch-list was served"),
         Err(other) => panic!("expected 422, got {other:?}"),
     }
-    f.cms
+    let _plain = f
+        .cms
         .watch(&WatchParams::default(), "0")
         .await
         .expect("plain watches still work");
     f.sim.cluster(0).faults().refuse_watch_list(false);
-    f.cms
+    let _streaming = f
+        .cms
         .watch(&WatchParams::streaming_lists(), "0")
         .await
         .expect("served once the fault is off");
