@@ -466,3 +466,75 @@ async fn watch_streams_close_at_timeout_seconds() {
     assert!(events.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+/// Names of the pods in `namespace`, straight from the store.
+fn store_pod_names(sim: &Sim, namespace: &str) -> BTreeSet<String> {
+    let store = sim.cluster(0).store();
+    let rt = store.resolve("", "v1", "pods").expect("pods served");
+    let page = store
+        .list(&rt, Some(namespace), &Default::default())
+        .expect("list");
+    page.items
+        .iter()
+        .filter_map(|o| o.value["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn reflector_converges(streaming: bool) {
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let sim = Sim::start(SimOptions::default()).expect("sim");
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "churn", 50);
+    let pods: Api<Pod> = Api::namespaced(common::client(sim.cluster(0)).await, "churn");
+    let (reader, writer) = reflector::store::<Pod>();
+    let config = if streaming {
+        watcher::Config::default().streaming_lists()
+    } else {
+        watcher::Config::default()
+    };
+    let reflect = tokio::spawn(
+        watcher(pods, config)
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .for_each(|_| async {}),
+    );
+    tokio::time::timeout(Duration::from_secs(10), reader.wait_until_ready())
+        .await
+        .expect("initial list within 10 s")
+        .expect("ready");
+    let churn_config = panoptes_sim::churn::ChurnConfig {
+        namespace: "churn".into(),
+        target_pods: 50,
+        rate_per_sec: 2000.0,
+        max_writes: Some(300),
+        ..Default::default()
+    };
+    let churn = panoptes_sim::churn::Churn::start(sim.cluster(0).store(), churn_config);
+    churn.wait(Duration::from_secs(10));
+    let expected = store_pod_names(&sim, "churn");
+    let converged = common::eventually(Duration::from_secs(10), || {
+        reader
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect::<BTreeSet<_>>()
+            == expected
+    })
+    .await;
+    reflect.abort();
+    assert!(
+        converged,
+        "the reflector should hold exactly the store's {} pods",
+        expected.len()
+    );
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_converges_under_churn_with_list_then_watch() {
+    reflector_converges(false).await;
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_converges_under_churn_with_streaming_lists() {
+    reflector_converges(true).await;
+}
