@@ -538,3 +538,82 @@ async fn kube_runtime_reflector_converges_under_churn_with_list_then_watch() {
 async fn kube_runtime_reflector_converges_under_churn_with_streaming_lists() {
     reflector_converges(true).await;
 }
+
+#[tokio::test]
+async fn deletes_answer_like_the_real_server() {
+    let sim = Sim::start(SimOptions::default()).expect("sim");
+    let client = common::client(sim.cluster(0)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("dup", json!({})))
+        .await
+        .expect("create");
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "default", 1);
+
+    // status/200-delete-configmap.json: a Status Success, not the object.
+    let (code, _, body) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/dup",
+        None,
+        None,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, status["kind"].as_str(), status["status"].as_str()),
+        (200, Some("Status"), Some("Success")),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            status["details"]["name"].as_str(),
+            status["details"]["kind"].as_str()
+        ),
+        (Some("dup"), Some("configmaps"))
+    );
+    assert!(status["details"]["uid"].is_string());
+
+    // status/200-delete-pod.json: the Pod itself.
+    let (code, _, body) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/pod-00000",
+        None,
+        None,
+    )
+    .await;
+    let pod: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!((code, pod["kind"].as_str()), (200, Some("Pod")), "{body}");
+
+    // status/404-delete-again.json
+    let (code, _, body) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/pod-00000",
+        None,
+        None,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (404, Some("NotFound")),
+        "{body}"
+    );
+    assert_eq!(status["message"], "pods \"pod-00000\" not found");
+
+    let (code, content_type, body) = common::raw(&client, "GET", "/healthz", None, None).await;
+    assert_eq!(
+        (code, content_type.as_str(), body.as_str()),
+        (200, "text/plain; charset=utf-8", "ok")
+    );
+    let (code, _, body) = common::raw(
+        &client,
+        "GET",
+        "/openapi/v2",
+        Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+        None,
+    )
+    .await;
+    assert_eq!((code, body.len()), (200, 0));
+}
