@@ -77,3 +77,25 @@ fn go_json_error(bytes: &[u8], error: &serde_json::Error) -> String {
     }
     error.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_byte_identical_to_the_real_servers() {
+        let token = ContinueToken { rv: 1232, last_key: "cm-10".into() };
+        assert_eq!(token.encode(), "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MTIzMiwic3RhcnQiOiJjbS0xMFx1MDAwMCJ9");
+        assert_eq!(ContinueToken::decode(&token.encode()).unwrap(), token);
+        let expired = ContinueToken { rv: -1, last_key: "cm-10".into() };
+        assert_eq!(expired.encode(), "eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6LTEsInN0YXJ0IjoiY20tMTBcdTAwMDAifQ");
+    }
+
+    #[test]
+    fn an_undecodable_token_is_400_with_the_real_wording() {
+        let status = ContinueToken::decode("bm9wZQ").unwrap_err();
+        assert_eq!(status.code, 400);
+        assert_eq!(status.message, "invalid continue token: continue key is not valid: invalid character 'o' in literal null (expecting 'u')");
+        assert_eq!(ContinueToken::decode("!!!").unwrap_err().code, 400);
+    }
+}

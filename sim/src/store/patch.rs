@@ -185,3 +185,68 @@ fn strip_directives(value: &Value) -> Value {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PatchType;
+    use serde_json::json;
+
+    fn pod() -> Value {
+        json!({"metadata": {"labels": {"a": "1", "b": "2"}, "finalizers": ["x"]}, "spec": {"containers": [
+            {"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]},
+            {"name": "side", "image": "side:1"}
+        ]}})
+    }
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut target = pod();
+        apply_patch(&mut target, PatchType::Merge, br#"{"metadata":{"labels":{"a":null,"c":"3"}},"spec":{"containers":[{"name":"only"}]}}"#).unwrap();
+        assert_eq!(target["metadata"]["labels"], json!({"b": "2", "c": "3"}));
+        assert_eq!(target["spec"]["containers"], json!([{"name": "only"}]), "merge patch replaces lists");
+    }
+
+    #[test]
+    fn json_patch_follows_rfc_6902_and_a_failed_test_is_422() {
+        let mut target = pod();
+        apply_patch(&mut target, PatchType::Json, br#"[{"op":"replace","path":"/spec/containers/1/image","value":"side:2"}]"#).unwrap();
+        assert_eq!(target["spec"]["containers"][1]["image"], "side:2");
+        let failed = apply_patch(&mut target, PatchType::Json, br#"[{"op":"test","path":"/metadata/labels/a","value":"9"}]"#).unwrap_err();
+        assert_eq!(failed.code, 422);
+        assert_eq!(apply_patch(&mut target, PatchType::Json, b"{").unwrap_err().code, 400);
+    }
+
+    #[test]
+    fn strategic_merge_merges_containers_by_name_and_honours_directives() {
+        let mut target = pod();
+        let patch = json!({
+            "$setElementOrder/containers": [{"name": "app"}, {"name": "side"}, {"name": "new"}],
+            "metadata": {"finalizers": ["y"]},
+            "spec": {"containers": [
+                {"name": "app", "image": "app:2", "env": [{"name": "B", "value": "2"}]},
+                {"name": "side", "$patch": "delete"},
+                {"name": "new", "image": "new:1"}
+            ]}
+        });
+        apply_patch(&mut target, PatchType::StrategicMerge, patch.to_string().as_bytes()).unwrap();
+        let containers = &target["spec"]["containers"];
+        assert_eq!(containers.as_array().unwrap().len(), 2);
+        assert_eq!(containers[0]["image"], "app:2");
+        assert_eq!(containers[0]["env"], json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]));
+        assert_eq!(containers[1], json!({"name": "new", "image": "new:1"}));
+        assert_eq!(target["metadata"]["finalizers"], json!(["x", "y"]));
+        assert!(target.get("$setElementOrder/containers").is_none());
+
+        apply_patch(&mut target, PatchType::StrategicMerge, br#"{"metadata":{"labels":{"$patch":"replace","z":"1"}}}"#).unwrap();
+        assert_eq!(target["metadata"]["labels"], json!({"z": "1"}));
+    }
+
+    #[test]
+    fn apply_bodies_may_be_yaml() {
+        let mut target = pod();
+        apply_patch(&mut target, PatchType::Apply, b"metadata:\n  labels:\n    a: \"5\"\n").unwrap();
+        assert_eq!(target["metadata"]["labels"]["a"], "5");
+        assert_eq!(target["metadata"]["labels"]["b"], "2");
+    }
+}

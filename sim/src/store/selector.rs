@@ -369,3 +369,84 @@ fn unsupported_field(rt: &ResourceType, field: &str) -> Status {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::registry::builtin_resources;
+    use serde_json::json;
+
+    fn rt(plural: &str) -> ResourceType {
+        builtin_resources().into_iter().find(|r| r.plural == plural).map(|r| (*r).clone()).unwrap()
+    }
+
+    #[test]
+    fn label_selectors_match_as_kubernetes_defines_them() {
+        let pod = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
+        let cases = [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app!=db", true),
+            ("missing!=x", true),
+            ("app in (web,db)", true),
+            ("app notin (web,db)", false),
+            ("missing notin (a)", true),
+            ("app", true),
+            ("!app", false),
+            ("!missing", true),
+            ("app=web,tier=front", true),
+            ("app=web,tier=back", false),
+            ("tier in (back)", false),
+        ];
+        for (raw, expected) in cases {
+            let selector = LabelSelector::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+            assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
+        }
+    }
+
+    #[test]
+    fn label_selector_parse_errors_are_400_with_the_real_wording() {
+        let cases = [
+            ("=x", "unable to parse requirement: found '=', expected: identifier"),
+            ("app in web", "unable to parse requirement: found 'web', expected: '('"),
+            ("a=b c", "found 'c', expected: ',' or 'end of string'"),
+            ("app@x", "unable to parse requirement: found '@', expected: identifier"),
+        ];
+        for (raw, message) in cases {
+            let status = LabelSelector::parse(raw).expect_err(raw);
+            assert_eq!(status.code, 400);
+            assert_eq!(status.reason, "BadRequest");
+            assert_eq!(status.message, message, "selector {raw:?}");
+        }
+    }
+
+    #[test]
+    fn field_selectors_support_per_resource_fields() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let pods = rt("pods");
+        let cases = [
+            ("metadata.name=p", true),
+            ("metadata.name==q", false),
+            ("metadata.namespace!=ns", false),
+            ("spec.nodeName=n1,status.phase=Running", true),
+            ("spec.nodeName=", false),
+            ("status.podIP=", true),
+        ];
+        for (raw, expected) in cases {
+            let selector = FieldSelector::parse(&pods, raw).unwrap();
+            assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
+        }
+        let event = json!({"involvedObject": {"kind": "Pod", "name": "p"}});
+        assert!(FieldSelector::parse(&rt("events"), "involvedObject.kind=Pod,involvedObject.name=p").unwrap().matches(&event));
+    }
+
+    #[test]
+    fn unknown_field_selectors_are_400_with_the_real_wording() {
+        let status = FieldSelector::parse(&rt("configmaps"), "data.a=1").unwrap_err();
+        assert_eq!(status.code, 400);
+        assert_eq!(status.message, "\"data.a\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"");
+        assert_eq!(FieldSelector::parse(&rt("pods"), "spec.bogus=1").unwrap_err().message, "field label not supported: spec.bogus");
+    }
+}
