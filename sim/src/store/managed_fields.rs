@@ -111,8 +111,29 @@ fn map_set(map: &Map<String, Value>, depth: usize, parent: Option<&str>) -> Map<
         if parent == Some("metadata") && depth == 1 && !OWNABLE_METADATA.contains(&key.as_str()) {
             continue;
         }
-        set.insert(format!("f:{key}"), value_set(key, value, depth + 1));
+        let child = value_set(key, value, depth + 1);
+        if key == "metadata" && child.as_object().is_some_and(Map::is_empty) {
+            continue;
+        }
+        set.insert(format!("f:{key}"), child);
     }
+    set
+}
+
+/// The set an Apply owns: a real server records applied maps without their `.` marker
+/// (keyed list elements keep theirs).
+pub(crate) fn applied_set(applied: &Value) -> Value {
+    fn strip(set: &mut Value, in_element: bool) {
+        let Some(map) = set.as_object_mut() else { return };
+        if !in_element {
+            map.remove(".");
+        }
+        for (key, child) in map.iter_mut() {
+            strip(child, key.starts_with("k:"));
+        }
+    }
+    let mut set = field_set(applied);
+    strip(&mut set, false);
     set
 }
 

@@ -515,3 +515,6 @@ fn spawn_housekeeping(shared: Weak<Shared>) {
         tracing::error!(%error, "could not start the store's housekeeping thread: no periodic bookmarks");
     }
 }
+
+#[cfg(test)]
+mod tests;

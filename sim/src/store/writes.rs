@@ -204,7 +204,7 @@ impl State {
                 return Err(Status::apply_needs_field_manager());
             }
             let applied = patch::parse_apply_body(body)?;
-            let fields = managed_fields::field_set(&applied);
+            let fields = managed_fields::applied_set(&applied);
             if self.get(rt, namespace, name).is_err() && sub == Subresource::Main {
                 let mut obj = applied;
                 obj["metadata"]["name"] = json!(name);
