@@ -188,3 +188,58 @@ fn default_pod(pod: &mut Value) {
         .or_insert_with(|| json!("PreemptLowerPriority"));
     pod["status"] = json!({"phase": "Pending", "qosClass": qos});
 }
+
+/// Top-level fields of the built-in kinds, for `fieldValidation=Strict` (custom resources
+/// and unlisted kinds are not checked).
+fn known_top_level_fields(rt: &ResourceType) -> Option<&'static [&'static str]> {
+    const WITH_SPEC: &[&str] = &["spec", "status"];
+    Some(match (rt.group.as_str(), rt.plural.as_str()) {
+        ("", "configmaps") => &["data", "binaryData", "immutable"],
+        ("", "secrets") => &["data", "stringData", "type", "immutable"],
+        ("", "serviceaccounts") => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        ("", "events") => &[
+            "involvedObject",
+            "reason",
+            "message",
+            "source",
+            "firstTimestamp",
+            "lastTimestamp",
+            "count",
+            "type",
+            "eventTime",
+            "series",
+            "action",
+            "related",
+            "reportingComponent",
+            "reportingInstance",
+        ],
+        ("", "pods" | "services" | "namespaces" | "nodes")
+        | ("apps", _)
+        | ("coordination.k8s.io", _)
+        | ("apiextensions.k8s.io", _) => WITH_SPEC,
+        _ => return None,
+    })
+}
+
+/// 400 for an unknown top-level field under `fieldValidation=Strict`, worded as the real
+/// server's strict decoding error.
+pub(crate) fn reject_unknown_fields(rt: &ResourceType, object: &Value) -> Result<(), Status> {
+    let (Some(known), Some(map)) = (known_top_level_fields(rt), object.as_object()) else {
+        return Ok(());
+    };
+    let unknown = map.keys().find(|k| {
+        !matches!(k.as_str(), "apiVersion" | "kind" | "metadata") && !known.contains(&k.as_str())
+    });
+    match unknown {
+        Some(field) => Err(Status::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: unknown field \"{field}\"",
+            kind = rt.kind,
+            version = rt.version
+        ))),
+        None => Ok(()),
+    }
+}

@@ -1,14 +1,44 @@
 //! The in-memory state of one simulated cluster: what etcd plus the API server's registry
-//! and watch cache hold for a real kube-apiserver.
+//! and watch cache hold for a real kube-apiserver v1.28. The HTTP side (`crate`'s server)
+//! turns requests into calls on [`ClusterStore`] and its answers into responses; tests,
+//! seeding ([`crate::pods`]) and churn ([`crate::churn`]) call it directly.
 //!
-//! INTERFACE CONTRACT (written before the implementation, shared by the HTTP layer):
-//! the public items below are what `crate::http` and the fault/churn code call. Their names
-//! and signatures are fixed; their bodies and any private submodules are free.
+//! # What a client can rely on
 //!
-//! - One global resourceVersion counter per cluster (etcd revision), across all types.
-//! - Objects are `serde_json::Value`s stored once as [`StoredObject`] with their serialized
-//!   JSON cached, so lists and watches copy bytes instead of re-serializing.
-//! - Every failure is a [`Status`] with the code, reason and message a real v1.28 server gives.
+//! - **One resourceVersion per cluster** (the etcd revision): every write, of any type,
+//!   increments it by one; an object's `metadata.resourceVersion` is the revision that wrote
+//!   it; a list's is the revision it was read at. A write that changes nothing (a no-op
+//!   patch) is not a write and bumps nothing.
+//! - **Objects are shared, not copied**: each is stored once as an `Arc<`[`StoredObject`]`>`
+//!   with its JSON serialized at write time, so lists and watches hand out `Arc`s and bytes.
+//! - **Errors are the real ones**: every failure is a [`Status`] with the code, reason,
+//!   message and details a real server gives (`shared/fixtures/apiserver-v1.28/status/`).
+//! - **Writes** validate names, namespaces and pods, default pods and namespaces, check
+//!   `resourceVersion` preconditions (409), bump `metadata.generation` on spec changes of
+//!   apps types and custom resources, keep `/status` and the main resource apart, record
+//!   `managedFields` per manager, and honour finalizers on delete.
+//! - **Lists** are consistent: all pages of a paginated list come from one snapshot and
+//!   carry its resourceVersion; tokens and 400/410 answers match the real server's.
+//! - **Watches** deliver events in resourceVersion order through a bounded channel; a watch
+//!   whose consumer falls `watch_buffer` events behind is closed, as are all watches on
+//!   [`ClusterStore::drop_watches`]. Resuming from before the history window gets one ERROR
+//!   event (410 Expired) and the end of the stream.
+//!
+//! # Threads and locking
+//!
+//! One `parking_lot::Mutex` guards a cluster's state. It is held for the bookkeeping of a
+//! write (including serializing the object once and offering the event to each watch with
+//! `try_send`) and to clone a persistent map for a list; never while waiting (a future
+//! resourceVersion is polled without it) and never while filtering a list. A housekeeping
+//! thread per store sends periodic bookmarks and expires list snapshots; it ends when the
+//! last clone of the store is dropped.
+//!
+//! # Differences from a real server
+//!
+//! Server-side apply merges with strategic-merge rules and never reports conflicts;
+//! namespace deletion removes the contents at once (no finalizer wait); pods are deleted
+//! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED); a list at an exact
+//! old resourceVersion is served only while a snapshot or an unchanged resource covers it.
 
 mod continue_token;
 mod defaults;

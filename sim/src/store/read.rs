@@ -64,6 +64,11 @@ impl State {
     ) -> Result<ListSource, Status> {
         let storage = self.storage(rt)?;
         if let Some(raw) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
+            if requested != RequestedRv::Latest {
+                return Err(Status::bad_request(
+                    "specifying resource version is not allowed when using continue",
+                ));
+            }
             let token = ContinueToken::decode(raw)?;
             let key = SnapshotKey {
                 storage: storage_key(rt),

@@ -48,7 +48,7 @@ impl State {
         config: &StoreConfig,
     ) -> Result<Arc<StoredObject>, Status> {
         let mut obj = obj;
-        let name = prepare_create(rt, namespace, &mut obj)?;
+        let name = prepare_create(rt, namespace, &mut obj, is_strict(opts))?;
         let namespace = if rt.namespaced {
             namespace.map(str::to_string).or_else(|| {
                 obj.pointer("/metadata/namespace")
@@ -241,6 +241,9 @@ impl State {
                 "the name of the object ({body_name}) does not match the name on the URL ({name})"
             )));
         }
+        if sub == Subresource::Main && is_strict(opts) {
+            defaults::reject_unknown_fields(rt, &obj)?;
+        }
         let mut new = match sub {
             Subresource::Main => {
                 let mut new = obj;
@@ -250,6 +253,9 @@ impl State {
                 new
             }
             Subresource::Status => {
+                if !rt.status_subresource {
+                    return Err(super::state::unknown_resource());
+                }
                 let mut new = old.value.clone();
                 set_or_remove(&mut new, "status", obj.get("status"));
                 new
@@ -312,6 +318,17 @@ impl State {
             .is_some_and(|f| !f.is_empty());
         if deleting && !finalizers_left {
             return Ok(self.remove(rt, new, config));
+        }
+        if is_crd(rt) {
+            // New served versions appear at once; removed ones keep serving until deletion.
+            self.register_crd(&new).map_err(|why| {
+                Status::invalid(
+                    &rt.kind,
+                    &rt.group,
+                    name,
+                    &[("spec", "FieldValueInvalid", why)],
+                )
+            })?;
         }
         Ok(self.commit(rt, EventKind::Modified, new, config))
     }
@@ -544,6 +561,7 @@ fn prepare_create(
     rt: &ResourceType,
     namespace: Option<&str>,
     obj: &mut Value,
+    opts_strict: bool,
 ) -> Result<String, Status> {
     let Some(map) = obj.as_object_mut() else {
         return Err(Status::bad_body(rt, "the body must be a JSON object"));
@@ -605,7 +623,15 @@ fn prepare_create(
         ));
     }
     defaults::validate(rt, &checked_name, obj)?;
+    if opts_strict {
+        defaults::reject_unknown_fields(rt, obj)?;
+    }
     Ok(name.or(generate).unwrap_or_default())
+}
+
+/// `fieldValidation=Strict` (what kubectl sends for create, apply, replace and edit).
+fn is_strict(opts: &WriteOptions) -> bool {
+    opts.field_validation.as_deref() == Some("Strict")
 }
 
 fn is_crd(rt: &ResourceType) -> bool {
