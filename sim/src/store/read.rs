@@ -28,7 +28,7 @@ pub(crate) enum ListSource {
     /// The current objects (cloned map) at this rv.
     Current(OrdMap<String, Arc<StoredObject>>, u64),
     /// A kept snapshot; `after` is the last key already returned.
-    Kept(Arc<Vec<(String, Arc<StoredObject>)>>, u64, Option<String>),
+    Kept(Arc<Vec<Arc<StoredObject>>>, u64, Option<String>),
 }
 
 /// The parsed resourceVersion of a list or watch request.
@@ -85,9 +85,8 @@ impl State {
             let rv = token.rv as u64;
             let unchanged_since = token.rv > 0 && storage.last_write <= rv && rv >= self.compacted;
             if unchanged_since {
-                return Ok(
-                    ListSource::Current(storage.objects.clone(), rv).with_start(token.last_key)
-                );
+                let items = items_in(&storage.objects, namespace);
+                return Ok(ListSource::Kept(Arc::new(items), rv, Some(token.last_key)));
             }
             let fresh = ContinueToken {
                 rv: -1,
@@ -114,11 +113,7 @@ impl State {
         }
     }
 
-    pub fn keep_snapshot(
-        &mut self,
-        key: SnapshotKey,
-        items: Arc<Vec<(String, Arc<StoredObject>)>>,
-    ) {
+    pub fn keep_snapshot(&mut self, key: SnapshotKey, items: Arc<Vec<Arc<StoredObject>>>) {
         self.snapshots.entry(key).or_insert(Snapshot {
             created: Instant::now(),
             items,
@@ -126,48 +121,50 @@ impl State {
     }
 }
 
-impl ListSource {
-    fn with_start(self, last_key: String) -> ListSource {
-        match self {
-            ListSource::Current(map, rv) => {
-                ListSource::Kept(Arc::new(map.into_iter().collect()), rv, Some(last_key))
-            }
-            kept => kept,
-        }
-    }
-}
-
 /// The `ns/` range of keys (or all keys) in key order.
+///
+/// Only `Arc`s are collected (keys are derived again from the objects when needed), so a
+/// kept snapshot of 100k objects costs 800 KB.
 pub(crate) fn items_in(
     map: &OrdMap<String, Arc<StoredObject>>,
     namespace: Option<&str>,
-) -> Vec<(String, Arc<StoredObject>)> {
+) -> Vec<Arc<StoredObject>> {
     match namespace {
         Some(ns) => {
             let prefix = format!("{ns}/");
             map.range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(_, v)| v.clone())
                 .collect()
         }
-        None => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        None => map.values().cloned().collect(),
+    }
+}
+
+/// The storage key of an object (`namespace/name` or `name`), as `object_key` builds it.
+fn key_of(object: &StoredObject) -> String {
+    let meta = &object.value["metadata"];
+    let name = meta["name"].as_str().unwrap_or("");
+    match meta["namespace"].as_str() {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
     }
 }
 
 /// The key as a continue token names it: relative to the namespace prefix.
-pub(crate) fn relative_key(key: &str, namespace: Option<&str>) -> String {
+fn relative_key(object: &StoredObject, namespace: Option<&str>) -> String {
     match namespace {
-        Some(ns) => key
-            .strip_prefix(&format!("{ns}/"))
-            .unwrap_or(key)
+        Some(_) => object.value["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
             .to_string(),
-        None => key.to_string(),
+        None => key_of(object),
     }
 }
 
 /// Builds one page from the prefix's items, starting after `after` (a relative key).
 pub(crate) fn page(
-    items: &[(String, Arc<StoredObject>)],
+    items: &[Arc<StoredObject>],
     namespace: Option<&str>,
     after: Option<&str>,
     filter: &ObjectFilter,
@@ -180,14 +177,14 @@ pub(crate) fn page(
                 Some(ns) => format!("{ns}/{last}"),
                 None => last.to_string(),
             };
-            items.partition_point(|(k, _)| k.as_str() <= full.as_str())
+            items.partition_point(|o| key_of(o).as_str() <= full.as_str())
         }
         None => 0,
     };
     let limit = limit.filter(|l| *l > 0).map(|l| l as usize);
     let mut out = Vec::new();
     let mut last_index = None;
-    for (index, (_, object)) in items.iter().enumerate().skip(start) {
+    for (index, object) in items.iter().enumerate().skip(start) {
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
@@ -198,7 +195,7 @@ pub(crate) fn page(
     }
     let more = match (limit, last_index) {
         (Some(l), Some(i)) => {
-            out.len() >= l && items[i + 1..].iter().any(|(_, o)| filter.matches(&o.value))
+            out.len() >= l && items[i + 1..].iter().any(|o| filter.matches(&o.value))
         }
         _ => false,
     };
@@ -206,7 +203,7 @@ pub(crate) fn page(
         let last = last_index.expect("more implies a last item");
         let token = ContinueToken {
             rv: rv as i64,
-            last_key: relative_key(&items[last].0, namespace),
+            last_key: relative_key(&items[last], namespace),
         }
         .encode();
         // Like etcd, the count is only known without selectors.
@@ -266,19 +263,12 @@ impl State {
         };
         let mut backlog: Vec<WatchEvent> = Vec::new();
         if start.initial_events {
-            let items = match start.namespace {
-                Some(ns) => items_in(&storage.objects, Some(ns)),
-                None => storage
-                    .objects
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            };
+            let items = items_in(&storage.objects, start.namespace);
             backlog.extend(
                 items
                     .into_iter()
-                    .filter(|(_, o)| scope.sees(o))
-                    .map(|(_, o)| WatchEvent::Added(o)),
+                    .filter(|o| scope.sees(o))
+                    .map(WatchEvent::Added),
             );
             if start.initial_events_end && start.allow_bookmarks {
                 backlog.push(WatchEvent::Bookmark {

@@ -49,7 +49,7 @@ pub(crate) struct Storage {
 pub(crate) struct Snapshot {
     pub created: Instant,
     /// Items of the list's prefix in key order.
-    pub items: Arc<Vec<(String, Arc<StoredObject>)>>,
+    pub items: Arc<Vec<Arc<StoredObject>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

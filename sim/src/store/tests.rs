@@ -1371,3 +1371,25 @@ fn listing_100k_pods_in_pages_of_500() {
         started.elapsed()
     );
 }
+
+#[test]
+fn a_continue_without_its_snapshot_is_served_while_nothing_changed() {
+    let store = store();
+    let cms = configmaps(&store);
+    create_cm(&store, "default", "a", json!({}));
+    create_cm(&store, "kube-system", "z", json!({}));
+    let opts = ListOptions {
+        limit: Some(1),
+        ..Default::default()
+    };
+    let first = store.list(&cms, Some("default"), &opts).unwrap();
+    store.compact();
+    let rest = ListOptions {
+        limit: Some(10),
+        continue_token: first.continue_token,
+        ..Default::default()
+    };
+    let second = store.list(&cms, Some("default"), &rest).unwrap();
+    assert_eq!(names(&second.items), ["kube-root-ca.crt"]);
+    assert_eq!(second.resource_version, first.resource_version);
+}
