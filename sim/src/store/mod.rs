@@ -63,7 +63,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 /// A `metav1.Status` failure, exactly as a real API server words it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
 pub struct Status {
     /// HTTP status code (404, 409, 410, 422, ...).
     pub code: u16,
@@ -295,6 +296,19 @@ impl Default for StoreConfig {
 
 /// One cluster's state. Cheap to clone (shared inside); every method is synchronous and
 /// safe to call from any thread.
+///
+/// ```
+/// use panoptes_sim::store::{ClusterStore, ListOptions, StoreConfig, WriteOptions};
+///
+/// let store = ClusterStore::new(StoreConfig::default());
+/// let configmaps = store.builtin("", "configmaps");
+/// let body = serde_json::json!({"metadata": {"name": "demo"}, "data": {"k": "v"}});
+/// let created = store.create(&configmaps, Some("default"), body, &WriteOptions::default())?;
+/// assert_eq!(created.resource_version, store.resource_version());
+/// let page = store.list(&configmaps, Some("default"), &ListOptions::default())?;
+/// assert_eq!(page.items.len(), 2, "demo and the namespace's kube-root-ca.crt");
+/// # Ok::<(), panoptes_sim::store::Status>(())
+/// ```
 #[derive(Clone)]
 pub struct ClusterStore {
     shared: Arc<Shared>,
@@ -333,7 +347,11 @@ impl ClusterStore {
         store
     }
 
-    /// A built-in resource by group and plural (panics if not built in: for fixed names).
+    /// A built-in resource by group and plural, for code that names fixed built-ins.
+    ///
+    /// # Panics
+    ///
+    /// If `group`/`plural` is not one of the built-in resources (a programming error).
     pub fn builtin(&self, group: &str, plural: &str) -> Arc<ResourceType> {
         let state = self.shared.state.lock();
         state

@@ -1393,3 +1393,55 @@ fn a_continue_without_its_snapshot_is_served_while_nothing_changed() {
     assert_eq!(names(&second.items), ["kube-root-ca.crt"]);
     assert_eq!(second.resource_version, first.resource_version);
 }
+
+#[test]
+#[ignore = "timing printout; run with --ignored --nocapture"]
+fn sustained_pod_writes_with_four_watchers() {
+    let store = store();
+    crate::pods::seed(&store, "bench", 1_000);
+    let pods = store.builtin("", "pods");
+    let mut drains = Vec::new();
+    for _ in 0..4 {
+        let mut watch = store
+            .watch(
+                &pods,
+                Some("bench"),
+                &WatchOptions {
+                    resource_version: Some(store.resource_version().to_string()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        drains.push(std::thread::spawn(move || {
+            let mut seen = 0u64;
+            while watch.events.blocking_recv().is_some() {
+                seen += 1;
+            }
+            seen
+        }));
+    }
+    let writes = 20_000u64;
+    let started = std::time::Instant::now();
+    for i in 0..writes {
+        let name = crate::pods::pod_name(i % 1_000);
+        let body = json!({"metadata": {"annotations": {"bench": i.to_string()}}}).to_string();
+        store
+            .patch(
+                &pods,
+                Some("bench"),
+                &name,
+                Subresource::Main,
+                PatchType::Merge,
+                body.as_bytes(),
+                &WriteOptions::default(),
+            )
+            .unwrap();
+    }
+    let elapsed = started.elapsed();
+    store.drop_watches();
+    let seen: Vec<u64> = drains.into_iter().map(|d| d.join().unwrap()).collect();
+    println!(
+        "{writes} pod patches in {elapsed:?} = {:.0}/s; watchers saw {seen:?}",
+        writes as f64 / elapsed.as_secs_f64()
+    );
+}
