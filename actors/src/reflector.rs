@@ -22,7 +22,10 @@ pub enum ReflectorDelta<K> {
     Deleted(Arc<K>),
     /// A complete (re)list: exactly these objects exist at `resource_version`. The FIFO turns
     /// keys it knows that are absent into deleted-final-state-unknown tombstones.
-    Replace { objects: Vec<Arc<K>>, resource_version: String },
+    Replace {
+        objects: Vec<Arc<K>>,
+        resource_version: String,
+    },
 }
 
 /// A batch of deltas, in order, from one reflector. Sent with `do_send` (the FIFO drains its
@@ -42,9 +45,14 @@ pub enum ReflectorState {
     Listing,
     Watching,
     /// Waiting before the next attempt after `error`.
-    BackingOff { error: String, retry_in: std::time::Duration },
+    BackingOff {
+        error: String,
+        retry_in: std::time::Duration,
+    },
     /// The server answered 403 for this resource; retried slowly, reported, never hot-looped.
-    Forbidden { message: String },
+    Forbidden {
+        message: String,
+    },
     Stopped,
 }
 
@@ -77,21 +85,38 @@ pub struct ReflectorConfig {
 
 impl Default for ReflectorConfig {
     fn default() -> Self {
-        Self { page_size: 500, label_selector: None, field_selector: None, streaming_lists: false }
+        Self {
+            page_size: 500,
+            label_selector: None,
+            field_selector: None,
+            streaming_lists: false,
+        }
     }
 }
 
 /// Lists and watches one resource in one cluster, feeding a delta sink.
 pub struct Reflector<K>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     _k: std::marker::PhantomData<K>,
 }
 
 impl<K> Reflector<K>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
     K::DynamicType: Clone + Send + Sync,
 {
     /// A reflector over `api` (already scoped to a namespace or all) that sends its deltas to
