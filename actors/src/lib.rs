@@ -39,6 +39,9 @@ pub mod reflector;
 pub mod store;
 pub mod transform;
 
+#[cfg(test)]
+mod test_support;
+
 pub use event::{Event, EventHandler, handler_actor, handler_fn};
 pub use informer::{Informer, InformerError};
 pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
