@@ -232,3 +232,109 @@ impl<K> ListenerBuffer<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+    use crate::test_support::{pod, rv};
+
+    fn added(name: &str, v: u64) -> Notification<Pod> {
+        Notification::Added { key: ObjectKey::new(format!("ns/{name}")), obj: pod(name, v), initial: false }
+    }
+    fn updated(name: &str, old: u64, new: u64) -> Notification<Pod> {
+        Notification::Updated { key: ObjectKey::new(format!("ns/{name}")), old: pod(name, old), new: pod(name, new) }
+    }
+    fn deleted(name: &str, v: u64) -> Notification<Pod> {
+        Notification::Deleted { key: ObjectKey::new(format!("ns/{name}")), obj: pod(name, v), final_state_unknown: false }
+    }
+    fn resync(name: &str, v: u64) -> Notification<Pod> {
+        Notification::Resync { key: ObjectKey::new(format!("ns/{name}")), obj: pod(name, v), generation: 1 }
+    }
+
+    fn drain(buffer: &mut ListenerBuffer<Pod>) -> Vec<String> {
+        buffer.check_invariants();
+        let mut out = Vec::new();
+        while let Some((_, note)) = buffer.pop() {
+            out.push(match note {
+                Notification::Added { key, obj, .. } => format!("added {key}@{}", rv(&obj)),
+                Notification::Updated { key, old, new } => format!("updated {key}@{}->{}", rv(&old), rv(&new)),
+                Notification::Deleted { key, obj, .. } => format!("deleted {key}@{}", rv(&obj)),
+                Notification::Resync { key, obj, .. } => format!("resync {key}@{}", rv(&obj)),
+            });
+            buffer.check_invariants();
+        }
+        out
+    }
+
+    #[test]
+    fn should_keep_everything_in_order_when_ordered() {
+        let mut b = ListenerBuffer::new(BufferMode::Ordered);
+        for n in [added("a", 1), updated("a", 1, 2), updated("a", 2, 3)] {
+            b.push(n);
+        }
+        assert_eq!(drain(&mut b), ["added ns/a@1", "updated ns/a@1->2", "updated ns/a@2->3"]);
+    }
+
+    #[test]
+    fn should_let_the_latest_update_win_when_coalescing() {
+        let mut b = ListenerBuffer::new(BufferMode::Coalescing);
+        for n in [updated("a", 1, 2), added("b", 5), updated("a", 2, 3), updated("a", 3, 4), resync("a", 4)] {
+            b.push(n);
+        }
+        assert_eq!(b.len(), 2);
+        assert_eq!(drain(&mut b), ["updated ns/a@1->4", "added ns/b@5"]);
+    }
+
+    #[test]
+    fn should_let_a_delete_supersede_updates_and_cancel_an_unseen_add() {
+        let mut b = ListenerBuffer::new(BufferMode::Coalescing);
+        for n in [updated("a", 1, 2), deleted("a", 3), added("b", 4), updated("b", 4, 5), deleted("b", 6), added("c", 7)] {
+            b.push(n);
+        }
+        assert_eq!(drain(&mut b), ["deleted ns/a@3", "added ns/c@7"]);
+    }
+
+    #[test]
+    fn should_keep_a_delete_before_a_recreation() {
+        let mut b = ListenerBuffer::new(BufferMode::Coalescing);
+        for n in [deleted("a", 1), added("a", 2), updated("a", 2, 3)] {
+            b.push(n);
+        }
+        assert_eq!(drain(&mut b), ["deleted ns/a@1", "added ns/a@3"]);
+    }
+
+    #[test]
+    fn should_number_merged_entries_by_their_oldest_arrival() {
+        let mut b = ListenerBuffer::new(BufferMode::Coalescing);
+        b.push(updated("a", 1, 2));
+        b.push(added("b", 1));
+        b.push(updated("a", 2, 3));
+        assert_eq!(b.front_seq(), Some(0));
+        assert_eq!(b.next_seq(), 3);
+        b.pop();
+        assert_eq!(b.front_seq(), Some(1));
+    }
+
+    #[test]
+    fn should_stay_bounded_by_keys_under_churn() {
+        let mut b = ListenerBuffer::new(BufferMode::Coalescing);
+        let mut exists = [false; 37];
+        for i in 1..10_000u64 {
+            let k = (i * 7919 % 37) as usize;
+            let name = format!("p{k}");
+            let note = match (exists[k], i % 3) {
+                (false, _) => added(&name, i),
+                (true, 0) => deleted(&name, i),
+                (true, _) => updated(&name, i - 1, i),
+            };
+            exists[k] = !matches!(note, Notification::Deleted { .. });
+            b.push(note);
+            assert!(b.pending_keys() <= 37);
+            assert!(b.len() <= 2 * 37);
+        }
+        b.check_invariants();
+        assert!(b.key_order.len() <= 2 * 37 + 64, "stale order entries pile up: {}", b.key_order.len());
+    }
+}

@@ -53,3 +53,35 @@ impl<K: CacheObject> Lister<K> {
         self.store.list()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::core::{Expression, Selector};
+
+    use super::*;
+    use crate::delta_fifo::{Delta, DeltaObject, DeltaType, PoppedKey};
+    use crate::test_support::pod;
+
+    #[test]
+    fn should_get_by_namespace_and_name_and_filter_by_labels() {
+        let store = Store::new();
+        let keys = ["a", "b"]
+            .iter()
+            .map(|n| {
+                let obj = pod(n, 1);
+                PoppedKey { key: ObjectKey::of(obj.as_ref()), deltas: vec![Delta { kind: DeltaType::Added, object: DeltaObject::Live(obj) }], initial_list: false }
+            })
+            .collect();
+        store.write(|c| c.apply(keys, 0));
+        let lister = Lister::new(store);
+        assert!(lister.get(Some("ns"), "a").is_some());
+        assert!(lister.get(Some("other"), "a").is_none());
+        let only_b: Selector = Expression::Equal("app".into(), "b".into()).into();
+        let found = lister.list(Some("ns"), &only_b);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].metadata.name.as_deref(), Some("b"));
+        assert_eq!(lister.list(None, &Selector::default()).len(), 2);
+        assert!(lister.list(Some("other"), &Selector::default()).is_empty());
+        assert_eq!(lister.list_all().len(), 2);
+    }
+}
