@@ -4,5 +4,7 @@
 //! `reflector` are shared between the reflector and the rest of the pipeline. Names and
 //! signatures there are fixed; everything else is free.
 
+pub mod backoff;
 pub mod ids;
+pub mod list_watch;
 pub mod reflector;
