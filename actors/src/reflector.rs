@@ -159,6 +159,12 @@ impl Default for ReflectorConfig {
 #[rtype(result = "()")]
 pub struct StopReflector;
 
+/// Asks for the reflector's current report (its last reported state, with the
+/// resourceVersion it would resume from now). Use `send`; it answers at once.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "ReflectorReport")]
+pub struct GetReflectorReport;
+
 /// The resourceVersion of the next list, with client-go's reasons (`relistResourceVersion`):
 /// - after the last version proved unavailable (410, too large), `""`: a consistent read from
 ///   etcd, the only one guaranteed to succeed;
@@ -976,6 +982,23 @@ where
 
     fn handle(&mut self, _msg: StopReflector, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl<K> Handler<GetReflectorReport> for Reflector<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    type Result = MessageResult<GetReflectorReport>;
+
+    fn handle(&mut self, _msg: GetReflectorReport, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.last_report.lock().clone())
     }
 }
 
