@@ -372,6 +372,7 @@ impl Machine {
                 (next, Some(Effect::Replace { resource_version }))
             }
             (State::StreamInitial { .. }, Outcome::WatchOpened) => {
+                self.succeeded(ReflectorState::Listing);
                 self.watch_opened(now);
                 (State::StreamingInitial, None)
             }
@@ -1054,6 +1055,17 @@ mod tests {
         let (state, _) = m.step(state, Outcome::WatchOpened, now);
         assert_eq!(state, State::Watching);
         state
+    }
+
+    /// Compile-only: typed and dynamic objects both make reflectors, and their batches can
+    /// cross threads (to an arbiter running the FIFO).
+    #[allow(dead_code)]
+    fn should_accept_typed_and_dynamic_objects() {
+        fn actor<A: Actor<Context = Context<A>> + Handler<StopReflector>>() {}
+        fn sendable<T: Send>() {}
+        actor::<Reflector<k8s_openapi::api::core::v1::Pod>>();
+        actor::<Reflector<kube::api::DynamicObject>>();
+        sendable::<ReflectorBatch<kube::api::DynamicObject>>();
     }
 
     #[test]
