@@ -41,7 +41,7 @@ use serde::de::DeserializeOwned;
 use crate::ids::ClusterId;
 use crate::informer::{Informer, StartSource};
 use crate::object::CacheObject;
-use crate::reflector::{Reflector, ReflectorConfig, StopReflector};
+use crate::reflector::{Reflector, ReflectorConfig};
 use crate::transform::Transform;
 
 /// Options shared by every informer of a factory.
@@ -143,17 +143,6 @@ impl ListScope for DynamicResourceScope {
     }
 }
 
-/// Objects whose kind is known only at run time: [`DynamicObject`] (the only implementor;
-/// the type parameter lets the compiler infer it from `Informer<DynamicObject>`).
-pub trait DynamicKind:
-    CacheObject
-    + DeserializeOwned
-    + kube::Resource<DynamicType = ApiResource, Scope = DynamicResourceScope>
-{
-}
-
-impl DynamicKind for DynamicObject {}
-
 /// What the factory needs of every informer, whatever its type.
 trait AnyInformer: Send + Sync {
     fn start(&self);
@@ -243,7 +232,6 @@ impl InformerFactory {
         K: CacheObject + DeserializeOwned,
         K::DynamicType: Default + Clone + Send + Sync,
         K::Scope: ListScope,
-        Reflector<K>: Actor<Context = Context<Reflector<K>>> + Handler<StopReflector>,
     {
         let transform = self
             .transforms
@@ -258,26 +246,18 @@ impl InformerFactory {
     }
 
     /// The shared informer for a resource known only at run time.
-    pub fn dynamic_informer<D>(&self, resource: &ApiResource) -> Informer<D>
-    where
-        D: DynamicKind,
-        Reflector<D>: Actor<Context = Context<Reflector<D>>> + Handler<StopReflector>,
-    {
-        let key = InformerKey::Dynamic(resource_name::<D>(resource));
+    pub fn dynamic_informer(&self, resource: &ApiResource) -> Informer<DynamicObject> {
+        let key = InformerKey::Dynamic(resource_name::<DynamicObject>(resource));
         self.get_or_create(key, resource.clone(), None)
     }
 
     /// The shared informer for group/version/kind, found by discovery.
-    pub async fn dynamic_informer_for_kind<D>(
+    pub async fn dynamic_informer_for_kind(
         &self,
         group: &str,
         version: &str,
         kind: &str,
-    ) -> Result<Informer<D>, FactoryError>
-    where
-        D: DynamicKind,
-        Reflector<D>: Actor<Context = Context<Reflector<D>>> + Handler<StopReflector>,
-    {
+    ) -> Result<Informer<DynamicObject>, FactoryError> {
         let gvk = GroupVersionKind::gvk(group, version, kind);
         let (resource, _caps) = kube::discovery::pinned_kind(&self.client, &gvk)
             .await
@@ -291,16 +271,12 @@ impl InformerFactory {
 
     /// The shared informer for group/version/plural (`"apps", "v1", "deployments"`), found by
     /// discovery.
-    pub async fn dynamic_informer_for_plural<D>(
+    pub async fn dynamic_informer_for_plural(
         &self,
         group: &str,
         version: &str,
         plural: &str,
-    ) -> Result<Informer<D>, FactoryError>
-    where
-        D: DynamicKind,
-        Reflector<D>: Actor<Context = Context<Reflector<D>>> + Handler<StopReflector>,
-    {
+    ) -> Result<Informer<DynamicObject>, FactoryError> {
         let gv = GroupVersion::gv(group, version);
         let api_group = kube::discovery::pinned_group(&self.client, &gv)
             .await
@@ -332,7 +308,6 @@ impl InformerFactory {
         K: CacheObject + DeserializeOwned,
         K::DynamicType: Clone + Send + Sync,
         K::Scope: ListScope,
-        Reflector<K>: Actor<Context = Context<Reflector<K>>> + Handler<StopReflector>,
     {
         let mut informers = self.informers.lock();
         if let Some(existing) = informers.get(&key)

@@ -23,6 +23,7 @@
 //! (+ [`listener_buffer`]), [`event`]. The messages between them are public so that tests
 //! can stand in for any stage; they may change between versions.
 
+pub mod backoff;
 pub mod delta_fifo;
 pub mod event;
 pub mod ids;
@@ -31,6 +32,7 @@ pub mod informer;
 pub mod informer_factory;
 pub mod listener;
 pub mod listener_buffer;
+pub mod list_watch;
 pub mod lister;
 pub mod notification;
 pub mod object;
