@@ -45,7 +45,14 @@ pub struct ChurnConfig {
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        Self { namespace: "default".into(), target_pods: 100, rate_per_sec: 10.0, update_fraction: 0.6, max_writes: None, seed: 1 }
+        Self {
+            namespace: "default".into(),
+            target_pods: 100,
+            rate_per_sec: 10.0,
+            update_fraction: 0.6,
+            max_writes: None,
+            seed: 1,
+        }
     }
 }
 
@@ -95,7 +102,9 @@ impl Churn {
         let counters = Arc::new(Counters::default());
         let max_writes = config.max_writes;
         let worker = Worker::new(store, config, counters.clone());
-        let thread = std::thread::Builder::new().name("sim-churn".into()).spawn(move || worker.run());
+        let thread = std::thread::Builder::new()
+            .name("sim-churn".into())
+            .spawn(move || worker.run());
         let thread = match thread {
             Ok(handle) => Some(handle),
             Err(error) => {
@@ -104,7 +113,11 @@ impl Churn {
                 None
             }
         };
-        Churn { counters, max_writes, thread }
+        Churn {
+            counters,
+            max_writes,
+            thread,
+        }
     }
 
     /// Stops and returns the final stats.
@@ -119,9 +132,14 @@ impl Churn {
 
     /// Waits until `max_writes` is reached (returns at once when unbounded), at most `timeout`.
     pub fn wait(&self, timeout: Duration) -> ChurnStats {
-        let Some(max) = self.max_writes else { return self.stats() };
+        let Some(max) = self.max_writes else {
+            return self.stats();
+        };
         let deadline = Instant::now() + timeout;
-        while self.stats().total() < max && !self.counters.finished.load(Ordering::Acquire) && Instant::now() < deadline {
+        while self.stats().total() < max
+            && !self.counters.finished.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(WAIT_POLL);
         }
         self.stats()
@@ -163,14 +181,33 @@ enum Action {
 impl Worker {
     fn new(store: ClusterStore, config: ChurnConfig, counters: Arc<Counters>) -> Worker {
         let rng = StdRng::seed_from_u64(config.seed);
-        Worker { store, config, counters, rng, live: Vec::new(), next_seq: 0 }
+        Worker {
+            store,
+            config,
+            counters,
+            rng,
+            live: Vec::new(),
+            next_seq: 0,
+        }
     }
 
     fn run(mut self) {
         ensure_namespace(&self.store, &self.config.namespace);
         let pods = self.store.builtin("", "pods");
-        if let Ok(page) = self.store.list(&pods, Some(&self.config.namespace), &ListOptions::default()) {
-            self.live = page.items.iter().filter_map(|p| p.value.pointer("/metadata/name").and_then(Value::as_str).map(str::to_string)).collect();
+        if let Ok(page) =
+            self.store
+                .list(&pods, Some(&self.config.namespace), &ListOptions::default())
+        {
+            self.live = page
+                .items
+                .iter()
+                .filter_map(|p| {
+                    p.value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect();
         }
         let started = Instant::now();
         let mut done: u64 = 0;
@@ -191,7 +228,11 @@ impl Worker {
     }
 
     fn choose(&mut self) -> Action {
-        if !self.live.is_empty() && self.rng.random_bool(self.config.update_fraction.clamp(0.0, 1.0)) {
+        if !self.live.is_empty()
+            && self
+                .rng
+                .random_bool(self.config.update_fraction.clamp(0.0, 1.0))
+        {
             return Action::Update;
         }
         let target = self.config.target_pods;
@@ -211,12 +252,17 @@ impl Worker {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let name = format!("churn-{}-{seq:06}", self.config.seed);
-                match self.store.insert_as_is(pods, realistic_pod(&namespace, &name, seq)) {
+                match self
+                    .store
+                    .insert_as_is(pods, realistic_pod(&namespace, &name, seq))
+                {
                     Ok(_) => {
                         self.live.push(name);
                         self.counters.created.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(status) => tracing::debug!(pod = %name, message = %status.message, "churn create failed"),
+                    Err(status) => {
+                        tracing::debug!(pod = %name, message = %status.message, "churn create failed")
+                    }
                 }
             }
             Action::Update => {
@@ -224,16 +270,31 @@ impl Worker {
                 let name = self.live[index].clone();
                 let stamp = self.counters.updated.load(Ordering::Relaxed);
                 let (sub, body, manager) = if self.rng.random_bool(0.5) {
-                    let ready = if self.rng.random_bool(0.5) { "True" } else { "False" };
+                    let ready = if self.rng.random_bool(0.5) {
+                        "True"
+                    } else {
+                        "False"
+                    };
                     let body = json!({"status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": now()}]}});
                     (Subresource::Status, body, "kubelet")
                 } else {
                     let body = json!({"metadata": {"annotations": {"panoptes.dev/churn": stamp.to_string()}}});
                     (Subresource::Main, body, "churn")
                 };
-                let opts = WriteOptions { field_manager: Some(manager.into()), ..Default::default() };
+                let opts = WriteOptions {
+                    field_manager: Some(manager.into()),
+                    ..Default::default()
+                };
                 let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
-                match self.store.patch(pods, Some(&namespace), &name, sub, PatchType::StrategicMerge, &bytes, &opts) {
+                match self.store.patch(
+                    pods,
+                    Some(&namespace),
+                    &name,
+                    sub,
+                    PatchType::StrategicMerge,
+                    &bytes,
+                    &opts,
+                ) {
                     Ok(_) => {
                         self.counters.updated.fetch_add(1, Ordering::Relaxed);
                     }
@@ -248,11 +309,16 @@ impl Worker {
             Action::Delete => {
                 let index = self.rng.random_range(0..self.live.len());
                 let name = self.live.swap_remove(index);
-                match self.store.delete(pods, Some(&namespace), &name, &Default::default()) {
+                match self
+                    .store
+                    .delete(pods, Some(&namespace), &name, &Default::default())
+                {
                     Ok(_) => {
                         self.counters.deleted.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(status) => tracing::debug!(pod = %name, message = %status.message, "churn delete failed"),
+                    Err(status) => {
+                        tracing::debug!(pod = %name, message = %status.message, "churn delete failed")
+                    }
                 }
             }
         }
@@ -260,7 +326,9 @@ impl Worker {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -271,23 +339,47 @@ mod tests {
     #[test]
     fn churn_stops_at_max_writes_and_counts_every_kind() {
         let store = ClusterStore::new(StoreConfig::default());
-        let config = ChurnConfig { namespace: "churn".into(), target_pods: 20, rate_per_sec: 5_000.0, update_fraction: 0.5, max_writes: Some(300), seed: 7 };
+        let config = ChurnConfig {
+            namespace: "churn".into(),
+            target_pods: 20,
+            rate_per_sec: 5_000.0,
+            update_fraction: 0.5,
+            max_writes: Some(300),
+            seed: 7,
+        };
         let churn = Churn::start(store.clone(), config);
         let stats = churn.wait(Duration::from_secs(20));
         assert_eq!(stats.total(), 300, "{stats:?}");
-        assert!(stats.created >= 20 && stats.updated > 0 && stats.deleted > 0, "{stats:?}");
+        assert!(
+            stats.created >= 20 && stats.updated > 0 && stats.deleted > 0,
+            "{stats:?}"
+        );
         let final_stats = churn.stop();
         assert_eq!(final_stats, stats);
         let pods = store.builtin("", "pods");
-        let live = store.list(&pods, Some("churn"), &Default::default()).unwrap().items.len() as u64;
+        let live = store
+            .list(&pods, Some("churn"), &Default::default())
+            .unwrap()
+            .items
+            .len() as u64;
         assert_eq!(live, stats.created - stats.deleted);
     }
 
     #[test]
     fn an_unbounded_churn_runs_until_stopped() {
         let store = ClusterStore::new(StoreConfig::default());
-        let churn = Churn::start(store.clone(), ChurnConfig { rate_per_sec: 2_000.0, ..Default::default() });
-        assert_eq!(churn.wait(Duration::from_secs(5)), churn.stats(), "unbounded wait returns at once");
+        let churn = Churn::start(
+            store.clone(),
+            ChurnConfig {
+                rate_per_sec: 2_000.0,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            churn.wait(Duration::from_secs(5)),
+            churn.stats(),
+            "unbounded wait returns at once"
+        );
         let deadline = Instant::now() + Duration::from_secs(10);
         while churn.stats().total() < 50 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

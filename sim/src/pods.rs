@@ -27,7 +27,7 @@ pub fn realistic_pod(namespace: &str, name: &str, seq: u64) -> Value {
     let app = format!("app-{}", seq % APPS);
     let hash = format!("{:09x}", mix(seq % APPS) & 0xf_ffff_ffff);
     let replica_set = format!("{app}-{hash}");
-    let rs_uid = uid_from(mix(seq % APPS ^ 0x5eed));
+    let rs_uid = uid_from(mix((seq % APPS) ^ 0x5eed));
     let node = format!("node-{}", seq % NODES);
     let pod_ip = format!("10.244.{}.{}", (seq / 250) % 256, seq % 250 + 2);
     let host_ip = format!("172.18.0.{}", seq % NODES + 2);
@@ -40,7 +40,7 @@ pub fn realistic_pod(namespace: &str, name: &str, seq: u64) -> Value {
         "labels": {
             "app": app,
             "pod-template-hash": hash,
-            "tier": if seq % 3 == 0 { "frontend" } else { "backend" },
+            "tier": if seq.is_multiple_of(3) { "frontend" } else { "backend" },
         },
         "annotations": {
             "prometheus.io/port": "9090",
@@ -133,12 +133,30 @@ pub fn realistic_pod(namespace: &str, name: &str, seq: u64) -> Value {
         "annotations": metadata["annotations"], "ownerReferences": metadata["ownerReferences"],
     });
     let mut status = kubelet_status.clone();
-    status["conditions"].as_array_mut().expect("built above").push(scheduled.clone());
+    status["conditions"]
+        .as_array_mut()
+        .expect("built above")
+        .push(scheduled.clone());
     status["qosClass"] = json!("Burstable");
     let managed_fields = json!([
-        entry("kube-controller-manager", None, CREATED, field_set(&json!({"metadata": owned_metadata, "spec": controller_spec(&spec)}))),
-        entry("kube-scheduler", Some("status"), CREATED, field_set(&json!({"status": {"conditions": [scheduled]}}))),
-        entry("kubelet", Some("status"), READY, field_set(&json!({"status": kubelet_status}))),
+        entry(
+            "kube-controller-manager",
+            None,
+            CREATED,
+            field_set(&json!({"metadata": owned_metadata, "spec": controller_spec(&spec)}))
+        ),
+        entry(
+            "kube-scheduler",
+            Some("status"),
+            CREATED,
+            field_set(&json!({"status": {"conditions": [scheduled]}}))
+        ),
+        entry(
+            "kubelet",
+            Some("status"),
+            READY,
+            field_set(&json!({"status": kubelet_status}))
+        ),
     ]);
     let mut pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "spec": spec, "status": status});
     pod["metadata"]["managedFields"] = managed_fields;
@@ -156,7 +174,9 @@ pub fn seed(store: &ClusterStore, namespace: &str, count: usize) -> u64 {
             Ok(_) => {}
             // Seeding twice keeps the pods that are there.
             Err(status) if status.code == 409 => {}
-            Err(status) => tracing::warn!(pod = %name, message = %status.message, "seeding a pod failed"),
+            Err(status) => {
+                tracing::warn!(pod = %name, message = %status.message, "seeding a pod failed")
+            }
         }
     }
     store.resource_version()
@@ -174,7 +194,9 @@ pub fn ensure_namespace(store: &ClusterStore, namespace: &str) {
     match store.create(&namespaces, None, ns, &WriteOptions::default()) {
         Ok(_) => {}
         Err(Status { code: 409, .. }) => {}
-        Err(status) => tracing::warn!(%namespace, message = %status.message, "creating the namespace failed"),
+        Err(status) => {
+            tracing::warn!(%namespace, message = %status.message, "creating the namespace failed")
+        }
     }
 }
 
@@ -187,12 +209,23 @@ fn controller_spec(spec: &Value) -> Value {
     for admitted in ["tolerations", "priority", "preemptionPolicy", "nodeName"] {
         map.remove(admitted);
     }
-    let not_admitted = |v: &Value| !v["name"].as_str().is_some_and(|n| n.starts_with("kube-api-access-"));
+    let not_admitted = |v: &Value| {
+        !v["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("kube-api-access-"))
+    };
     if let Some(volumes) = map.get_mut("volumes").and_then(Value::as_array_mut) {
         volumes.retain(not_admitted);
     }
-    for container in map.get_mut("containers").and_then(Value::as_array_mut).into_iter().flatten() {
-        let mounts = container.get_mut("volumeMounts").and_then(Value::as_array_mut);
+    for container in map
+        .get_mut("containers")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let mounts = container
+            .get_mut("volumeMounts")
+            .and_then(Value::as_array_mut);
         if let Some(mounts) = mounts {
             mounts.retain(not_admitted);
             if mounts.is_empty() {
@@ -269,12 +302,20 @@ mod tests {
     fn a_realistic_pod_is_between_3_and_8_kib_with_about_40_percent_managed_fields() {
         let pod = realistic_pod("shop", "pod-00007", 7);
         let total = serde_json::to_vec(&pod).unwrap().len();
-        let managed = serde_json::to_vec(&pod["metadata"]["managedFields"]).unwrap().len();
+        let managed = serde_json::to_vec(&pod["metadata"]["managedFields"])
+            .unwrap()
+            .len();
         let share = managed as f64 / total as f64;
         println!("realistic pod: {total} bytes, managedFields {share:.2}");
         assert!((3 * 1024..=8 * 1024).contains(&total), "size {total}");
-        assert!((0.30..=0.50).contains(&share), "managedFields share {share:.2} of {total}");
-        assert_eq!(pod["metadata"]["managedFields"].as_array().unwrap().len(), 3);
+        assert!(
+            (0.30..=0.50).contains(&share),
+            "managedFields share {share:.2} of {total}"
+        );
+        assert_eq!(
+            pod["metadata"]["managedFields"].as_array().unwrap().len(),
+            3
+        );
     }
 
     #[test]
@@ -293,7 +334,9 @@ mod tests {
         let store = ClusterStore::new(StoreConfig::default());
         let rv = seed(&store, "bench", 25);
         let pods = store.builtin("", "pods");
-        let page = store.list(&pods, Some("bench"), &Default::default()).unwrap();
+        let page = store
+            .list(&pods, Some("bench"), &Default::default())
+            .unwrap();
         assert_eq!(page.items.len(), 25);
         assert_eq!(rv, store.resource_version());
         assert_eq!(page.items[0].value["metadata"]["name"], "pod-00000");

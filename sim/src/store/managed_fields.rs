@@ -12,7 +12,13 @@ use serde_json::{Map, Value, json};
 use super::patch::list_keys;
 
 /// metadata fields a manager can own; the rest are server-set.
-const OWNABLE_METADATA: &[&str] = &["labels", "annotations", "finalizers", "ownerReferences", "generateName"];
+const OWNABLE_METADATA: &[&str] = &[
+    "labels",
+    "annotations",
+    "finalizers",
+    "ownerReferences",
+    "generateName",
+];
 
 /// Who wrote what, for one managedFields entry.
 pub(crate) struct Writer<'a> {
@@ -46,8 +52,11 @@ pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value) {
     if !is_apply && fields.as_object().is_some_and(Map::is_empty) {
         return;
     }
-    let mut entries: Vec<Value> =
-        object.pointer("/metadata/managedFields").and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut entries: Vec<Value> = object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     for entry in entries.iter_mut() {
         if !is_same_entry(entry, writer)
             && let Some(set) = entry.get_mut("fieldsV1")
@@ -55,7 +64,12 @@ pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value) {
             subtract(set, &fields);
         }
     }
-    entries.retain(|e| is_same_entry(e, writer) || e.get("fieldsV1").and_then(Value::as_object).is_some_and(|m| !m.is_empty()));
+    entries.retain(|e| {
+        is_same_entry(e, writer)
+            || e.get("fieldsV1")
+                .and_then(Value::as_object)
+                .is_some_and(|m| !m.is_empty())
+    });
     match entries.iter_mut().find(|e| is_same_entry(e, writer)) {
         Some(entry) => {
             if is_apply {
@@ -82,7 +96,12 @@ pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value) {
         }
     }
     entries.sort_by(|a, b| {
-        let key = |e: &Value| (e["time"].as_str().unwrap_or("").to_string(), e["manager"].as_str().unwrap_or("").to_string());
+        let key = |e: &Value| {
+            (
+                e["time"].as_str().unwrap_or("").to_string(),
+                e["manager"].as_str().unwrap_or("").to_string(),
+            )
+        };
         key(a).cmp(&key(b))
     });
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -105,14 +124,37 @@ fn marks_itself(depth: usize, key: &str) -> bool {
 fn map_set(map: &Map<String, Value>, depth: usize, parent: Option<&str>) -> Map<String, Value> {
     let mut set = Map::new();
     for (key, value) in map {
-        if depth == 0 && key == "apiVersion" || depth == 0 && key == "kind" {
+        if depth == 0 && (key == "apiVersion" || key == "kind") {
             continue;
         }
         if parent == Some("metadata") && depth == 1 && !OWNABLE_METADATA.contains(&key.as_str()) {
             continue;
         }
-        set.insert(format!("f:{key}"), value_set(key, value, depth + 1));
+        let child = value_set(key, value, depth + 1);
+        if key == "metadata" && child.as_object().is_some_and(Map::is_empty) {
+            continue;
+        }
+        set.insert(format!("f:{key}"), child);
     }
+    set
+}
+
+/// The set an Apply owns: a real server records applied maps without their `.` marker
+/// (keyed list elements keep theirs).
+pub(crate) fn applied_set(applied: &Value) -> Value {
+    fn strip(set: &mut Value, in_element: bool) {
+        let Some(map) = set.as_object_mut() else {
+            return;
+        };
+        if !in_element {
+            map.remove(".");
+        }
+        for (key, child) in map.iter_mut() {
+            strip(child, key.starts_with("k:"));
+        }
+    }
+    let mut set = field_set(applied);
+    strip(&mut set, false);
     set
 }
 
@@ -143,7 +185,10 @@ fn value_set(key: &str, value: &Value, depth: usize) -> Value {
 }
 
 fn element_set(item: &Value, depth: usize) -> Value {
-    let mut set = item.as_object().map(|m| map_set(m, depth, None)).unwrap_or_default();
+    let mut set = item
+        .as_object()
+        .map(|m| map_set(m, depth, None))
+        .unwrap_or_default();
     set.insert(".".into(), json!({}));
     Value::Object(sorted(set))
 }
@@ -165,7 +210,12 @@ fn element_key(item: &Value, keys: &[&str]) -> String {
     format!("k:{}", Value::Object(id))
 }
 
-fn changed_map(old: &Map<String, Value>, new: &Map<String, Value>, depth: usize, parent: Option<&str>) -> Map<String, Value> {
+fn changed_map(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    depth: usize,
+    parent: Option<&str>,
+) -> Map<String, Value> {
     let mut set = Map::new();
     for (key, value) in new {
         if depth == 0 && (key == "apiVersion" || key == "kind") {
@@ -182,7 +232,9 @@ fn changed_map(old: &Map<String, Value>, new: &Map<String, Value>, depth: usize,
             continue;
         }
         let child = match (before, value) {
-            (Value::Object(o), Value::Object(n)) => Value::Object(sorted(changed_map(o, n, depth + 1, Some(key)))),
+            (Value::Object(o), Value::Object(n)) => {
+                Value::Object(sorted(changed_map(o, n, depth + 1, Some(key))))
+            }
             (Value::Array(o), Value::Array(n)) if !n.is_empty() => match list_keys(key, &n[0]) {
                 Some(keys) => {
                     let mut elements = Map::new();
@@ -232,7 +284,9 @@ fn subtract(from: &mut Value, taken: &Value) {
         return;
     };
     for (key, value) in source {
-        let Some(existing) = target.get_mut(key) else { continue };
+        let Some(existing) = target.get_mut(key) else {
+            continue;
+        };
         let is_leaf = value.as_object().is_some_and(Map::is_empty);
         if is_leaf {
             if existing.as_object().is_some_and(Map::is_empty) {
@@ -241,7 +295,10 @@ fn subtract(from: &mut Value, taken: &Value) {
             continue;
         }
         subtract(existing, value);
-        if existing.as_object().is_some_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key("."))) {
+        if existing
+            .as_object()
+            .is_some_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key(".")))
+        {
             target.remove(key);
         }
     }

@@ -92,7 +92,11 @@ pub struct ResourceType {
 impl ResourceType {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 }
 
@@ -214,7 +218,10 @@ pub enum WatchEvent {
     Modified(Arc<StoredObject>),
     Deleted(Arc<StoredObject>),
     /// A BOOKMARK at this resourceVersion; `initial_events_end` adds the annotation.
-    Bookmark { resource_version: u64, initial_events_end: bool },
+    Bookmark {
+        resource_version: u64,
+        initial_events_end: bool,
+    },
     /// An ERROR event (e.g. 410 Expired "too old resource version: 5 (545)"); the stream ends after it.
     Error(Status),
 }
@@ -280,12 +287,17 @@ impl ClusterStore {
     /// `kube-public`, `kube-node-lease` exist; each namespace has a `default` ServiceAccount
     /// and a `kube-root-ca.crt` ConfigMap as the controller-manager would make.
     pub fn new(config: StoreConfig) -> Self {
-        let shared = Arc::new(Shared { config, state: Mutex::new(state::State::new()) });
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(state::State::new()),
+        });
         let store = ClusterStore { shared };
         let namespaces = store.builtin("", "namespaces");
         for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            store.create(&namespaces, None, ns, &WriteOptions::default()).expect("built-in namespaces are valid");
+            store
+                .create(&namespaces, None, ns, &WriteOptions::default())
+                .expect("built-in namespaces are valid");
         }
         spawn_housekeeping(Arc::downgrade(&store.shared));
         store
@@ -294,7 +306,12 @@ impl ClusterStore {
     /// A built-in resource by group and plural (panics if not built in: for fixed names).
     pub fn builtin(&self, group: &str, plural: &str) -> Arc<ResourceType> {
         let state = self.shared.state.lock();
-        state.served.iter().find(|r| r.group == group && r.plural == plural).cloned().unwrap_or_else(|| panic!("{group}/{plural} is not built in"))
+        state
+            .served
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+            .cloned()
+            .unwrap_or_else(|| panic!("{group}/{plural} is not built in"))
     }
 
     /// Every served resource, CRD-defined ones included (for discovery).
@@ -305,7 +322,11 @@ impl ClusterStore {
     /// The resource served at group/version/plural, if any.
     pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
         let state = self.shared.state.lock();
-        state.served.iter().find(|r| r.group == group && r.version == version && r.plural == plural).cloned()
+        state
+            .served
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
     }
 
     /// The current global resourceVersion.
@@ -313,17 +334,36 @@ impl ClusterStore {
         self.shared.state.lock().rv
     }
 
-    pub fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource) -> Result<Arc<StoredObject>> {
-        let object = self.shared.state.lock().get(rt, scope(rt, namespace), name)?;
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+    ) -> Result<Arc<StoredObject>> {
+        let object = self
+            .shared
+            .state
+            .lock()
+            .get(rt, scope(rt, namespace), name)?;
         match sub {
             Subresource::Scale => scale_object(rt, &object),
             _ => Ok(object),
         }
     }
 
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, opts: &ListOptions) -> Result<ListPage> {
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListPage> {
         let namespace = scope(rt, namespace);
-        let filter = selector::ObjectFilter::parse(rt, opts.label_selector.as_deref(), opts.field_selector.as_deref())?;
+        let filter = selector::ObjectFilter::parse(
+            rt,
+            opts.label_selector.as_deref(),
+            opts.field_selector.as_deref(),
+        )?;
         let requested = read::parse_rv(opts.resource_version.as_deref())?;
         if opts.resource_version_match.is_some() && requested == read::RequestedRv::Latest {
             return Err(Status::resource_version_match_without_rv());
@@ -333,16 +373,35 @@ impl ClusterStore {
         {
             self.wait_for_rv(rv)?;
         }
-        let source = self.shared.state.lock().list_source(rt, namespace, opts, requested)?;
+        let source = self
+            .shared
+            .state
+            .lock()
+            .list_source(rt, namespace, opts, requested)?;
         // resourceVersion=0 is served from the watch cache, which ignores limit in v1.28.
-        let limit = if requested == read::RequestedRv::Any { None } else { opts.limit };
+        let limit = if requested == read::RequestedRv::Any {
+            None
+        } else {
+            opts.limit
+        };
         match source {
-            read::ListSource::Kept(items, rv, after) => Ok(read::page(&items, namespace, after.as_deref(), &filter, limit, rv)),
+            read::ListSource::Kept(items, rv, after) => Ok(read::page(
+                &items,
+                namespace,
+                after.as_deref(),
+                &filter,
+                limit,
+                rv,
+            )),
             read::ListSource::Current(map, rv) => {
                 let items = read::items_in(&map, namespace);
                 let page = read::page(&items, namespace, None, &filter, limit, rv);
                 if page.continue_token.is_some() {
-                    let key = state::SnapshotKey { storage: state::storage_key(rt), namespace: namespace.map(str::to_string), rv };
+                    let key = state::SnapshotKey {
+                        storage: state::storage_key(rt),
+                        namespace: namespace.map(str::to_string),
+                        rv,
+                    };
                     self.shared.state.lock().keep_snapshot(key, Arc::new(items));
                 }
                 Ok(page)
@@ -355,41 +414,115 @@ impl ClusterStore {
     /// Only `metadata.resourceVersion` is stamped. 404 if the namespace is missing, 409 if
     /// the object exists.
     pub fn insert_as_is(&self, rt: &ResourceType, obj: Value) -> Result<Arc<StoredObject>> {
-        self.shared.state.lock().insert_as_is(rt, obj, &self.shared.config)
+        self.shared
+            .state
+            .lock()
+            .insert_as_is(rt, obj, &self.shared.config)
     }
 
-    pub fn create(&self, rt: &ResourceType, namespace: Option<&str>, obj: Value, opts: &WriteOptions) -> Result<Arc<StoredObject>> {
-        self.shared.state.lock().create(rt, scope(rt, namespace), obj, opts, &self.shared.config)
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>> {
+        self.shared
+            .state
+            .lock()
+            .create(rt, scope(rt, namespace), obj, opts, &self.shared.config)
     }
 
-    pub fn update(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource, obj: Value, opts: &WriteOptions) -> Result<Arc<StoredObject>> {
-        let updated = self.shared.state.lock().update(rt, scope(rt, namespace), name, sub, obj, opts, &self.shared.config, None)?;
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>> {
+        let updated = self.shared.state.lock().update(
+            rt,
+            scope(rt, namespace),
+            name,
+            sub,
+            obj,
+            opts,
+            &self.shared.config,
+            None,
+        )?;
         match sub {
             Subresource::Scale => scale_object(rt, &updated),
             _ => Ok(updated),
         }
     }
 
-    pub fn patch(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource, patch_type: PatchType, body: &[u8], opts: &WriteOptions) -> Result<Arc<StoredObject>> {
-        let patched = self.shared.state.lock().patch(rt, scope(rt, namespace), name, sub, patch_type, body, opts, &self.shared.config)?;
+    #[allow(clippy::too_many_arguments)] // the contract mirrors a PATCH request's parts
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>> {
+        let patched = self.shared.state.lock().patch(
+            rt,
+            scope(rt, namespace),
+            name,
+            sub,
+            patch_type,
+            body,
+            opts,
+            &self.shared.config,
+        )?;
         match sub {
             Subresource::Scale => scale_object(rt, &patched),
             _ => Ok(patched),
         }
     }
 
-    pub fn delete(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome> {
-        self.shared.state.lock().delete(rt, scope(rt, namespace), name, opts, &self.shared.config)
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome> {
+        self.shared
+            .state
+            .lock()
+            .delete(rt, scope(rt, namespace), name, opts, &self.shared.config)
     }
 
     /// Deletes every object the selectors match; returns what was deleted or marked.
-    pub fn delete_collection(&self, rt: &ResourceType, namespace: Option<&str>, list: &ListOptions, opts: &DeleteOptions) -> Result<Vec<DeleteOutcome>> {
-        let listing = ListOptions { limit: None, continue_token: None, ..list.clone() };
+    pub fn delete_collection(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<DeleteOutcome>> {
+        let listing = ListOptions {
+            limit: None,
+            continue_token: None,
+            ..list.clone()
+        };
         let page = self.list(rt, namespace, &listing)?;
         let mut outcomes = Vec::with_capacity(page.items.len());
         for object in page.items {
-            let name = object.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
-            let ns = object.value.pointer("/metadata/namespace").and_then(Value::as_str);
+            let name = object
+                .value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ns = object
+                .value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str);
             match self.delete(rt, ns, name, opts) {
                 Ok(outcome) => outcomes.push(outcome),
                 // Deleted by someone else in between: nothing left to do for it.
@@ -400,9 +533,18 @@ impl ClusterStore {
         Ok(outcomes)
     }
 
-    pub fn watch(&self, rt: &ResourceType, namespace: Option<&str>, opts: &WatchOptions) -> Result<Watch> {
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &WatchOptions,
+    ) -> Result<Watch> {
         let namespace = scope(rt, namespace);
-        let filter = selector::ObjectFilter::parse(rt, opts.label_selector.as_deref(), opts.field_selector.as_deref())?;
+        let filter = selector::ObjectFilter::parse(
+            rt,
+            opts.label_selector.as_deref(),
+            opts.field_selector.as_deref(),
+        )?;
         let requested = read::parse_rv(opts.resource_version.as_deref())?;
         let send_initial = opts.send_initial_events == Some(true);
         if send_initial && opts.resource_version_match != Some(ResourceVersionMatch::NotOlderThan) {
@@ -414,7 +556,10 @@ impl ClusterStore {
             return Ok(read::failed_watch(status));
         }
         // Without sendInitialEvents, only "no RV" and "0" start with the current objects.
-        let initial_events = opts.send_initial_events.unwrap_or(matches!(requested, read::RequestedRv::Latest | read::RequestedRv::Any));
+        let initial_events = opts.send_initial_events.unwrap_or(matches!(
+            requested,
+            read::RequestedRv::Latest | read::RequestedRv::Any
+        ));
         let since = match requested {
             read::RequestedRv::At(rv) if !initial_events => Some(rv),
             _ => None,
@@ -463,7 +608,10 @@ impl ClusterStore {
     /// The 422 a real server answers to `sendInitialEvents` on a plain list (the HTTP side
     /// calls it when a list request carries that parameter).
     pub fn reject_send_initial_events_on_list(opts: &ListOptions) -> Status {
-        Status::send_initial_events_on_list(opts.resource_version_match.is_some() && opts.resource_version.as_deref().is_none_or(str::is_empty))
+        Status::send_initial_events_on_list(
+            opts.resource_version_match.is_some()
+                && opts.resource_version.as_deref().is_none_or(str::is_empty),
+        )
     }
 
     /// Waits (without the lock) until the store reaches `rv`, at most `too_large_rv_wait`.
@@ -484,34 +632,50 @@ impl ClusterStore {
 
 /// Cluster-scoped resources ignore a namespace given with them.
 fn scope<'a>(rt: &ResourceType, namespace: Option<&'a str>) -> Option<&'a str> {
-    if rt.namespaced { namespace.filter(|ns| !ns.is_empty()) } else { None }
+    if rt.namespaced {
+        namespace.filter(|ns| !ns.is_empty())
+    } else {
+        None
+    }
 }
 
 fn scale_object(rt: &ResourceType, object: &StoredObject) -> Result<Arc<StoredObject>> {
     let scale = writes::scale_of(rt, &object.value)?;
-    Ok(Arc::new(state::stored_object(scale, object.resource_version)))
+    Ok(Arc::new(state::stored_object(
+        scale,
+        object.resource_version,
+    )))
 }
 
 /// The store's background thread: bookmarks when due, expired list snapshots. It holds only
 /// a weak reference, so it ends once the last `ClusterStore` clone is dropped.
 fn spawn_housekeeping(shared: Weak<Shared>) {
-    let spawned = std::thread::Builder::new().name("sim-store-housekeeping".into()).spawn(move || {
-        loop {
-            let Some(shared) = shared.upgrade() else { return };
-            let interval = shared.config.bookmark_interval;
-            let tick = HOUSEKEEPING_TICK.min(interval / 2).max(Duration::from_millis(1));
-            {
-                let mut state = shared.state.lock();
-                if let Some(due) = Instant::now().checked_sub(interval) {
-                    state.send_bookmarks(Some(due));
+    let spawned = std::thread::Builder::new()
+        .name("sim-store-housekeeping".into())
+        .spawn(move || {
+            loop {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let interval = shared.config.bookmark_interval;
+                let tick = HOUSEKEEPING_TICK
+                    .min(interval / 2)
+                    .max(Duration::from_millis(1));
+                {
+                    let mut state = shared.state.lock();
+                    if let Some(due) = Instant::now().checked_sub(interval) {
+                        state.send_bookmarks(Some(due));
+                    }
+                    state.expire_snapshots(shared.config.snapshot_ttl);
                 }
-                state.expire_snapshots(shared.config.snapshot_ttl);
+                drop(shared);
+                std::thread::sleep(tick);
             }
-            drop(shared);
-            std::thread::sleep(tick);
-        }
-    });
+        });
     if let Err(error) = spawned {
         tracing::error!(%error, "could not start the store's housekeeping thread: no periodic bookmarks");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,10 @@ use super::continue_token::ContinueToken;
 use super::selector::ObjectFilter;
 use super::state::{Snapshot, SnapshotKey, State, storage_key};
 use super::watch::{WatchScope, Watcher};
-use super::{ListOptions, ListPage, ResourceType, ResourceVersionMatch, Status, StoredObject, Watch, WatchEvent};
+use super::{
+    ListOptions, ListPage, ResourceType, ResourceVersionMatch, Status, StoredObject, Watch,
+    WatchEvent,
+};
 
 /// What a list reads from, decided under the lock.
 pub(crate) enum ListSource {
@@ -42,34 +45,58 @@ pub(crate) fn parse_rv(raw: Option<&str>) -> Result<RequestedRv, Status> {
     match raw {
         None | Some("") => Ok(RequestedRv::Latest),
         Some("0") => Ok(RequestedRv::Any),
-        Some(s) => s
-            .parse::<u64>()
-            .map(RequestedRv::At)
-            .map_err(|_| Status::bad_request(format!("invalid resource version: strconv.ParseUint: parsing {s:?}: invalid syntax"))),
+        Some(s) => s.parse::<u64>().map(RequestedRv::At).map_err(|_| {
+            Status::bad_request(format!(
+                "invalid resource version: strconv.ParseUint: parsing {s:?}: invalid syntax"
+            ))
+        }),
     }
 }
 
 impl State {
     /// Where a list reads from, or its error. Waiting for a future rv is the caller's job.
-    pub fn list_source(&self, rt: &ResourceType, namespace: Option<&str>, opts: &ListOptions, requested: RequestedRv) -> Result<ListSource, Status> {
+    pub fn list_source(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+        requested: RequestedRv,
+    ) -> Result<ListSource, Status> {
         let storage = self.storage(rt)?;
         if let Some(raw) = opts.continue_token.as_deref().filter(|t| !t.is_empty()) {
             let token = ContinueToken::decode(raw)?;
-            let key = SnapshotKey { storage: storage_key(rt), namespace: namespace.map(str::to_string), rv: token.rv.max(0) as u64 };
+            let key = SnapshotKey {
+                storage: storage_key(rt),
+                namespace: namespace.map(str::to_string),
+                rv: token.rv.max(0) as u64,
+            };
             if let Some(snapshot) = self.snapshots.get(&key) {
-                return Ok(ListSource::Kept(snapshot.items.clone(), key.rv, Some(token.last_key)));
+                return Ok(ListSource::Kept(
+                    snapshot.items.clone(),
+                    key.rv,
+                    Some(token.last_key),
+                ));
             }
             let rv = token.rv as u64;
             let unchanged_since = token.rv > 0 && storage.last_write <= rv && rv >= self.compacted;
             if unchanged_since {
-                return Ok(ListSource::Current(storage.objects.clone(), rv).with_start(token.last_key));
+                return Ok(
+                    ListSource::Current(storage.objects.clone(), rv).with_start(token.last_key)
+                );
             }
-            let fresh = ContinueToken { rv: -1, last_key: token.last_key };
+            let fresh = ContinueToken {
+                rv: -1,
+                last_key: token.last_key,
+            };
             return Err(Status::continue_expired(fresh.encode()));
         }
         match (requested, opts.resource_version_match) {
             (RequestedRv::At(rv), Some(ResourceVersionMatch::Exact)) if rv != self.rv => {
-                let key = SnapshotKey { storage: storage_key(rt), namespace: namespace.map(str::to_string), rv };
+                let key = SnapshotKey {
+                    storage: storage_key(rt),
+                    namespace: namespace.map(str::to_string),
+                    rv,
+                };
                 if let Some(snapshot) = self.snapshots.get(&key) {
                     return Ok(ListSource::Kept(snapshot.items.clone(), rv, None));
                 }
@@ -82,8 +109,15 @@ impl State {
         }
     }
 
-    pub fn keep_snapshot(&mut self, key: SnapshotKey, items: Arc<Vec<(String, Arc<StoredObject>)>>) {
-        self.snapshots.entry(key).or_insert(Snapshot { created: Instant::now(), items });
+    pub fn keep_snapshot(
+        &mut self,
+        key: SnapshotKey,
+        items: Arc<Vec<(String, Arc<StoredObject>)>>,
+    ) {
+        self.snapshots.entry(key).or_insert(Snapshot {
+            created: Instant::now(),
+            items,
+        });
     }
 }
 
@@ -99,11 +133,17 @@ impl ListSource {
 }
 
 /// The `ns/` range of keys (or all keys) in key order.
-pub(crate) fn items_in(map: &OrdMap<String, Arc<StoredObject>>, namespace: Option<&str>) -> Vec<(String, Arc<StoredObject>)> {
+pub(crate) fn items_in(
+    map: &OrdMap<String, Arc<StoredObject>>,
+    namespace: Option<&str>,
+) -> Vec<(String, Arc<StoredObject>)> {
     match namespace {
         Some(ns) => {
             let prefix = format!("{ns}/");
-            map.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (k.clone(), v.clone())).collect()
+            map.range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
         }
         None => map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
     }
@@ -112,13 +152,23 @@ pub(crate) fn items_in(map: &OrdMap<String, Arc<StoredObject>>, namespace: Optio
 /// The key as a continue token names it: relative to the namespace prefix.
 pub(crate) fn relative_key(key: &str, namespace: Option<&str>) -> String {
     match namespace {
-        Some(ns) => key.strip_prefix(&format!("{ns}/")).unwrap_or(key).to_string(),
+        Some(ns) => key
+            .strip_prefix(&format!("{ns}/"))
+            .unwrap_or(key)
+            .to_string(),
         None => key.to_string(),
     }
 }
 
 /// Builds one page from the prefix's items, starting after `after` (a relative key).
-pub(crate) fn page(items: &[(String, Arc<StoredObject>)], namespace: Option<&str>, after: Option<&str>, filter: &ObjectFilter, limit: Option<u64>, rv: u64) -> ListPage {
+pub(crate) fn page(
+    items: &[(String, Arc<StoredObject>)],
+    namespace: Option<&str>,
+    after: Option<&str>,
+    filter: &ObjectFilter,
+    limit: Option<u64>,
+    rv: u64,
+) -> ListPage {
     let start = match after {
         Some(last) => {
             let full = match namespace {
@@ -142,19 +192,30 @@ pub(crate) fn page(items: &[(String, Arc<StoredObject>)], namespace: Option<&str
         last_index = Some(index);
     }
     let more = match (limit, last_index) {
-        (Some(l), Some(i)) => out.len() >= l && items[i + 1..].iter().any(|(_, o)| filter.matches(&o.value)),
+        (Some(l), Some(i)) => {
+            out.len() >= l && items[i + 1..].iter().any(|(_, o)| filter.matches(&o.value))
+        }
         _ => false,
     };
     let (continue_token, remaining_item_count) = if more {
         let last = last_index.expect("more implies a last item");
-        let token = ContinueToken { rv: rv as i64, last_key: relative_key(&items[last].0, namespace) }.encode();
+        let token = ContinueToken {
+            rv: rv as i64,
+            last_key: relative_key(&items[last].0, namespace),
+        }
+        .encode();
         // Like etcd, the count is only known without selectors.
         let remaining = filter.is_empty().then(|| (items.len() - last - 1) as u64);
         (Some(token), remaining)
     } else {
         (None, None)
     };
-    ListPage { items: out, resource_version: rv, continue_token, remaining_item_count }
+    ListPage {
+        items: out,
+        resource_version: rv,
+        continue_token,
+        remaining_item_count,
+    }
 }
 
 /// A watch that only carries one ERROR event and then ends.
@@ -182,30 +243,61 @@ pub(crate) struct WatchStart<'a> {
 impl State {
     pub fn open_watch(&mut self, start: WatchStart<'_>) -> Result<Watch, Status> {
         let current_rv = self.rv;
-        let storage = self.storages.get_mut(&storage_key(start.rt)).ok_or_else(super::state::unknown_resource)?;
+        let storage = self
+            .storages
+            .get_mut(&storage_key(start.rt))
+            .ok_or_else(super::state::unknown_resource)?;
         if let Some(since) = start.since
             && since < storage.history.floor()
         {
-            return Ok(failed_watch(Status::too_old_resource_version(since, storage.history.floor())));
+            return Ok(failed_watch(Status::too_old_resource_version(
+                since,
+                storage.history.floor(),
+            )));
         }
-        let scope = WatchScope { namespace: start.namespace.map(str::to_string), filter: start.filter };
+        let scope = WatchScope {
+            namespace: start.namespace.map(str::to_string),
+            filter: start.filter,
+        };
         let mut backlog: Vec<WatchEvent> = Vec::new();
         if start.initial_events {
             let items = match start.namespace {
                 Some(ns) => items_in(&storage.objects, Some(ns)),
-                None => storage.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                None => storage
+                    .objects
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
             };
-            backlog.extend(items.into_iter().filter(|(_, o)| scope.sees(o)).map(|(_, o)| WatchEvent::Added(o)));
+            backlog.extend(
+                items
+                    .into_iter()
+                    .filter(|(_, o)| scope.sees(o))
+                    .map(|(_, o)| WatchEvent::Added(o)),
+            );
             if start.initial_events_end && start.allow_bookmarks {
-                backlog.push(WatchEvent::Bookmark { resource_version: current_rv, initial_events_end: true });
+                backlog.push(WatchEvent::Bookmark {
+                    resource_version: current_rv,
+                    initial_events_end: true,
+                });
             }
         } else if let Some(since) = start.since {
-            backlog.extend(storage.history.since(since).filter_map(|e| scope.translate(e)));
+            backlog.extend(
+                storage
+                    .history
+                    .since(since)
+                    .filter_map(|e| scope.translate(e)),
+            );
         }
         // The channel holds the whole backlog plus the live buffer, so a fresh watch with a
         // large initial list is not mistaken for a slow consumer.
         let (tx, rx) = mpsc::channel(backlog.len() + start.buffer.max(1));
-        let watcher = Watcher { scope, allow_bookmarks: start.allow_bookmarks, tx, last_bookmark: Instant::now() };
+        let watcher = Watcher {
+            scope,
+            allow_bookmarks: start.allow_bookmarks,
+            tx,
+            last_bookmark: Instant::now(),
+        };
         for event in backlog {
             watcher.offer(event);
         }
@@ -213,4 +305,3 @@ impl State {
         Ok(Watch { events: rx })
     }
 }
-

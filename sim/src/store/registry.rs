@@ -11,9 +11,20 @@ use serde_json::Value;
 
 use super::ResourceType;
 
-const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Namespaces cannot be deleted as a collection in a real server.
-const NAMESPACE_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
+const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 
 struct Builtin {
     group: &'static str,
@@ -28,18 +39,138 @@ struct Builtin {
 }
 
 const BUILTINS: &[Builtin] = &[
-    Builtin { group: "", version: "v1", kind: "Namespace", plural: "namespaces", short_names: &["ns"], categories: &[], namespaced: false, status: true, scale: false },
-    Builtin { group: "", version: "v1", kind: "Node", plural: "nodes", short_names: &["no"], categories: &[], namespaced: false, status: true, scale: false },
-    Builtin { group: "", version: "v1", kind: "Pod", plural: "pods", short_names: &["po"], categories: &["all"], namespaced: true, status: true, scale: false },
-    Builtin { group: "", version: "v1", kind: "Service", plural: "services", short_names: &["svc"], categories: &["all"], namespaced: true, status: true, scale: false },
-    Builtin { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", short_names: &["cm"], categories: &[], namespaced: true, status: false, scale: false },
-    Builtin { group: "", version: "v1", kind: "Secret", plural: "secrets", short_names: &[], categories: &[], namespaced: true, status: false, scale: false },
-    Builtin { group: "", version: "v1", kind: "ServiceAccount", plural: "serviceaccounts", short_names: &["sa"], categories: &[], namespaced: true, status: false, scale: false },
-    Builtin { group: "", version: "v1", kind: "Event", plural: "events", short_names: &["ev"], categories: &[], namespaced: true, status: false, scale: false },
-    Builtin { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", short_names: &["deploy"], categories: &["all"], namespaced: true, status: true, scale: true },
-    Builtin { group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", short_names: &["rs"], categories: &["all"], namespaced: true, status: true, scale: true },
-    Builtin { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", short_names: &[], categories: &[], namespaced: true, status: false, scale: false },
-    Builtin { group: "apiextensions.k8s.io", version: "v1", kind: "CustomResourceDefinition", plural: "customresourcedefinitions", short_names: &["crd", "crds"], categories: &["api-extensions"], namespaced: false, status: true, scale: false },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        short_names: &["ns"],
+        categories: &[],
+        namespaced: false,
+        status: true,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        short_names: &["no"],
+        categories: &[],
+        namespaced: false,
+        status: true,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        short_names: &["po"],
+        categories: &["all"],
+        namespaced: true,
+        status: true,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "Service",
+        plural: "services",
+        short_names: &["svc"],
+        categories: &["all"],
+        namespaced: true,
+        status: true,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        short_names: &["cm"],
+        categories: &[],
+        namespaced: true,
+        status: false,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "Secret",
+        plural: "secrets",
+        short_names: &[],
+        categories: &[],
+        namespaced: true,
+        status: false,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        short_names: &["sa"],
+        categories: &[],
+        namespaced: true,
+        status: false,
+        scale: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        short_names: &["ev"],
+        categories: &[],
+        namespaced: true,
+        status: false,
+        scale: false,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        short_names: &["deploy"],
+        categories: &["all"],
+        namespaced: true,
+        status: true,
+        scale: true,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        kind: "ReplicaSet",
+        plural: "replicasets",
+        short_names: &["rs"],
+        categories: &["all"],
+        namespaced: true,
+        status: true,
+        scale: true,
+    },
+    Builtin {
+        group: "coordination.k8s.io",
+        version: "v1",
+        kind: "Lease",
+        plural: "leases",
+        short_names: &[],
+        categories: &[],
+        namespaced: true,
+        status: false,
+        scale: false,
+    },
+    Builtin {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        namespaced: false,
+        status: true,
+        scale: false,
+    },
 ];
 
 /// The built-in resources, in discovery order.
@@ -47,7 +178,11 @@ pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
     BUILTINS
         .iter()
         .map(|b| {
-            let verbs = if b.plural == "namespaces" { NAMESPACE_VERBS } else { ALL_VERBS };
+            let verbs = if b.plural == "namespaces" {
+                NAMESPACE_VERBS
+            } else {
+                ALL_VERBS
+            };
             Arc::new(ResourceType {
                 group: b.group.into(),
                 version: b.version.into(),
@@ -69,20 +204,43 @@ pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
 /// The resource types a CRD serves (one per served version), or a reason it is unusable.
 pub(crate) fn crd_resources(crd: &Value) -> Result<Vec<Arc<ResourceType>>, String> {
     let spec = crd.get("spec").ok_or("spec: Required value")?;
-    let group = spec.get("group").and_then(Value::as_str).ok_or("spec.group: Required value")?;
+    let group = spec
+        .get("group")
+        .and_then(Value::as_str)
+        .ok_or("spec.group: Required value")?;
     let names = spec.get("names").ok_or("spec.names: Required value")?;
-    let plural = names.get("plural").and_then(Value::as_str).ok_or("spec.names.plural: Required value")?;
-    let kind = names.get("kind").and_then(Value::as_str).ok_or("spec.names.kind: Required value")?;
-    let singular = names.get("singular").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| kind.to_lowercase());
-    let list_kind = names.get("listKind").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| format!("{kind}List"));
+    let plural = names
+        .get("plural")
+        .and_then(Value::as_str)
+        .ok_or("spec.names.plural: Required value")?;
+    let kind = names
+        .get("kind")
+        .and_then(Value::as_str)
+        .ok_or("spec.names.kind: Required value")?;
+    let singular = names
+        .get("singular")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| kind.to_lowercase());
+    let list_kind = names
+        .get("listKind")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{kind}List"));
     let namespaced = spec.get("scope").and_then(Value::as_str) != Some("Cluster");
-    let versions = spec.get("versions").and_then(Value::as_array).ok_or("spec.versions: Required value")?;
+    let versions = spec
+        .get("versions")
+        .and_then(Value::as_array)
+        .ok_or("spec.versions: Required value")?;
     let mut served = Vec::new();
     for version in versions {
         if version.get("served").and_then(Value::as_bool) == Some(false) {
             continue;
         }
-        let name = version.get("name").and_then(Value::as_str).ok_or("spec.versions[].name: Required value")?;
+        let name = version
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or("spec.versions[].name: Required value")?;
         let subresources = version.get("subresources");
         served.push(Arc::new(ResourceType {
             group: group.into(),
@@ -108,18 +266,30 @@ pub(crate) fn crd_status(crd: &Value, now: &str) -> Value {
     let mut accepted = names.clone();
     if let Some(map) = accepted.as_object_mut() {
         if !map.contains_key("singular") {
-            let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default().to_lowercase();
+            let kind = names
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_lowercase();
             map.insert("singular".into(), Value::String(kind));
         }
         if !map.contains_key("listKind") {
-            let kind = names.get("kind").and_then(Value::as_str).unwrap_or_default();
+            let kind = names
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             map.insert("listKind".into(), Value::String(format!("{kind}List")));
         }
     }
     let stored: Vec<Value> = crd
         .pointer("/spec/versions")
         .and_then(Value::as_array)
-        .map(|vs| vs.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).filter_map(|v| v.get("name").cloned()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                .filter_map(|v| v.get("name").cloned())
+                .collect()
+        })
         .unwrap_or_default();
     serde_json::json!({
         "acceptedNames": accepted,
@@ -136,5 +306,12 @@ fn strings(items: &[&str]) -> Vec<String> {
 }
 
 fn string_array(value: Option<&Value>) -> Vec<String> {
-    value.and_then(Value::as_array).map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    value
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

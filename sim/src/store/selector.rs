@@ -53,7 +53,11 @@ pub struct ObjectFilter {
 
 impl ObjectFilter {
     /// Parses both raw selectors for a resource; errors are the real 400 answers.
-    pub fn parse(rt: &ResourceType, label_selector: Option<&str>, field_selector: Option<&str>) -> Result<ObjectFilter, Status> {
+    pub fn parse(
+        rt: &ResourceType,
+        label_selector: Option<&str>,
+        field_selector: Option<&str>,
+    ) -> Result<ObjectFilter, Status> {
         Ok(ObjectFilter {
             labels: LabelSelector::parse(label_selector.unwrap_or(""))?,
             fields: FieldSelector::parse(rt, field_selector.unwrap_or(""))?,
@@ -71,20 +75,26 @@ impl ObjectFilter {
 
 impl LabelSelector {
     pub fn parse(raw: &str) -> Result<LabelSelector, Status> {
-        let tokens = lex(raw).map_err(|e| Status::bad_request(format!("unable to parse requirement: {e}")))?;
+        let tokens = lex(raw)
+            .map_err(|e| Status::bad_request(format!("unable to parse requirement: {e}")))?;
         let mut parser = Parser { tokens, pos: 0 };
         let mut requirements = Vec::new();
         if parser.tokens.is_empty() {
             return Ok(LabelSelector { requirements });
         }
         loop {
-            let requirement = parser.requirement().map_err(|e| Status::bad_request(format!("unable to parse requirement: {e}")))?;
+            let requirement = parser
+                .requirement()
+                .map_err(|e| Status::bad_request(format!("unable to parse requirement: {e}")))?;
             requirements.push(requirement);
             match parser.next() {
                 None => break,
                 Some(Token::Comma) => continue,
                 Some(other) => {
-                    return Err(Status::bad_request(format!("found '{}', expected: ',' or 'end of string'", other.literal())));
+                    return Err(Status::bad_request(format!(
+                        "found '{}', expected: ',' or 'end of string'",
+                        other.literal()
+                    )));
                 }
             }
         }
@@ -92,7 +102,9 @@ impl LabelSelector {
     }
 
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = object.pointer("/metadata/labels").and_then(Value::as_object);
+        let labels = object
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object);
         self.requirements.iter().all(|r| {
             let value = labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str);
             match &r.op {
@@ -220,11 +232,19 @@ impl Parser {
         if self.peek() == Some(&Token::Bang) {
             self.pos += 1;
             let key = self.identifier()?;
-            return Ok(LabelRequirement { key, op: LabelOp::DoesNotExist });
+            return Ok(LabelRequirement {
+                key,
+                op: LabelOp::DoesNotExist,
+            });
         }
         let key = self.identifier()?;
         let op = match self.peek() {
-            None | Some(Token::Comma) => return Ok(LabelRequirement { key, op: LabelOp::Exists }),
+            None | Some(Token::Comma) => {
+                return Ok(LabelRequirement {
+                    key,
+                    op: LabelOp::Exists,
+                });
+            }
             Some(Token::Equals | Token::DoubleEquals) => {
                 self.pos += 1;
                 LabelOp::Equals(self.value()?)
@@ -241,7 +261,12 @@ impl Parser {
                 self.pos += 1;
                 LabelOp::NotIn(self.value_set()?)
             }
-            Some(other) => return Err(format!("found '{}', expected: in, notin, =, ==, !=, gt, lt", other.literal())),
+            Some(other) => {
+                return Err(format!(
+                    "found '{}', expected: in, notin, =, ==, !=, gt, lt",
+                    other.literal()
+                ));
+            }
         };
         Ok(LabelRequirement { key, op })
     }
@@ -249,7 +274,10 @@ impl Parser {
     fn identifier(&mut self) -> Result<String, String> {
         match self.next() {
             Some(Token::Identifier(s)) => Ok(s),
-            other => Err(format!("found '{}', expected: identifier", Self::literal_or_empty(other.as_ref()))),
+            other => Err(format!(
+                "found '{}', expected: identifier",
+                Self::literal_or_empty(other.as_ref())
+            )),
         }
     }
 
@@ -257,7 +285,9 @@ impl Parser {
     fn value(&mut self) -> Result<String, String> {
         match self.peek() {
             None | Some(Token::Comma) => Ok(String::new()),
-            Some(Token::Identifier(_) | Token::In | Token::NotIn) => Ok(self.next().map(|t| t.literal()).unwrap_or_default()),
+            Some(Token::Identifier(_) | Token::In | Token::NotIn) => {
+                Ok(self.next().map(|t| t.literal()).unwrap_or_default())
+            }
             Some(other) => Err(format!("found '{}', expected: identifier", other.literal())),
         }
     }
@@ -265,7 +295,12 @@ impl Parser {
     fn value_set(&mut self) -> Result<Vec<String>, String> {
         match self.next() {
             Some(Token::Open) => {}
-            other => return Err(format!("found '{}', expected: '('", Self::literal_or_empty(other.as_ref()))),
+            other => {
+                return Err(format!(
+                    "found '{}', expected: '('",
+                    Self::literal_or_empty(other.as_ref())
+                ));
+            }
         }
         let mut values = Vec::new();
         loop {
@@ -276,10 +311,20 @@ impl Parser {
                     match self.next() {
                         Some(Token::Comma) => continue,
                         Some(Token::Close) => return Ok(values),
-                        other => return Err(format!("found '{}', expected: ',' or ')'", Self::literal_or_empty(other.as_ref()))),
+                        other => {
+                            return Err(format!(
+                                "found '{}', expected: ',' or ')'",
+                                Self::literal_or_empty(other.as_ref())
+                            ));
+                        }
                     }
                 }
-                other => return Err(format!("found '{}', expected: ',', ')' or identifier", Self::literal_or_empty(other.as_ref()))),
+                other => {
+                    return Err(format!(
+                        "found '{}', expected: ',', ')' or identifier",
+                        Self::literal_or_empty(other.as_ref())
+                    ));
+                }
             }
         }
     }
@@ -296,11 +341,17 @@ impl FieldSelector {
             } else if let Some((f, v)) = term.split_once('=') {
                 (f, v, true)
             } else {
-                return Err(Status::bad_request(format!("invalid selector: '{raw}'; can't understand '{term}'")));
+                return Err(Status::bad_request(format!(
+                    "invalid selector: '{raw}'; can't understand '{term}'"
+                )));
             };
             let field = field.trim();
             let pointer = field_pointer(rt, field).ok_or_else(|| unsupported_field(rt, field))?;
-            requirements.push(FieldRequirement { pointer, value: value.trim().to_string(), equal });
+            requirements.push(FieldRequirement {
+                pointer,
+                value: value.trim().to_string(),
+                equal,
+            });
         }
         Ok(FieldSelector { requirements })
     }
@@ -352,7 +403,13 @@ fn field_pointer(rt: &ResourceType, field: &str) -> Option<String> {
         ("", "nodes") => &["spec.unschedulable"],
         _ => &[],
     };
-    allowed.contains(&field).then(|| if field == "source" { "/source/component".to_string() } else { dotted_to_pointer(field) })
+    allowed.contains(&field).then(|| {
+        if field == "source" {
+            "/source/component".to_string()
+        } else {
+            dotted_to_pointer(field)
+        }
+    })
 }
 
 fn dotted_to_pointer(field: &str) -> String {
@@ -367,5 +424,114 @@ fn unsupported_field(rt: &ResourceType, field: &str) -> Status {
         _ => Status::bad_request(format!(
             "\"{field}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::registry::builtin_resources;
+    use serde_json::json;
+
+    fn rt(plural: &str) -> ResourceType {
+        builtin_resources()
+            .into_iter()
+            .find(|r| r.plural == plural)
+            .map(|r| (*r).clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn label_selectors_match_as_kubernetes_defines_them() {
+        let pod = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
+        let cases = [
+            ("", true),
+            ("app=web", true),
+            ("app==web", true),
+            ("app!=web", false),
+            ("app!=db", true),
+            ("missing!=x", true),
+            ("app in (web,db)", true),
+            ("app notin (web,db)", false),
+            ("missing notin (a)", true),
+            ("app", true),
+            ("!app", false),
+            ("!missing", true),
+            ("app=web,tier=front", true),
+            ("app=web,tier=back", false),
+            ("tier in (back)", false),
+        ];
+        for (raw, expected) in cases {
+            let selector = LabelSelector::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+            assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
+        }
+    }
+
+    #[test]
+    fn label_selector_parse_errors_are_400_with_the_real_wording() {
+        let cases = [
+            (
+                "=x",
+                "unable to parse requirement: found '=', expected: identifier",
+            ),
+            (
+                "app in web",
+                "unable to parse requirement: found 'web', expected: '('",
+            ),
+            ("a=b c", "found 'c', expected: ',' or 'end of string'"),
+            (
+                "app@x",
+                "unable to parse requirement: found '@', expected: identifier",
+            ),
+        ];
+        for (raw, message) in cases {
+            let status = LabelSelector::parse(raw).expect_err(raw);
+            assert_eq!(status.code, 400);
+            assert_eq!(status.reason, "BadRequest");
+            assert_eq!(status.message, message, "selector {raw:?}");
+        }
+    }
+
+    #[test]
+    fn field_selectors_support_per_resource_fields() {
+        let pod = json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let pods = rt("pods");
+        let cases = [
+            ("metadata.name=p", true),
+            ("metadata.name==q", false),
+            ("metadata.namespace!=ns", false),
+            ("spec.nodeName=n1,status.phase=Running", true),
+            ("spec.nodeName=", false),
+            ("status.podIP=", true),
+        ];
+        for (raw, expected) in cases {
+            let selector = FieldSelector::parse(&pods, raw).unwrap();
+            assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
+        }
+        let event = json!({"involvedObject": {"kind": "Pod", "name": "p"}});
+        assert!(
+            FieldSelector::parse(
+                &rt("events"),
+                "involvedObject.kind=Pod,involvedObject.name=p"
+            )
+            .unwrap()
+            .matches(&event)
+        );
+    }
+
+    #[test]
+    fn unknown_field_selectors_are_400_with_the_real_wording() {
+        let status = FieldSelector::parse(&rt("configmaps"), "data.a=1").unwrap_err();
+        assert_eq!(status.code, 400);
+        assert_eq!(
+            status.message,
+            "\"data.a\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+        );
+        assert_eq!(
+            FieldSelector::parse(&rt("pods"), "spec.bogus=1")
+                .unwrap_err()
+                .message,
+            "field label not supported: spec.bogus"
+        );
     }
 }

@@ -71,7 +71,13 @@ pub(crate) struct State {
 
 impl State {
     pub fn new() -> State {
-        let mut state = State { rv: 0, served: Vec::new(), storages: HashMap::new(), snapshots: HashMap::new(), compacted: 0 };
+        let mut state = State {
+            rv: 0,
+            served: Vec::new(),
+            storages: HashMap::new(),
+            snapshots: HashMap::new(),
+            compacted: 0,
+        };
         for rt in registry::builtin_resources() {
             state.serve(rt);
         }
@@ -80,47 +86,90 @@ impl State {
 
     pub fn serve(&mut self, rt: Arc<ResourceType>) {
         let rv = self.rv;
-        self.storages.entry(storage_key(&rt)).or_insert_with(|| Storage {
-            objects: OrdMap::new(),
-            history: History::new(rv),
-            last_write: rv,
-            watchers: Vec::new(),
-        });
-        self.served.retain(|s| !(s.group == rt.group && s.version == rt.version && s.plural == rt.plural));
+        self.storages
+            .entry(storage_key(&rt))
+            .or_insert_with(|| Storage {
+                objects: OrdMap::new(),
+                history: History::new(rv),
+                last_write: rv,
+                watchers: Vec::new(),
+            });
+        self.served
+            .retain(|s| !(s.group == rt.group && s.version == rt.version && s.plural == rt.plural));
         self.served.push(rt);
     }
 
     /// Stops serving a group/plural: its objects vanish and its watches close.
     pub fn unserve(&mut self, group: &str, plural: &str) {
-        self.served.retain(|s| !(s.group == group && s.plural == plural));
+        self.served
+            .retain(|s| !(s.group == group && s.plural == plural));
         self.storages.remove(&format!("{group}/{plural}"));
-        self.snapshots.retain(|k, _| k.storage != format!("{group}/{plural}"));
+        self.snapshots
+            .retain(|k, _| k.storage != format!("{group}/{plural}"));
     }
 
     pub fn storage(&self, rt: &ResourceType) -> Result<&Storage, Status> {
-        self.storages.get(&storage_key(rt)).ok_or_else(|| unknown_resource())
+        self.storages
+            .get(&storage_key(rt))
+            .ok_or_else(unknown_resource)
     }
 
-    pub fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str) -> Result<Arc<StoredObject>, Status> {
-        self.storage(rt)?.objects.get(&object_key(namespace, name)).cloned().ok_or_else(|| Status::not_found(rt, name))
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<StoredObject>, Status> {
+        self.storage(rt)?
+            .objects
+            .get(&object_key(namespace, name))
+            .cloned()
+            .ok_or_else(|| Status::not_found(rt, name))
     }
 
     /// Writes `value` (ADDED/MODIFIED) or removes the key (DELETED), stamping a new rv.
-    pub fn commit(&mut self, rt: &ResourceType, kind: EventKind, mut value: Value, config: &StoreConfig) -> Arc<StoredObject> {
+    pub fn commit(
+        &mut self,
+        rt: &ResourceType,
+        kind: EventKind,
+        mut value: Value,
+        config: &StoreConfig,
+    ) -> Arc<StoredObject> {
         self.rv += 1;
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let stored = Arc::new(stored_object(value, rv));
-        let namespace = rt.namespaced.then(|| stored.value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("")).map(str::to_string);
-        let name = stored.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+        let namespace = rt
+            .namespaced
+            .then(|| {
+                stored
+                    .value
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+            })
+            .map(str::to_string);
+        let name = stored
+            .value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         let key = object_key(namespace.as_deref(), &name);
-        let storage = self.storages.get_mut(&storage_key(rt)).expect("commit only to served resources");
+        let storage = self
+            .storages
+            .get_mut(&storage_key(rt))
+            .expect("commit only to served resources");
         let prev = match kind {
             EventKind::Deleted => storage.objects.remove(&key),
             _ => storage.objects.insert(key, stored.clone()),
         };
         storage.last_write = rv;
-        let event = HistoryEvent { kind, object: stored.clone(), prev };
+        let event = HistoryEvent {
+            kind,
+            object: stored.clone(),
+            prev,
+        };
         storage.watchers.retain(|w| w.deliver(&event));
         storage.history.push(event, config.history_per_resource);
         stored
@@ -136,7 +185,10 @@ impl State {
                     return !w.tx.is_closed();
                 }
                 w.last_bookmark = now;
-                w.offer(WatchEvent::Bookmark { resource_version: rv, initial_events_end: false })
+                w.offer(WatchEvent::Bookmark {
+                    resource_version: rv,
+                    initial_events_end: false,
+                })
             });
         }
     }
@@ -161,11 +213,15 @@ impl State {
     }
 
     pub fn namespace_exists(&self, namespace: &str) -> Option<&Arc<StoredObject>> {
-        self.storages.get("/namespaces").and_then(|s| s.objects.get(namespace))
+        self.storages
+            .get("/namespaces")
+            .and_then(|s| s.objects.get(namespace))
     }
 
     pub fn now_rfc3339() -> String {
-        jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+        jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
     }
 
     /// The registered CRD storage key of a CRD object, to create/delete its resources.
@@ -180,7 +236,11 @@ impl State {
 /// Serializes once; lists and watches reuse the bytes.
 pub(crate) fn stored_object(value: Value, resource_version: u64) -> StoredObject {
     let json = Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"));
-    StoredObject { value, json, resource_version }
+    StoredObject {
+        value,
+        json,
+        resource_version,
+    }
 }
 
 /// 404 for a resource the server does not serve.

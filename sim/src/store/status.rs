@@ -13,26 +13,44 @@ const DNS1123_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must con
 
 impl Status {
     fn new(code: u16, reason: &str, message: impl Into<String>) -> Status {
-        Status { code, reason: reason.into(), message: message.into(), details: None, metadata: None }
+        Status {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+            details: None,
+            metadata: None,
+        }
     }
 
     /// 404 `pods "missing" not found` (details name the plural, as the real server does).
     pub fn not_found(rt: &ResourceType, name: &str) -> Status {
-        let mut status = Status::new(404, "NotFound", format!("{} \"{name}\" not found", qualified_plural(rt)));
+        let mut status = Status::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", qualified_plural(rt)),
+        );
         status.details = Some(item_details(rt, name));
         status
     }
 
     /// 404 for a namespace that does not exist when creating inside it.
     pub fn namespace_not_found(namespace: &str) -> Status {
-        let mut status = Status::new(404, "NotFound", format!("namespaces \"{namespace}\" not found"));
+        let mut status = Status::new(
+            404,
+            "NotFound",
+            format!("namespaces \"{namespace}\" not found"),
+        );
         status.details = Some(json!({"name": namespace, "kind": "namespaces"}));
         status
     }
 
     /// 409 AlreadyExists on create.
     pub fn already_exists(rt: &ResourceType, name: &str) -> Status {
-        let mut status = Status::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified_plural(rt)));
+        let mut status = Status::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", qualified_plural(rt)),
+        );
         status.details = Some(item_details(rt, name));
         status
     }
@@ -42,7 +60,10 @@ impl Status {
         let mut status = Status::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified_plural(rt)),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                qualified_plural(rt)
+            ),
         );
         status.details = Some(item_details(rt, name));
         status
@@ -62,11 +83,22 @@ impl Status {
         let summary = if causes.len() == 1 {
             format!("{}: {}", causes[0].0, causes[0].2)
         } else {
-            let parts: Vec<String> = causes.iter().map(|(field, _, msg)| format!("{field}: {msg}")).collect();
+            let parts: Vec<String> = causes
+                .iter()
+                .map(|(field, _, msg)| format!("{field}: {msg}"))
+                .collect();
             format!("[{}]", parts.join(", "))
         };
-        let qualified_kind = if group.is_empty() { kind.to_string() } else { format!("{kind}.{group}") };
-        let mut status = Status::new(422, "Invalid", format!("{qualified_kind} \"{name}\" is invalid: {summary}"));
+        let qualified_kind = if group.is_empty() {
+            kind.to_string()
+        } else {
+            format!("{kind}.{group}")
+        };
+        let mut status = Status::new(
+            422,
+            "Invalid",
+            format!("{qualified_kind} \"{name}\" is invalid: {summary}"),
+        );
         let causes: Vec<Value> = causes
             .iter()
             .map(|(field, reason, msg)| json!({"reason": reason, "message": msg, "field": field}))
@@ -88,13 +120,22 @@ impl Status {
             &rt.kind,
             &rt.group,
             name,
-            &[("metadata.name", "FieldValueInvalid", format!("Invalid value: \"{name}\": {DNS1123_SUBDOMAIN_MESSAGE}"))],
+            &[(
+                "metadata.name",
+                "FieldValueInvalid",
+                format!("Invalid value: \"{name}\": {DNS1123_SUBDOMAIN_MESSAGE}"),
+            )],
         )
     }
 
     /// 422 for a required field that is missing.
     pub fn required(rt: &ResourceType, name: &str, field: &str) -> Status {
-        Status::invalid(&rt.kind, &rt.group, name, &[(field, "FieldValueRequired", "Required value".to_string())])
+        Status::invalid(
+            &rt.kind,
+            &rt.group,
+            name,
+            &[(field, "FieldValueRequired", "Required value".to_string())],
+        )
     }
 
     /// 422 `fieldManager: Required value: is required for apply patch`.
@@ -103,7 +144,11 @@ impl Status {
             "PatchOptions",
             "meta.k8s.io",
             "",
-            &[("fieldManager", "FieldValueRequired", "Required value: is required for apply patch".to_string())],
+            &[(
+                "fieldManager",
+                "FieldValueRequired",
+                "Required value: is required for apply patch".to_string(),
+            )],
         )
     }
 
@@ -114,10 +159,15 @@ impl Status {
             causes.push((
                 "resourceVersionMatch",
                 "FieldValueForbidden",
-                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".to_string(),
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                    .to_string(),
             ));
         }
-        causes.push(("sendInitialEvents", "FieldValueForbidden", "Forbidden: sendInitialEvents is forbidden for list".to_string()));
+        causes.push((
+            "sendInitialEvents",
+            "FieldValueForbidden",
+            "Forbidden: sendInitialEvents is forbidden for list".to_string(),
+        ));
         Status::invalid("ListOptions", "meta.k8s.io", "", &causes)
     }
 
@@ -130,7 +180,8 @@ impl Status {
             &[(
                 "resourceVersionMatch",
                 "FieldValueForbidden",
-                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided".to_string(),
+                "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided"
+                    .to_string(),
             )],
         )
     }
@@ -164,12 +215,20 @@ impl Status {
 
     /// 410 Expired on a watch resumed from before the watch cache window.
     pub fn too_old_resource_version(requested: u64, oldest: u64) -> Status {
-        Status::new(410, "Expired", format!("too old resource version: {requested} ({oldest})"))
+        Status::new(
+            410,
+            "Expired",
+            format!("too old resource version: {requested} ({oldest})"),
+        )
     }
 
     /// 410 Expired for a list at an exact resourceVersion that is no longer kept.
     pub fn list_rv_too_old() -> Status {
-        Status::new(410, "Expired", "The resourceVersion for the provided list is too old.")
+        Status::new(
+            410,
+            "Expired",
+            "The resourceVersion for the provided list is too old.",
+        )
     }
 
     /// 410 Expired for a continue token whose snapshot is gone, with the inconsistent
@@ -186,7 +245,11 @@ impl Status {
 
     /// 504 Timeout: a resourceVersion the store has not reached yet.
     pub fn too_large_resource_version(requested: u64, current: u64) -> Status {
-        let mut status = Status::new(504, "Timeout", format!("Timeout: Too large resource version: {requested}, current: {current}"));
+        let mut status = Status::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+        );
         status.details = Some(json!({
             "causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
             "retryAfterSeconds": 1
@@ -210,7 +273,14 @@ impl Status {
 
     /// 405 for a verb the resource does not serve.
     pub fn method_not_supported(rt: &ResourceType, verb: &str) -> Status {
-        let mut status = Status::new(405, "MethodNotAllowed", format!("{verb} is not supported on resources of kind \"{}\"", rt.plural));
+        let mut status = Status::new(
+            405,
+            "MethodNotAllowed",
+            format!(
+                "{verb} is not supported on resources of kind \"{}\"",
+                rt.plural
+            ),
+        );
         status.details = Some(json!({"kind": rt.plural}));
         status
     }
@@ -218,7 +288,11 @@ impl Status {
 
 /// `pods`, or `deployments.apps` for a non-core group, as resource errors name them.
 fn qualified_plural(rt: &ResourceType) -> String {
-    if rt.group.is_empty() { rt.plural.clone() } else { format!("{}.{}", rt.plural, rt.group) }
+    if rt.group.is_empty() {
+        rt.plural.clone()
+    } else {
+        format!("{}.{}", rt.plural, rt.group)
+    }
 }
 
 fn item_details(rt: &ResourceType, name: &str) -> Value {

@@ -53,7 +53,10 @@ pub(crate) struct History {
 
 impl History {
     pub fn new(floor: u64) -> History {
-        History { events: VecDeque::new(), floor }
+        History {
+            events: VecDeque::new(),
+            floor,
+        }
     }
 
     pub fn push(&mut self, event: HistoryEvent, capacity: usize) {
@@ -100,7 +103,11 @@ impl WatchScope {
     /// Whether the watch sees this object at all (namespace and selectors).
     pub fn sees(&self, object: &StoredObject) -> bool {
         if let Some(ns) = &self.namespace
-            && object.value.pointer("/metadata/namespace").and_then(Value::as_str) != Some(ns.as_str())
+            && object
+                .value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                != Some(ns.as_str())
         {
             return false;
         }
@@ -123,7 +130,6 @@ impl WatchScope {
             },
         }
     }
-
 }
 
 impl Watcher {

@@ -15,7 +15,10 @@ use super::patch;
 use super::registry;
 use super::state::{State, storage_key};
 use super::watch::EventKind;
-use super::{DeleteOptions, DeleteOutcome, PatchType, ResourceType, Status, StoreConfig, StoredObject, Subresource, WriteOptions};
+use super::{
+    DeleteOptions, DeleteOutcome, PatchType, ResourceType, Status, StoreConfig, StoredObject,
+    Subresource, WriteOptions,
+};
 
 /// The manager named when a request names none and the HTTP side found no user agent.
 const DEFAULT_MANAGER: &str = "unknown";
@@ -24,17 +27,49 @@ const DEFAULT_MANAGER: &str = "unknown";
 const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
 /// metadata fields only the server sets; writes cannot change them.
-const SERVER_METADATA: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "managedFields", "name", "namespace"];
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "managedFields",
+    "name",
+    "namespace",
+];
 
 impl State {
-    pub fn create(&mut self, rt: &ResourceType, namespace: Option<&str>, obj: Value, opts: &WriteOptions, config: &StoreConfig) -> Result<Arc<StoredObject>, Status> {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+        config: &StoreConfig,
+    ) -> Result<Arc<StoredObject>, Status> {
         let mut obj = obj;
         let name = prepare_create(rt, namespace, &mut obj)?;
-        let namespace = if rt.namespaced { namespace.map(str::to_string).or_else(|| obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string)) } else { None };
+        let namespace = if rt.namespaced {
+            namespace.map(str::to_string).or_else(|| {
+                obj.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        } else {
+            None
+        };
         if rt.namespaced {
-            let ns = namespace.as_deref().ok_or_else(|| Status::bad_request("the namespace of the provided object is empty"))?;
-            let Some(ns_obj) = self.namespace_exists(ns) else { return Err(Status::namespace_not_found(ns)) };
-            if ns_obj.value.pointer("/metadata/deletionTimestamp").is_some() {
+            let ns = namespace.as_deref().ok_or_else(|| {
+                Status::bad_request("the namespace of the provided object is empty")
+            })?;
+            let Some(ns_obj) = self.namespace_exists(ns) else {
+                return Err(Status::namespace_not_found(ns));
+            };
+            if ns_obj
+                .value
+                .pointer("/metadata/deletionTimestamp")
+                .is_some()
+            {
                 return Err(Status::namespace_terminating(rt, &name, ns));
             }
             obj["metadata"]["namespace"] = json!(ns);
@@ -59,12 +94,29 @@ impl State {
         let fields = managed_fields::field_set(&without_status(rt, &obj));
         let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
         let api_version = rt.api_version();
-        managed_fields::record(&mut obj, &Writer { manager, operation: "Update", subresource: None, api_version: &api_version, time: &now }, fields);
+        managed_fields::record(
+            &mut obj,
+            &Writer {
+                manager,
+                operation: "Update",
+                subresource: None,
+                api_version: &api_version,
+                time: &now,
+            },
+            fields,
+        );
         if opts.dry_run {
             return Ok(Arc::new(super::state::stored_object(obj, self.rv)));
         }
         if is_crd(rt) {
-            self.register_crd(&obj).map_err(|why| Status::invalid(&rt.kind, &rt.group, &name, &[("spec", "FieldValueInvalid", why)]))?;
+            self.register_crd(&obj).map_err(|why| {
+                Status::invalid(
+                    &rt.kind,
+                    &rt.group,
+                    &name,
+                    &[("spec", "FieldValueInvalid", why)],
+                )
+            })?;
         }
         let stored = self.commit(rt, EventKind::Added, obj, config);
         if rt.group.is_empty() && rt.plural == "namespaces" {
@@ -75,23 +127,47 @@ impl State {
 
     /// Stores an already complete object as given (seeding: what controllers and kubelets
     /// would have written); only the resourceVersion is stamped.
-    pub fn insert_as_is(&mut self, rt: &ResourceType, obj: Value, config: &StoreConfig) -> Result<Arc<StoredObject>, Status> {
-        let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
-        let namespace = obj.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_string);
+    pub fn insert_as_is(
+        &mut self,
+        rt: &ResourceType,
+        obj: Value,
+        config: &StoreConfig,
+    ) -> Result<Arc<StoredObject>, Status> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let namespace = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         if rt.namespaced {
             let ns = namespace.as_deref().unwrap_or("");
             if self.namespace_exists(ns).is_none() {
                 return Err(Status::namespace_not_found(ns));
             }
         }
-        if self.get(rt, namespace.as_deref().filter(|_| rt.namespaced), &name).is_ok() {
+        if self
+            .get(rt, namespace.as_deref().filter(|_| rt.namespaced), &name)
+            .is_ok()
+        {
             return Err(Status::already_exists(rt, &name));
         }
         Ok(self.commit(rt, EventKind::Added, obj, config))
     }
 
-    fn unique_name(&self, rt: &ResourceType, namespace: Option<&str>, obj: &Value, name: String) -> Result<String, Status> {
-        let generate = obj.pointer("/metadata/name").and_then(Value::as_str).is_none_or(str::is_empty);
+    fn unique_name(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: &Value,
+        name: String,
+    ) -> Result<String, Status> {
+        let generate = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
         if !generate {
             if self.get(rt, namespace, &name).is_ok() {
                 return Err(Status::already_exists(rt, &name));
@@ -119,7 +195,12 @@ impl State {
             "managedFields": kcm(json!({"f:data": {".": {}, "f:ca.crt": {}}, "f:metadata": {"f:annotations": {".": {}, "f:kubernetes.io/description": {}}}}))},
             "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nsimulated\n-----END CERTIFICATE-----\n"}});
         for (plural, object) in [("serviceaccounts", sa), ("configmaps", cm)] {
-            if let Some(rt) = self.served.iter().find(|r| r.group.is_empty() && r.plural == plural).cloned() {
+            if let Some(rt) = self
+                .served
+                .iter()
+                .find(|r| r.group.is_empty() && r.plural == plural)
+                .cloned()
+            {
                 let _ = self.insert_as_is(&rt, object, config);
             }
         }
@@ -127,20 +208,38 @@ impl State {
 
     /// An update of the main resource or a subresource. `apply_fields` makes it an Apply.
     #[allow(clippy::too_many_arguments)]
-    pub fn update(&mut self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource, obj: Value, opts: &WriteOptions, config: &StoreConfig, apply_fields: Option<Value>) -> Result<Arc<StoredObject>, Status> {
+    pub fn update(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        obj: Value,
+        opts: &WriteOptions,
+        config: &StoreConfig,
+        apply_fields: Option<Value>,
+    ) -> Result<Arc<StoredObject>, Status> {
         let old = self.get(rt, namespace, name)?;
         if !obj.is_object() {
             return Err(Status::bad_body(rt, "the body must be a JSON object"));
         }
-        if let Some(rv) = obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).filter(|rv| !rv.is_empty())
+        if let Some(rv) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
             && rv != old.resource_version.to_string()
         {
             return Err(Status::stale_conflict(rt, name));
         }
-        if let Some(body_name) = obj.pointer("/metadata/name").and_then(Value::as_str).filter(|n| !n.is_empty())
+        if let Some(body_name) = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
             && body_name != name
         {
-            return Err(Status::bad_request(format!("the name of the object ({body_name}) does not match the name on the URL ({name})")));
+            return Err(Status::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
         }
         let mut new = match sub {
             Subresource::Main => {
@@ -167,7 +266,11 @@ impl State {
         };
         restore_server_fields(rt, &mut new, &old.value);
         if defaults::tracks_generation(rt) && spec_changed(&old.value, &new) {
-            let generation = old.value.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+            let generation = old
+                .value
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             new["metadata"]["generation"] = json!(generation + 1);
         }
         if new == old.value {
@@ -185,12 +288,28 @@ impl State {
             Subresource::Status => Some("status"),
             Subresource::Scale => Some("scale"),
         };
-        managed_fields::record(&mut new, &Writer { manager, operation, subresource, api_version: &api_version, time: &now }, fields);
+        managed_fields::record(
+            &mut new,
+            &Writer {
+                manager,
+                operation,
+                subresource,
+                api_version: &api_version,
+                time: &now,
+            },
+            fields,
+        );
         if opts.dry_run {
-            return Ok(Arc::new(super::state::stored_object(new, old.resource_version)));
+            return Ok(Arc::new(super::state::stored_object(
+                new,
+                old.resource_version,
+            )));
         }
         let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
-        let finalizers_left = new.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let finalizers_left = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
         if deleting && !finalizers_left {
             return Ok(self.remove(rt, new, config));
         }
@@ -198,13 +317,23 @@ impl State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub fn patch(&mut self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource, patch_type: PatchType, body: &[u8], opts: &WriteOptions, config: &StoreConfig) -> Result<Arc<StoredObject>, Status> {
+    pub fn patch(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+        config: &StoreConfig,
+    ) -> Result<Arc<StoredObject>, Status> {
         if patch_type == PatchType::Apply {
             if opts.field_manager.as_deref().is_none_or(str::is_empty) {
                 return Err(Status::apply_needs_field_manager());
             }
             let applied = patch::parse_apply_body(body)?;
-            let fields = managed_fields::field_set(&applied);
+            let fields = managed_fields::applied_set(&applied);
             if self.get(rt, namespace, name).is_err() && sub == Subresource::Main {
                 let mut obj = applied;
                 obj["metadata"]["name"] = json!(name);
@@ -223,7 +352,9 @@ impl State {
         };
         patch::apply_patch(&mut target, patch_type, body)?;
         if !target.is_object() {
-            return Err(Status::bad_request("the patch produced something other than an object"));
+            return Err(Status::bad_request(
+                "the patch produced something other than an object",
+            ));
         }
         let result = self.update(rt, namespace, name, sub, target, opts, config, None)?;
         Ok(result)
@@ -231,7 +362,15 @@ impl State {
 
     /// After an apply that created the object, the create's Update entry becomes the
     /// applier's Apply entry (as a real server records an apply-create).
-    fn relabel_apply(&mut self, rt: &ResourceType, namespace: Option<&str>, name: &str, created: Arc<StoredObject>, opts: &WriteOptions, fields: Value) -> Result<Arc<StoredObject>, Status> {
+    fn relabel_apply(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        created: Arc<StoredObject>,
+        opts: &WriteOptions,
+        fields: Value,
+    ) -> Result<Arc<StoredObject>, Status> {
         if opts.dry_run {
             return Ok(created);
         }
@@ -250,29 +389,58 @@ impl State {
         Ok(stored)
     }
 
-    pub fn delete(&mut self, rt: &ResourceType, namespace: Option<&str>, name: &str, opts: &DeleteOptions, config: &StoreConfig) -> Result<DeleteOutcome, Status> {
+    pub fn delete(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+        config: &StoreConfig,
+    ) -> Result<DeleteOutcome, Status> {
         let old = self.get(rt, namespace, name)?;
         if let Some(uid) = &opts.preconditions_uid {
-            let actual = old.value.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
+            let actual = old
+                .value
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if uid != actual {
-                return Err(Status::conflict(rt, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}")));
+                return Err(Status::conflict(
+                    rt,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                    ),
+                ));
             }
         }
         if let Some(rv) = &opts.preconditions_resource_version
             && *rv != old.resource_version.to_string()
         {
-            return Err(Status::conflict(rt, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", old.resource_version)));
+            return Err(Status::conflict(
+                rt,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    old.resource_version
+                ),
+            ));
         }
         if opts.dry_run {
             return Ok(DeleteOutcome::Deleted(old));
         }
         let now = State::now_rfc3339();
-        let has_finalizers = old.value.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let has_finalizers = old
+            .value
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
         let mut marked = old.value.clone();
         let already_deleting = marked.pointer("/metadata/deletionTimestamp").is_some();
         if !already_deleting {
             marked["metadata"]["deletionTimestamp"] = json!(now);
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(opts.grace_period_seconds.unwrap_or(0).max(0));
+            marked["metadata"]["deletionGracePeriodSeconds"] =
+                json!(opts.grace_period_seconds.unwrap_or(0).max(0));
         }
         if rt.group.is_empty() && rt.plural == "namespaces" {
             return Ok(self.delete_namespace(rt, name, marked, config));
@@ -281,7 +449,12 @@ impl State {
             if already_deleting {
                 return Ok(DeleteOutcome::Pending(old));
             }
-            return Ok(DeleteOutcome::Pending(self.commit(rt, EventKind::Modified, marked, config)));
+            return Ok(DeleteOutcome::Pending(self.commit(
+                rt,
+                EventKind::Modified,
+                marked,
+                config,
+            )));
         }
         let is_pod = rt.group.is_empty() && rt.plural == "pods";
         if is_pod && !already_deleting {
@@ -290,35 +463,71 @@ impl State {
             self.commit(rt, EventKind::Modified, marked.clone(), config);
         }
         if is_crd(rt) {
-            let group = old.value.pointer("/spec/group").and_then(Value::as_str).unwrap_or("").to_string();
-            let plural = old.value.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or("").to_string();
+            let group = old
+                .value
+                .pointer("/spec/group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let plural = old
+                .value
+                .pointer("/spec/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             self.unserve(&group, &plural);
         }
         let last = if is_pod { marked } else { old.value.clone() };
         Ok(DeleteOutcome::Deleted(self.remove(rt, last, config)))
     }
 
-    fn remove(&mut self, rt: &ResourceType, last: Value, config: &StoreConfig) -> Arc<StoredObject> {
+    fn remove(
+        &mut self,
+        rt: &ResourceType,
+        last: Value,
+        config: &StoreConfig,
+    ) -> Arc<StoredObject> {
         self.commit(rt, EventKind::Deleted, last, config)
     }
 
     /// The namespace controller's work, done at once: mark Terminating, delete every object
     /// in the namespace (finalizers are not waited for), then the namespace itself.
-    fn delete_namespace(&mut self, rt: &ResourceType, name: &str, mut marked: Value, config: &StoreConfig) -> DeleteOutcome {
+    fn delete_namespace(
+        &mut self,
+        rt: &ResourceType,
+        name: &str,
+        mut marked: Value,
+        config: &StoreConfig,
+    ) -> DeleteOutcome {
         marked["status"]["phase"] = json!("Terminating");
         let terminating = self.commit(rt, EventKind::Modified, marked.clone(), config);
         let namespaced: Vec<Arc<ResourceType>> = {
             let mut seen = std::collections::HashSet::new();
-            self.served.iter().filter(|r| r.namespaced && seen.insert(storage_key(r))).cloned().collect()
+            self.served
+                .iter()
+                .filter(|r| r.namespaced && seen.insert(storage_key(r)))
+                .cloned()
+                .collect()
         };
         let prefix = format!("{name}/");
         for content_rt in namespaced {
-            let victims: Vec<Arc<StoredObject>> = match self.storages.get(&storage_key(&content_rt)) {
-                Some(storage) => storage.objects.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)).map(|(_, v)| v.clone()).collect(),
+            let victims: Vec<Arc<StoredObject>> = match self.storages.get(&storage_key(&content_rt))
+            {
+                Some(storage) => storage
+                    .objects
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
                 None => continue,
             };
             for victim in victims {
-                self.commit(&content_rt, EventKind::Deleted, victim.value.clone(), config);
+                self.commit(
+                    &content_rt,
+                    EventKind::Deleted,
+                    victim.value.clone(),
+                    config,
+                );
             }
         }
         let mut last = marked;
@@ -331,36 +540,69 @@ impl State {
 }
 
 /// Checks and completes a create's metadata; returns the name (or generateName prefix).
-fn prepare_create(rt: &ResourceType, namespace: Option<&str>, obj: &mut Value) -> Result<String, Status> {
+fn prepare_create(
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    obj: &mut Value,
+) -> Result<String, Status> {
     let Some(map) = obj.as_object_mut() else {
         return Err(Status::bad_body(rt, "the body must be a JSON object"));
     };
     map.entry("kind").or_insert_with(|| json!(rt.kind));
-    map.entry("apiVersion").or_insert_with(|| json!(rt.api_version()));
+    map.entry("apiVersion")
+        .or_insert_with(|| json!(rt.api_version()));
     let metadata = map.entry("metadata").or_insert_with(|| json!({}));
     if !metadata.is_object() {
-        return Err(Status::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: metadata must be an object", rt.kind, rt.version, rt.kind)));
+        return Err(Status::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
+            rt.kind, rt.version, rt.kind
+        )));
     }
-    if let (Some(url_ns), Some(body_ns)) = (namespace, metadata.get("namespace").and_then(Value::as_str))
+    if let (Some(url_ns), Some(body_ns)) =
+        (namespace, metadata.get("namespace").and_then(Value::as_str))
         && rt.namespaced
         && url_ns != body_ns
     {
-        return Err(Status::bad_request("the namespace of the provided object does not match the namespace sent on the request"));
+        return Err(Status::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
-    if !rt.namespaced && let Some(m) = metadata.as_object_mut() {
+    if !rt.namespaced
+        && let Some(m) = metadata.as_object_mut()
+    {
         m.remove("namespace");
     }
-    let name = metadata.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string);
-    let generate = metadata.get("generateName").and_then(Value::as_str).filter(|n| !n.is_empty()).map(str::to_string);
+    let name = metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let generate = metadata
+        .get("generateName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     let checked_name = match (&name, &generate) {
         (Some(n), _) => n.clone(),
         (None, Some(prefix)) => format!("{prefix}x"),
         (None, None) => {
-            return Err(Status::invalid(&rt.kind, &rt.group, "", &[("metadata.name", "FieldValueRequired", "Required value: name or generateName is required".into())]));
+            return Err(Status::invalid(
+                &rt.kind,
+                &rt.group,
+                "",
+                &[(
+                    "metadata.name",
+                    "FieldValueRequired",
+                    "Required value: name or generateName is required".into(),
+                )],
+            ));
         }
     };
     if !defaults::is_dns1123_subdomain(&checked_name) {
-        return Err(Status::invalid_name(rt, name.as_deref().unwrap_or(&checked_name)));
+        return Err(Status::invalid_name(
+            rt,
+            name.as_deref().unwrap_or(&checked_name),
+        ));
     }
     defaults::validate(rt, &checked_name, obj)?;
     Ok(name.or(generate).unwrap_or_default())
@@ -372,14 +614,18 @@ fn is_crd(rt: &ResourceType) -> bool {
 
 fn without_status(rt: &ResourceType, obj: &Value) -> Value {
     let mut copy = obj.clone();
-    if rt.status_subresource && let Some(map) = copy.as_object_mut() {
+    if rt.status_subresource
+        && let Some(map) = copy.as_object_mut()
+    {
         map.remove("status");
     }
     copy
 }
 
 fn set_or_remove(obj: &mut Value, key: &str, value: Option<&Value>) {
-    let Some(map) = obj.as_object_mut() else { return };
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
     match value {
         Some(v) => {
             map.insert(key.into(), v.clone());
@@ -393,14 +639,26 @@ fn set_or_remove(obj: &mut Value, key: &str, value: Option<&Value>) {
 /// Copies what only the server may set from the stored object into the new one.
 fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
     let map = new.as_object_mut().expect("checked to be an object");
-    map.insert("kind".into(), old.get("kind").cloned().unwrap_or_else(|| json!(rt.kind)));
-    map.insert("apiVersion".into(), old.get("apiVersion").cloned().unwrap_or_else(|| json!(rt.api_version())));
+    map.insert(
+        "kind".into(),
+        old.get("kind").cloned().unwrap_or_else(|| json!(rt.kind)),
+    );
+    map.insert(
+        "apiVersion".into(),
+        old.get("apiVersion")
+            .cloned()
+            .unwrap_or_else(|| json!(rt.api_version())),
+    );
     let metadata = map.entry("metadata").or_insert_with(|| json!({}));
     if !metadata.is_object() {
         *metadata = json!({});
     }
     let metadata = metadata.as_object_mut().expect("made an object above");
-    let old_meta = old.get("metadata").and_then(Value::as_object).cloned().unwrap_or_else(Map::new);
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(Map::new);
     for field in SERVER_METADATA {
         match old_meta.get(*field) {
             Some(v) => {
@@ -411,9 +669,16 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
             }
         }
     }
-    metadata.insert("resourceVersion".into(), old_meta.get("resourceVersion").cloned().unwrap_or(Value::Null));
+    metadata.insert(
+        "resourceVersion".into(),
+        old_meta
+            .get("resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
     if old_meta.contains_key("deletionTimestamp")
-        && let (Some(before), Some(after)) = (old_meta.get("finalizers"), metadata.get("finalizers"))
+        && let (Some(before), Some(after)) =
+            (old_meta.get("finalizers"), metadata.get("finalizers"))
         && before != after
     {
         // While deleting, finalizers may only be removed; the write keeps the request's list.
@@ -423,7 +688,14 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
 /// Whether anything but metadata and status differs (what bumps metadata.generation).
 fn spec_changed(old: &Value, new: &Value) -> bool {
     let strip = |v: &Value| -> Map<String, Value> {
-        v.as_object().map(|m| m.iter().filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status")).map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     strip(old) != strip(new)
 }
@@ -434,9 +706,16 @@ pub(crate) fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, Status> 
         return Err(super::state::unknown_resource());
     }
     let metadata = &obj["metadata"];
-    let selector = obj.pointer("/spec/selector/matchLabels").and_then(Value::as_object).map(|labels| {
-        labels.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(",")
-    });
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
     let mut scale = json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
