@@ -514,11 +514,6 @@ impl<K: CacheObject> DeltaFifo<K> {
 
 impl<K: CacheObject> Actor for DeltaFifo<K> {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // The reflector never waits on us; let its batches queue rather than park it.
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {

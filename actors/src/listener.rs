@@ -438,7 +438,6 @@ impl<K: CacheObject> Actor for Listener<K> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         self.deliver(ctx);
     }
 }

@@ -104,10 +104,6 @@ impl<K: CacheObject> Processor<K> {
 
 impl<K: CacheObject> Actor for Processor<K> {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl<K: CacheObject> Handler<Distribute<K>> for Processor<K> {
