@@ -98,6 +98,17 @@ impl<K: CacheObject> Clone for Informer<K> {
     }
 }
 
+impl<K: CacheObject> std::fmt::Debug for Informer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Informer")
+            .field("cluster", &self.inner.cluster)
+            .field("resource", &self.inner.resource)
+            .field("synced", &self.has_synced())
+            .field("objects", &self.inner.store.len())
+            .finish()
+    }
+}
+
 impl<K: CacheObject> Informer<K> {
     /// Starts the pipeline's actors on a new arbiter. `source` starts the reflector.
     pub(crate) fn build(
