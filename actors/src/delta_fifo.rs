@@ -591,7 +591,10 @@ mod tests {
     }
 
     fn replace(objects: Vec<Arc<Pod>>) -> ReflectorDelta<Pod> {
-        ReflectorDelta::Replace { objects, resource_version: "100".into() }
+        ReflectorDelta::Replace {
+            objects,
+            resource_version: "100".into(),
+        }
     }
 
     #[test]
@@ -617,7 +620,10 @@ mod tests {
             q.push(Modified(pod("a", v)));
         }
         assert_eq!(q.status().queued_deltas, 1);
-        assert_eq!(pop_all(&mut q), vec![("ns/a".into(), vec![d(DeltaType::Updated, "a", 100)])]);
+        assert_eq!(
+            pop_all(&mut q),
+            vec![("ns/a".into(), vec![d(DeltaType::Updated, "a", 100)])]
+        );
     }
 
     #[test]
@@ -627,7 +633,10 @@ mod tests {
         pop_all(&mut q);
         q.push(replace(vec![]));
         q.push(Deleted(pod("a", 2)));
-        assert_eq!(pop_all(&mut q), vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]);
+        assert_eq!(
+            pop_all(&mut q),
+            vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]
+        );
     }
 
     #[test]
@@ -639,7 +648,10 @@ mod tests {
         q.push(Modified(pod("a", 4)));
         assert_eq!(
             pop_all(&mut q),
-            vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2), d(DeltaType::Added, "a", 4)])]
+            vec![(
+                "ns/a".into(),
+                vec![d(DeltaType::Deleted, "a", 2), d(DeltaType::Added, "a", 4)]
+            )]
         );
     }
 
@@ -656,8 +668,14 @@ mod tests {
             popped,
             vec![
                 ("ns/a".into(), vec![d(DeltaType::Replaced, "a", 1)]),
-                ("ns/b".into(), vec![(DeltaType::Deleted, "b".into(), 4, true)]),
-                ("ns/c".into(), vec![(DeltaType::Deleted, "c".into(), 3, true)]),
+                (
+                    "ns/b".into(),
+                    vec![(DeltaType::Deleted, "b".into(), 4, true)]
+                ),
+                (
+                    "ns/c".into(),
+                    vec![(DeltaType::Deleted, "c".into(), 3, true)]
+                ),
             ]
         );
     }
@@ -668,7 +686,10 @@ mod tests {
         q.push(replace(vec![pod("a", 1)]));
         q.push(Deleted(pod("a", 2)));
         q.push(replace(vec![]));
-        assert_eq!(pop_all(&mut q), vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]);
+        assert_eq!(
+            pop_all(&mut q),
+            vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]
+        );
     }
 
     #[test]
@@ -719,7 +740,14 @@ mod tests {
         let mut q = FifoQueue::new(Transform::DropManagedFields);
         q.push(Added(Arc::new(with_fields)));
         let batch = q.pop_batch(1).unwrap();
-        assert!(batch.keys[0].deltas[0].object.object().metadata.managed_fields.is_none());
+        assert!(
+            batch.keys[0].deltas[0]
+                .object
+                .object()
+                .metadata
+                .managed_fields
+                .is_none()
+        );
     }
 
     #[test]
@@ -727,7 +755,9 @@ mod tests {
         let mut q = FifoQueue::new(Transform::Keep);
         let mut state: u64 = 7;
         for i in 0..10_000u64 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let name = format!("p{}", (state >> 33) % 50);
             match (state >> 20) % 4 {
                 0 => q.push(Added(pod(&name, i))),
@@ -737,7 +767,10 @@ mod tests {
         }
         q.check_invariants();
         let status = q.status();
-        assert!(status.queued_keys <= 50 && status.queued_deltas <= 100, "{status:?}");
+        assert!(
+            status.queued_keys <= 50 && status.queued_deltas <= 100,
+            "{status:?}"
+        );
     }
 
     mod actor {

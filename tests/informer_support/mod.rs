@@ -22,24 +22,41 @@ pub fn sim() -> Sim {
 
 /// A client for `cluster`, built from its kubeconfig as a user would.
 pub async fn client(cluster: &SimCluster) -> kube::Client {
-    let kubeconfig = Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).expect("the sim's kubeconfig parses");
-    let options = KubeConfigOptions { context: Some(cluster.name().to_string()), ..Default::default() };
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await.expect("kube accepts the sim's kubeconfig");
+    let kubeconfig =
+        Kubeconfig::from_yaml(&cluster.kubeconfig_yaml()).expect("the sim's kubeconfig parses");
+    let options = KubeConfigOptions {
+        context: Some(cluster.name().to_string()),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .expect("kube accepts the sim's kubeconfig");
     kube::Client::try_from(config).expect("client")
 }
 
 pub async fn factory(cluster: &SimCluster, options: FactoryOptions) -> InformerFactory {
-    InformerFactory::new(client(cluster).await, ClusterId::new(cluster.name()), options)
+    InformerFactory::new(
+        client(cluster).await,
+        ClusterId::new(cluster.name()),
+        options,
+    )
 }
 
 /// The server's pods in `namespace`: name → resourceVersion.
 pub fn server_pods(cluster: &SimCluster, namespace: &str) -> BTreeMap<String, String> {
     let store = cluster.store();
     let pods = store.builtin("", "pods");
-    let page = store.list(&pods, Some(namespace), &ListOptions::default()).expect("the store lists pods");
+    let page = store
+        .list(&pods, Some(namespace), &ListOptions::default())
+        .expect("the store lists pods");
     page.items
         .iter()
-        .map(|o| (o.value["metadata"]["name"].as_str().unwrap().to_string(), o.resource_version.to_string()))
+        .map(|o| {
+            (
+                o.value["metadata"]["name"].as_str().unwrap().to_string(),
+                o.resource_version.to_string(),
+            )
+        })
         .collect()
 }
 
@@ -47,15 +64,25 @@ pub fn server_pods(cluster: &SimCluster, namespace: &str) -> BTreeMap<String, St
 pub fn delete_pod(cluster: &SimCluster, namespace: &str, name: &str) {
     let store = cluster.store();
     let pods = store.builtin("", "pods");
-    let options = DeleteOptions { grace_period_seconds: Some(0), ..Default::default() };
-    store.delete(&pods, Some(namespace), name, &options).expect("the store deletes the pod");
+    let options = DeleteOptions {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    store
+        .delete(&pods, Some(namespace), name, &options)
+        .expect("the store deletes the pod");
 }
 
 /// The cache's pods: name → resourceVersion.
 pub fn cached_pods(objects: Vec<Arc<Pod>>) -> BTreeMap<String, String> {
     objects
         .iter()
-        .map(|p| (p.metadata.name.clone().unwrap(), p.metadata.resource_version.clone().unwrap_or_default()))
+        .map(|p| {
+            (
+                p.metadata.name.clone().unwrap(),
+                p.metadata.resource_version.clone().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -63,7 +90,10 @@ pub fn cached_pods(objects: Vec<Arc<Pod>>) -> BTreeMap<String, String> {
 pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -71,9 +101,19 @@ pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() ->
 /// One event as seen by a handler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
-    Added { rv: String, initial: bool },
-    Updated { old_rv: String, rv: String, resync: bool },
-    Deleted { rv: String, final_state_unknown: bool },
+    Added {
+        rv: String,
+        initial: bool,
+    },
+    Updated {
+        old_rv: String,
+        rv: String,
+        resync: bool,
+    },
+    Deleted {
+        rv: String,
+        final_state_unknown: bool,
+    },
 }
 
 fn rv(p: &Pod) -> String {
@@ -84,9 +124,23 @@ impl Seen {
     pub fn of(event: &Event<Pod>) -> (String, Seen) {
         let name = event.object().metadata.name.clone().unwrap();
         let seen = match event {
-            Event::Added { obj, initial, .. } => Seen::Added { rv: rv(obj), initial: *initial },
-            Event::Updated { old, new, .. } => Seen::Updated { old_rv: rv(old), rv: rv(new), resync: Arc::ptr_eq(old, new) },
-            Event::Deleted { obj, final_state_unknown, .. } => Seen::Deleted { rv: rv(obj), final_state_unknown: *final_state_unknown },
+            Event::Added { obj, initial, .. } => Seen::Added {
+                rv: rv(obj),
+                initial: *initial,
+            },
+            Event::Updated { old, new, .. } => Seen::Updated {
+                old_rv: rv(old),
+                rv: rv(new),
+                resync: Arc::ptr_eq(old, new),
+            },
+            Event::Deleted {
+                obj,
+                final_state_unknown,
+                ..
+            } => Seen::Deleted {
+                rv: rv(obj),
+                final_state_unknown: *final_state_unknown,
+            },
         };
         (name, seen)
     }
@@ -104,11 +158,16 @@ pub fn replay(name: &str, steps: &[Seen]) -> Option<String> {
         state = match (state, step) {
             (None, Seen::Added { rv, .. }) => Some(rv.clone()),
             (Some(current), Seen::Updated { old_rv, rv, .. }) => {
-                assert_eq!(&current, old_rv, "{name}: step {i} updates from {old_rv} but the handler last saw {current}: {steps:?}");
+                assert_eq!(
+                    &current, old_rv,
+                    "{name}: step {i} updates from {old_rv} but the handler last saw {current}: {steps:?}"
+                );
                 Some(rv.clone())
             }
             (Some(_), Seen::Deleted { .. }) => None,
-            (state, step) => panic!("{name}: step {i} {step:?} is invalid after state {state:?}: {steps:?}"),
+            (state, step) => {
+                panic!("{name}: step {i} {step:?} is invalid after state {state:?}: {steps:?}")
+            }
         };
     }
     state
@@ -123,7 +182,13 @@ pub struct Recording {
 impl Recording {
     pub fn new() -> (Self, History) {
         let history = History::default();
-        (Self { history: history.clone(), delay: None }, history)
+        (
+            Self {
+                history: history.clone(),
+                delay: None,
+            },
+            history,
+        )
     }
 }
 
@@ -136,7 +201,12 @@ impl Handler<Event<Pod>> for Recording {
 
     fn handle(&mut self, event: Event<Pod>, _ctx: &mut Self::Context) -> Self::Result {
         let (name, seen) = Seen::of(&event);
-        self.history.lock().unwrap().entry(name).or_default().push(seen);
+        self.history
+            .lock()
+            .unwrap()
+            .entry(name)
+            .or_default()
+            .push(seen);
         let delay = self.delay;
         Box::pin(
             async move {
