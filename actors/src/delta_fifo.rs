@@ -796,6 +796,35 @@ mod tests {
             }
         }
 
+        fn pipeline(store: &Store<Pod>) -> (Addr<DeltaFifo<Pod>>, Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>) {
+            let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let recorder = Recorder(seen.clone()).start();
+            let fifo = DeltaFifo::new(cluster(), "v1/pods".into(), Transform::Keep, indexer.recipient(), recorder.recipient(), Arc::default()).start();
+            (fifo, seen)
+        }
+
+        #[actix_rt::test]
+        async fn should_resync_every_period_under_paused_time() {
+            tokio::time::pause();
+            let store: Store<Pod> = Store::new();
+            let (fifo, seen) = pipeline(&store);
+            fifo.do_send(ReflectorBatch { cluster: cluster(), deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])], span: tracing::Span::none() });
+            fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
+            let resyncs = |seen: &Mutex<Vec<Arc<NotificationBatch<Pod>>>>| {
+                seen.lock().iter().flat_map(|b| b.notifications.iter()).filter(|n| matches!(n, crate::notification::Notification::Resync { .. })).count()
+            };
+            tokio::time::sleep(Duration::from_secs(29)).await;
+            assert_eq!(resyncs(&seen), 0, "no resync before the period");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(resyncs(&seen), 2, "one round: every key once");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            assert_eq!(resyncs(&seen), 4);
+            fifo.do_send(SetResyncPeriod(None));
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            assert_eq!(resyncs(&seen), 4, "no resync once the period is unset");
+        }
+
         #[actix_rt::test]
         async fn should_update_the_cache_before_the_processor_hears_of_it() {
             let store: Store<Pod> = Store::new();
