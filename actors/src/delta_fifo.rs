@@ -781,8 +781,11 @@ mod tests {
         use crate::store::Store;
         use crate::test_support::cluster;
 
+        /// What reached the processor.
+        type Received = Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>;
+
         /// Records what reaches the processor.
-        struct Recorder(Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>);
+        struct Recorder(Received);
         use crate::notification::NotificationBatch;
 
         impl Actor for Recorder {
@@ -796,11 +799,19 @@ mod tests {
             }
         }
 
-        fn pipeline(store: &Store<Pod>) -> (Addr<DeltaFifo<Pod>>, Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>) {
+        fn pipeline(store: &Store<Pod>) -> (Addr<DeltaFifo<Pod>>, Received) {
             let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
             let seen = Arc::new(Mutex::new(Vec::new()));
             let recorder = Recorder(seen.clone()).start();
-            let fifo = DeltaFifo::new(cluster(), "v1/pods".into(), Transform::Keep, indexer.recipient(), recorder.recipient(), Arc::default()).start();
+            let fifo = DeltaFifo::new(
+                cluster(),
+                "v1/pods".into(),
+                Transform::Keep,
+                indexer.recipient(),
+                recorder.recipient(),
+                Arc::default(),
+            )
+            .start();
             (fifo, seen)
         }
 
@@ -809,10 +820,18 @@ mod tests {
             tokio::time::pause();
             let store: Store<Pod> = Store::new();
             let (fifo, seen) = pipeline(&store);
-            fifo.do_send(ReflectorBatch { cluster: cluster(), deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])], span: tracing::Span::none() });
+            fifo.do_send(ReflectorBatch {
+                cluster: cluster(),
+                deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
+                span: tracing::Span::none(),
+            });
             fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
             let resyncs = |seen: &Mutex<Vec<Arc<NotificationBatch<Pod>>>>| {
-                seen.lock().iter().flat_map(|b| b.notifications.iter()).filter(|n| matches!(n, crate::notification::Notification::Resync { .. })).count()
+                seen.lock()
+                    .iter()
+                    .flat_map(|b| b.notifications.iter())
+                    .filter(|n| matches!(n, crate::notification::Notification::Resync { .. }))
+                    .count()
             };
             tokio::time::sleep(Duration::from_secs(29)).await;
             assert_eq!(resyncs(&seen), 0, "no resync before the period");

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::prelude::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::ObjectMeta;
 use panoptes_actors::reflector::{ReflectorBatch, ReflectorDelta};
