@@ -325,6 +325,11 @@ impl<K: CacheObject> Informer<K> {
         self.inner.store.clone()
     }
 
+    /// The cache's read handle, by client-go's name for it; the same as [`store`](Self::store).
+    pub fn indexer(&self) -> Store<K> {
+        self.store()
+    }
+
     /// Namespace-aware reads (client-go's generated listers).
     pub fn lister(&self) -> Lister<K> {
         Lister::new(self.inner.store.clone())
