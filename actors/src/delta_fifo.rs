@@ -427,6 +427,8 @@ pub struct DeltaFifo<K: CacheObject> {
     last_seq: u64,
     resync_period: Option<Duration>,
     resync_timer: Option<SpawnHandle>,
+    /// The span of the latest reflector batch: the parent of the next pop's span.
+    last_push_span: tracing::Span,
     /// The reflector's latest report, read by the informer.
     reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
 }
@@ -450,6 +452,7 @@ impl<K: CacheObject> DeltaFifo<K> {
             last_seq: 0,
             resync_period: None,
             resync_timer: None,
+            last_push_span: tracing::Span::none(),
             reflector_report,
         }
     }
@@ -465,12 +468,13 @@ impl<K: CacheObject> DeltaFifo<K> {
         self.in_flight = true;
         self.last_seq += 1;
         let seq = self.last_seq;
-        let span = tracing::debug_span!("delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq, keys = batch.keys.len());
+        let span = tracing::debug_span!(parent: &self.last_push_span, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq, keys = batch.keys.len());
         let apply = ApplyDeltas {
             seq,
             keys: batch.keys,
             marks_synced: batch.marks_synced,
             resync_generation: batch.resync_generation,
+            span: span.clone(),
         };
         let indexer = self.indexer.clone();
         let processor = self.processor.clone();
@@ -521,6 +525,7 @@ impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
 
     fn handle(&mut self, msg: ReflectorBatch<K>, ctx: &mut Self::Context) {
         let _span = tracing::debug_span!(parent: &msg.span, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()).entered();
+        self.last_push_span = msg.span.clone();
         for delta in msg.deltas {
             self.queue.push(delta);
         }

@@ -36,6 +36,8 @@ pub struct ApplyDeltas<K> {
     pub keys: Vec<PoppedKey<K>>,
     pub marks_synced: bool,
     pub resync_generation: u64,
+    /// The FIFO's pop span (itself a child of the latest reflector batch's span).
+    pub span: tracing::Span,
 }
 
 impl<K: CacheObject> Message for ApplyDeltas<K> {
@@ -73,6 +75,7 @@ impl<K: CacheObject> Indexer<K> {
             keys,
             marks_synced,
             resync_generation,
+            span,
         } = msg;
         let (notifications, newly_synced) = self.store.write(|cache| {
             let notes = cache.apply(keys, resync_generation);
@@ -86,6 +89,7 @@ impl<K: CacheObject> Indexer<K> {
             seq,
             notifications,
             marks_synced,
+            span,
         }
     }
 }
@@ -103,7 +107,7 @@ impl<K: CacheObject> Handler<ApplyDeltas<K>> for Indexer<K> {
             .first()
             .map(|k| k.key.to_string())
             .unwrap_or_default();
-        let _span = tracing::debug_span!("indexer.apply", cluster = %self.cluster, resource = %self.resource, key = %first_key, keys = msg.keys.len(), seq = msg.seq).entered();
+        let _span = tracing::debug_span!(parent: &msg.span, "indexer.apply", cluster = %self.cluster, resource = %self.resource, key = %first_key, keys = msg.keys.len(), seq = msg.seq).entered();
         MessageResult(self.apply(msg))
     }
 }

@@ -454,7 +454,7 @@ impl<K: CacheObject> Handler<Notify<K>> for Listener<K> {
     type Result = ();
 
     fn handle(&mut self, msg: Notify<K>, ctx: &mut Self::Context) {
-        let _span = tracing::trace_span!("listener.notify", cluster = %self.cluster, resource = %self.resource, handler = self.id.0, seq = msg.0.seq).entered();
+        let _span = tracing::debug_span!(parent: &msg.0.span, "listener.notify", cluster = %self.cluster, resource = %self.resource, handler = self.id.0, seq = msg.0.seq).entered();
         self.accept(&msg.0, Instant::now());
         self.deliver(ctx);
     }
@@ -502,6 +502,7 @@ mod tests {
             seq,
             notifications,
             marks_synced,
+            span: tracing::Span::none(),
         }))
     }
 

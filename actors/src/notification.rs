@@ -117,4 +117,7 @@ pub struct NotificationBatch<K> {
     pub notifications: Vec<Notification<K>>,
     /// This pop finished the first complete list: after it the cache has synced.
     pub marks_synced: bool,
+    /// The FIFO pop that produced it; the processor's and listeners' spans are its children,
+    /// so a trace runs from the watch event to each listener.
+    pub span: tracing::Span,
 }

@@ -110,7 +110,7 @@ impl<K: CacheObject> Handler<Distribute<K>> for Processor<K> {
     type Result = ();
 
     fn handle(&mut self, msg: Distribute<K>, _ctx: &mut Self::Context) {
-        let _span = tracing::debug_span!("processor.distribute", cluster = %self.cluster, resource = %self.resource, seq = msg.0.seq, notifications = msg.0.notifications.len(), listeners = self.listeners.len()).entered();
+        let _span = tracing::debug_span!(parent: &msg.0.span, "processor.distribute", cluster = %self.cluster, resource = %self.resource, seq = msg.0.seq, notifications = msg.0.notifications.len(), listeners = self.listeners.len()).entered();
         self.distribute(msg.0);
     }
 }
@@ -191,6 +191,7 @@ mod tests {
             seq,
             notifications,
             marks_synced: false,
+            span: tracing::Span::none(),
         }))
     }
 
