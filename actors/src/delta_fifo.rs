@@ -11,7 +11,7 @@
 //!   delta carrying a [`DeletedFinalStateUnknown`] tombstone with the last known state.
 //! - The transform runs here, once per object, before anything stores it.
 //! - After the first `Replace`, once all keys it queued have popped and been applied, the
-//!   cache has synced ([`NotificationBatch::marks_synced`]).
+//!   cache has synced ([`NotificationBatch::marks_synced`](crate::notification::NotificationBatch::marks_synced)).
 //!
 //! # Lifecycle
 //! Started by [`Informer`](crate::Informer) on the pipeline's arbiter, before the reflector.
