@@ -172,3 +172,34 @@ impl<K: Send + Sync + 'static> From<Recipient<Event<K>>> for EventHandler<K> {
         EventHandler::Recipient(recipient)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{cluster, pod};
+
+    #[test]
+    fn should_call_an_update_with_one_object_a_resync() {
+        let obj = pod("a", 1);
+        let resync = Event::Updated {
+            cluster: cluster(),
+            old: obj.clone(),
+            new: obj.clone(),
+        };
+        let change = Event::Updated {
+            cluster: cluster(),
+            old: obj,
+            new: pod("a", 2),
+        };
+        assert!(resync.is_resync() && !change.is_resync());
+        assert_eq!(change.key(), ObjectKey::new("ns/a"));
+        assert_eq!(
+            change.object().metadata.resource_version.as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            format!("{resync:?}"),
+            "Updated { cluster: test, resync: true }"
+        );
+    }
+}

@@ -75,3 +75,53 @@ impl<K: CacheObject> Transform<K> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+    use crate::test_support::pod;
+
+    fn with_managed_fields() -> Arc<Pod> {
+        let mut p = (*pod("a", 1)).clone();
+        p.metadata.managed_fields = Some(vec![Default::default()]);
+        Arc::new(p)
+    }
+
+    #[test]
+    fn should_drop_managed_fields_by_default_and_copy_nothing_without_them() {
+        assert!(
+            Transform::default()
+                .apply(with_managed_fields())
+                .metadata
+                .managed_fields
+                .is_none()
+        );
+        let bare = pod("b", 1);
+        assert!(
+            Arc::ptr_eq(&Transform::default().apply(bare.clone()), &bare),
+            "nothing to drop: same Arc"
+        );
+    }
+
+    #[test]
+    fn should_keep_objects_untouched_when_asked() {
+        let obj = with_managed_fields();
+        assert!(Arc::ptr_eq(&Transform::Keep.apply(obj.clone()), &obj));
+    }
+
+    #[test]
+    fn should_run_a_custom_transform() {
+        let strip_labels = Transform::custom(|mut p: Pod| {
+            p.metadata.labels = None;
+            p
+        });
+        let out = strip_labels.apply(with_managed_fields());
+        assert!(out.metadata.labels.is_none());
+        assert!(
+            out.metadata.managed_fields.is_some(),
+            "a custom transform replaces the default"
+        );
+    }
+}
