@@ -272,6 +272,7 @@ impl ListWatcher {
         Ok(WatchStream {
             body: response.into_body(),
             buffer: BytesMut::new(),
+            scanned: 0,
             // The server ends the watch at `timeoutSeconds`; silence well past that means the
             // connection is dead without a FIN (kube-runtime adds the same kind of margin).
             idle_timeout: timeout + WATCH_IDLE_MARGIN,
@@ -336,6 +337,8 @@ pub struct WatchStream<K> {
     body: kube::client::Body,
     /// Bytes after the last newline seen (the start of an incomplete event).
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline (an event spans many chunks).
+    scanned: usize,
     idle_timeout: Duration,
     _k: PhantomData<fn() -> K>,
 }
@@ -387,7 +390,9 @@ impl<K: DeserializeOwned> WatchStream<K> {
 
     /// Decodes complete lines; true if an error line ended the stream.
     fn decode_lines(&mut self, items: &mut Vec<WatchItem<K>>) -> bool {
-        while let Some(newline) = self.buffer.iter().position(|&b| b == b'\n') {
+        while let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
+            let newline = self.scanned + offset;
+            self.scanned = 0;
             let line = self.buffer.split_to(newline + 1);
             let line = &line[..newline];
             if line.iter().all(u8::is_ascii_whitespace) {
@@ -398,10 +403,12 @@ impl<K: DeserializeOwned> WatchStream<K> {
                 Err(failure) => {
                     items.push(WatchItem::Failed(failure));
                     self.buffer.advance(self.buffer.len());
+                    self.scanned = 0;
                     return true;
                 }
             }
         }
+        self.scanned = self.buffer.len();
         false
     }
 }
