@@ -308,6 +308,17 @@ where
                 }
                 State::Watching | State::StreamingInitial => {
                     let items = match watch.as_mut() {
+                        // The initial events of a streaming list are the whole list: decode
+                        // them off this thread, which meanwhile keeps the connection read.
+                        Some(stream) if state == State::StreamingInitial => {
+                            let raw = stream.next_raw().await;
+                            tokio::task::spawn_blocking(move || list_watch::decode_batch::<K>(raw))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    let message = format!("watch decode task failed: {e}");
+                                    vec![WatchItem::Failed(transient_watch_failure(message))]
+                                })
+                        }
                         Some(stream) => stream.next_batch().await,
                         None => vec![WatchItem::Ended],
                     };
@@ -464,6 +475,13 @@ where
         if let Some(reports) = &self.reports {
             reports.do_send(last.clone());
         }
+    }
+}
+
+fn transient_watch_failure(message: String) -> Failure {
+    Failure {
+        request: list_watch::Request::Watch,
+        ..transient_list_failure(message)
     }
 }
 

@@ -103,7 +103,11 @@ async fn initial_sync_against_kube_runtime() {
     let sim = Sim::start(SimOptions::default()).expect("sim starts");
     let cluster = sim.cluster(0);
     panoptes_sim::pods::seed(&cluster.store(), "default", pods);
-    for round in 0..2 {
+    let rounds: usize = std::env::var("REFLECTOR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    for round in 0..rounds {
         let ours = panoptes_sync(cluster, pods, false).await;
         let theirs = kube_runtime_sync(cluster, pods, false).await;
         let ours_streaming = panoptes_sync(cluster, pods, true).await;
