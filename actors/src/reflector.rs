@@ -29,8 +29,19 @@
 //! Built by `kube::core::Request` as `Api::list`/`Api::watch` build them ([`crate::list_watch`]):
 //! `?limit=500[&continue=…][&resourceVersion=…]` then
 //! `?watch=true&timeoutSeconds=300..600&allowWatchBookmarks=true&resourceVersion=RV`.
-//! The list's resourceVersion follows [`relist_resource_version`]. A page's successor is
-//! fetched while the page decodes on a blocking thread.
+//! The list's resourceVersion follows [`relist_resource_version`].
+//!
+//! # Performance
+//! Decoding costs more than fetching, so a list is pipelined: each page's `continue` token is
+//! read ahead from its bytes, the next page is requested at once, and pages decode on the
+//! blocking pool, one per core, while the actor thread keeps the connection busy. A streaming
+//! list's initial events decode off the actor thread the same way. Objects are decoded once,
+//! straight into `Arc`s, and moved — never cloned — into the `Replace`.
+//!
+//! # Tracing
+//! A span per list page (`list_page`), per watch opened (`open_watch`) and per batch of watch
+//! events read together (`watch_event`), each with `cluster`, `resource` and
+//! `resource_version`; the span that produced a [`ReflectorBatch`] travels in it.
 //!
 //! # Lifecycle
 //! Started with `Actor::start` (or in an arbiter); the list/watch loop runs as a future on the
@@ -38,12 +49,15 @@
 //! stops. It stops on [`StopReflector`], or by itself once its sink's actor is gone. A restart
 //! loses nothing but time: the next reflector lists again. Reports go to `reports` with
 //! `do_send` on every change of state, sync or counters, and a final
-//! [`ReflectorState::Stopped`].
+//! [`ReflectorState::Stopped`]; [`GetReflectorReport`] (with `send`) answers the current one,
+//! including the resourceVersion a resumed watch would start from.
 //!
 //! # Differences from client-go
 //! - Any 410 relists with `""` straight away; client-go first retries the last version and
 //!   only falls back to `""` when that list fails too.
 //! - No resync (that belongs to listeners) and no `Store`: the sink receives data, not calls.
+//! - kube's default `Client` already retries 429/503/504 itself (honouring `Retry-After`);
+//!   the reflector's own handling sees those only when that layer is off or gives up.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
