@@ -357,6 +357,25 @@ fn everyday_kubectl_commands_work_against_the_sim() {
         "3"
     );
 
+    let ssa = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa, namespace: demo}\ndata: {a: \"1\"}\n";
+    let applied = k.ok_on("sim-1", &["apply", "--server-side", "-f", "-"], Some(ssa));
+    assert!(
+        applied.contains("configmap/ssa serverside-applied"),
+        "{applied}"
+    );
+    assert_eq!(
+        k.ok(&[
+            "get",
+            "configmap",
+            "ssa",
+            "-n",
+            "demo",
+            "-o",
+            "jsonpath={.data.a}"
+        ]),
+        "1"
+    );
+
     assert!(
         k.ok(&["delete", "pod", "p1", "-n", "demo"])
             .contains("pod \"p1\" deleted")

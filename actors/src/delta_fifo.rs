@@ -514,11 +514,6 @@ impl<K: CacheObject> DeltaFifo<K> {
 
 impl<K: CacheObject> Actor for DeltaFifo<K> {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // The reflector never waits on us; let its batches queue rather than park it.
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
@@ -596,7 +591,10 @@ mod tests {
     }
 
     fn replace(objects: Vec<Arc<Pod>>) -> ReflectorDelta<Pod> {
-        ReflectorDelta::Replace { objects, resource_version: "100".into() }
+        ReflectorDelta::Replace {
+            objects,
+            resource_version: "100".into(),
+        }
     }
 
     #[test]
@@ -622,7 +620,10 @@ mod tests {
             q.push(Modified(pod("a", v)));
         }
         assert_eq!(q.status().queued_deltas, 1);
-        assert_eq!(pop_all(&mut q), vec![("ns/a".into(), vec![d(DeltaType::Updated, "a", 100)])]);
+        assert_eq!(
+            pop_all(&mut q),
+            vec![("ns/a".into(), vec![d(DeltaType::Updated, "a", 100)])]
+        );
     }
 
     #[test]
@@ -632,7 +633,10 @@ mod tests {
         pop_all(&mut q);
         q.push(replace(vec![]));
         q.push(Deleted(pod("a", 2)));
-        assert_eq!(pop_all(&mut q), vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]);
+        assert_eq!(
+            pop_all(&mut q),
+            vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]
+        );
     }
 
     #[test]
@@ -644,7 +648,10 @@ mod tests {
         q.push(Modified(pod("a", 4)));
         assert_eq!(
             pop_all(&mut q),
-            vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2), d(DeltaType::Added, "a", 4)])]
+            vec![(
+                "ns/a".into(),
+                vec![d(DeltaType::Deleted, "a", 2), d(DeltaType::Added, "a", 4)]
+            )]
         );
     }
 
@@ -661,8 +668,14 @@ mod tests {
             popped,
             vec![
                 ("ns/a".into(), vec![d(DeltaType::Replaced, "a", 1)]),
-                ("ns/b".into(), vec![(DeltaType::Deleted, "b".into(), 4, true)]),
-                ("ns/c".into(), vec![(DeltaType::Deleted, "c".into(), 3, true)]),
+                (
+                    "ns/b".into(),
+                    vec![(DeltaType::Deleted, "b".into(), 4, true)]
+                ),
+                (
+                    "ns/c".into(),
+                    vec![(DeltaType::Deleted, "c".into(), 3, true)]
+                ),
             ]
         );
     }
@@ -673,7 +686,10 @@ mod tests {
         q.push(replace(vec![pod("a", 1)]));
         q.push(Deleted(pod("a", 2)));
         q.push(replace(vec![]));
-        assert_eq!(pop_all(&mut q), vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]);
+        assert_eq!(
+            pop_all(&mut q),
+            vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]
+        );
     }
 
     #[test]
@@ -724,7 +740,14 @@ mod tests {
         let mut q = FifoQueue::new(Transform::DropManagedFields);
         q.push(Added(Arc::new(with_fields)));
         let batch = q.pop_batch(1).unwrap();
-        assert!(batch.keys[0].deltas[0].object.object().metadata.managed_fields.is_none());
+        assert!(
+            batch.keys[0].deltas[0]
+                .object
+                .object()
+                .metadata
+                .managed_fields
+                .is_none()
+        );
     }
 
     #[test]
@@ -732,7 +755,9 @@ mod tests {
         let mut q = FifoQueue::new(Transform::Keep);
         let mut state: u64 = 7;
         for i in 0..10_000u64 {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let name = format!("p{}", (state >> 33) % 50);
             match (state >> 20) % 4 {
                 0 => q.push(Added(pod(&name, i))),
@@ -742,7 +767,10 @@ mod tests {
         }
         q.check_invariants();
         let status = q.status();
-        assert!(status.queued_keys <= 50 && status.queued_deltas <= 100, "{status:?}");
+        assert!(
+            status.queued_keys <= 50 && status.queued_deltas <= 100,
+            "{status:?}"
+        );
     }
 
     mod actor {
@@ -766,6 +794,35 @@ mod tests {
             fn handle(&mut self, msg: Distribute<Pod>, _ctx: &mut Context<Self>) {
                 self.0.lock().push(msg.0);
             }
+        }
+
+        fn pipeline(store: &Store<Pod>) -> (Addr<DeltaFifo<Pod>>, Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>) {
+            let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let recorder = Recorder(seen.clone()).start();
+            let fifo = DeltaFifo::new(cluster(), "v1/pods".into(), Transform::Keep, indexer.recipient(), recorder.recipient(), Arc::default()).start();
+            (fifo, seen)
+        }
+
+        #[actix_rt::test]
+        async fn should_resync_every_period_under_paused_time() {
+            tokio::time::pause();
+            let store: Store<Pod> = Store::new();
+            let (fifo, seen) = pipeline(&store);
+            fifo.do_send(ReflectorBatch { cluster: cluster(), deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])], span: tracing::Span::none() });
+            fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
+            let resyncs = |seen: &Mutex<Vec<Arc<NotificationBatch<Pod>>>>| {
+                seen.lock().iter().flat_map(|b| b.notifications.iter()).filter(|n| matches!(n, crate::notification::Notification::Resync { .. })).count()
+            };
+            tokio::time::sleep(Duration::from_secs(29)).await;
+            assert_eq!(resyncs(&seen), 0, "no resync before the period");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(resyncs(&seen), 2, "one round: every key once");
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            assert_eq!(resyncs(&seen), 4);
+            fifo.do_send(SetResyncPeriod(None));
+            tokio::time::sleep(Duration::from_secs(300)).await;
+            assert_eq!(resyncs(&seen), 4, "no resync once the period is unset");
         }
 
         #[actix_rt::test]

@@ -67,6 +67,12 @@ pub enum InformerError {
     },
 }
 
+/// What the informer keeps of a handler it registered.
+struct RegisteredHandler {
+    counters: Arc<ListenerCounters>,
+    resync: Option<Duration>,
+}
+
 struct Inner<K: CacheObject> {
     cluster: ClusterId,
     resource: Arc<str>,
@@ -76,8 +82,8 @@ struct Inner<K: CacheObject> {
     indexer: Addr<Indexer<K>>,
     processor: Addr<Processor<K>>,
     source: Mutex<Source<K>>,
-    /// Per handler: its counters and resync period. The FIFO resyncs at the shortest period.
-    handlers: Mutex<HashMap<HandlerId, (Arc<ListenerCounters>, Option<Duration>)>>,
+    /// The FIFO resyncs at the shortest period of these.
+    handlers: Mutex<HashMap<HandlerId, RegisteredHandler>>,
     default_resync: Option<Duration>,
     next_handler: AtomicU64,
     reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
@@ -95,6 +101,17 @@ impl<K: CacheObject> Clone for Informer<K> {
         Self {
             inner: self.inner.clone(),
         }
+    }
+}
+
+impl<K: CacheObject> std::fmt::Debug for Informer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Informer")
+            .field("cluster", &self.inner.cluster)
+            .field("resource", &self.inner.resource)
+            .field("synced", &self.has_synced())
+            .field("objects", &self.inner.store.len())
+            .finish()
     }
 }
 
@@ -233,10 +250,13 @@ impl<K: CacheObject> Informer<K> {
             ..options
         };
         let counters = Arc::new(ListenerCounters::default());
-        self.inner
-            .handlers
-            .lock()
-            .insert(id, (counters.clone(), options.resync));
+        self.inner.handlers.lock().insert(
+            id,
+            RegisteredHandler {
+                counters: counters.clone(),
+                resync: options.resync,
+            },
+        );
         self.inner.processor.do_send(AddListener {
             id,
             handler: handler.into(),
@@ -263,7 +283,7 @@ impl<K: CacheObject> Informer<K> {
             .handlers
             .lock()
             .values()
-            .filter_map(|(_, period)| *period)
+            .filter_map(|h| h.resync)
             .min();
         self.inner.fifo.do_send(SetResyncPeriod(shortest));
     }
@@ -275,7 +295,7 @@ impl<K: CacheObject> Informer<K> {
             .handlers
             .lock()
             .get(&id)
-            .is_some_and(|(c, _)| c.has_synced())
+            .is_some_and(|h| h.counters.has_synced())
     }
 
     /// The handler's backlog and counters; `None` for unknown ids.
@@ -284,7 +304,7 @@ impl<K: CacheObject> Informer<K> {
             .handlers
             .lock()
             .get(&id)
-            .map(|(c, _)| c.snapshot())
+            .map(|h| h.counters.snapshot())
     }
 
     /// Whether the first complete list is in the cache (client-go's `HasSynced`).

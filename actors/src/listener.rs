@@ -333,7 +333,7 @@ impl<K: CacheObject> Listener<K> {
             } => Some(recipient.clone()),
             HandlerSlot::Recipient { gone: true, .. } | HandlerSlot::Fn(_) => None,
             HandlerSlot::Actor { factory, current } => {
-                Some(current.get_or_insert_with(|| factory()).clone())
+                Some(current.get_or_insert_with(factory).clone())
             }
         }
     }
@@ -438,7 +438,6 @@ impl<K: CacheObject> Actor for Listener<K> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         self.deliver(ctx);
     }
 }
@@ -491,27 +490,62 @@ mod tests {
     const PATIENCE: Duration = Duration::from_secs(5);
 
     fn updated(name: &str, old: u64, new: u64) -> Notification<Pod> {
-        Notification::Updated { key: ObjectKey::new(format!("ns/{name}")), old: pod(name, old), new: pod(name, new) }
+        Notification::Updated {
+            key: ObjectKey::new(format!("ns/{name}")),
+            old: pod(name, old),
+            new: pod(name, new),
+        }
     }
 
     fn batch(seq: u64, notifications: Vec<Notification<Pod>>, marks_synced: bool) -> Notify<Pod> {
-        Notify(Arc::new(NotificationBatch { seq, notifications, marks_synced }))
+        Notify(Arc::new(NotificationBatch {
+            seq,
+            notifications,
+            marks_synced,
+        }))
     }
 
     fn names(seen: &Mutex<Vec<Event<Pod>>>) -> Vec<String> {
         seen.lock()
             .iter()
             .map(|e| match e {
-                Event::Added { obj, initial, .. } => format!("added {}@{} {initial}", obj.metadata.name.as_deref().unwrap(), rv(obj)),
-                Event::Updated { new, .. } => format!("updated {}@{}", new.metadata.name.as_deref().unwrap(), rv(new)),
-                Event::Deleted { obj, .. } => format!("deleted {}@{}", obj.metadata.name.as_deref().unwrap(), rv(obj)),
+                Event::Added { obj, initial, .. } => format!(
+                    "added {}@{} {initial}",
+                    obj.metadata.name.as_deref().unwrap(),
+                    rv(obj)
+                ),
+                Event::Updated { new, .. } => format!(
+                    "updated {}@{}",
+                    new.metadata.name.as_deref().unwrap(),
+                    rv(new)
+                ),
+                Event::Deleted { obj, .. } => format!(
+                    "deleted {}@{}",
+                    obj.metadata.name.as_deref().unwrap(),
+                    rv(obj)
+                ),
             })
             .collect()
     }
 
-    fn start(handler: EventHandler<Pod>, replay: Vec<Arc<Pod>>, replay_seq: u64, synced: bool) -> (Addr<Listener<Pod>>, Arc<ListenerCounters>) {
+    fn start(
+        handler: EventHandler<Pod>,
+        replay: Vec<Arc<Pod>>,
+        replay_seq: u64,
+        synced: bool,
+    ) -> (Addr<Listener<Pod>>, Arc<ListenerCounters>) {
         let counters = Arc::new(ListenerCounters::default());
-        let listener = Listener::new(HandlerId(1), cluster(), "v1/pods".into(), handler, HandlerOptions::default(), counters.clone(), replay, replay_seq, synced);
+        let listener = Listener::new(
+            HandlerId(1),
+            cluster(),
+            "v1/pods".into(),
+            handler,
+            HandlerOptions::default(),
+            counters.clone(),
+            replay,
+            replay_seq,
+            synced,
+        );
         listener.check_invariants();
         (Supervisor::start(move |_| listener), counters)
     }
@@ -523,7 +557,10 @@ mod tests {
         let (addr, counters) = start(handler, vec![pod("a", 2)], 5, true);
         addr.do_send(batch(5, vec![updated("a", 1, 2)], false));
         addr.do_send(batch(6, vec![updated("a", 2, 3)], false));
-        wait_until("two events are handled", PATIENCE, || seen.lock().len() == 2).await;
+        wait_until("two events are handled", PATIENCE, || {
+            seen.lock().len() == 2
+        })
+        .await;
         assert_eq!(names(&seen), ["added a@2 true", "updated a@3"]);
         assert!(counters.has_synced());
         assert_eq!(counters.snapshot().delivered, 2);
@@ -535,10 +572,22 @@ mod tests {
         let mut recorder = Recorder::new(seen.clone());
         recorder.delay = Some(Duration::from_millis(20));
         let (addr, counters) = start(recorder.start().recipient().into(), vec![], 0, false);
-        let adds = (0..3).map(|i| Notification::Added { key: ObjectKey::new(format!("ns/p{i}")), obj: pod(&format!("p{i}"), i), initial: true }).collect();
+        let adds = (0..3)
+            .map(|i| Notification::Added {
+                key: ObjectKey::new(format!("ns/p{i}")),
+                obj: pod(&format!("p{i}"), i),
+                initial: true,
+            })
+            .collect();
         addr.do_send(batch(1, adds, true));
-        wait_until("the first event is handled", PATIENCE, || !seen.lock().is_empty()).await;
-        assert!(!counters.has_synced(), "synced before its initial list was handled");
+        wait_until("the first event is handled", PATIENCE, || {
+            !seen.lock().is_empty()
+        })
+        .await;
+        assert!(
+            !counters.has_synced(),
+            "synced before its initial list was handled"
+        );
         wait_until("the handler has synced", PATIENCE, || counters.has_synced()).await;
         assert_eq!(seen.lock().len(), 3);
     }
@@ -549,14 +598,29 @@ mod tests {
         let panics = Arc::new(AtomicU32::new(1));
         let factory = {
             let (seen, panics) = (seen.clone(), panics.clone());
-            crate::event::handler_actor(move || Recorder { seen: seen.clone(), delay: None, panic_on: Some(("b".into(), panics.clone())) })
+            crate::event::handler_actor(move || Recorder {
+                seen: seen.clone(),
+                delay: None,
+                panic_on: Some(("b".into(), panics.clone())),
+            })
         };
         let (addr, counters) = start(factory, vec![], 0, true);
-        addr.do_send(batch(1, vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)], false));
-        wait_until("three events are handled", PATIENCE, || seen.lock().len() == 3).await;
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)],
+            false,
+        ));
+        wait_until("three events are handled", PATIENCE, || {
+            seen.lock().len() == 3
+        })
+        .await;
         assert_eq!(names(&seen), ["updated a@2", "updated b@2", "updated c@2"]);
         let status = counters.snapshot();
-        assert_eq!((status.restarts, status.failed, status.backlog), (1, 0, 0), "{status:?}");
+        assert_eq!(
+            (status.restarts, status.failed, status.backlog),
+            (1, 0, 0),
+            "{status:?}"
+        );
     }
 
     #[actix_rt::test]
@@ -565,11 +629,22 @@ mod tests {
         let panics = Arc::new(AtomicU32::new(u32::MAX));
         let factory = {
             let (seen, panics) = (seen.clone(), panics.clone());
-            crate::event::handler_actor(move || Recorder { seen: seen.clone(), delay: None, panic_on: Some(("b".into(), panics.clone())) })
+            crate::event::handler_actor(move || Recorder {
+                seen: seen.clone(),
+                delay: None,
+                panic_on: Some(("b".into(), panics.clone())),
+            })
         };
         let (addr, counters) = start(factory, vec![], 0, true);
-        addr.do_send(batch(1, vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)], false));
-        wait_until("two events are handled", PATIENCE, || seen.lock().len() == 2).await;
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)],
+            false,
+        ));
+        wait_until("two events are handled", PATIENCE, || {
+            seen.lock().len() == 2
+        })
+        .await;
         assert_eq!(names(&seen), ["updated a@2", "updated c@2"]);
         let status = counters.snapshot();
         assert_eq!((status.restarts, status.failed), (2, 1), "{status:?}");
@@ -581,13 +656,24 @@ mod tests {
         let handler = {
             let seen = seen.clone();
             crate::event::handler_fn(move |ev: Event<Pod>| {
-                assert_ne!(ev.object().metadata.name.as_deref(), Some("b"), "closure panics on b");
+                assert_ne!(
+                    ev.object().metadata.name.as_deref(),
+                    Some("b"),
+                    "closure panics on b"
+                );
                 seen.lock().push(ev);
             })
         };
         let (addr, counters) = start(handler, vec![], 0, true);
-        addr.do_send(batch(1, vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)], false));
-        wait_until("the batch is processed", PATIENCE, || counters.snapshot().delivered + counters.snapshot().failed == 3).await;
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)],
+            false,
+        ));
+        wait_until("the batch is processed", PATIENCE, || {
+            counters.snapshot().delivered + counters.snapshot().failed == 3
+        })
+        .await;
         assert_eq!(names(&seen), ["updated a@2", "updated c@2"]);
         assert_eq!(counters.snapshot().failed, 1);
     }
@@ -596,14 +682,35 @@ mod tests {
     async fn should_discard_events_once_a_caller_owned_handler_is_gone() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let panics_on_a = Some(("a".into(), Arc::new(AtomicU32::new(1))));
-        let owned = Recorder { seen: seen.clone(), delay: None, panic_on: panics_on_a }.start();
+        let owned = Recorder {
+            seen: seen.clone(),
+            delay: None,
+            panic_on: panics_on_a,
+        }
+        .start();
         let (addr, counters) = start(owned.recipient().into(), vec![], 0, true);
-        addr.do_send(batch(1, vec![updated("a", 1, 2), updated("b", 1, 2)], false));
-        wait_until("the dead handler's events are counted as dropped", PATIENCE, || counters.snapshot().dropped == 2).await;
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2)],
+            false,
+        ));
+        wait_until(
+            "the dead handler's events are counted as dropped",
+            PATIENCE,
+            || counters.snapshot().dropped == 2,
+        )
+        .await;
         addr.do_send(batch(2, vec![updated("c", 1, 2)], false));
-        wait_until("later events are counted as dropped", PATIENCE, || counters.snapshot().dropped == 3).await;
+        wait_until("later events are counted as dropped", PATIENCE, || {
+            counters.snapshot().dropped == 3
+        })
+        .await;
         let status = counters.snapshot();
-        assert_eq!((status.delivered, status.backlog, status.restarts), (0, 0, 0), "{status:?}");
+        assert_eq!(
+            (status.delivered, status.backlog, status.restarts),
+            (0, 0, 0),
+            "{status:?}"
+        );
         assert!(seen.lock().is_empty());
     }
 
@@ -612,11 +719,20 @@ mod tests {
         let start = Instant::now();
         let period = Duration::from_secs(10);
         let mut clock = ResyncClock::new(Some(period), start);
-        assert!(!clock.admits(1, start + Duration::from_secs(5)), "not due before its period");
+        assert!(
+            !clock.admits(1, start + Duration::from_secs(5)),
+            "not due before its period"
+        );
         assert!(clock.admits(2, start + Duration::from_secs(10)));
-        assert!(clock.admits(2, start + Duration::from_secs(11)), "the whole round is admitted");
+        assert!(
+            clock.admits(2, start + Duration::from_secs(11)),
+            "the whole round is admitted"
+        );
         assert!(!clock.admits(3, start + Duration::from_secs(12)));
-        assert!(clock.admits(4, start + Duration::from_secs(19)), "a quarter period of slack");
+        assert!(
+            clock.admits(4, start + Duration::from_secs(19)),
+            "a quarter period of slack"
+        );
         let mut never = ResyncClock::new(None, start);
         assert!(!never.admits(1, start + Duration::from_secs(1000)));
     }

@@ -241,16 +241,32 @@ mod tests {
     use crate::test_support::{pod, rv};
 
     fn added(name: &str, v: u64) -> Notification<Pod> {
-        Notification::Added { key: ObjectKey::new(format!("ns/{name}")), obj: pod(name, v), initial: false }
+        Notification::Added {
+            key: ObjectKey::new(format!("ns/{name}")),
+            obj: pod(name, v),
+            initial: false,
+        }
     }
     fn updated(name: &str, old: u64, new: u64) -> Notification<Pod> {
-        Notification::Updated { key: ObjectKey::new(format!("ns/{name}")), old: pod(name, old), new: pod(name, new) }
+        Notification::Updated {
+            key: ObjectKey::new(format!("ns/{name}")),
+            old: pod(name, old),
+            new: pod(name, new),
+        }
     }
     fn deleted(name: &str, v: u64) -> Notification<Pod> {
-        Notification::Deleted { key: ObjectKey::new(format!("ns/{name}")), obj: pod(name, v), final_state_unknown: false }
+        Notification::Deleted {
+            key: ObjectKey::new(format!("ns/{name}")),
+            obj: pod(name, v),
+            final_state_unknown: false,
+        }
     }
     fn resync(name: &str, v: u64) -> Notification<Pod> {
-        Notification::Resync { key: ObjectKey::new(format!("ns/{name}")), obj: pod(name, v), generation: 1 }
+        Notification::Resync {
+            key: ObjectKey::new(format!("ns/{name}")),
+            obj: pod(name, v),
+            generation: 1,
+        }
     }
 
     fn drain(buffer: &mut ListenerBuffer<Pod>) -> Vec<String> {
@@ -259,7 +275,9 @@ mod tests {
         while let Some((_, note)) = buffer.pop() {
             out.push(match note {
                 Notification::Added { key, obj, .. } => format!("added {key}@{}", rv(&obj)),
-                Notification::Updated { key, old, new } => format!("updated {key}@{}->{}", rv(&old), rv(&new)),
+                Notification::Updated { key, old, new } => {
+                    format!("updated {key}@{}->{}", rv(&old), rv(&new))
+                }
                 Notification::Deleted { key, obj, .. } => format!("deleted {key}@{}", rv(&obj)),
                 Notification::Resync { key, obj, .. } => format!("resync {key}@{}", rv(&obj)),
             });
@@ -274,13 +292,22 @@ mod tests {
         for n in [added("a", 1), updated("a", 1, 2), updated("a", 2, 3)] {
             b.push(n);
         }
-        assert_eq!(drain(&mut b), ["added ns/a@1", "updated ns/a@1->2", "updated ns/a@2->3"]);
+        assert_eq!(
+            drain(&mut b),
+            ["added ns/a@1", "updated ns/a@1->2", "updated ns/a@2->3"]
+        );
     }
 
     #[test]
     fn should_let_the_latest_update_win_when_coalescing() {
         let mut b = ListenerBuffer::new(BufferMode::Coalescing);
-        for n in [updated("a", 1, 2), added("b", 5), updated("a", 2, 3), updated("a", 3, 4), resync("a", 4)] {
+        for n in [
+            updated("a", 1, 2),
+            added("b", 5),
+            updated("a", 2, 3),
+            updated("a", 3, 4),
+            resync("a", 4),
+        ] {
             b.push(n);
         }
         assert_eq!(b.len(), 2);
@@ -290,7 +317,14 @@ mod tests {
     #[test]
     fn should_let_a_delete_supersede_updates_and_cancel_an_unseen_add() {
         let mut b = ListenerBuffer::new(BufferMode::Coalescing);
-        for n in [updated("a", 1, 2), deleted("a", 3), added("b", 4), updated("b", 4, 5), deleted("b", 6), added("c", 7)] {
+        for n in [
+            updated("a", 1, 2),
+            deleted("a", 3),
+            added("b", 4),
+            updated("b", 4, 5),
+            deleted("b", 6),
+            added("c", 7),
+        ] {
             b.push(n);
         }
         assert_eq!(drain(&mut b), ["deleted ns/a@3", "added ns/c@7"]);
@@ -335,6 +369,10 @@ mod tests {
             assert!(b.len() <= 2 * 37);
         }
         b.check_invariants();
-        assert!(b.key_order.len() <= 2 * 37 + 64, "stale order entries pile up: {}", b.key_order.len());
+        assert!(
+            b.key_order.len() <= 2 * 37 + 64,
+            "stale order entries pile up: {}",
+            b.key_order.len()
+        );
     }
 }

@@ -69,7 +69,14 @@ mod tests {
             .iter()
             .map(|n| {
                 let obj = pod(n, 1);
-                PoppedKey { key: ObjectKey::of(obj.as_ref()), deltas: vec![Delta { kind: DeltaType::Added, object: DeltaObject::Live(obj) }], initial_list: false }
+                PoppedKey {
+                    key: ObjectKey::of(obj.as_ref()),
+                    deltas: vec![Delta {
+                        kind: DeltaType::Added,
+                        object: DeltaObject::Live(obj),
+                    }],
+                    initial_list: false,
+                }
             })
             .collect();
         store.write(|c| c.apply(keys, 0));

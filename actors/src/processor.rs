@@ -104,10 +104,6 @@ impl<K: CacheObject> Processor<K> {
 
 impl<K: CacheObject> Actor for Processor<K> {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl<K: CacheObject> Handler<Distribute<K>> for Processor<K> {
@@ -167,54 +163,133 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(5);
 
-    fn add_listener(processor: &Addr<Processor<Pod>>, id: u64, recorder: Recorder, options: HandlerOptions) -> Arc<ListenerCounters> {
+    fn add_listener(
+        processor: &Addr<Processor<Pod>>,
+        id: u64,
+        recorder: Recorder,
+        options: HandlerOptions,
+    ) -> Arc<ListenerCounters> {
         let counters = Arc::new(ListenerCounters::default());
-        processor.do_send(AddListener { id: HandlerId(id), handler: recorder.start().recipient().into(), options, counters: counters.clone() });
+        processor.do_send(AddListener {
+            id: HandlerId(id),
+            handler: recorder.start().recipient().into(),
+            options,
+            counters: counters.clone(),
+        });
         counters
     }
 
     fn updates(seq: u64, names: impl Iterator<Item = String>) -> Distribute<Pod> {
-        let notifications = names.map(|n| Notification::Updated { key: ObjectKey::new(format!("ns/{n}")), old: pod(&n, seq), new: pod(&n, seq + 1) }).collect();
-        Distribute(Arc::new(NotificationBatch { seq, notifications, marks_synced: false }))
+        let notifications = names
+            .map(|n| Notification::Updated {
+                key: ObjectKey::new(format!("ns/{n}")),
+                old: pod(&n, seq),
+                new: pod(&n, seq + 1),
+            })
+            .collect();
+        Distribute(Arc::new(NotificationBatch {
+            seq,
+            notifications,
+            marks_synced: false,
+        }))
     }
 
     #[actix_rt::test]
     async fn should_fan_out_without_waiting_for_a_slow_handler() {
         let processor = Processor::new(cluster(), "v1/pods".into(), Store::new()).start();
-        let (fast_seen, slow_seen) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
-        let fast = add_listener(&processor, 1, Recorder::new(fast_seen.clone()), HandlerOptions::default());
+        let (fast_seen, slow_seen) = (
+            Arc::new(Mutex::new(Vec::new())),
+            Arc::new(Mutex::new(Vec::new())),
+        );
+        let fast = add_listener(
+            &processor,
+            1,
+            Recorder::new(fast_seen.clone()),
+            HandlerOptions::default(),
+        );
         let mut slow_recorder = Recorder::new(slow_seen.clone());
         slow_recorder.delay = Some(Duration::from_millis(50));
-        let slow = add_listener(&processor, 2, slow_recorder, HandlerOptions::default().coalescing());
+        let slow = add_listener(
+            &processor,
+            2,
+            slow_recorder,
+            HandlerOptions::default().coalescing(),
+        );
         for seq in 1..=20 {
-            processor.send(updates(seq, (0..10).map(|i| format!("p{i}")))).await.unwrap();
+            processor
+                .send(updates(seq, (0..10).map(|i| format!("p{i}"))))
+                .await
+                .unwrap();
         }
-        wait_until("the fast handler has all 200 events", PATIENCE, || fast.snapshot().delivered == 200).await;
+        wait_until("the fast handler has all 200 events", PATIENCE, || {
+            fast.snapshot().delivered == 200
+        })
+        .await;
         let slow_status = slow.snapshot();
-        assert!(slow_status.backlog > 0, "the slow handler should still be behind: {slow_status:?}");
-        assert!(slow_status.backlog <= 10 + 1, "coalescing bounds the backlog by keys (+ the one in hand): {slow_status:?}");
+        assert!(
+            slow_status.backlog > 0,
+            "the slow handler should still be behind: {slow_status:?}"
+        );
+        assert!(
+            slow_status.backlog <= 10 + 1,
+            "coalescing bounds the backlog by keys (+ the one in hand): {slow_status:?}"
+        );
         // Whatever the slow one got last is the latest state of each key.
-        wait_until("the slow handler catches up", PATIENCE, || slow.snapshot().backlog == 0).await;
-        let last: std::collections::HashMap<String, Arc<Pod>> = slow_seen.lock().iter().map(|e| (e.object().metadata.name.clone().unwrap(), e.object().clone())).collect();
-        assert!(last.values().all(|p| p.metadata.resource_version.as_deref() == Some("21")), "{last:?}");
+        wait_until("the slow handler catches up", PATIENCE, || {
+            slow.snapshot().backlog == 0
+        })
+        .await;
+        let last: std::collections::HashMap<String, Arc<Pod>> = slow_seen
+            .lock()
+            .iter()
+            .map(|e| {
+                (
+                    e.object().metadata.name.clone().unwrap(),
+                    e.object().clone(),
+                )
+            })
+            .collect();
+        assert!(
+            last.values()
+                .all(|p| p.metadata.resource_version.as_deref() == Some("21")),
+            "{last:?}"
+        );
     }
 
     #[actix_rt::test]
     async fn should_replay_the_cache_to_a_late_handler_and_stop_a_removed_one() {
         let store: Store<Pod> = Store::new();
-        let keys = vec![PoppedKey { key: ObjectKey::new("ns/a"), deltas: vec![Delta { kind: DeltaType::Replaced, object: DeltaObject::Live(pod("a", 1)) }], initial_list: true }];
+        let keys = vec![PoppedKey {
+            key: ObjectKey::new("ns/a"),
+            deltas: vec![Delta {
+                kind: DeltaType::Replaced,
+                object: DeltaObject::Live(pod("a", 1)),
+            }],
+            initial_list: true,
+        }];
         store.write(|c| {
             c.apply(keys, 0);
             c.finish_batch(1, true)
         });
         let processor = Processor::new(cluster(), "v1/pods".into(), store).start();
         let late_seen = Arc::new(Mutex::new(Vec::new()));
-        let late = add_listener(&processor, 1, Recorder::new(late_seen.clone()), HandlerOptions::default());
+        let late = add_listener(
+            &processor,
+            1,
+            Recorder::new(late_seen.clone()),
+            HandlerOptions::default(),
+        );
         wait_until("the late handler syncs", PATIENCE, || late.has_synced()).await;
-        assert!(matches!(&late_seen.lock()[..], [Event::Added { initial: true, .. }]));
+        assert!(matches!(
+            &late_seen.lock()[..],
+            [Event::Added { initial: true, .. }]
+        ));
         assert!(processor.send(RemoveListener(HandlerId(1))).await.unwrap());
         assert!(!processor.send(RemoveListener(HandlerId(1))).await.unwrap());
-        processor.send(updates(2, ["a".to_string()].into_iter())).await.unwrap();
+        processor
+            .send(updates(2, ["a".to_string()].into_iter()))
+            .await
+            .unwrap();
         tokio::task::yield_now().await;
         assert_eq!(late_seen.lock().len(), 1, "a removed handler got an event");
     }

@@ -381,11 +381,22 @@ mod tests {
     use crate::test_support::{pod, pod_on, rv};
 
     fn popped(kind: DeltaType, obj: Arc<Pod>) -> PoppedKey<Pod> {
-        PoppedKey { key: ObjectKey::of(obj.as_ref()), deltas: vec![Delta { kind, object: DeltaObject::Live(obj) }], initial_list: false }
+        PoppedKey {
+            key: ObjectKey::of(obj.as_ref()),
+            deltas: vec![Delta {
+                kind,
+                object: DeltaObject::Live(obj),
+            }],
+            initial_list: false,
+        }
     }
 
     fn by_node(pod: &Pod) -> Vec<String> {
-        pod.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()
+        pod.spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .into_iter()
+            .collect()
     }
 
     /// Notifications as (kind, name, resourceVersion) for whole-sequence asserts.
@@ -393,12 +404,28 @@ mod tests {
         notes
             .iter()
             .map(|n| match n {
-                Notification::Added { obj, .. } => ("added", obj.metadata.name.clone().unwrap(), rv(obj)),
-                Notification::Updated { new, .. } => ("updated", new.metadata.name.clone().unwrap(), rv(new)),
-                Notification::Deleted { obj, final_state_unknown, .. } => {
-                    (if *final_state_unknown { "deleted?" } else { "deleted" }, obj.metadata.name.clone().unwrap(), rv(obj))
+                Notification::Added { obj, .. } => {
+                    ("added", obj.metadata.name.clone().unwrap(), rv(obj))
                 }
-                Notification::Resync { obj, .. } => ("resync", obj.metadata.name.clone().unwrap(), rv(obj)),
+                Notification::Updated { new, .. } => {
+                    ("updated", new.metadata.name.clone().unwrap(), rv(new))
+                }
+                Notification::Deleted {
+                    obj,
+                    final_state_unknown,
+                    ..
+                } => (
+                    if *final_state_unknown {
+                        "deleted?"
+                    } else {
+                        "deleted"
+                    },
+                    obj.metadata.name.clone().unwrap(),
+                    rv(obj),
+                ),
+                Notification::Resync { obj, .. } => {
+                    ("resync", obj.metadata.name.clone().unwrap(), rv(obj))
+                }
             })
             .collect()
     }
@@ -407,10 +434,22 @@ mod tests {
     fn should_tell_adds_from_updates_by_what_the_cache_holds() {
         let mut cache = Cache::new();
         let notes = cache.apply(
-            vec![popped(DeltaType::Updated, pod("a", 1)), popped(DeltaType::Added, pod("a", 2)), popped(DeltaType::Deleted, pod("a", 3)), popped(DeltaType::Deleted, pod("b", 4))],
+            vec![
+                popped(DeltaType::Updated, pod("a", 1)),
+                popped(DeltaType::Added, pod("a", 2)),
+                popped(DeltaType::Deleted, pod("a", 3)),
+                popped(DeltaType::Deleted, pod("b", 4)),
+            ],
             0,
         );
-        assert_eq!(summary(&notes), vec![("added", "a".into(), 1), ("updated", "a".into(), 2), ("deleted", "a".into(), 3)]);
+        assert_eq!(
+            summary(&notes),
+            vec![
+                ("added", "a".into(), 1),
+                ("updated", "a".into(), 2),
+                ("deleted", "a".into(), 3)
+            ]
+        );
         cache.check_invariants();
     }
 
@@ -418,7 +457,13 @@ mod tests {
     fn should_not_reannounce_relisted_objects_with_the_same_resource_version() {
         let mut cache = Cache::new();
         cache.apply(vec![popped(DeltaType::Replaced, pod("a", 1))], 0);
-        let notes = cache.apply(vec![popped(DeltaType::Replaced, pod("a", 1)), popped(DeltaType::Replaced, pod("b", 2))], 0);
+        let notes = cache.apply(
+            vec![
+                popped(DeltaType::Replaced, pod("a", 1)),
+                popped(DeltaType::Replaced, pod("b", 2)),
+            ],
+            0,
+        );
         assert_eq!(summary(&notes), vec![("added", "b".into(), 2)]);
     }
 
@@ -427,8 +472,21 @@ mod tests {
         let mut cache = Cache::new();
         cache.apply(vec![popped(DeltaType::Added, pod("a", 1))], 0);
         let key = ObjectKey::new("ns/a");
-        let tombstone = DeltaObject::Tombstone(DeletedFinalStateUnknown { key: key.clone(), obj: pod("a", 1) });
-        let notes = cache.apply(vec![PoppedKey { key, deltas: vec![Delta { kind: DeltaType::Deleted, object: tombstone }], initial_list: false }], 0);
+        let tombstone = DeltaObject::Tombstone(DeletedFinalStateUnknown {
+            key: key.clone(),
+            obj: pod("a", 1),
+        });
+        let notes = cache.apply(
+            vec![PoppedKey {
+                key,
+                deltas: vec![Delta {
+                    kind: DeltaType::Deleted,
+                    object: tombstone,
+                }],
+                initial_list: false,
+            }],
+            0,
+        );
         assert_eq!(summary(&notes), vec![("deleted?", "a".into(), 1)]);
     }
 
@@ -439,7 +497,11 @@ mod tests {
         cache.apply(vec![popped(DeltaType::Added, stored.clone())], 0);
         let notes = cache.apply(vec![popped(DeltaType::Sync, pod("a", 1))], 7);
         match &notes[..] {
-            [Notification::Resync { obj, generation: 7, .. }] => assert!(Arc::ptr_eq(obj, &stored)),
+            [
+                Notification::Resync {
+                    obj, generation: 7, ..
+                },
+            ] => assert!(Arc::ptr_eq(obj, &stored)),
             other => panic!("expected one resync, got {other:?}"),
         }
     }
@@ -447,37 +509,93 @@ mod tests {
     #[test]
     fn should_keep_user_indexes_exact_through_moves_and_deletes() {
         let store: Store<Pod> = Store::new();
-        store.write(|c| c.add_indexers(vec![(IndexName::new("by-node"), Arc::new(by_node) as IndexFn<Pod>)])).unwrap();
+        store
+            .write(|c| {
+                c.add_indexers(vec![(
+                    IndexName::new("by-node"),
+                    Arc::new(by_node) as IndexFn<Pod>,
+                )])
+            })
+            .unwrap();
         store.write(|c| {
-            c.apply(vec![popped(DeltaType::Added, pod_on("a", 1, Some("n1"))), popped(DeltaType::Added, pod_on("b", 2, Some("n1"))), popped(DeltaType::Added, pod_on("c", 3, None))], 0)
+            c.apply(
+                vec![
+                    popped(DeltaType::Added, pod_on("a", 1, Some("n1"))),
+                    popped(DeltaType::Added, pod_on("b", 2, Some("n1"))),
+                    popped(DeltaType::Added, pod_on("c", 3, None)),
+                ],
+                0,
+            )
         });
-        store.write(|c| c.apply(vec![popped(DeltaType::Updated, pod_on("a", 4, Some("n2"))), popped(DeltaType::Deleted, pod_on("b", 5, Some("n1")))], 0));
+        store.write(|c| {
+            c.apply(
+                vec![
+                    popped(DeltaType::Updated, pod_on("a", 4, Some("n2"))),
+                    popped(DeltaType::Deleted, pod_on("b", 5, Some("n1"))),
+                ],
+                0,
+            )
+        });
         store.write(|c| c.check_invariants());
         let names = |objs: Vec<Arc<Pod>>| {
-            let mut n: Vec<String> = objs.iter().map(|p| p.metadata.name.clone().unwrap()).collect();
+            let mut n: Vec<String> = objs
+                .iter()
+                .map(|p| p.metadata.name.clone().unwrap())
+                .collect();
             n.sort();
             n
         };
         assert_eq!(names(store.by_index("by-node", "n2").unwrap()), vec!["a"]);
         assert!(store.by_index("by-node", "n1").unwrap().is_empty());
-        assert_eq!(store.list_index_values("by-node").unwrap(), vec![IndexValue::new("n2")]);
-        assert_eq!(names(store.by_index(NAMESPACE_INDEX, "ns").unwrap()), vec!["a", "c"]);
-        assert_eq!(store.index_keys("by-node", "n2").unwrap(), vec![ObjectKey::new("ns/a")]);
+        assert_eq!(
+            store.list_index_values("by-node").unwrap(),
+            vec![IndexValue::new("n2")]
+        );
+        assert_eq!(
+            names(store.by_index(NAMESPACE_INDEX, "ns").unwrap()),
+            vec!["a", "c"]
+        );
+        assert_eq!(
+            store.index_keys("by-node", "n2").unwrap(),
+            vec![ObjectKey::new("ns/a")]
+        );
     }
 
     #[test]
     fn should_index_objects_already_cached_when_an_index_is_added_late() {
         let store: Store<Pod> = Store::new();
-        store.write(|c| c.apply(vec![popped(DeltaType::Added, pod_on("a", 1, Some("n1")))], 0));
-        store.write(|c| c.add_indexers(vec![(IndexName::new("by-node"), Arc::new(by_node) as IndexFn<Pod>)])).unwrap();
+        store.write(|c| {
+            c.apply(
+                vec![popped(DeltaType::Added, pod_on("a", 1, Some("n1")))],
+                0,
+            )
+        });
+        store
+            .write(|c| {
+                c.add_indexers(vec![(
+                    IndexName::new("by-node"),
+                    Arc::new(by_node) as IndexFn<Pod>,
+                )])
+            })
+            .unwrap();
         assert_eq!(store.by_index("by-node", "n1").unwrap().len(), 1);
     }
 
     #[test]
     fn should_name_the_missing_or_duplicate_index() {
         let store: Store<Pod> = Store::new();
-        assert_eq!(store.by_index("nope", "x").unwrap_err(), IndexError::UnknownIndex("nope".into()));
-        let err = store.write(|c| c.add_indexers(vec![(IndexName::new(NAMESPACE_INDEX), Arc::new(by_node) as IndexFn<Pod>)])).unwrap_err();
+        assert_eq!(
+            store.by_index("nope", "x").unwrap_err(),
+            IndexError::UnknownIndex("nope".into())
+        );
+        let err = store
+            .write(|c| {
+                c.add_indexers(vec![(
+                    IndexName::new(NAMESPACE_INDEX),
+                    Arc::new(by_node) as IndexFn<Pod>,
+                )])
+            })
+            .unwrap_err();
         assert_eq!(err, IndexError::DuplicateIndex(NAMESPACE_INDEX.into()));
         assert!(err.to_string().contains("already exists"));
     }
@@ -487,6 +605,9 @@ mod tests {
         let store: Store<Pod> = Store::new();
         let obj = pod("a", 1);
         store.write(|c| c.apply(vec![popped(DeltaType::Added, obj.clone())], 0));
-        assert!(Arc::ptr_eq(&store.get(&ObjectKey::new("ns/a")).unwrap(), &obj));
+        assert!(Arc::ptr_eq(
+            &store.get(&ObjectKey::new("ns/a")).unwrap(),
+            &obj
+        ));
     }
 }

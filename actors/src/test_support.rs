@@ -22,13 +22,20 @@ pub fn pod_on(name: &str, rv: u64, node: Option<&str>) -> Arc<Pod> {
             labels: Some([("app".to_string(), name.to_string())].into()),
             ..Default::default()
         },
-        spec: Some(PodSpec { node_name: node.map(Into::into), ..Default::default() }),
+        spec: Some(PodSpec {
+            node_name: node.map(Into::into),
+            ..Default::default()
+        }),
         ..Default::default()
     })
 }
 
 pub fn rv(pod: &Pod) -> u64 {
-    pod.metadata.resource_version.as_deref().and_then(|v| v.parse().ok()).unwrap_or(0)
+    pod.metadata
+        .resource_version
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 pub fn cluster() -> ClusterId {
@@ -39,7 +46,10 @@ pub fn cluster() -> ClusterId {
 pub async fn wait_until(what: &str, timeout: std::time::Duration, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
@@ -54,7 +64,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(seen: Arc<parking_lot::Mutex<Vec<crate::event::Event<Pod>>>>) -> Self {
-        Self { seen, delay: None, panic_on: None }
+        Self {
+            seen,
+            delay: None,
+            panic_on: None,
+        }
     }
 }
 
@@ -65,7 +79,11 @@ impl actix::Actor for Recorder {
 impl actix::Handler<crate::event::Event<Pod>> for Recorder {
     type Result = actix::ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, event: crate::event::Event<Pod>, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        event: crate::event::Event<Pod>,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
         use actix::{ActorFutureExt, WrapFuture};
         if let Some((name, panics)) = &self.panic_on
             && event.object().metadata.name.as_deref() == Some(name)

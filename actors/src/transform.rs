@@ -24,6 +24,8 @@ pub enum Transform<K> {
     Custom(TransformFn<K>),
 }
 
+// Not derived: `derive(Default)` would demand `K: Default`.
+#[allow(clippy::derivable_impls)]
 impl<K> Default for Transform<K> {
     fn default() -> Self {
         Transform::DropManagedFields

@@ -288,14 +288,8 @@ impl Ctx<'_> {
         let crd_type =
             self.store
                 .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")?;
-        if matches!(
-            self.rt.group.as_str(),
-            "" | "apps"
-                | "batch"
-                | "coordination.k8s.io"
-                | "events.k8s.io"
-                | "apiextensions.k8s.io"
-        ) {
+        // CRD groups always contain a dot; this skips the lookup for core, apps, batch, ...
+        if !self.rt.group.contains('.') {
             return None;
         }
         let crd = self

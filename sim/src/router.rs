@@ -100,7 +100,13 @@ fn non_resource(shared: &ClusterShared, request: &Request<Incoming>, path: &str)
     }
     match path {
         "/version" => json_value(StatusCode::OK, &discovery::version(shared.kubernetes_minor)),
-        "/healthz" | "/readyz" | "/livez" => text_ok("ok"),
+        // `/healthz/ping`, `/readyz/etcd`, ... : every individual check passes too.
+        p if ["/healthz", "/readyz", "/livez"]
+            .iter()
+            .any(|h| p == *h || p.starts_with(&format!("{h}/"))) =>
+        {
+            text_ok("ok")
+        }
         "/api" | "/apis" => {
             let resources = shared.store().resources();
             let core = path == "/api";

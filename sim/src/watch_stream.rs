@@ -187,3 +187,105 @@ fn line(out: &mut BytesMut, kind: &str, object: &[u8]) {
     out.extend_from_slice(object);
     out.extend_from_slice(b"}\n");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Status;
+
+    fn configmaps() -> Arc<ResourceType> {
+        crate::discovery::tests::resource("", "v1", "ConfigMap", "configmaps", true)
+    }
+
+    fn stored(name: &str, rv: u64) -> Arc<StoredObject> {
+        let value = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": name, "resourceVersion": rv.to_string(), "creationTimestamp": "2026-01-01T00:00:00Z"}});
+        Arc::new(StoredObject {
+            json: Bytes::from(serde_json::to_vec(&value).expect("json")),
+            value,
+            resource_version: rv,
+        })
+    }
+
+    fn encode(encoder: &mut EventEncoder, event: WatchEvent) -> (String, bool) {
+        let mut out = BytesMut::new();
+        let ended = encoder.encode(&event, &mut out);
+        (String::from_utf8(out.to_vec()).expect("utf8"), ended)
+    }
+
+    #[test]
+    fn events_splice_the_cached_json_and_bookmarks_carry_only_the_resource_version() {
+        let mut encoder = EventEncoder::new(WatchEncoding {
+            resource: configmaps(),
+            table: None,
+        });
+        let object = stored("a", 7);
+        let (line, ended) = encode(&mut encoder, WatchEvent::Added(object.clone()));
+        assert_eq!(
+            line,
+            format!(
+                "{{\"type\":\"ADDED\",\"object\":{}}}\n",
+                String::from_utf8_lossy(&object.json)
+            )
+        );
+        assert!(!ended);
+        let (line, _) = encode(
+            &mut encoder,
+            WatchEvent::Bookmark {
+                resource_version: 9,
+                initial_events_end: true,
+            },
+        );
+        let event: serde_json::Value = serde_json::from_str(&line).expect("json line");
+        assert_eq!(event["type"], "BOOKMARK");
+        assert_eq!(
+            event["object"],
+            json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": "9", "creationTimestamp": null, "annotations": {"k8s.io/initial-events-end": "true"}}})
+        );
+    }
+
+    #[test]
+    fn error_events_end_the_stream() {
+        let mut encoder = EventEncoder::new(WatchEncoding {
+            resource: configmaps(),
+            table: None,
+        });
+        let expired = Status {
+            code: 410,
+            reason: "Expired".into(),
+            message: "too old resource version: 5 (545)".into(),
+            details: None,
+            metadata: None,
+        };
+        let (line, ended) = encode(&mut encoder, WatchEvent::Error(expired));
+        assert!(ended);
+        let event: serde_json::Value = serde_json::from_str(&line).expect("json line");
+        assert_eq!(
+            (event["type"].as_str(), event["object"]["code"].as_u64()),
+            (Some("ERROR"), Some(410))
+        );
+    }
+
+    #[test]
+    fn table_watches_send_columns_only_once() {
+        let rt = configmaps();
+        let columns = crate::table::columns_for(&rt, None);
+        let mut encoder = EventEncoder::new(WatchEncoding {
+            resource: rt,
+            table: Some((columns, IncludeObject::Metadata)),
+        });
+        let (first, _) = encode(&mut encoder, WatchEvent::Added(stored("a", 7)));
+        let (second, _) = encode(&mut encoder, WatchEvent::Deleted(stored("a", 8)));
+        let first: serde_json::Value = serde_json::from_str(&first).expect("json");
+        let second: serde_json::Value = serde_json::from_str(&second).expect("json");
+        assert_eq!(first["object"]["columnDefinitions"][1]["name"], "Data");
+        assert_eq!(
+            second["object"]["columnDefinitions"],
+            serde_json::Value::Null
+        );
+        assert_eq!(second["object"]["metadata"]["resourceVersion"], "8");
+        assert_eq!(
+            second["object"]["rows"][0]["object"]["kind"],
+            "PartialObjectMetadata"
+        );
+    }
+}

@@ -466,3 +466,154 @@ async fn watch_streams_close_at_timeout_seconds() {
     assert!(events.is_empty());
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+/// Names of the pods in `namespace`, straight from the store.
+fn store_pod_names(sim: &Sim, namespace: &str) -> BTreeSet<String> {
+    let store = sim.cluster(0).store();
+    let rt = store.resolve("", "v1", "pods").expect("pods served");
+    let page = store
+        .list(&rt, Some(namespace), &Default::default())
+        .expect("list");
+    page.items
+        .iter()
+        .filter_map(|o| o.value["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn reflector_converges(streaming: bool) {
+    use kube::runtime::{WatchStreamExt, reflector, watcher};
+    let sim = Sim::start(SimOptions::default()).expect("sim");
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "churn", 50);
+    let pods: Api<Pod> = Api::namespaced(common::client(sim.cluster(0)).await, "churn");
+    let (reader, writer) = reflector::store::<Pod>();
+    let config = if streaming {
+        watcher::Config::default().streaming_lists()
+    } else {
+        watcher::Config::default()
+    };
+    let reflect = tokio::spawn(
+        watcher(pods, config)
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .for_each(|_| async {}),
+    );
+    tokio::time::timeout(Duration::from_secs(10), reader.wait_until_ready())
+        .await
+        .expect("initial list within 10 s")
+        .expect("ready");
+    let churn_config = panoptes_sim::churn::ChurnConfig {
+        namespace: "churn".into(),
+        target_pods: 50,
+        rate_per_sec: 2000.0,
+        max_writes: Some(300),
+        ..Default::default()
+    };
+    let churn = panoptes_sim::churn::Churn::start(sim.cluster(0).store(), churn_config);
+    churn.wait(Duration::from_secs(10));
+    let expected = store_pod_names(&sim, "churn");
+    let converged = common::eventually(Duration::from_secs(10), || {
+        reader
+            .state()
+            .iter()
+            .filter_map(|p| p.metadata.name.clone())
+            .collect::<BTreeSet<_>>()
+            == expected
+    })
+    .await;
+    reflect.abort();
+    assert!(
+        converged,
+        "the reflector should hold exactly the store's {} pods",
+        expected.len()
+    );
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_converges_under_churn_with_list_then_watch() {
+    reflector_converges(false).await;
+}
+
+#[tokio::test]
+async fn kube_runtime_reflector_converges_under_churn_with_streaming_lists() {
+    reflector_converges(true).await;
+}
+
+#[tokio::test]
+async fn deletes_answer_like_the_real_server() {
+    let sim = Sim::start(SimOptions::default()).expect("sim");
+    let client = common::client(sim.cluster(0)).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &configmap("dup", json!({})))
+        .await
+        .expect("create");
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "default", 1);
+
+    // status/200-delete-configmap.json: a Status Success, not the object.
+    let (code, _, body) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/default/configmaps/dup",
+        None,
+        None,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, status["kind"].as_str(), status["status"].as_str()),
+        (200, Some("Status"), Some("Success")),
+        "{body}"
+    );
+    assert_eq!(
+        (
+            status["details"]["name"].as_str(),
+            status["details"]["kind"].as_str()
+        ),
+        (Some("dup"), Some("configmaps"))
+    );
+    assert!(status["details"]["uid"].is_string());
+
+    // status/200-delete-pod.json: the Pod itself.
+    let (code, _, body) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/pod-00000",
+        None,
+        None,
+    )
+    .await;
+    let pod: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!((code, pod["kind"].as_str()), (200, Some("Pod")), "{body}");
+
+    // status/404-delete-again.json
+    let (code, _, body) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/default/pods/pod-00000",
+        None,
+        None,
+    )
+    .await;
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (404, Some("NotFound")),
+        "{body}"
+    );
+    assert_eq!(status["message"], "pods \"pod-00000\" not found");
+
+    let (code, content_type, body) = common::raw(&client, "GET", "/healthz", None, None).await;
+    assert_eq!(
+        (code, content_type.as_str(), body.as_str()),
+        (200, "text/plain; charset=utf-8", "ok")
+    );
+    let (code, _, body) = common::raw(
+        &client,
+        "GET",
+        "/openapi/v2",
+        Some("application/com.github.proto-openapi.spec.v2@v1.0+protobuf"),
+        None,
+    )
+    .await;
+    assert_eq!((code, body.len()), (200, 0));
+}
