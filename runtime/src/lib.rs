@@ -28,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod health;

@@ -198,6 +198,12 @@ impl Runtime {
         self.inner.errors.lock().clone()
     }
 
+    /// The client of a connected cluster (`None` if unknown or its connection failed).
+    pub fn client(&self, cluster: &ClusterId) -> Option<kube::Client> {
+        let clusters = self.inner.clusters.lock();
+        Some(clusters.get(cluster)?.request.as_ref()?.client.clone())
+    }
+
     /// The simulated server of an embedded cluster (faults, counters, its store).
     pub fn embedded(&self, cluster: &ClusterId) -> Option<SimCluster> {
         let clusters = self.inner.clusters.lock();
