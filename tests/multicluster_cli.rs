@@ -188,3 +188,16 @@ fn check_passes_on_embedded_clusters_and_fails_on_an_unreachable_one() {
     assert!(message.contains("FAIL gone"), "{message}");
     assert!(message.contains("ok   east"), "{message}");
 }
+
+#[test]
+fn the_readme_shows_the_multi_cluster_example_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = std::fs::read_to_string(root.join("examples/multi_cluster.rs")).unwrap();
+    let code: Vec<&str> = example.lines().filter(|l| !l.starts_with("//!")).collect();
+    let code = code.join("\n");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(code.trim()),
+        "README.md's example is out of date with examples/multi_cluster.rs"
+    );
+}
