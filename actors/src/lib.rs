@@ -38,6 +38,7 @@ pub mod notification;
 pub mod object;
 pub mod processor;
 pub mod reflector;
+pub mod registry;
 pub mod store;
 pub mod transform;
 
@@ -51,5 +52,6 @@ pub use listener::{HandlerId, HandlerOptions, HandlerStatus};
 pub use listener_buffer::BufferMode;
 pub use lister::Lister;
 pub use object::CacheObject;
+pub use registry::{InformerHandle, Registry};
 pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Store};
 pub use transform::Transform;

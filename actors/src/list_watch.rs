@@ -17,7 +17,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use http_body_util::BodyExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
@@ -272,6 +272,7 @@ impl ListWatcher {
         Ok(WatchStream {
             body: response.into_body(),
             buffer: BytesMut::new(),
+            scanned: 0,
             // The server ends the watch at `timeoutSeconds`; silence well past that means the
             // connection is dead without a FIN (kube-runtime adds the same kind of margin).
             idle_timeout: timeout + WATCH_IDLE_MARGIN,
@@ -336,8 +337,19 @@ pub struct WatchStream<K> {
     body: kube::client::Body,
     /// Bytes after the last newline seen (the start of an incomplete event).
     buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline (an event spans many chunks).
+    scanned: usize,
     idle_timeout: Duration,
     _k: PhantomData<fn() -> K>,
+}
+
+/// The complete lines a watch delivered so far, undecoded (so a caller can decode a big
+/// burst, like a streaming list's initial events, off the I/O thread).
+#[derive(Debug, Default)]
+pub struct RawBatch {
+    pub lines: Vec<BytesMut>,
+    /// The stream finished after these lines (server timeout, EOF, broken or silent connection).
+    pub ended: bool,
 }
 
 impl<K: DeserializeOwned> WatchStream<K> {
@@ -345,28 +357,30 @@ impl<K: DeserializeOwned> WatchStream<K> {
     /// ends with at most one [`WatchItem::Ended`] or [`WatchItem::Failed`], after which the
     /// stream is finished.
     pub async fn next_batch(&mut self) -> Vec<WatchItem<K>> {
-        let mut items = Vec::new();
+        decode_batch(self.next_raw().await)
+    }
+
+    /// Like [`WatchStream::next_batch`], without decoding.
+    pub async fn next_raw(&mut self) -> RawBatch {
+        let mut batch = RawBatch::default();
         let first = match tokio::time::timeout(self.idle_timeout, self.body.frame()).await {
             Ok(frame) => frame,
             Err(_idle) => {
                 tracing::debug!(idle = ?self.idle_timeout, "watch silent past its timeout; reconnecting");
-                return vec![WatchItem::Ended];
+                batch.ended = true;
+                return batch;
             }
         };
         let mut next = Some(first);
         let mut drained = 0;
         while let Some(frame) = next.take() {
             match frame {
-                None => {
-                    items.push(WatchItem::Ended);
-                    return items;
-                }
+                None => batch.ended = true,
                 Some(Err(e)) => {
                     // A broken connection is a normal end of a watch (client-go and kube treat
                     // unexpected EOF the same way): resume from the last resourceVersion.
                     tracing::debug!(error = %e, "watch stream broke; resuming");
-                    items.push(WatchItem::Ended);
-                    return items;
+                    batch.ended = true;
                 }
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -375,35 +389,49 @@ impl<K: DeserializeOwned> WatchStream<K> {
                     }
                 }
             }
-            if self.decode_lines(&mut items) {
-                return items;
+            self.split_lines(&mut batch.lines);
+            if batch.ended {
+                return batch;
             }
             if drained < MAX_BATCH_BYTES {
                 next = self.body.frame().now_or_never();
             }
         }
-        items
+        batch
     }
 
-    /// Decodes complete lines; true if an error line ended the stream.
-    fn decode_lines(&mut self, items: &mut Vec<WatchItem<K>>) -> bool {
-        while let Some(newline) = self.buffer.iter().position(|&b| b == b'\n') {
-            let line = self.buffer.split_to(newline + 1);
-            let line = &line[..newline];
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match decode_event::<K>(line) {
-                Ok(event) => items.push(WatchItem::Event(event)),
-                Err(failure) => {
-                    items.push(WatchItem::Failed(failure));
-                    self.buffer.advance(self.buffer.len());
-                    return true;
-                }
+    /// Moves complete, non-blank lines out of the buffer.
+    fn split_lines(&mut self, lines: &mut Vec<BytesMut>) {
+        while let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
+            let newline = self.scanned + offset;
+            self.scanned = 0;
+            let mut line = self.buffer.split_to(newline + 1);
+            line.truncate(newline);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push(line);
             }
         }
-        false
+        self.scanned = self.buffer.len();
     }
+}
+
+/// Decodes a [`RawBatch`]: events in order, then `Ended` if the stream ended; a line that is
+/// an error (or undecodable) ends the batch as `Failed`.
+pub fn decode_batch<K: DeserializeOwned>(batch: RawBatch) -> Vec<WatchItem<K>> {
+    let mut items = Vec::with_capacity(batch.lines.len() + 1);
+    for line in &batch.lines {
+        match decode_event::<K>(line) {
+            Ok(event) => items.push(WatchItem::Event(event)),
+            Err(failure) => {
+                items.push(WatchItem::Failed(failure));
+                return items;
+            }
+        }
+    }
+    if batch.ended {
+        items.push(WatchItem::Ended);
+    }
+    items
 }
 
 /// Decodes one line of a watch stream. A bare `Status` line (what some proxies send) is a

@@ -29,8 +29,19 @@
 //! Built by `kube::core::Request` as `Api::list`/`Api::watch` build them ([`crate::list_watch`]):
 //! `?limit=500[&continue=…][&resourceVersion=…]` then
 //! `?watch=true&timeoutSeconds=300..600&allowWatchBookmarks=true&resourceVersion=RV`.
-//! The list's resourceVersion follows [`relist_resource_version`]. A page's successor is
-//! fetched while the page decodes on a blocking thread.
+//! The list's resourceVersion follows [`relist_resource_version`].
+//!
+//! # Performance
+//! Decoding costs more than fetching, so a list is pipelined: each page's `continue` token is
+//! read ahead from its bytes, the next page is requested at once, and pages decode on the
+//! blocking pool, one per core, while the actor thread keeps the connection busy. A streaming
+//! list's initial events decode off the actor thread the same way. Objects are decoded once,
+//! straight into `Arc`s, and moved — never cloned — into the `Replace`.
+//!
+//! # Tracing
+//! A span per list page (`list_page`), per watch opened (`open_watch`) and per batch of watch
+//! events read together (`watch_event`), each with `cluster`, `resource` and
+//! `resource_version`; the span that produced a [`ReflectorBatch`] travels in it.
 //!
 //! # Lifecycle
 //! Started with `Actor::start` (or in an arbiter); the list/watch loop runs as a future on the
@@ -38,13 +49,17 @@
 //! stops. It stops on [`StopReflector`], or by itself once its sink's actor is gone. A restart
 //! loses nothing but time: the next reflector lists again. Reports go to `reports` with
 //! `do_send` on every change of state, sync or counters, and a final
-//! [`ReflectorState::Stopped`].
+//! [`ReflectorState::Stopped`]; [`GetReflectorReport`] (with `send`) answers the current one,
+//! including the resourceVersion a resumed watch would start from.
 //!
 //! # Differences from client-go
 //! - Any 410 relists with `""` straight away; client-go first retries the last version and
 //!   only falls back to `""` when that list fails too.
 //! - No resync (that belongs to listeners) and no `Store`: the sink receives data, not calls.
+//! - kube's default `Client` already retries 429/503/504 itself (honouring `Retry-After`);
+//!   the reflector's own handling sees those only when that layer is off or gives up.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,15 +210,77 @@ impl Drop for Prefetch {
     }
 }
 
+/// A page decoding on the blocking pool, and the `continue` token read ahead from its bytes
+/// (which the next request already used, so the decode must confirm it).
+struct Decoding<K> {
+    handle: tokio::task::JoinHandle<Result<list_watch::Page<K>, Failure>>,
+    peeked_continue: Option<String>,
+}
+
+/// Decoding a page costs more than fetching it, so pages decode in parallel, one per core,
+/// and at most this many (about 4 MB of JSON each at 500 pods) wait undecoded.
+fn parallel_decodes() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+/// What a list (or a streaming list's initial events) has gathered for its `Replace`.
+struct Collected<K> {
+    /// Objects of the pages decoded so far, in list order.
+    objects: Vec<Arc<K>>,
+    /// Later pages still decoding, oldest first; always after `objects` in list order.
+    decoding: VecDeque<Decoding<K>>,
+    prefetch: Option<Prefetch>,
+}
+
+impl<K: Send + Sync + 'static> Collected<K> {
+    fn new() -> Self {
+        Self {
+            objects: Vec::new(),
+            decoding: VecDeque::new(),
+            prefetch: None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.objects.clear();
+        self.decoding.clear();
+        self.prefetch = None;
+    }
+
+    /// Waits for the oldest decoding page and appends its objects; returns it (emptied).
+    async fn finish_oldest(&mut self) -> Option<Result<list_watch::Page<K>, Failure>> {
+        let decoding = self.decoding.pop_front()?;
+        let page = match decoding.handle.await {
+            Ok(Ok(page)) => page,
+            Ok(Err(failure)) => return Some(Err(failure)),
+            Err(e) => {
+                return Some(Err(transient_list_failure(format!(
+                    "page decode task failed: {e}"
+                ))));
+            }
+        };
+        if decoding.peeked_continue.is_some() && decoding.peeked_continue != page.continue_token {
+            let message = "a page's continue token differs from the one read ahead".to_owned();
+            return Some(Err(transient_list_failure(message)));
+        }
+        let mut page = page;
+        if self.objects.is_empty() {
+            self.objects = std::mem::take(&mut page.items);
+        } else {
+            self.objects.append(&mut page.items);
+        }
+        Some(Ok(page))
+    }
+}
+
 impl<K> Driver<K>
 where
     K: kube::Resource + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     async fn run(mut self) {
         let mut state = self.machine.start();
-        let mut partial: Vec<Arc<K>> = Vec::new();
+        let mut collected = Collected::new();
         let mut watch: Option<WatchStream<K>> = None;
-        let mut prefetch: Option<Prefetch> = None;
         loop {
             self.report();
             let mut out = Vec::new();
@@ -214,17 +291,12 @@ where
                 } => {
                     let span = tracing::info_span!("list_page", cluster = %self.cluster,
                         resource = %self.resource, resource_version = %resource_version,
-                        continue_token = continue_token.is_some(), objects = tracing::field::Empty);
+                        continue_token = continue_token.is_some(), bytes = tracing::field::Empty);
                     let outcome = self
-                        .list_page(
-                            &resource_version,
-                            continue_token,
-                            &mut prefetch,
-                            &mut partial,
-                        )
+                        .list_page(&resource_version, continue_token, &mut collected)
                         .instrument(span.clone())
                         .await;
-                    state = self.advance(state, outcome, &mut partial, &mut out);
+                    state = self.advance(state, outcome, &mut collected, &mut out);
                     span
                 }
                 State::StreamInitial { resource_version }
@@ -245,11 +317,22 @@ where
                         }
                         Err(failure) => Outcome::Failed(failure),
                     };
-                    state = self.advance(state, outcome, &mut partial, &mut out);
+                    state = self.advance(state, outcome, &mut collected, &mut out);
                     span
                 }
                 State::Watching | State::StreamingInitial => {
                     let items = match watch.as_mut() {
+                        // The initial events of a streaming list are the whole list: decode
+                        // them off this thread, which meanwhile keeps the connection read.
+                        Some(stream) if state == State::StreamingInitial => {
+                            let raw = stream.next_raw().await;
+                            tokio::task::spawn_blocking(move || list_watch::decode_batch::<K>(raw))
+                                .await
+                                .unwrap_or_else(|e| {
+                                    let message = format!("watch decode task failed: {e}");
+                                    vec![WatchItem::Failed(transient_watch_failure(message))]
+                                })
+                        }
                         Some(stream) => stream.next_batch().await,
                         None => vec![WatchItem::Ended],
                     };
@@ -257,8 +340,8 @@ where
                         resource = %self.resource, events = items.len(),
                         resource_version = tracing::field::Empty);
                     for item in items {
-                        let outcome = watch_outcome(item, &state, &mut partial, &mut out);
-                        state = self.advance(state, outcome, &mut partial, &mut out);
+                        let outcome = watch_outcome(item, &state, &mut collected.objects, &mut out);
+                        state = self.advance(state, outcome, &mut collected, &mut out);
                         if !matches!(state, State::Watching | State::StreamingInitial) {
                             watch = None;
                             break;
@@ -269,7 +352,7 @@ where
                 }
                 State::BackOff { delay, .. } => {
                     tokio::time::sleep(delay).await;
-                    state = self.advance(state, Outcome::Slept, &mut partial, &mut out);
+                    state = self.advance(state, Outcome::Slept, &mut collected, &mut out);
                     tracing::Span::none()
                 }
             };
@@ -291,34 +374,36 @@ where
         &mut self,
         state: State,
         outcome: Outcome,
-        partial: &mut Vec<Arc<K>>,
+        collected: &mut Collected<K>,
         out: &mut Vec<ReflectorDelta<K>>,
     ) -> State {
         let (next, effect) = self.machine.step(state, outcome, Instant::now());
         match effect {
             Some(Effect::Replace { resource_version }) => {
+                let objects = std::mem::take(&mut collected.objects);
+                collected.clear();
                 out.push(ReflectorDelta::Replace {
-                    objects: std::mem::take(partial),
+                    objects,
                     resource_version,
                 });
             }
-            Some(Effect::Discard) => partial.clear(),
+            Some(Effect::Discard) => collected.clear(),
             None => {}
         }
         next
     }
 
-    /// Fetches (or takes the prefetched) page, starts fetching its successor, decodes it off
-    /// this thread and appends its objects to `partial`.
+    /// Fetches (or takes the prefetched) page and starts decoding it on the blocking pool.
+    /// When its `continue` token can be read ahead, fetches the next page at once and returns
+    /// without waiting for the decode; the last page waits for every decode, in order.
     async fn list_page(
         &self,
         resource_version: &str,
         continue_token: Option<String>,
-        prefetch: &mut Option<Prefetch>,
-        partial: &mut Vec<Arc<K>>,
+        collected: &mut Collected<K>,
     ) -> Outcome {
         let limit = self.config.page_size;
-        let body = match (prefetch.take(), continue_token.as_deref()) {
+        let body = match (collected.prefetch.take(), continue_token.as_deref()) {
             (Some(mut ahead), Some(token)) if ahead.continue_token == token => {
                 (&mut ahead.handle).await.unwrap_or_else(|e| {
                     Err(transient_list_failure(format!(
@@ -336,35 +421,48 @@ where
             Ok(body) => body,
             Err(failure) => return Outcome::Failed(failure),
         };
-        if let Some(next) = list_watch::peek_continue(&body) {
+        tracing::Span::current().record("bytes", body.len());
+        let peeked_continue = list_watch::peek_continue(&body);
+        if let Some(next) = &peeked_continue {
             let list_watch = self.list_watch.clone();
             let token = next.clone();
             let handle =
                 tokio::spawn(async move { list_watch.fetch_page("", Some(&token), limit).await });
-            *prefetch = Some(Prefetch {
-                continue_token: next,
+            collected.prefetch = Some(Prefetch {
+                continue_token: next.clone(),
                 handle,
             });
         }
-        let decoded =
-            tokio::task::spawn_blocking(move || list_watch::decode_page::<K>(&body)).await;
-        match decoded {
-            Ok(Ok(page)) => {
-                tracing::Span::current().record("objects", page.items.len());
-                if partial.is_empty() {
-                    *partial = page.items;
-                } else {
-                    partial.extend(page.items);
-                }
-                Outcome::Page {
-                    resource_version: page.resource_version,
-                    continue_token: page.continue_token,
+        let handle = tokio::task::spawn_blocking(move || list_watch::decode_page::<K>(&body));
+        collected.decoding.push_back(Decoding {
+            handle,
+            peeked_continue: peeked_continue.clone(),
+        });
+        if peeked_continue.is_some() {
+            while collected.decoding.len() > parallel_decodes() {
+                if let Some(Err(failure)) = collected.finish_oldest().await {
+                    return Outcome::Failed(failure);
                 }
             }
-            Ok(Err(failure)) => Outcome::Failed(failure),
-            Err(e) => Outcome::Failed(transient_list_failure(format!(
-                "page decode task failed: {e}"
-            ))),
+            // Intermediate pages' resourceVersions are not used; the last page's is.
+            return Outcome::Page {
+                resource_version: String::new(),
+                continue_token: peeked_continue,
+            };
+        }
+        let mut last = None;
+        while let Some(finished) = collected.finish_oldest().await {
+            match finished {
+                Ok(page) => last = Some(page),
+                Err(failure) => return Outcome::Failed(failure),
+            }
+        }
+        match last {
+            Some(page) => Outcome::Page {
+                resource_version: page.resource_version,
+                continue_token: page.continue_token,
+            },
+            None => Outcome::Failed(transient_list_failure("no page decoded".to_owned())),
         }
     }
 
@@ -391,6 +489,13 @@ where
         if let Some(reports) = &self.reports {
             reports.do_send(last.clone());
         }
+    }
+}
+
+fn transient_watch_failure(message: String) -> Failure {
+    Failure {
+        request: list_watch::Request::Watch,
+        ..transient_list_failure(message)
     }
 }
 

@@ -109,6 +109,13 @@ impl FakeServer {
             .unwrap();
     }
 
+    /// Sends raw bytes on the newest watch, as one chunk.
+    fn push_raw(&self, bytes: &str) {
+        let watches = self.watches.lock();
+        let watch = watches.last().expect("no open watch");
+        watch.unbounded_send(Bytes::from(bytes.to_owned())).unwrap();
+    }
+
     fn requests(&self) -> Vec<String> {
         self.requests.lock().clone()
     }
@@ -483,4 +490,25 @@ impl Handler<StopRecorder> for Recorder {
     fn handle(&mut self, _: StopRecorder, ctx: &mut Context<Self>) {
         ctx.stop();
     }
+}
+
+#[actix_rt::test]
+async fn should_decode_events_split_across_chunks() {
+    let server = FakeServer::default();
+    server
+        .json(200, page(10, None, vec![]))
+        .answer(Answer::Watch);
+    let (_reflector, recorder, _keep) = start(&server, ReflectorConfig::default());
+    eventually("the watch", || server.watches.lock().len() == 1).await;
+    let line = format!("{}\n", event("ADDED", cm("split", 11)));
+    let (head, tail) = line.split_at(line.len() / 2);
+    server.push_raw(head);
+    server.push_raw(tail);
+    server.push_raw("\n");
+    server.push(&[event("ADDED", cm("whole", 12))]);
+    eventually("both events", || batches(&recorder).concat().len() == 3).await;
+    assert_eq!(
+        batches(&recorder).concat(),
+        ["Replace [] @10", "Added split@11", "Added whole@12"]
+    );
 }

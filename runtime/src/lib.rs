@@ -28,11 +28,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod health;
 pub mod metrics;
+pub mod multi_informer;
 pub mod rate_limit;
+pub mod runtime;
 pub mod telemetry;
 
 pub use config::{
@@ -41,4 +44,6 @@ pub use config::{
 pub use connection::{ClusterConnection, ClusterIdentity, ConnectionError};
 pub use health::{HealthServer, Readiness};
 pub use metrics::Metrics;
+pub use multi_informer::{ClusterInformerStatus, MultiHandlerId, MultiInformer};
+pub use runtime::{InformerSpec, ReloadReport, Runtime, RuntimeError};
 pub use telemetry::{TelemetryError, TelemetryGuard};

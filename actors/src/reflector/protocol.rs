@@ -101,14 +101,14 @@ pub(super) enum Effect {
 #[derive(Debug)]
 pub(super) struct Machine {
     /// Streaming lists asked for and not refused.
-    pub(super) streaming: bool,
+    streaming: bool,
     pub(super) streaming_refused: bool,
     /// client-go's `lastSyncResourceVersion`: of the last list, event or bookmark.
     pub(super) last_rv: String,
     /// client-go's `isLastSyncResourceVersionUnavailable`: set by 410, cleared by a full list.
-    pub(super) last_rv_unavailable: bool,
-    pub(super) backoff: Backoff,
-    pub(super) rng: StdRng,
+    last_rv_unavailable: bool,
+    backoff: Backoff,
+    rng: StdRng,
     /// Forbidden stays reported across retries until a request succeeds.
     pub(super) status: ReflectorState,
     pub(super) synced: bool,
@@ -116,10 +116,10 @@ pub(super) struct Machine {
     pub(super) relists: u64,
     pub(super) watches: u64,
     /// When the current watch opened and how many events it delivered (short-watch check).
-    pub(super) watch_opened_at: Option<Instant>,
-    pub(super) watch_events: u64,
+    watch_opened_at: Option<Instant>,
+    watch_events: u64,
     /// 410s since the last successful request; the second in a row backs off.
-    pub(super) expired_in_a_row: u32,
+    expired_in_a_row: u32,
 }
 
 impl Machine {

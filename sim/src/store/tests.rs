@@ -1347,7 +1347,14 @@ fn listing_100k_pods_in_pages_of_500() {
     let store = store();
     let started = std::time::Instant::now();
     crate::pods::seed(&store, "bench", 100_000);
-    println!("seeded 100k pods in {:?}", started.elapsed());
+    let rss = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS"))
+                .map(str::to_string)
+        });
+    println!("seeded 100k pods in {:?} ({rss:?})", started.elapsed());
     let pods = store.builtin("", "pods");
     let started = std::time::Instant::now();
     let mut token = None;

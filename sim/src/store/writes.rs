@@ -713,17 +713,17 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
 
 /// Whether anything but metadata and status differs (what bumps metadata.generation).
 fn spec_changed(old: &Value, new: &Value) -> bool {
-    let strip = |v: &Value| -> Map<String, Value> {
-        v.as_object()
-            .map(|m| {
-                m.iter()
-                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+    let is_body = |key: &String| !matches!(key.as_str(), "metadata" | "status");
+    let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+        return old != new;
     };
-    strip(old) != strip(new)
+    let old_keys = old.keys().filter(|k| is_body(k)).count();
+    let new_keys = new.keys().filter(|k| is_body(k)).count();
+    old_keys != new_keys
+        || new
+            .iter()
+            .filter(|(k, _)| is_body(k))
+            .any(|(k, v)| old.get(k) != Some(v))
 }
 
 /// The autoscaling/v1 Scale view of a scalable object.
