@@ -1,10 +1,33 @@
-//! The churn generator: creates, updates and deletes realistic pods at a given rate.
+//! The churn generator: creates, updates and deletes realistic pods at a given rate, as the
+//! pods of a busy cluster come and go (a Deployment rolling, kubelets reporting readiness,
+//! controllers annotating).
 //!
-//! INTERFACE CONTRACT: `ChurnConfig`, `Churn::start`, `Churn::stop`, `Churn::stats` are fixed.
+//! Contract:
+//! - One thread per `Churn`, paced by wall time: after `t` seconds about `t * rate_per_sec`
+//!   writes were made (it catches up in bursts if it fell behind, never exceeds the rate on
+//!   average), and never more than `max_writes`.
+//! - The kind of each write comes from a deterministic RNG seeded with `seed`: an update with
+//!   probability `update_fraction` (half status flips through `/status` as the kubelet would,
+//!   half annotation patches), else a create when below `target_pods` or a delete when above.
+//! - Pods already in the namespace when it starts are churned too.
+//! - `stop` (or dropping the `Churn`) ends the thread and waits for it.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crate::store::ClusterStore;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use crate::pods::{ensure_namespace, realistic_pod};
+use crate::store::{ClusterStore, ListOptions, PatchType, Subresource, WriteOptions};
+
+/// How long the thread sleeps when it is ahead of the rate (bounds how late a stop is seen).
+const PACING_SLEEP: Duration = Duration::from_millis(1);
+/// How often `wait` looks at the counters.
+const WAIT_POLL: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Clone)]
 pub struct ChurnConfig {
@@ -22,7 +45,14 @@ pub struct ChurnConfig {
 
 impl Default for ChurnConfig {
     fn default() -> Self {
-        Self { namespace: "default".into(), target_pods: 100, rate_per_sec: 10.0, update_fraction: 0.6, max_writes: None, seed: 1 }
+        Self {
+            namespace: "default".into(),
+            target_pods: 100,
+            rate_per_sec: 10.0,
+            update_fraction: 0.6,
+            max_writes: None,
+            seed: 1,
+        }
     }
 }
 
@@ -34,26 +64,330 @@ pub struct ChurnStats {
     pub deleted: u64,
 }
 
+impl ChurnStats {
+    /// All writes together.
+    pub fn total(&self) -> u64 {
+        self.created + self.updated + self.deleted
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    created: AtomicU64,
+    updated: AtomicU64,
+    deleted: AtomicU64,
+    stop: AtomicBool,
+    finished: AtomicBool,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ChurnStats {
+        ChurnStats {
+            created: self.created.load(Ordering::Relaxed),
+            updated: self.updated.load(Ordering::Relaxed),
+            deleted: self.deleted.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// A running churn generator (its own thread). Dropping it stops it.
 pub struct Churn {
-    // implementation-defined
+    counters: Arc<Counters>,
+    max_writes: Option<u64>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Churn {
     pub fn start(store: ClusterStore, config: ChurnConfig) -> Churn {
-        let _ = (store, config);
-        todo!()
+        let counters = Arc::new(Counters::default());
+        let max_writes = config.max_writes;
+        let worker = Worker::new(store, config, counters.clone());
+        let thread = std::thread::Builder::new()
+            .name("sim-churn".into())
+            .spawn(move || worker.run());
+        let thread = match thread {
+            Ok(handle) => Some(handle),
+            Err(error) => {
+                tracing::error!(%error, "could not start the churn thread");
+                counters.finished.store(true, Ordering::Release);
+                None
+            }
+        };
+        Churn {
+            counters,
+            max_writes,
+            thread,
+        }
     }
+
     /// Stops and returns the final stats.
-    pub fn stop(self) -> ChurnStats {
-        todo!()
+    pub fn stop(mut self) -> ChurnStats {
+        self.halt();
+        self.counters.snapshot()
     }
+
     pub fn stats(&self) -> ChurnStats {
-        todo!()
+        self.counters.snapshot()
     }
+
     /// Waits until `max_writes` is reached (returns at once when unbounded), at most `timeout`.
     pub fn wait(&self, timeout: Duration) -> ChurnStats {
-        let _ = timeout;
-        todo!()
+        let Some(max) = self.max_writes else {
+            return self.stats();
+        };
+        let deadline = Instant::now() + timeout;
+        while self.stats().total() < max
+            && !self.counters.finished.load(Ordering::Acquire)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(WAIT_POLL);
+        }
+        self.stats()
+    }
+
+    fn halt(&mut self) {
+        self.counters.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the churn thread panicked");
+        }
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The churn thread's state.
+struct Worker {
+    store: ClusterStore,
+    config: ChurnConfig,
+    counters: Arc<Counters>,
+    rng: StdRng,
+    /// Names of the pods this churn may update or delete.
+    live: Vec<String>,
+    next_seq: u64,
+}
+
+enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Worker {
+    fn new(store: ClusterStore, config: ChurnConfig, counters: Arc<Counters>) -> Worker {
+        let rng = StdRng::seed_from_u64(config.seed);
+        Worker {
+            store,
+            config,
+            counters,
+            rng,
+            live: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
+    fn run(mut self) {
+        ensure_namespace(&self.store, &self.config.namespace);
+        let pods = self.store.builtin("", "pods");
+        if let Ok(page) =
+            self.store
+                .list(&pods, Some(&self.config.namespace), &ListOptions::default())
+        {
+            self.live = page
+                .items
+                .iter()
+                .filter_map(|p| {
+                    p.value
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .collect();
+        }
+        let started = Instant::now();
+        let mut done: u64 = 0;
+        let rate = self.config.rate_per_sec.max(0.0);
+        while !self.counters.stop.load(Ordering::Acquire) {
+            if self.config.max_writes.is_some_and(|max| done >= max) {
+                break;
+            }
+            let due = (started.elapsed().as_secs_f64() * rate) as u64;
+            if done >= due {
+                std::thread::sleep(PACING_SLEEP);
+                continue;
+            }
+            self.write_once(&pods);
+            done += 1;
+        }
+        self.counters.finished.store(true, Ordering::Release);
+    }
+
+    fn choose(&mut self) -> Action {
+        if !self.live.is_empty()
+            && self
+                .rng
+                .random_bool(self.config.update_fraction.clamp(0.0, 1.0))
+        {
+            return Action::Update;
+        }
+        let target = self.config.target_pods;
+        match self.live.len() {
+            0 => Action::Create,
+            n if n < target => Action::Create,
+            n if n > target => Action::Delete,
+            _ if self.rng.random_bool(0.5) => Action::Create,
+            _ => Action::Delete,
+        }
+    }
+
+    fn write_once(&mut self, pods: &crate::store::ResourceType) {
+        let namespace = self.config.namespace.clone();
+        match self.choose() {
+            Action::Create => {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                let name = format!("churn-{}-{seq:06}", self.config.seed);
+                match self
+                    .store
+                    .insert_as_is(pods, realistic_pod(&namespace, &name, seq))
+                {
+                    Ok(_) => {
+                        self.live.push(name);
+                        self.counters.created.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) => {
+                        tracing::debug!(pod = %name, message = %status.message, "churn create failed")
+                    }
+                }
+            }
+            Action::Update => {
+                let index = self.rng.random_range(0..self.live.len());
+                let name = self.live[index].clone();
+                let stamp = self.counters.updated.load(Ordering::Relaxed);
+                let (sub, body, manager) = if self.rng.random_bool(0.5) {
+                    let ready = if self.rng.random_bool(0.5) {
+                        "True"
+                    } else {
+                        "False"
+                    };
+                    let body = json!({"status": {"conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": now()}]}});
+                    (Subresource::Status, body, "kubelet")
+                } else {
+                    let body = json!({"metadata": {"annotations": {"panoptes.dev/churn": stamp.to_string()}}});
+                    (Subresource::Main, body, "churn")
+                };
+                let opts = WriteOptions {
+                    field_manager: Some(manager.into()),
+                    ..Default::default()
+                };
+                let bytes = serde_json::to_vec(&body).expect("JSON values serialize");
+                match self.store.patch(
+                    pods,
+                    Some(&namespace),
+                    &name,
+                    sub,
+                    PatchType::StrategicMerge,
+                    &bytes,
+                    &opts,
+                ) {
+                    Ok(_) => {
+                        self.counters.updated.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) => {
+                        if status.code == 404 {
+                            self.live.swap_remove(index);
+                        }
+                        tracing::debug!(pod = %name, message = %status.message, "churn update failed");
+                    }
+                }
+            }
+            Action::Delete => {
+                let index = self.rng.random_range(0..self.live.len());
+                let name = self.live.swap_remove(index);
+                match self
+                    .store
+                    .delete(pods, Some(&namespace), &name, &Default::default())
+                {
+                    Ok(_) => {
+                        self.counters.deleted.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(status) => {
+                        tracing::debug!(pod = %name, message = %status.message, "churn delete failed")
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    #[test]
+    fn churn_stops_at_max_writes_and_counts_every_kind() {
+        let store = ClusterStore::new(StoreConfig::default());
+        let config = ChurnConfig {
+            namespace: "churn".into(),
+            target_pods: 20,
+            rate_per_sec: 5_000.0,
+            update_fraction: 0.5,
+            max_writes: Some(300),
+            seed: 7,
+        };
+        let churn = Churn::start(store.clone(), config);
+        let stats = churn.wait(Duration::from_secs(20));
+        assert_eq!(stats.total(), 300, "{stats:?}");
+        assert!(
+            stats.created >= 20 && stats.updated > 0 && stats.deleted > 0,
+            "{stats:?}"
+        );
+        let final_stats = churn.stop();
+        assert_eq!(final_stats, stats);
+        let pods = store.builtin("", "pods");
+        let live = store
+            .list(&pods, Some("churn"), &Default::default())
+            .unwrap()
+            .items
+            .len() as u64;
+        assert_eq!(live, stats.created - stats.deleted);
+    }
+
+    #[test]
+    fn an_unbounded_churn_runs_until_stopped() {
+        let store = ClusterStore::new(StoreConfig::default());
+        let churn = Churn::start(
+            store.clone(),
+            ChurnConfig {
+                rate_per_sec: 2_000.0,
+                ..Default::default()
+            },
+        );
+        assert_eq!(
+            churn.wait(Duration::from_secs(5)),
+            churn.stats(),
+            "unbounded wait returns at once"
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while churn.stats().total() < 50 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stats = churn.stop();
+        assert!(stats.total() >= 50, "{stats:?}");
+        let rv = store.resource_version();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(store.resource_version(), rv, "no writes after stop");
     }
 }

@@ -1,23 +1,70 @@
 //! The in-memory state of one simulated cluster: what etcd plus the API server's registry
-//! and watch cache hold for a real kube-apiserver.
+//! and watch cache hold for a real kube-apiserver v1.28. The HTTP side (`crate`'s server)
+//! turns requests into calls on [`ClusterStore`] and its answers into responses; tests,
+//! seeding ([`crate::pods`]) and churn ([`crate::churn`]) call it directly.
 //!
-//! INTERFACE CONTRACT (written before the implementation, shared by the HTTP layer):
-//! the public items below are what `crate::http` and the fault/churn code call. Their names
-//! and signatures are fixed; their bodies and any private submodules are free.
+//! # What a client can rely on
 //!
-//! - One global resourceVersion counter per cluster (etcd revision), across all types.
-//! - Objects are `serde_json::Value`s stored once as [`StoredObject`] with their serialized
-//!   JSON cached, so lists and watches copy bytes instead of re-serializing.
-//! - Every failure is a [`Status`] with the code, reason and message a real v1.28 server gives.
+//! - **One resourceVersion per cluster** (the etcd revision): every write, of any type,
+//!   increments it by one; an object's `metadata.resourceVersion` is the revision that wrote
+//!   it; a list's is the revision it was read at. A write that changes nothing (a no-op
+//!   patch) is not a write and bumps nothing.
+//! - **Objects are shared, not copied**: each is stored once as an `Arc<`[`StoredObject`]`>`
+//!   with its JSON serialized at write time, so lists and watches hand out `Arc`s and bytes.
+//! - **Errors are the real ones**: every failure is a [`Status`] with the code, reason,
+//!   message and details a real server gives (`shared/fixtures/apiserver-v1.28/status/`).
+//! - **Writes** validate names, namespaces and pods, default pods and namespaces, check
+//!   `resourceVersion` preconditions (409), bump `metadata.generation` on spec changes of
+//!   apps types and custom resources, keep `/status` and the main resource apart, record
+//!   `managedFields` per manager, and honour finalizers on delete.
+//! - **Lists** are consistent: all pages of a paginated list come from one snapshot and
+//!   carry its resourceVersion; tokens and 400/410 answers match the real server's.
+//! - **Watches** deliver events in resourceVersion order through a bounded channel; a watch
+//!   whose consumer falls `watch_buffer` events behind is closed, as are all watches on
+//!   [`ClusterStore::drop_watches`]. Resuming from before the history window gets one ERROR
+//!   event (410 Expired) and the end of the stream.
+//!
+//! # Threads and locking
+//!
+//! One `parking_lot::Mutex` guards a cluster's state. It is held for the bookkeeping of a
+//! write (including serializing the object once and offering the event to each watch with
+//! `try_send`) and to clone a persistent map for a list; never while waiting (a future
+//! resourceVersion is polled without it) and never while filtering a list. A housekeeping
+//! thread per store sends periodic bookmarks and expires list snapshots; it ends when the
+//! last clone of the store is dropped.
+//!
+//! # Differences from a real server
+//!
+//! Server-side apply merges with strategic-merge rules and never reports conflicts;
+//! namespace deletion removes the contents at once (no finalizer wait); pods are deleted
+//! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED); a list at an exact
+//! old resourceVersion is served only while a snapshot or an unchanged resource covers it.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod continue_token;
+mod defaults;
+mod managed_fields;
+mod patch;
+mod read;
+mod registry;
+mod selector;
+mod state;
+mod status;
+mod watch;
+mod writes;
+
+pub(crate) use managed_fields::field_set;
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use serde_json::Value;
 
 /// A `metav1.Status` failure, exactly as a real API server words it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
 pub struct Status {
     /// HTTP status code (404, 409, 410, 422, ...).
     pub code: u16,
@@ -36,7 +83,19 @@ pub type Result<T> = std::result::Result<T, Status>;
 impl Status {
     /// The Status object as JSON (`kind: Status`, `apiVersion: v1`, `status: Failure`).
     pub fn to_json(&self) -> Value {
-        todo!()
+        let mut status = serde_json::json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": self.metadata.clone().unwrap_or_else(|| serde_json::json!({})),
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if let Some(details) = &self.details {
+            status["details"] = details.clone();
+        }
+        status
     }
 }
 
@@ -64,7 +123,11 @@ pub struct ResourceType {
 impl ResourceType {
     /// `v1` or `apps/v1`.
     pub fn api_version(&self) -> String {
-        todo!()
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
     }
 }
 
@@ -186,7 +249,10 @@ pub enum WatchEvent {
     Modified(Arc<StoredObject>),
     Deleted(Arc<StoredObject>),
     /// A BOOKMARK at this resourceVersion; `initial_events_end` adds the annotation.
-    Bookmark { resource_version: u64, initial_events_end: bool },
+    Bookmark {
+        resource_version: u64,
+        initial_events_end: bool,
+    },
     /// An ERROR event (e.g. 410 Expired "too old resource version: 5 (545)"); the stream ends after it.
     Error(Status),
 }
@@ -211,6 +277,9 @@ pub struct StoreConfig {
     /// The store sends them through the watch's own channel, so a bookmark's resourceVersion
     /// never runs ahead of events already queued for that watch.
     pub bookmark_interval: Duration,
+    /// How long a list or watch at a resourceVersion the store has not reached waits for it
+    /// before answering 504 Timeout (a real server: 3 s).
+    pub too_large_rv_wait: Duration,
 }
 
 impl Default for StoreConfig {
@@ -220,102 +289,441 @@ impl Default for StoreConfig {
             watch_buffer: 10_000,
             snapshot_ttl: Duration::from_secs(300),
             bookmark_interval: Duration::from_secs(60),
+            too_large_rv_wait: Duration::from_secs(3),
         }
     }
 }
 
 /// One cluster's state. Cheap to clone (shared inside); every method is synchronous and
 /// safe to call from any thread.
+///
+/// ```
+/// use panoptes_sim::store::{ClusterStore, ListOptions, StoreConfig, WriteOptions};
+///
+/// let store = ClusterStore::new(StoreConfig::default());
+/// let configmaps = store.builtin("", "configmaps");
+/// let body = serde_json::json!({"metadata": {"name": "demo"}, "data": {"k": "v"}});
+/// let created = store.create(&configmaps, Some("default"), body, &WriteOptions::default())?;
+/// assert_eq!(created.resource_version, store.resource_version());
+/// let page = store.list(&configmaps, Some("default"), &ListOptions::default())?;
+/// assert_eq!(page.items.len(), 2, "demo and the namespace's kube-root-ca.crt");
+/// # Ok::<(), panoptes_sim::store::Status>(())
+/// ```
 #[derive(Clone)]
 pub struct ClusterStore {
-    // implementation-defined
+    shared: Arc<Shared>,
 }
+
+struct Shared {
+    config: StoreConfig,
+    state: Mutex<state::State>,
+}
+
+/// How often the background thread looks for due bookmarks, expired snapshots, and whether
+/// the store is still alive (at most this long after the last clone is dropped it exits).
+const HOUSEKEEPING_TICK: Duration = Duration::from_millis(200);
+
+/// How often a wait for a future resourceVersion looks again.
+const RV_POLL: Duration = Duration::from_millis(5);
 
 impl ClusterStore {
     /// A fresh cluster: built-in resources served; namespaces `default`, `kube-system`,
     /// `kube-public`, `kube-node-lease` exist; each namespace has a `default` ServiceAccount
     /// and a `kube-root-ca.crt` ConfigMap as the controller-manager would make.
     pub fn new(config: StoreConfig) -> Self {
-        let _ = config;
-        todo!()
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(state::State::new()),
+        });
+        let store = ClusterStore { shared };
+        let namespaces = store.builtin("", "namespaces");
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            store
+                .create(&namespaces, None, ns, &WriteOptions::default())
+                .expect("built-in namespaces are valid");
+        }
+        spawn_housekeeping(Arc::downgrade(&store.shared));
+        store
+    }
+
+    /// A built-in resource by group and plural, for code that names fixed built-ins.
+    ///
+    /// # Panics
+    ///
+    /// If `group`/`plural` is not one of the built-in resources (a programming error).
+    pub fn builtin(&self, group: &str, plural: &str) -> Arc<ResourceType> {
+        let state = self.shared.state.lock();
+        state
+            .served
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+            .cloned()
+            .unwrap_or_else(|| panic!("{group}/{plural} is not built in"))
     }
 
     /// Every served resource, CRD-defined ones included (for discovery).
     pub fn resources(&self) -> Vec<Arc<ResourceType>> {
-        todo!()
+        self.shared.state.lock().served.clone()
     }
 
     /// The resource served at group/version/plural, if any.
     pub fn resolve(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceType>> {
-        let _ = (group, version, plural);
-        todo!()
+        let state = self.shared.state.lock();
+        state
+            .served
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+            .cloned()
     }
 
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
-        todo!()
+        self.shared.state.lock().rv
     }
 
-    pub fn get(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource) -> Result<Arc<StoredObject>> {
-        let _ = (rt, namespace, name, sub);
-        todo!()
+    pub fn get(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+    ) -> Result<Arc<StoredObject>> {
+        let object = self
+            .shared
+            .state
+            .lock()
+            .get(rt, scope(rt, namespace), name)?;
+        match sub {
+            Subresource::Scale => scale_object(rt, &object),
+            _ => Ok(object),
+        }
     }
 
-    pub fn list(&self, rt: &ResourceType, namespace: Option<&str>, opts: &ListOptions) -> Result<ListPage> {
-        let _ = (rt, namespace, opts);
-        todo!()
+    pub fn list(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ListPage> {
+        let namespace = scope(rt, namespace);
+        let filter = selector::ObjectFilter::parse(
+            rt,
+            opts.label_selector.as_deref(),
+            opts.field_selector.as_deref(),
+        )?;
+        let requested = read::parse_rv(opts.resource_version.as_deref())?;
+        if opts.resource_version_match.is_some() && requested == read::RequestedRv::Latest {
+            return Err(Status::resource_version_match_without_rv());
+        }
+        if let read::RequestedRv::At(rv) = requested
+            && opts.continue_token.as_deref().is_none_or(str::is_empty)
+        {
+            self.wait_for_rv(rv)?;
+        }
+        let source = self
+            .shared
+            .state
+            .lock()
+            .list_source(rt, namespace, opts, requested)?;
+        // resourceVersion=0 is served from the watch cache, which ignores limit in v1.28.
+        let limit = if requested == read::RequestedRv::Any {
+            None
+        } else {
+            opts.limit
+        };
+        match source {
+            read::ListSource::Kept(items, rv, after) => Ok(read::page(
+                &items,
+                namespace,
+                after.as_deref(),
+                &filter,
+                limit,
+                rv,
+            )),
+            read::ListSource::Current(map, rv) => {
+                let items = read::items_in(&map, namespace);
+                let page = read::page(&items, namespace, None, &filter, limit, rv);
+                if page.continue_token.is_some() {
+                    let key = state::SnapshotKey {
+                        storage: state::storage_key(rt),
+                        namespace: namespace.map(str::to_string),
+                        rv,
+                    };
+                    self.shared.state.lock().keep_snapshot(key, Arc::new(items));
+                }
+                Ok(page)
+            }
+        }
     }
 
-    pub fn create(&self, rt: &ResourceType, namespace: Option<&str>, obj: Value, opts: &WriteOptions) -> Result<Arc<StoredObject>> {
-        let _ = (rt, namespace, obj, opts);
-        todo!()
+    /// Stores a complete object as given, without defaulting, validation or managedFields
+    /// changes: what a controller plus kubelet would have produced (for seeding and churn).
+    /// Only `metadata.resourceVersion` is stamped. 404 if the namespace is missing, 409 if
+    /// the object exists.
+    pub fn insert_as_is(&self, rt: &ResourceType, obj: Value) -> Result<Arc<StoredObject>> {
+        self.shared
+            .state
+            .lock()
+            .insert_as_is(rt, obj, &self.shared.config)
     }
 
-    pub fn update(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource, obj: Value, opts: &WriteOptions) -> Result<Arc<StoredObject>> {
-        let _ = (rt, namespace, name, sub, obj, opts);
-        todo!()
+    pub fn create(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>> {
+        self.shared
+            .state
+            .lock()
+            .create(rt, scope(rt, namespace), obj, opts, &self.shared.config)
     }
 
-    pub fn patch(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, sub: Subresource, patch_type: PatchType, body: &[u8], opts: &WriteOptions) -> Result<Arc<StoredObject>> {
-        let _ = (rt, namespace, name, sub, patch_type, body, opts);
-        todo!()
+    pub fn update(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>> {
+        let updated = self.shared.state.lock().update(
+            rt,
+            scope(rt, namespace),
+            name,
+            sub,
+            obj,
+            opts,
+            &self.shared.config,
+            None,
+        )?;
+        match sub {
+            Subresource::Scale => scale_object(rt, &updated),
+            _ => Ok(updated),
+        }
     }
 
-    pub fn delete(&self, rt: &ResourceType, namespace: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<DeleteOutcome> {
-        let _ = (rt, namespace, name, opts);
-        todo!()
+    #[allow(clippy::too_many_arguments)] // the contract mirrors a PATCH request's parts
+    pub fn patch(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<Arc<StoredObject>> {
+        let patched = self.shared.state.lock().patch(
+            rt,
+            scope(rt, namespace),
+            name,
+            sub,
+            patch_type,
+            body,
+            opts,
+            &self.shared.config,
+        )?;
+        match sub {
+            Subresource::Scale => scale_object(rt, &patched),
+            _ => Ok(patched),
+        }
+    }
+
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome> {
+        self.shared
+            .state
+            .lock()
+            .delete(rt, scope(rt, namespace), name, opts, &self.shared.config)
     }
 
     /// Deletes every object the selectors match; returns what was deleted or marked.
-    pub fn delete_collection(&self, rt: &ResourceType, namespace: Option<&str>, list: &ListOptions, opts: &DeleteOptions) -> Result<Vec<DeleteOutcome>> {
-        let _ = (rt, namespace, list, opts);
-        todo!()
+    pub fn delete_collection(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        list: &ListOptions,
+        opts: &DeleteOptions,
+    ) -> Result<Vec<DeleteOutcome>> {
+        let listing = ListOptions {
+            limit: None,
+            continue_token: None,
+            ..list.clone()
+        };
+        let page = self.list(rt, namespace, &listing)?;
+        let mut outcomes = Vec::with_capacity(page.items.len());
+        for object in page.items {
+            let name = object
+                .value
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ns = object
+                .value
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str);
+            match self.delete(rt, ns, name, opts) {
+                Ok(outcome) => outcomes.push(outcome),
+                // Deleted by someone else in between: nothing left to do for it.
+                Err(status) if status.code == 404 => {}
+                Err(status) => return Err(status),
+            }
+        }
+        Ok(outcomes)
     }
 
-    pub fn watch(&self, rt: &ResourceType, namespace: Option<&str>, opts: &WatchOptions) -> Result<Watch> {
-        let _ = (rt, namespace, opts);
-        todo!()
+    pub fn watch(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        opts: &WatchOptions,
+    ) -> Result<Watch> {
+        let namespace = scope(rt, namespace);
+        let filter = selector::ObjectFilter::parse(
+            rt,
+            opts.label_selector.as_deref(),
+            opts.field_selector.as_deref(),
+        )?;
+        let requested = read::parse_rv(opts.resource_version.as_deref())?;
+        let send_initial = opts.send_initial_events == Some(true);
+        if send_initial && opts.resource_version_match != Some(ResourceVersionMatch::NotOlderThan) {
+            return Err(Status::send_initial_events_needs_not_older_than());
+        }
+        if let read::RequestedRv::At(rv) = requested
+            && let Err(status) = self.wait_for_rv(rv)
+        {
+            return Ok(read::failed_watch(status));
+        }
+        // Without sendInitialEvents, only "no RV" and "0" start with the current objects.
+        let initial_events = opts.send_initial_events.unwrap_or(matches!(
+            requested,
+            read::RequestedRv::Latest | read::RequestedRv::Any
+        ));
+        let since = match requested {
+            read::RequestedRv::At(rv) if !initial_events => Some(rv),
+            _ => None,
+        };
+        let mut state = self.shared.state.lock();
+        let since = since.or_else(|| (!initial_events).then_some(state.rv));
+        state.open_watch(read::WatchStart {
+            rt,
+            namespace,
+            filter,
+            allow_bookmarks: opts.allow_bookmarks,
+            initial_events,
+            initial_events_end: send_initial,
+            since,
+            buffer: self.shared.config.watch_buffer,
+        })
     }
 
     /// Fault: forget all watch history and list snapshots, so that any resume or continue
     /// from a resourceVersion before now gets 410 Expired.
     pub fn compact(&self) {
-        todo!()
+        self.shared.state.lock().compact();
     }
 
     /// Fault: close every open watch now (clients see the stream end).
     pub fn drop_watches(&self) {
-        todo!()
+        self.shared.state.lock().drop_watches();
     }
 
     /// Sends a BOOKMARK now to every open watch that allows bookmarks (tests, faults).
     pub fn send_bookmarks_now(&self) {
-        todo!()
+        self.shared.state.lock().send_bookmarks(None);
     }
 
     /// Number of open watches on a resource (plural), for counters and tests.
     pub fn open_watches(&self, plural: &str) -> usize {
-        let _ = plural;
-        todo!()
+        let state = self.shared.state.lock();
+        state
+            .storages
+            .iter()
+            .filter(|(key, _)| key.rsplit('/').next() == Some(plural))
+            .map(|(_, s)| s.watchers.iter().filter(|w| !w.tx.is_closed()).count())
+            .sum()
+    }
+
+    /// The 422 a real server answers to `sendInitialEvents` on a plain list (the HTTP side
+    /// calls it when a list request carries that parameter).
+    pub fn reject_send_initial_events_on_list(opts: &ListOptions) -> Status {
+        Status::send_initial_events_on_list(
+            opts.resource_version_match.is_some()
+                && opts.resource_version.as_deref().is_none_or(str::is_empty),
+        )
+    }
+
+    /// Waits (without the lock) until the store reaches `rv`, at most `too_large_rv_wait`.
+    fn wait_for_rv(&self, rv: u64) -> Result<()> {
+        let deadline = Instant::now() + self.shared.config.too_large_rv_wait;
+        loop {
+            let current = self.resource_version();
+            if current >= rv {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Status::too_large_resource_version(rv, current));
+            }
+            std::thread::sleep(RV_POLL);
+        }
     }
 }
+
+/// Cluster-scoped resources ignore a namespace given with them.
+fn scope<'a>(rt: &ResourceType, namespace: Option<&'a str>) -> Option<&'a str> {
+    if rt.namespaced {
+        namespace.filter(|ns| !ns.is_empty())
+    } else {
+        None
+    }
+}
+
+fn scale_object(rt: &ResourceType, object: &StoredObject) -> Result<Arc<StoredObject>> {
+    let scale = writes::scale_of(rt, &object.value)?;
+    Ok(Arc::new(state::stored_object(
+        scale,
+        object.resource_version,
+    )))
+}
+
+/// The store's background thread: bookmarks when due, expired list snapshots. It holds only
+/// a weak reference, so it ends once the last `ClusterStore` clone is dropped.
+fn spawn_housekeeping(shared: Weak<Shared>) {
+    let spawned = std::thread::Builder::new()
+        .name("sim-store-housekeeping".into())
+        .spawn(move || {
+            loop {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                let interval = shared.config.bookmark_interval;
+                let tick = HOUSEKEEPING_TICK
+                    .min(interval / 2)
+                    .max(Duration::from_millis(1));
+                {
+                    let mut state = shared.state.lock();
+                    if let Some(due) = Instant::now().checked_sub(interval) {
+                        state.send_bookmarks(Some(due));
+                    }
+                    state.expire_snapshots(shared.config.snapshot_ttl);
+                }
+                drop(shared);
+                std::thread::sleep(tick);
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::error!(%error, "could not start the store's housekeeping thread: no periodic bookmarks");
+    }
+}
+
+#[cfg(test)]
+mod tests;

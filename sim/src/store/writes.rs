@@ -1,0 +1,762 @@
+//! Creates, updates, patches and deletes, as kube-apiserver's generic registry store runs
+//! them: validation and defaulting on create, optimistic concurrency on resourceVersion,
+//! generation bumps on spec changes, status/scale subresource isolation, managedFields,
+//! finalizers and graceful deletion, and the side effects of the controllers a real cluster
+//! runs (a namespace gets its `default` ServiceAccount and `kube-root-ca.crt`; a CRD serves
+//! its resources once established).
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::defaults;
+use super::managed_fields::{self, Writer};
+use super::patch;
+use super::registry;
+use super::state::{State, storage_key};
+use super::watch::EventKind;
+use super::{
+    DeleteOptions, DeleteOutcome, PatchType, ResourceType, Status, StoreConfig, StoredObject,
+    Subresource, WriteOptions,
+};
+
+/// The manager named when a request names none and the HTTP side found no user agent.
+const DEFAULT_MANAGER: &str = "unknown";
+
+/// Description of the kube-root-ca.crt ConfigMap, as kube-controller-manager writes it.
+const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
+
+/// metadata fields only the server sets; writes cannot change them.
+const SERVER_METADATA: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "managedFields",
+    "name",
+    "namespace",
+];
+
+impl State {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+        config: &StoreConfig,
+    ) -> Result<Arc<StoredObject>, Status> {
+        let mut obj = obj;
+        let name = prepare_create(rt, namespace, &mut obj, is_strict(opts))?;
+        let namespace = if rt.namespaced {
+            namespace.map(str::to_string).or_else(|| {
+                obj.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+        } else {
+            None
+        };
+        if rt.namespaced {
+            let ns = namespace.as_deref().ok_or_else(|| {
+                Status::bad_request("the namespace of the provided object is empty")
+            })?;
+            let Some(ns_obj) = self.namespace_exists(ns) else {
+                return Err(Status::namespace_not_found(ns));
+            };
+            if ns_obj
+                .value
+                .pointer("/metadata/deletionTimestamp")
+                .is_some()
+            {
+                return Err(Status::namespace_terminating(rt, &name, ns));
+            }
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        let name = self.unique_name(rt, namespace.as_deref(), &obj, name)?;
+        obj["metadata"]["name"] = json!(name);
+        defaults::default_on_create(rt, &mut obj);
+        let now = State::now_rfc3339();
+        let metadata = obj["metadata"].as_object_mut().expect("prepared");
+        metadata.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        metadata.insert("creationTimestamp".into(), json!(now));
+        metadata.remove("deletionTimestamp");
+        metadata.remove("deletionGracePeriodSeconds");
+        metadata.remove("managedFields");
+        metadata.remove("resourceVersion");
+        if defaults::tracks_generation(rt) {
+            metadata.insert("generation".into(), json!(1));
+        }
+        if is_crd(rt) {
+            obj["status"] = registry::crd_status(&obj, &now);
+        }
+        let fields = managed_fields::field_set(&without_status(rt, &obj));
+        let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
+        let api_version = rt.api_version();
+        managed_fields::record(
+            &mut obj,
+            &Writer {
+                manager,
+                operation: "Update",
+                subresource: None,
+                api_version: &api_version,
+                time: &now,
+            },
+            fields,
+        );
+        if opts.dry_run {
+            return Ok(Arc::new(super::state::stored_object(obj, self.rv)));
+        }
+        if is_crd(rt) {
+            self.register_crd(&obj).map_err(|why| {
+                Status::invalid(
+                    &rt.kind,
+                    &rt.group,
+                    &name,
+                    &[("spec", "FieldValueInvalid", why)],
+                )
+            })?;
+        }
+        let stored = self.commit(rt, EventKind::Added, obj, config);
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            self.populate_namespace(&name, config);
+        }
+        Ok(stored)
+    }
+
+    /// Stores an already complete object as given (seeding: what controllers and kubelets
+    /// would have written); only the resourceVersion is stamped.
+    pub fn insert_as_is(
+        &mut self,
+        rt: &ResourceType,
+        obj: Value,
+        config: &StoreConfig,
+    ) -> Result<Arc<StoredObject>, Status> {
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let namespace = obj
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if rt.namespaced {
+            let ns = namespace.as_deref().unwrap_or("");
+            if self.namespace_exists(ns).is_none() {
+                return Err(Status::namespace_not_found(ns));
+            }
+        }
+        if self
+            .get(rt, namespace.as_deref().filter(|_| rt.namespaced), &name)
+            .is_ok()
+        {
+            return Err(Status::already_exists(rt, &name));
+        }
+        Ok(self.commit(rt, EventKind::Added, obj, config))
+    }
+
+    fn unique_name(
+        &self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        obj: &Value,
+        name: String,
+    ) -> Result<String, Status> {
+        let generate = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if !generate {
+            if self.get(rt, namespace, &name).is_ok() {
+                return Err(Status::already_exists(rt, &name));
+            }
+            return Ok(name);
+        }
+        // generateName collisions retry, as the real registry retries a few times.
+        for _ in 0..8 {
+            let candidate = format!("{name}{}", defaults::random_suffix());
+            if self.get(rt, namespace, &candidate).is_err() {
+                return Ok(candidate);
+            }
+        }
+        Err(Status::already_exists(rt, &name))
+    }
+
+    fn populate_namespace(&mut self, namespace: &str, config: &StoreConfig) {
+        let now = State::now_rfc3339();
+        let kcm = |fields: Value| json!([{"manager": "kube-controller-manager", "operation": "Update", "apiVersion": "v1", "time": now, "fieldsType": "FieldsV1", "fieldsV1": fields}]);
+        let sa = json!({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {
+            "name": "default", "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now}});
+        let cm = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {
+            "name": "kube-root-ca.crt", "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "creationTimestamp": now,
+            "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION},
+            "managedFields": kcm(json!({"f:data": {".": {}, "f:ca.crt": {}}, "f:metadata": {"f:annotations": {".": {}, "f:kubernetes.io/description": {}}}}))},
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\nsimulated\n-----END CERTIFICATE-----\n"}});
+        for (plural, object) in [("serviceaccounts", sa), ("configmaps", cm)] {
+            if let Some(rt) = self
+                .served
+                .iter()
+                .find(|r| r.group.is_empty() && r.plural == plural)
+                .cloned()
+            {
+                let _ = self.insert_as_is(&rt, object, config);
+            }
+        }
+    }
+
+    /// An update of the main resource or a subresource. `apply_fields` makes it an Apply.
+    #[allow(clippy::too_many_arguments)]
+    pub fn update(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        obj: Value,
+        opts: &WriteOptions,
+        config: &StoreConfig,
+        apply_fields: Option<Value>,
+    ) -> Result<Arc<StoredObject>, Status> {
+        let old = self.get(rt, namespace, name)?;
+        if !obj.is_object() {
+            return Err(Status::bad_body(rt, "the body must be a JSON object"));
+        }
+        if let Some(rv) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .filter(|rv| !rv.is_empty())
+            && rv != old.resource_version.to_string()
+        {
+            return Err(Status::stale_conflict(rt, name));
+        }
+        if let Some(body_name) = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            && body_name != name
+        {
+            return Err(Status::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if sub == Subresource::Main && is_strict(opts) {
+            defaults::reject_unknown_fields(rt, &obj)?;
+        }
+        let mut new = match sub {
+            Subresource::Main => {
+                let mut new = obj;
+                if rt.status_subresource {
+                    set_or_remove(&mut new, "status", old.value.get("status"));
+                }
+                new
+            }
+            Subresource::Status => {
+                if !rt.status_subresource {
+                    return Err(super::state::unknown_resource());
+                }
+                let mut new = old.value.clone();
+                set_or_remove(&mut new, "status", obj.get("status"));
+                new
+            }
+            Subresource::Scale => {
+                if !rt.scale_subresource {
+                    return Err(super::state::unknown_resource());
+                }
+                let mut new = old.value.clone();
+                let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
+                new["spec"]["replicas"] = replicas;
+                new
+            }
+        };
+        restore_server_fields(rt, &mut new, &old.value);
+        if defaults::tracks_generation(rt) && spec_changed(&old.value, &new) {
+            let generation = old
+                .value
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            new["metadata"]["generation"] = json!(generation + 1);
+        }
+        if new == old.value {
+            return Ok(old);
+        }
+        let now = State::now_rfc3339();
+        let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
+        let api_version = rt.api_version();
+        let (operation, fields) = match apply_fields {
+            Some(fields) => ("Apply", fields),
+            None => ("Update", managed_fields::changed_set(&old.value, &new)),
+        };
+        let subresource = match sub {
+            Subresource::Main => None,
+            Subresource::Status => Some("status"),
+            Subresource::Scale => Some("scale"),
+        };
+        managed_fields::record(
+            &mut new,
+            &Writer {
+                manager,
+                operation,
+                subresource,
+                api_version: &api_version,
+                time: &now,
+            },
+            fields,
+        );
+        if opts.dry_run {
+            return Ok(Arc::new(super::state::stored_object(
+                new,
+                old.resource_version,
+            )));
+        }
+        let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
+        let finalizers_left = new
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if deleting && !finalizers_left {
+            return Ok(self.remove(rt, new, config));
+        }
+        if is_crd(rt) {
+            // New served versions appear at once; removed ones keep serving until deletion.
+            self.register_crd(&new).map_err(|why| {
+                Status::invalid(
+                    &rt.kind,
+                    &rt.group,
+                    name,
+                    &[("spec", "FieldValueInvalid", why)],
+                )
+            })?;
+        }
+        Ok(self.commit(rt, EventKind::Modified, new, config))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        sub: Subresource,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+        config: &StoreConfig,
+    ) -> Result<Arc<StoredObject>, Status> {
+        if patch_type == PatchType::Apply {
+            if opts.field_manager.as_deref().is_none_or(str::is_empty) {
+                return Err(Status::apply_needs_field_manager());
+            }
+            let applied = patch::parse_apply_body(body)?;
+            let fields = managed_fields::applied_set(&applied);
+            if self.get(rt, namespace, name).is_err() && sub == Subresource::Main {
+                let mut obj = applied;
+                obj["metadata"]["name"] = json!(name);
+                let created = self.create(rt, namespace, obj, opts, config)?;
+                return self.relabel_apply(rt, namespace, name, created, opts, fields);
+            }
+            let old = self.get(rt, namespace, name)?;
+            let mut target = old.value.clone();
+            patch::strategic_merge(&mut target, &applied);
+            return self.update(rt, namespace, name, sub, target, opts, config, Some(fields));
+        }
+        let old = self.get(rt, namespace, name)?;
+        let mut target = match sub {
+            Subresource::Scale => scale_of(rt, &old.value)?,
+            _ => old.value.clone(),
+        };
+        patch::apply_patch(&mut target, patch_type, body)?;
+        if !target.is_object() {
+            return Err(Status::bad_request(
+                "the patch produced something other than an object",
+            ));
+        }
+        let result = self.update(rt, namespace, name, sub, target, opts, config, None)?;
+        Ok(result)
+    }
+
+    /// After an apply that created the object, the create's Update entry becomes the
+    /// applier's Apply entry (as a real server records an apply-create).
+    fn relabel_apply(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        created: Arc<StoredObject>,
+        opts: &WriteOptions,
+        fields: Value,
+    ) -> Result<Arc<StoredObject>, Status> {
+        if opts.dry_run {
+            return Ok(created);
+        }
+        let mut value = created.value.clone();
+        let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
+        let time = value["metadata"]["creationTimestamp"].clone();
+        value["metadata"]["managedFields"] = json!([{
+            "manager": manager, "operation": "Apply", "apiVersion": rt.api_version(), "time": time,
+            "fieldsType": "FieldsV1", "fieldsV1": fields}]);
+        // Rewrites the just-created object in place: same rv, no extra event, as one write.
+        let stored = Arc::new(super::state::stored_object(value, created.resource_version));
+        let key = super::state::object_key(namespace, name);
+        if let Some(storage) = self.storages.get_mut(&storage_key(rt)) {
+            storage.objects.insert(key, stored.clone());
+        }
+        Ok(stored)
+    }
+
+    pub fn delete(
+        &mut self,
+        rt: &ResourceType,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+        config: &StoreConfig,
+    ) -> Result<DeleteOutcome, Status> {
+        let old = self.get(rt, namespace, name)?;
+        if let Some(uid) = &opts.preconditions_uid {
+            let actual = old
+                .value
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if uid != actual {
+                return Err(Status::conflict(
+                    rt,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.preconditions_resource_version
+            && *rv != old.resource_version.to_string()
+        {
+            return Err(Status::conflict(
+                rt,
+                name,
+                &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    old.resource_version
+                ),
+            ));
+        }
+        if opts.dry_run {
+            return Ok(DeleteOutcome::Deleted(old));
+        }
+        let now = State::now_rfc3339();
+        let has_finalizers = old
+            .value
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        let mut marked = old.value.clone();
+        let already_deleting = marked.pointer("/metadata/deletionTimestamp").is_some();
+        if !already_deleting {
+            marked["metadata"]["deletionTimestamp"] = json!(now);
+            marked["metadata"]["deletionGracePeriodSeconds"] =
+                json!(opts.grace_period_seconds.unwrap_or(0).max(0));
+        }
+        if rt.group.is_empty() && rt.plural == "namespaces" {
+            return Ok(self.delete_namespace(rt, name, marked, config));
+        }
+        if has_finalizers {
+            if already_deleting {
+                return Ok(DeleteOutcome::Pending(old));
+            }
+            return Ok(DeleteOutcome::Pending(self.commit(
+                rt,
+                EventKind::Modified,
+                marked,
+                config,
+            )));
+        }
+        let is_pod = rt.group.is_empty() && rt.plural == "pods";
+        if is_pod && !already_deleting {
+            // No kubelet: the graceful-deletion mark is written, then the pod goes at once.
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            self.commit(rt, EventKind::Modified, marked.clone(), config);
+        }
+        if is_crd(rt) {
+            let group = old
+                .value
+                .pointer("/spec/group")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let plural = old
+                .value
+                .pointer("/spec/names/plural")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            self.unserve(&group, &plural);
+        }
+        let last = if is_pod { marked } else { old.value.clone() };
+        Ok(DeleteOutcome::Deleted(self.remove(rt, last, config)))
+    }
+
+    fn remove(
+        &mut self,
+        rt: &ResourceType,
+        last: Value,
+        config: &StoreConfig,
+    ) -> Arc<StoredObject> {
+        self.commit(rt, EventKind::Deleted, last, config)
+    }
+
+    /// The namespace controller's work, done at once: mark Terminating, delete every object
+    /// in the namespace (finalizers are not waited for), then the namespace itself.
+    fn delete_namespace(
+        &mut self,
+        rt: &ResourceType,
+        name: &str,
+        mut marked: Value,
+        config: &StoreConfig,
+    ) -> DeleteOutcome {
+        marked["status"]["phase"] = json!("Terminating");
+        let terminating = self.commit(rt, EventKind::Modified, marked.clone(), config);
+        let namespaced: Vec<Arc<ResourceType>> = {
+            let mut seen = std::collections::HashSet::new();
+            self.served
+                .iter()
+                .filter(|r| r.namespaced && seen.insert(storage_key(r)))
+                .cloned()
+                .collect()
+        };
+        let prefix = format!("{name}/");
+        for content_rt in namespaced {
+            let victims: Vec<Arc<StoredObject>> = match self.storages.get(&storage_key(&content_rt))
+            {
+                Some(storage) => storage
+                    .objects
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .map(|(_, v)| v.clone())
+                    .collect(),
+                None => continue,
+            };
+            for victim in victims {
+                self.commit(
+                    &content_rt,
+                    EventKind::Deleted,
+                    victim.value.clone(),
+                    config,
+                );
+            }
+        }
+        let mut last = marked;
+        if let Some(finalizers) = last.pointer_mut("/spec/finalizers") {
+            *finalizers = json!([]);
+        }
+        self.commit(rt, EventKind::Deleted, last, config);
+        DeleteOutcome::Pending(terminating)
+    }
+}
+
+/// Checks and completes a create's metadata; returns the name (or generateName prefix).
+fn prepare_create(
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    obj: &mut Value,
+    opts_strict: bool,
+) -> Result<String, Status> {
+    let Some(map) = obj.as_object_mut() else {
+        return Err(Status::bad_body(rt, "the body must be a JSON object"));
+    };
+    map.entry("kind").or_insert_with(|| json!(rt.kind));
+    map.entry("apiVersion")
+        .or_insert_with(|| json!(rt.api_version()));
+    let metadata = map.entry("metadata").or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        return Err(Status::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: metadata must be an object",
+            rt.kind, rt.version, rt.kind
+        )));
+    }
+    if let (Some(url_ns), Some(body_ns)) =
+        (namespace, metadata.get("namespace").and_then(Value::as_str))
+        && rt.namespaced
+        && url_ns != body_ns
+    {
+        return Err(Status::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
+    }
+    if !rt.namespaced
+        && let Some(m) = metadata.as_object_mut()
+    {
+        m.remove("namespace");
+    }
+    let name = metadata
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let generate = metadata
+        .get("generateName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let checked_name = match (&name, &generate) {
+        (Some(n), _) => n.clone(),
+        (None, Some(prefix)) => format!("{prefix}x"),
+        (None, None) => {
+            return Err(Status::invalid(
+                &rt.kind,
+                &rt.group,
+                "",
+                &[(
+                    "metadata.name",
+                    "FieldValueRequired",
+                    "Required value: name or generateName is required".into(),
+                )],
+            ));
+        }
+    };
+    if !defaults::is_dns1123_subdomain(&checked_name) {
+        return Err(Status::invalid_name(
+            rt,
+            name.as_deref().unwrap_or(&checked_name),
+        ));
+    }
+    defaults::validate(rt, &checked_name, obj)?;
+    if opts_strict {
+        defaults::reject_unknown_fields(rt, obj)?;
+    }
+    Ok(name.or(generate).unwrap_or_default())
+}
+
+/// `fieldValidation=Strict` (what kubectl sends for create, apply, replace and edit).
+fn is_strict(opts: &WriteOptions) -> bool {
+    opts.field_validation.as_deref() == Some("Strict")
+}
+
+fn is_crd(rt: &ResourceType) -> bool {
+    rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
+}
+
+fn without_status(rt: &ResourceType, obj: &Value) -> Value {
+    let mut copy = obj.clone();
+    if rt.status_subresource
+        && let Some(map) = copy.as_object_mut()
+    {
+        map.remove("status");
+    }
+    copy
+}
+
+fn set_or_remove(obj: &mut Value, key: &str, value: Option<&Value>) {
+    let Some(map) = obj.as_object_mut() else {
+        return;
+    };
+    match value {
+        Some(v) => {
+            map.insert(key.into(), v.clone());
+        }
+        None => {
+            map.remove(key);
+        }
+    }
+}
+
+/// Copies what only the server may set from the stored object into the new one.
+fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
+    let map = new.as_object_mut().expect("checked to be an object");
+    map.insert(
+        "kind".into(),
+        old.get("kind").cloned().unwrap_or_else(|| json!(rt.kind)),
+    );
+    map.insert(
+        "apiVersion".into(),
+        old.get("apiVersion")
+            .cloned()
+            .unwrap_or_else(|| json!(rt.api_version())),
+    );
+    let metadata = map.entry("metadata").or_insert_with(|| json!({}));
+    if !metadata.is_object() {
+        *metadata = json!({});
+    }
+    let metadata = metadata.as_object_mut().expect("made an object above");
+    let old_meta = old
+        .get("metadata")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(Map::new);
+    for field in SERVER_METADATA {
+        match old_meta.get(*field) {
+            Some(v) => {
+                metadata.insert((*field).to_string(), v.clone());
+            }
+            None => {
+                metadata.remove(*field);
+            }
+        }
+    }
+    metadata.insert(
+        "resourceVersion".into(),
+        old_meta
+            .get("resourceVersion")
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    if old_meta.contains_key("deletionTimestamp")
+        && let (Some(before), Some(after)) =
+            (old_meta.get("finalizers"), metadata.get("finalizers"))
+        && before != after
+    {
+        // While deleting, finalizers may only be removed; the write keeps the request's list.
+    }
+}
+
+/// Whether anything but metadata and status differs (what bumps metadata.generation).
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let strip = |v: &Value| -> Map<String, Value> {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    strip(old) != strip(new)
+}
+
+/// The autoscaling/v1 Scale view of a scalable object.
+pub(crate) fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, Status> {
+    if !rt.scale_subresource {
+        return Err(super::state::unknown_resource());
+    }
+    let metadata = &obj["metadata"];
+    let selector = obj
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    let mut scale = json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": metadata["name"],
+            "namespace": metadata["namespace"],
+            "uid": metadata["uid"],
+            "resourceVersion": metadata["resourceVersion"],
+            "creationTimestamp": metadata["creationTimestamp"],
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {"replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0))},
+    });
+    if let Some(selector) = selector {
+        scale["status"]["selector"] = json!(selector);
+    }
+    Ok(scale)
+}
