@@ -73,6 +73,7 @@ use tracing::Instrument;
 
 use crate::ids::ClusterId;
 use crate::list_watch::{self, Failure, FailureKind, ListWatcher, WatchItem, WatchStream};
+use crate::object::CacheObject;
 
 mod protocol;
 
@@ -570,13 +571,7 @@ fn watch_outcome<K: kube::Resource>(
 /// Lists and watches one resource in one cluster, feeding a delta sink.
 pub struct Reflector<K>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CacheObject + DeserializeOwned,
 {
     /// Taken when the actor starts.
     driver: Option<Driver<K>>,
@@ -586,13 +581,7 @@ where
 
 impl<K> Reflector<K>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CacheObject + DeserializeOwned,
     K::DynamicType: Clone + Send + Sync,
 {
     /// A reflector over `api` (already scoped to a namespace or all) that sends its deltas to
@@ -661,13 +650,7 @@ where
 
 impl<K> Actor for Reflector<K>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CacheObject + DeserializeOwned,
 {
     type Context = Context<Self>;
 
@@ -691,13 +674,7 @@ where
 
 impl<K> Handler<StopReflector> for Reflector<K>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CacheObject + DeserializeOwned,
 {
     type Result = ();
 
@@ -708,13 +685,7 @@ where
 
 impl<K> Handler<GetReflectorReport> for Reflector<K>
 where
-    K: kube::Resource
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: CacheObject + DeserializeOwned,
 {
     type Result = MessageResult<GetReflectorReport>;
 
