@@ -475,8 +475,9 @@ impl Runtime {
     }
 }
 
-/// Starts one simulated cluster, seeded with `settings.pods` pods spread over
-/// `settings.namespaces` namespaces (`ns-1`, ...), churning at `settings.churn_per_sec`.
+/// Starts one simulated cluster, seeded with `settings.pods` pods (and the Deployments they
+/// belong to) spread over `settings.namespaces` namespaces (`ns-1`, ...), churning at
+/// `settings.churn_per_sec`.
 fn start_embedded(
     name: &ClusterId,
     settings: &EmbeddedCluster,
@@ -498,6 +499,7 @@ fn start_embedded(
         // Spread the remainder over the first namespaces so the total is exact.
         let share = settings.pods / namespaces + u32::from(index < settings.pods % namespaces);
         panoptes_sim::pods::seed(&cluster.store(), &namespace, share as usize);
+        panoptes_sim::pods::seed_deployments(&cluster.store(), &namespace, share as usize);
         if settings.churn_per_sec > 0.0 {
             churns.push(Churn::start(
                 cluster.store(),

@@ -10,8 +10,9 @@
 //!   is kept or dropped whole.
 //! - Spans carry the resource attribute `service.name` (`service_name`, default `panoptes`).
 //! - Export never blocks the caller: spans are batched on the SDK's own thread.
-//! - `log` filters exported spans as well as printed logs (one global `EnvFilter`): a span
-//!   at `debug` is exported only when `debug` is enabled for its target.
+//! - Logs go to stderr (colours only on a terminal), filtered by `log`; stdout is left to the
+//!   program's own output. Exported spans have their own filter, [`TRACE_FILTER`]: the
+//!   pipeline's stage spans are at `debug`, and a quiet log must not cut a trace short.
 //!
 //! # Shutdown
 //!
@@ -22,6 +23,7 @@
 //! runtime finished, slow but safe elsewhere).
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -33,10 +35,15 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use thiserror::Error;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
+
+/// Which spans are exported over OTLP: Panoptes' own at `debug` (one per pipeline stage, from
+/// the reflector's batch to each handler), everything else at `info`.
+pub const TRACE_FILTER: &str = "info,panoptes_actors=debug,panoptes_runtime=debug";
 
 /// Name of the OpenTelemetry tracer (instrumentation scope) Panoptes' spans are reported under.
 pub const TRACER_NAME: &str = "panoptes";
@@ -112,12 +119,17 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         message: e.to_string(),
     })?;
     let provider = tracer_provider(config)?;
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(TRACER_NAME)));
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(TRACER_NAME))
+            .with_filter(EnvFilter::new(TRACE_FILTER))
+    });
+    let log_layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(filter);
     tracing_subscriber::registry()
-        .with(filter)
-        .with(tracing_subscriber::fmt::layer())
+        .with(log_layer)
         .with(otel_layer)
         .try_init()
         .map_err(|_| TelemetryError::AlreadyInstalled)?;

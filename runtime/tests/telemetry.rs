@@ -122,12 +122,15 @@ fn no_endpoint_means_no_exporter() {
 async fn init_exports_tracing_spans_and_installs_only_once() {
     let (endpoint, mut received) = start_collector().await;
     let mut config = telemetry(Some(endpoint), OtlpProtocol::Http, 1.0);
-    config.log = "info".into();
+    // A quiet log must not cut traces short: pipeline stage spans are at debug.
+    config.log = "warn".into();
     let guard = init(&config).expect("first init");
     assert!(guard.tracer_provider().is_some());
     tracing::info_span!("listener-deliver", cluster = "east-cluster").in_scope(|| {
-        tracing::info!("delivered");
+        tracing::debug_span!(target: "panoptes_actors::processor", "processor.distribute")
+            .in_scope(|| tracing::info!("delivered"));
     });
+    tracing::debug_span!(target: "hyper::client", "not-exported").in_scope(|| {});
     assert!(matches!(
         init(&config),
         Err(TelemetryError::AlreadyInstalled)
@@ -140,6 +143,14 @@ async fn init_exports_tracing_spans_and_installs_only_once() {
         .expect("collector alive");
     let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     assert!(contains(b"listener-deliver"), "span name exported");
+    assert!(
+        contains(b"processor.distribute"),
+        "a Panoptes debug span is exported although the log is at warn"
+    );
+    assert!(
+        !contains(b"not-exported"),
+        "another crate's debug span is filtered out"
+    );
     assert!(
         contains(b"east-cluster"),
         "span field exported as an attribute"

@@ -182,6 +182,66 @@ pub fn seed(store: &ClusterStore, namespace: &str, count: usize) -> u64 {
     store.resource_version()
 }
 
+/// Creates the Deployments (`app-0`..) that `count` pods seeded by [`seed`] in `namespace`
+/// name in their labels, each with as many replicas as it has pods there and a status saying
+/// they are all ready, so that a `deployments` watch has something to show.
+pub fn seed_deployments(store: &ClusterStore, namespace: &str, count: usize) {
+    let deployments = store.builtin("apps", "deployments");
+    for app in 0..APPS.min(count as u64) {
+        let replicas = (count as u64 - app).div_ceil(APPS);
+        match store.insert_as_is(&deployments, deployment(namespace, app, replicas)) {
+            Ok(_) | Err(Status { code: 409, .. }) => {}
+            Err(status) => {
+                tracing::warn!(app, message = %status.message, "seeding a deployment failed")
+            }
+        }
+    }
+}
+
+/// Deployment `app-{app}` as kube-controller-manager leaves it once its pods are ready.
+fn deployment(namespace: &str, app: u64, replicas: u64) -> Value {
+    let name = format!("app-{app}");
+    let labels = json!({"app": name});
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": uid_from(mix(app ^ 0xde91_0e)),
+            "generation": 1,
+            "creationTimestamp": CREATED,
+            "labels": labels,
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "app",
+                    "image": format!("registry.example.com/shop/{name}:2.14.0"),
+                }]},
+            },
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+            "revisionHistoryLimit": 10,
+            "progressDeadlineSeconds": 600,
+        },
+        "status": {
+            "observedGeneration": 1,
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "conditions": [{
+                "type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                "message": "Deployment has minimum availability.",
+                "lastUpdateTime": READY, "lastTransitionTime": READY,
+            }],
+        },
+    })
+}
+
 /// `pod-00042`: the names `seed` gives.
 pub fn pod_name(seq: u64) -> String {
     format!("pod-{seq:05}")
@@ -296,7 +356,7 @@ fn short_suffix(seq: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::StoreConfig;
+    use crate::store::{ListOptions, StoreConfig};
 
     #[test]
     fn a_realistic_pod_is_between_3_and_8_kib_with_about_40_percent_managed_fields() {
@@ -340,5 +400,41 @@ mod tests {
         assert_eq!(page.items.len(), 25);
         assert_eq!(rv, store.resource_version());
         assert_eq!(page.items[0].value["metadata"]["name"], "pod-00000");
+    }
+
+    #[test]
+    fn seeded_deployments_own_exactly_the_seeded_pods() {
+        let store = ClusterStore::new(StoreConfig::default());
+        seed(&store, "shop", 45);
+        seed_deployments(&store, "shop", 45);
+        let (pods, deployments) = (
+            store.builtin("", "pods"),
+            store.builtin("apps", "deployments"),
+        );
+        let page = store
+            .list(&deployments, Some("shop"), &Default::default())
+            .unwrap();
+        assert_eq!(page.items.len(), APPS as usize);
+        let mut total = 0;
+        for item in &page.items {
+            let deployment = &item.value;
+            let name = deployment["metadata"]["name"].as_str().unwrap();
+            let selected = ListOptions {
+                label_selector: Some(format!("app={name}")),
+                ..Default::default()
+            };
+            let owned = store
+                .list(&pods, Some("shop"), &selected)
+                .unwrap()
+                .items
+                .len();
+            assert_eq!(deployment["spec"]["replicas"], owned as u64, "{name}");
+            assert_eq!(
+                deployment["status"]["readyReplicas"], owned as u64,
+                "{name}"
+            );
+            total += owned;
+        }
+        assert_eq!(total, 45);
     }
 }

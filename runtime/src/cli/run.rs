@@ -4,19 +4,20 @@
 //!    them, exit 2), installs logging/tracing, serves `/metrics`, `/healthz`, `/readyz`.
 //! 2. Starts every cluster (embedded ones in-process) and every `[[watch]]`, printing one
 //!    line per (cluster, resource) as it syncs, and what holds back the rest (a cluster that
-//!    is down, a 403).
+//!    is down, a 403): a spinner per line on a terminal, plain lines otherwise.
 //! 3. With `--exit-after-sync`, exits 0 once everything has synced (1 if that takes longer
 //!    than `--sync-timeout-secs`). Otherwise prints a summary every `--summary-secs`
 //!    (objects per cluster and resource, events/s, handler backlog) until Ctrl-C or SIGTERM
 //!    (exit 0). SIGHUP, or a change of the file, reloads its clusters.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use kube::api::DynamicObject;
 use panoptes_actors::HandlerOptions;
 use panoptes_actors::ids::ClusterId;
@@ -117,32 +118,77 @@ async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
     outcome
 }
 
-/// Sync progress: prints each (cluster, resource) once as it syncs, and why others do not.
+/// Sync progress. On a terminal, a spinner per (cluster, resource) that turns into its
+/// "synced" line; otherwise (pipes, logs, CI) each line once, when it first becomes true.
 struct Progress {
     started: Instant,
-    printed: BTreeSet<(ClusterId, String, String)>,
+    display: ProgressDisplay,
     announced: bool,
+}
+
+enum ProgressDisplay {
+    Lines {
+        printed: BTreeSet<(ClusterId, String, String)>,
+    },
+    Bars {
+        bars: MultiProgress,
+        by_key: BTreeMap<(ClusterId, String), ProgressBar>,
+    },
 }
 
 impl Progress {
     fn new() -> Self {
+        let display = if std::io::stdout().is_terminal() {
+            ProgressDisplay::Bars {
+                bars: MultiProgress::new(),
+                by_key: BTreeMap::new(),
+            }
+        } else {
+            ProgressDisplay::Lines {
+                printed: BTreeSet::new(),
+            }
+        };
         Self {
             started: Instant::now(),
-            printed: BTreeSet::new(),
+            display,
             announced: false,
         }
     }
 
-    /// Prints what changed; true once everything has synced.
+    /// Shows what changed; true once everything has synced.
     fn update(&mut self, runtime: &Runtime) -> bool {
         let statuses = runtime.status();
+        let elapsed = self.started.elapsed();
         for status in &statuses {
-            if let Some((tag, line)) = sync_line(status, self.started.elapsed())
-                && self
-                    .printed
-                    .insert((status.cluster.clone(), status.resource.clone(), tag))
-            {
-                println!("{line}");
+            match &mut self.display {
+                ProgressDisplay::Lines { printed } => {
+                    if let Some((tag, line)) = sync_line(status, elapsed)
+                        && printed.insert((status.cluster.clone(), status.resource.clone(), tag))
+                    {
+                        println!("{line}");
+                    }
+                }
+                ProgressDisplay::Bars { bars, by_key } => {
+                    let key = (status.cluster.clone(), status.resource.clone());
+                    let bar = by_key
+                        .entry(key)
+                        .or_insert_with(|| bars.add(spinner(status)));
+                    if bar.is_finished() {
+                        continue;
+                    }
+                    match sync_line(status, elapsed) {
+                        Some((tag, line)) if tag == "synced" => {
+                            bar.set_style(
+                                ProgressStyle::default_spinner()
+                                    .template("{msg}")
+                                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                            );
+                            bar.finish_with_message(line);
+                        }
+                        Some((_, line)) => bar.set_message(line),
+                        None => bar.tick(),
+                    }
+                }
             }
         }
         let all_synced = !statuses.is_empty()
@@ -155,12 +201,23 @@ impl Progress {
                 "all synced: {} cluster(s) ({}) in {:.1}s",
                 clusters.len(),
                 clusters.into_iter().collect::<Vec<_>>().join(", "),
-                self.started.elapsed().as_secs_f64()
+                elapsed.as_secs_f64()
             );
         }
         let _ = std::io::stdout().flush();
         all_synced
     }
+}
+
+/// A spinner for one (cluster, resource) still listing.
+fn spinner(status: &ClusterInformerStatus) -> ProgressBar {
+    let bar = ProgressBar::new_spinner()
+        .with_message(format!("{}: {} listing", status.cluster, status.resource));
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
 }
 
 /// `--exit-after-sync`: returns once everything synced, fails after the timeout.
