@@ -1458,3 +1458,18 @@ fn sustained_pod_writes_with_four_watchers() {
         writes as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[test]
+fn the_housekeeping_thread_lets_go_when_the_last_clone_is_dropped() {
+    let store = store();
+    let clone = store.clone();
+    let weak = Arc::downgrade(&store.shared);
+    drop(store);
+    assert!(weak.upgrade().is_some(), "a clone still holds the state");
+    drop(clone);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while weak.strong_count() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(weak.strong_count(), 0, "the state outlived every clone");
+}

@@ -680,13 +680,19 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
         *metadata = json!({});
     }
     let metadata = metadata.as_object_mut().expect("made an object above");
+    let empty = Map::new();
     let old_meta = old
         .get("metadata")
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_else(Map::new);
-    for field in SERVER_METADATA {
-        match old_meta.get(*field) {
+        .unwrap_or(&empty);
+    for field in SERVER_METADATA.iter().chain(&["resourceVersion"]) {
+        let before = old_meta.get(*field);
+        // Most writes carry these unchanged (a patch starts from the stored object); comparing
+        // is much cheaper than copying managedFields again.
+        if metadata.get(*field) == before {
+            continue;
+        }
+        match before {
             Some(v) => {
                 metadata.insert((*field).to_string(), v.clone());
             }
@@ -694,20 +700,6 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
                 metadata.remove(*field);
             }
         }
-    }
-    metadata.insert(
-        "resourceVersion".into(),
-        old_meta
-            .get("resourceVersion")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
-    if old_meta.contains_key("deletionTimestamp")
-        && let (Some(before), Some(after)) =
-            (old_meta.get("finalizers"), metadata.get("finalizers"))
-        && before != after
-    {
-        // While deleting, finalizers may only be removed; the write keeps the request's list.
     }
 }
 
