@@ -52,6 +52,9 @@ impl ObjectKey {
     /// The key of a kube resource.
     pub fn of<K: kube::Resource>(obj: &K) -> Self {
         let meta = obj.meta();
-        Self::from_parts(meta.namespace.as_deref(), meta.name.as_deref().unwrap_or_default())
+        Self::from_parts(
+            meta.namespace.as_deref(),
+            meta.name.as_deref().unwrap_or_default(),
+        )
     }
 }

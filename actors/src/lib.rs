@@ -1,8 +1,57 @@
-//! `panoptes-actors`: client-go's informer machinery as actix actors.
+//! `panoptes-actors`: client-go's informer machinery (`k8s.io/client-go/tools/cache`) as
+//! actix actors.
 //!
-//! INTERFACE CONTRACT (written before the implementation): `ids` and the messages in
-//! `reflector` are shared between the reflector and the rest of the pipeline. Names and
-//! signatures there are fixed; everything else is free.
+//! # Where to start
+//! - [`InformerFactory`] (client-go's `SharedInformerFactory`): one per cluster; ask it for
+//!   [`Informer`]s by type (`factory.informer::<Pod>()`) or by resource at run time
+//!   ([`InformerFactory::dynamic_informer_for_kind`]), then `start()` and
+//!   `wait_for_cache_sync()`.
+//! - [`Informer`] (client-go's `SharedIndexInformer`): add handlers, read the cache through
+//!   [`Informer::lister`] / [`Informer::store`], add indexes.
+//! - Handlers receive [`Event`]s: write an actix actor with `impl Handler<Event<K>>` and
+//!   register it with [`handler_actor`] (restarted if it panics), or pass a closure with
+//!   [`handler_fn`].
+//!
+//! # The pipeline (one per resource and cluster, on its own thread)
+//! ```text
+//! API server ─▶ reflector ─▶ delta_fifo ─▶ indexer (Store: reads, indexes)
+//!                                  └──────▶ processor ─▶ listener ─▶ your handler
+//!                                                     └─▶ listener ─▶ another handler
+//! ```
+//! Each stage is a module with its contract at the top: [`reflector`], [`delta_fifo`],
+//! [`indexer`] (+ [`store`], [`lister`]), [`processor`], [`listener`]
+//! (+ [`listener_buffer`]), [`event`]. The messages between them are public so that tests
+//! can stand in for any stage; they may change between versions.
 
+pub mod backoff;
+pub mod delta_fifo;
+pub mod event;
 pub mod ids;
+pub mod indexer;
+pub mod informer;
+pub mod informer_factory;
+pub mod list_watch;
+pub mod listener;
+pub mod listener_buffer;
+pub mod lister;
+pub mod notification;
+pub mod object;
+pub mod processor;
 pub mod reflector;
+pub mod registry;
+pub mod store;
+pub mod transform;
+
+#[cfg(test)]
+mod test_support;
+
+pub use event::{Event, EventHandler, handler_actor, handler_fn};
+pub use informer::{Informer, InformerError};
+pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
+pub use listener::{HandlerId, HandlerOptions, HandlerStatus};
+pub use listener_buffer::BufferMode;
+pub use lister::Lister;
+pub use object::CacheObject;
+pub use registry::{InformerHandle, Registry};
+pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Store};
+pub use transform::Transform;

@@ -1,42 +1,197 @@
-//! `panoptes-sim`: an embedded multi-cluster Kubernetes API server.
+//! `panoptes-sim`: an embedded multi-cluster Kubernetes API server for tests, demos and
+//! benchmarks.
 //!
-//! INTERFACE CONTRACT (written before the implementation): the public items named here are
-//! what the rest of the workspace (tests, runtime, benchmarks) will call. Names and
-//! signatures are fixed; implementations are free.
+//! One [`Sim`] serves N independent clusters named `sim-1` … `sim-N`. Each cluster listens
+//! on its own `https://127.0.0.1:PORT` with its own freshly made CA and bearer token, and
+//! keeps its own in-memory [`store::ClusterStore`]. The HTTP side behaves like a real
+//! kube-apiserver v1.28 (the recorded ground truth is `shared/fixtures/apiserver-v1.28/`):
+//! discovery (plain and aggregated), `Status` errors with the real codes and wording, Table
+//! output for kubectl, chunked watch streams with bookmarks and 410s, and an empty OpenAPI v2
+//! document that is enough for `kubectl apply`. `kubectl`, `kube::Client` and client-go can
+//! talk to it unchanged.
 //!
-//! The HTTP side (to be built) exposes exactly these (all sync, usable from any runtime —
-//! `Sim` runs its servers on its own tokio runtime threads and stops them on drop):
+//! `Sim` runs its servers on its own multi-thread tokio runtime, so it works from plain
+//! sync code, `#[tokio::test]` and actix systems alike; dropping it stops everything.
 //!
-//! - `SimOptions { clusters: usize, kubernetes_minor: u32 /* 28 */, store: store::StoreConfig,
-//!    anonymous_auth: bool, worker_threads: usize }` + `Default` (1 cluster).
-//! - `Sim::start(SimOptions) -> Result<Sim, SimError>`; `Sim::clusters(&self) -> &[SimCluster]`;
-//!   `Sim::cluster(&self, i: usize) -> &SimCluster` (0-based; names "sim-1"..);
-//!   `Sim::kubeconfig_yaml(&self) -> String` (all contexts, current = sim-1);
-//!   `Sim::write_kubeconfig(&self, path: &Path) -> std::io::Result<()>`; `Sim::shutdown(self)`.
-//! - `SimCluster` (Clone): `name() -> &str`, `url() -> String` (https://127.0.0.1:PORT),
-//!   `ca_pem() -> String`, `token() -> String`, `kubeconfig_yaml() -> String` (one context named
-//!   after the cluster), `store() -> store::ClusterStore`, `faults() -> Faults`,
-//!   `counters() -> Counters`, `stop()`, `start()` (same port), `restart(keep_state: bool)`.
-//! - `Faults` (Clone): `fail_next(n: u32, code: u16)`, `fail_fraction(f: f64, code: u16)`,
-//!   `set_latency(Duration)`, `stall_watches(bool)` (open, send headers, then silence),
-//!   `forbid(plural: &str)` / `allow(plural: &str)` (403 for the cluster's token),
-//!   `refuse_watch_list(bool)` (sendInitialEvents rejected like a server without the WatchList
-//!   gate), `drop_watches()`, `compact()`, `clear()`.
-//! - `Counters` (Clone): `lists(plural) -> u64`, `watches(plural) -> u64`,
-//!   `open_watches(plural) -> u64`, `requests() -> u64`, `reset()`.
-//! - `cli::SimArgs` (clap `Args`) and `cli::run(SimArgs) -> anyhow/…Result<()>` for `panoptes sim`.
+//! Each cluster has [`Faults`] (429/500 injection, latency, stalled or dropped watches, 403s,
+//! compaction, a server without the WatchList gate, restarts on the same port) and
+//! [`Counters`] (lists and watches per resource, open watches, requests).
 //!
-//! ```ignore
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sim = panoptes_sim::Sim::start(panoptes_sim::SimOptions { clusters: 2, ..Default::default() })?;
-//! let c = sim.cluster(0);                 // "sim-1"
+//! let c = sim.cluster(0); // "sim-1"
 //! let kubeconfig: String = c.kubeconfig_yaml(); // one context "sim-1", CA data, bearer token
+//! # let _ = kubeconfig;
 //! c.faults().fail_next(3, 429);
 //! assert_eq!(c.counters().watches("pods"), 0);
 //! panoptes_sim::pods::seed(&c.store(), "default", 100);
 //! let churn = panoptes_sim::churn::Churn::start(c.store(), panoptes_sim::churn::ChurnConfig::default());
+//! # drop(churn);
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! Module map: [`store`] (state, store side), [`pods`] and [`churn`] (data generators);
+//! `server` (listener, TLS, HTTP/1.1 + HTTP/2), `router` (auth, non-resource paths),
+//! `resources` (verbs), `request_info`, `query`, `negotiation`, [`discovery`], `openapi`,
+//! [`table`], `watch_stream`, [`faults`], [`counters`], [`kubeconfig`], [`cli`].
 
+pub mod churn;
+pub mod pods;
 pub mod store;
-pub mod pods;   // realistic pod factory + seeding (store side)
-pub mod churn;  // churn generator (store side)
-// HTTP side: server, tls, auth, discovery, table, faults, counters, kubeconfig, cli.
+
+pub mod auth;
+pub mod cli;
+mod cluster;
+pub mod counters;
+pub mod discovery;
+pub mod faults;
+pub mod kubeconfig;
+pub mod negotiation;
+pub mod openapi;
+pub mod query;
+pub mod request_info;
+mod resources;
+pub mod response;
+mod router;
+mod server;
+pub mod table;
+pub mod tls;
+pub mod watch_stream;
+
+use std::path::Path;
+
+pub use cluster::SimCluster;
+pub use counters::Counters;
+pub use faults::Faults;
+pub use resources::default_field_manager;
+
+/// How to start a [`Sim`].
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Number of clusters (`sim-1` … `sim-N`).
+    pub clusters: usize,
+    /// The minor version `/version` reports (`v1.<minor>.0`); kubectl's dispatcher picks
+    /// `kubectl.1.<minor>` from it. 28 by default, the version the fixtures were recorded on.
+    pub kubernetes_minor: u32,
+    /// Tuning of every cluster's store.
+    pub store: store::StoreConfig,
+    /// Requests without a token are `system:anonymous` (403 except /version and health
+    /// checks) when true, 401 when false.
+    pub anonymous_auth: bool,
+    /// Threads of the sim's own tokio runtime.
+    pub worker_threads: usize,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            clusters: 1,
+            kubernetes_minor: 28,
+            store: store::StoreConfig::default(),
+            anonymous_auth: true,
+            worker_threads: 2,
+        }
+    }
+}
+
+/// Why a [`Sim`] or one of its clusters could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("SimOptions.clusters must be at least 1")]
+    NoClusters,
+    #[error("starting the sim's tokio runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("cluster {cluster}: listening on 127.0.0.1: {source}")]
+    Bind {
+        cluster: String,
+        source: std::io::Error,
+    },
+}
+
+/// Running simulated clusters. Dropping it stops every server and the runtime.
+pub struct Sim {
+    clusters: Vec<SimCluster>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Sim {
+    /// Starts `options.clusters` clusters, each listening when this returns.
+    pub fn start(options: SimOptions) -> Result<Sim, SimError> {
+        if options.clusters == 0 {
+            return Err(SimError::NoClusters);
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.worker_threads.max(1))
+            .thread_name("panoptes-sim")
+            .enable_all()
+            .build()
+            .map_err(SimError::Runtime)?;
+        let mut sim = Sim {
+            clusters: Vec::with_capacity(options.clusters),
+            runtime: None,
+        };
+        for i in 1..=options.clusters {
+            let settings = cluster::ClusterSettings {
+                name: format!("sim-{i}"),
+                kubernetes_minor: options.kubernetes_minor,
+                anonymous_auth: options.anonymous_auth,
+                store_config: options.store.clone(),
+            };
+            sim.clusters
+                .push(SimCluster::start_new(settings, runtime.handle().clone())?);
+        }
+        sim.runtime = Some(runtime);
+        Ok(sim)
+    }
+
+    pub fn clusters(&self) -> &[SimCluster] {
+        &self.clusters
+    }
+
+    /// The cluster at `i` (0-based: `cluster(0)` is `sim-1`). Panics when out of range.
+    pub fn cluster(&self, i: usize) -> &SimCluster {
+        &self.clusters[i]
+    }
+
+    /// A kubeconfig with one context per cluster (`sim-1` …), current context `sim-1`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        let entries: Vec<_> = self
+            .clusters
+            .iter()
+            .map(SimCluster::kubeconfig_entry)
+            .collect();
+        kubeconfig::render(&entries, self.clusters[0].name())
+    }
+
+    /// Writes [`Sim::kubeconfig_yaml`] to `path` (created or replaced, mode 0600 on Unix).
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        }
+        Ok(())
+    }
+
+    /// Stops every cluster and the runtime (what dropping does, made explicit).
+    pub fn shutdown(self) {}
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        for cluster in &self.clusters {
+            if cluster.is_running() {
+                cluster.stop();
+            }
+        }
+        if let Some(runtime) = self.runtime.take() {
+            // Dropping a runtime inside an async context panics; shutdown_background does not block.
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! client-go's DeltaFIFO (`tools/cache/delta_fifo.go`) as an actor: the queue between the
+//! reflector and the cache, keyed by object, holding each key's pending changes.
+//!
+//! # Contract
+//! - A key is queued at most once; its deltas pop together, oldest first.
+//! - A popped batch goes to the indexer first and, once the indexer has applied it, to the
+//!   processor: a handler reading the cache sees at least the state it is told about.
+//! - Consecutive deletes of a key collapse into one (the one carrying a real final state wins
+//!   over a tombstone).
+//! - A `Replace` (relist) turns every key the FIFO knows that the list lacks into a `Deleted`
+//!   delta carrying a [`DeletedFinalStateUnknown`] tombstone with the last known state.
+//! - The transform runs here, once per object, before anything stores it.
+//! - After the first `Replace`, once all keys it queued have popped and been applied, the
+//!   cache has synced ([`NotificationBatch::marks_synced`](crate::notification::NotificationBatch::marks_synced)).
+//!
+//! # Lifecycle
+//! Started by [`Informer`](crate::Informer) on the pipeline's arbiter, before the reflector.
+//! It stops with its arbiter (`Informer::stop`) or when the indexer or processor is gone. It
+//! is not supervised: a restart would lose the queue and the known keys, and only a relist
+//! could rebuild them.
+//!
+//! # Backpressure
+//! One batch is in flight at a time. Meanwhile reflector batches keep arriving (the reflector
+//! uses `do_send` and never waits) and are merged into the queued keys: a non-delete after a
+//! non-delete keeps only the newer object, a delete drops what preceded it back to the last
+//! delete. A key thus holds at most two deltas (`[Deleted, Added]`), so memory grows with the
+//! number of keys, not with the event rate.
+//!
+//! # Differences from client-go
+//! - Known keys are the FIFO's own view (the state after every delta it accepted), not the
+//!   indexer's, so a batch in flight to the indexer cannot hide a deletion from `Replace`.
+//! - Updates coalesce; client-go keeps every delta and only dedups deletes.
+//! - No `Pop` loop with a process function: the actor pops when the previous batch is done.
+//! - Resync enqueues `Sync` for keys without pending deltas (as client-go); whether a
+//!   handler gets it is decided by its listener.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use parking_lot::Mutex;
+use tracing::Instrument;
+
+use crate::ids::{ClusterId, ObjectKey};
+use crate::indexer::ApplyDeltas;
+use crate::object::CacheObject;
+use crate::processor::Distribute;
+use crate::reflector::{ReflectorBatch, ReflectorDelta, ReflectorReport};
+use crate::transform::Transform;
+
+/// Most keys popped in one batch: large enough to amortise two message round trips, small
+/// enough that one batch never holds the pipeline's thread for long.
+pub const MAX_POP_BATCH: usize = 512;
+
+/// Why a delta was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaType {
+    Added,
+    Updated,
+    Deleted,
+    /// Present in a (re)list.
+    Replaced,
+    /// A periodic resync of an unchanged object.
+    Sync,
+}
+
+/// The last known state of an object whose deletion was missed (seen only by a relist).
+#[derive(Debug)]
+pub struct DeletedFinalStateUnknown<K> {
+    pub key: ObjectKey,
+    pub obj: Arc<K>,
+}
+
+impl<K> Clone for DeletedFinalStateUnknown<K> {
+    fn clone(&self) -> Self {
+        Self {
+            key: self.key.clone(),
+            obj: self.obj.clone(),
+        }
+    }
+}
+
+/// The object a delta carries.
+#[derive(Debug)]
+pub enum DeltaObject<K> {
+    Live(Arc<K>),
+    /// Only with [`DeltaType::Deleted`].
+    Tombstone(DeletedFinalStateUnknown<K>),
+}
+
+impl<K> Clone for DeltaObject<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Live(o) => Self::Live(o.clone()),
+            Self::Tombstone(t) => Self::Tombstone(t.clone()),
+        }
+    }
+}
+
+impl<K> DeltaObject<K> {
+    pub fn object(&self) -> &Arc<K> {
+        match self {
+            Self::Live(o) => o,
+            Self::Tombstone(t) => &t.obj,
+        }
+    }
+}
+
+/// One change of one key.
+#[derive(Debug)]
+pub struct Delta<K> {
+    pub kind: DeltaType,
+    pub object: DeltaObject<K>,
+}
+
+impl<K> Clone for Delta<K> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind,
+            object: self.object.clone(),
+        }
+    }
+}
+
+/// A key's pending deltas, oldest first. Never empty while queued; at most two long.
+pub type Deltas<K> = Vec<Delta<K>>;
+
+/// One popped key.
+#[derive(Debug)]
+pub struct PoppedKey<K> {
+    pub key: ObjectKey,
+    pub deltas: Deltas<K>,
+    /// Queued by the first complete list (its `Added` notifications say `initial: true`).
+    pub initial_list: bool,
+}
+
+/// Sets how often the FIFO resyncs (the shortest resync period of any handler; `None`: never).
+/// Sent by the informer with `do_send` whenever a handler is added or removed.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct SetResyncPeriod(pub Option<Duration>);
+
+/// Asks for the queue's size (tests, metrics). Sent with `send`.
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "FifoStatus")]
+pub struct GetFifoStatus;
+
+/// The queue's size now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FifoStatus {
+    pub queued_keys: usize,
+    pub queued_deltas: usize,
+    pub known_keys: usize,
+    pub batch_in_flight: bool,
+}
+
+/// The queue logic, without actor plumbing, so tests drive it synchronously.
+pub struct FifoQueue<K> {
+    /// Pending deltas per key. Invariant: a key has an entry iff it is in `queue`, and the
+    /// entry holds one or two deltas, never two deletes in a row, never a non-delete
+    /// followed by anything but nothing.
+    items: HashMap<ObjectKey, Deltas<K>>,
+    /// Keys in pop order. Invariant: each key at most once; exactly the keys of `items`.
+    queue: VecDeque<ObjectKey>,
+    /// Each live key's state after every delta accepted so far (transformed). Invariant: a
+    /// key is here iff its newest accepted delta is not a delete.
+    known: HashMap<ObjectKey, Arc<K>>,
+    /// Keys still to pop from the first complete list; `None` until it arrives.
+    initial_population: Option<usize>,
+    /// Whether the pop that finished the initial population has been handed out.
+    sync_announced: bool,
+    /// Counts resync rounds, so listeners can tell one round from the next.
+    resync_generation: u64,
+    transform: Transform<K>,
+}
+
+impl<K: CacheObject> FifoQueue<K> {
+    pub fn new(transform: Transform<K>) -> Self {
+        Self {
+            items: HashMap::new(),
+            queue: VecDeque::new(),
+            known: HashMap::new(),
+            initial_population: None,
+            sync_announced: false,
+            resync_generation: 0,
+            transform,
+        }
+    }
+
+    /// Accepts one reflector delta.
+    pub fn push(&mut self, delta: ReflectorDelta<K>) {
+        match delta {
+            ReflectorDelta::Added(obj) => self.upsert(DeltaType::Added, obj),
+            ReflectorDelta::Modified(obj) => self.upsert(DeltaType::Updated, obj),
+            ReflectorDelta::Deleted(obj) => {
+                let obj = self.transform.apply(obj);
+                let key = ObjectKey::of(obj.as_ref());
+                self.known.remove(&key);
+                self.queue_action(
+                    key,
+                    Delta {
+                        kind: DeltaType::Deleted,
+                        object: DeltaObject::Live(obj),
+                    },
+                );
+            }
+            ReflectorDelta::Replace { objects, .. } => self.replace(objects),
+        }
+    }
+
+    fn upsert(&mut self, kind: DeltaType, obj: Arc<K>) {
+        let obj = self.transform.apply(obj);
+        let key = ObjectKey::of(obj.as_ref());
+        self.known.insert(key.clone(), obj.clone());
+        self.queue_action(
+            key,
+            Delta {
+                kind,
+                object: DeltaObject::Live(obj),
+            },
+        );
+    }
+
+    /// client-go's `Replace`: the list is the truth; known keys it lacks were deleted unseen.
+    fn replace(&mut self, objects: Vec<Arc<K>>) {
+        let mut listed = HashSet::with_capacity(objects.len());
+        for obj in objects {
+            let obj = self.transform.apply(obj);
+            let key = ObjectKey::of(obj.as_ref());
+            listed.insert(key.clone());
+            self.known.insert(key.clone(), obj.clone());
+            self.queue_action(
+                key,
+                Delta {
+                    kind: DeltaType::Replaced,
+                    object: DeltaObject::Live(obj),
+                },
+            );
+        }
+        let vanished: Vec<ObjectKey> = self
+            .known
+            .keys()
+            .filter(|k| !listed.contains(*k))
+            .cloned()
+            .collect();
+        for key in vanished {
+            if let Some(last) = self.known.remove(&key) {
+                let tombstone = DeletedFinalStateUnknown {
+                    key: key.clone(),
+                    obj: last,
+                };
+                self.queue_action(
+                    key,
+                    Delta {
+                        kind: DeltaType::Deleted,
+                        object: DeltaObject::Tombstone(tombstone),
+                    },
+                );
+            }
+        }
+        if self.initial_population.is_none() {
+            self.initial_population = Some(self.queue.len());
+        }
+    }
+
+    /// Queues `delta` for `key`, merging it with what is pending (see the module's
+    /// Backpressure section for the rules).
+    fn queue_action(&mut self, key: ObjectKey, delta: Delta<K>) {
+        let deltas = match self.items.get_mut(&key) {
+            Some(deltas) => deltas,
+            None => {
+                self.queue.push_back(key.clone());
+                self.items.entry(key).or_default()
+            }
+        };
+        merge_delta(deltas, delta);
+    }
+
+    /// Queues a `Sync` for every known key with nothing pending; returns how many.
+    pub fn resync(&mut self) -> usize {
+        self.resync_generation += 1;
+        let idle: Vec<(ObjectKey, Arc<K>)> = self
+            .known
+            .iter()
+            .filter(|(k, _)| !self.items.contains_key(*k))
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        let count = idle.len();
+        for (key, obj) in idle {
+            self.queue_action(
+                key,
+                Delta {
+                    kind: DeltaType::Sync,
+                    object: DeltaObject::Live(obj),
+                },
+            );
+        }
+        count
+    }
+
+    /// Pops up to `max` keys. `None` when there is nothing to hand out (an empty batch is
+    /// still handed out once, to announce that an empty first list has synced).
+    pub fn pop_batch(&mut self, max: usize) -> Option<PoppedBatch<K>> {
+        let announce = !self.sync_announced && self.initial_population == Some(0);
+        if self.queue.is_empty() && !announce {
+            return None;
+        }
+        let mut keys = Vec::with_capacity(self.queue.len().min(max));
+        while keys.len() < max {
+            let Some(key) = self.queue.pop_front() else {
+                break;
+            };
+            let deltas = self.items.remove(&key).unwrap_or_default();
+            let initial_list = matches!(self.initial_population, Some(n) if n > 0);
+            if initial_list {
+                self.initial_population = self.initial_population.map(|n| n - 1);
+            }
+            keys.push(PoppedKey {
+                key,
+                deltas,
+                initial_list,
+            });
+        }
+        let marks_synced = !self.sync_announced && self.initial_population == Some(0);
+        if marks_synced {
+            self.sync_announced = true;
+        }
+        Some(PoppedBatch {
+            keys,
+            marks_synced,
+            resync_generation: self.resync_generation,
+        })
+    }
+
+    pub fn status(&self) -> FifoStatus {
+        FifoStatus {
+            queued_keys: self.queue.len(),
+            queued_deltas: self.items.values().map(Vec::len).sum(),
+            known_keys: self.known.len(),
+            batch_in_flight: false,
+        }
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        assert_eq!(
+            self.items.len(),
+            self.queue.len(),
+            "items and queue disagree"
+        );
+        let unique: HashSet<&ObjectKey> = self.queue.iter().collect();
+        assert_eq!(unique.len(), self.queue.len(), "a key is queued twice");
+        for key in &self.queue {
+            let deltas = &self.items[key];
+            assert!(
+                !deltas.is_empty() && deltas.len() <= 2,
+                "{key}: {} deltas",
+                deltas.len()
+            );
+            if deltas.len() == 2 {
+                assert_eq!(
+                    deltas[0].kind,
+                    DeltaType::Deleted,
+                    "{key}: only a delete may precede"
+                );
+                assert_ne!(
+                    deltas[1].kind,
+                    DeltaType::Deleted,
+                    "{key}: two deletes in a row"
+                );
+            }
+        }
+    }
+}
+
+/// What one pop hands to the indexer.
+#[derive(Debug)]
+pub struct PoppedBatch<K> {
+    pub keys: Vec<PoppedKey<K>>,
+    pub marks_synced: bool,
+    pub resync_generation: u64,
+}
+
+/// Appends `delta` to a key's pending deltas, coalescing: a non-delete after a non-delete
+/// keeps the newer object (and the older kind, unless that was a `Sync`); a delete drops the
+/// non-delete before it and collapses with a delete before that.
+fn merge_delta<K>(deltas: &mut Deltas<K>, delta: Delta<K>) {
+    let is_delete = |d: &Delta<K>| d.kind == DeltaType::Deleted;
+    if is_delete(&delta) {
+        if deltas.last().is_some_and(|d| !is_delete(d)) {
+            deltas.pop();
+        }
+        match deltas.last_mut() {
+            Some(previous) => {
+                // Keep the most informative final state: a real one beats a tombstone.
+                if matches!(previous.object, DeltaObject::Tombstone(_)) {
+                    *previous = delta;
+                }
+            }
+            None => deltas.push(delta),
+        }
+        return;
+    }
+    match deltas.last_mut() {
+        Some(previous) if !is_delete(previous) => {
+            if previous.kind == DeltaType::Sync {
+                previous.kind = delta.kind;
+            }
+            previous.object = delta.object;
+        }
+        _ => deltas.push(delta),
+    }
+}
+
+/// The delta FIFO actor. See the module docs.
+pub struct DeltaFifo<K: CacheObject> {
+    cluster: ClusterId,
+    resource: Arc<str>,
+    queue: FifoQueue<K>,
+    indexer: Recipient<ApplyDeltas<K>>,
+    processor: Recipient<Distribute<K>>,
+    /// Invariant: true from a pop until the processor accepted that batch; nothing else pops
+    /// meanwhile.
+    in_flight: bool,
+    /// Sequence number of the last popped batch.
+    last_seq: u64,
+    resync_period: Option<Duration>,
+    resync_timer: Option<SpawnHandle>,
+    /// The span of the latest reflector batch: the parent of the next pop's span.
+    last_push_span: tracing::Span,
+    /// The reflector's latest report, read by the informer.
+    reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+}
+
+impl<K: CacheObject> DeltaFifo<K> {
+    pub fn new(
+        cluster: ClusterId,
+        resource: Arc<str>,
+        transform: Transform<K>,
+        indexer: Recipient<ApplyDeltas<K>>,
+        processor: Recipient<Distribute<K>>,
+        reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+    ) -> Self {
+        Self {
+            cluster,
+            resource,
+            queue: FifoQueue::new(transform),
+            indexer,
+            processor,
+            in_flight: false,
+            last_seq: 0,
+            resync_period: None,
+            resync_timer: None,
+            last_push_span: tracing::Span::none(),
+            reflector_report,
+        }
+    }
+
+    /// Pops the next batch unless one is in flight, and sends it indexer-first.
+    fn pop_next(&mut self, ctx: &mut Context<Self>) {
+        if self.in_flight {
+            return;
+        }
+        let Some(batch) = self.queue.pop_batch(MAX_POP_BATCH) else {
+            return;
+        };
+        self.in_flight = true;
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let span = tracing::debug_span!(parent: &self.last_push_span, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq, keys = batch.keys.len());
+        let apply = ApplyDeltas {
+            seq,
+            keys: batch.keys,
+            marks_synced: batch.marks_synced,
+            resync_generation: batch.resync_generation,
+            span: span.clone(),
+        };
+        let indexer = self.indexer.clone();
+        let processor = self.processor.clone();
+        let delivery = async move {
+            let notifications = indexer.send(apply).await.map_err(|e| ("indexer", e))?;
+            processor
+                .send(Distribute(Arc::new(notifications)))
+                .await
+                .map_err(|e| ("processor", e))
+        }
+        .instrument(span);
+        ctx.spawn(delivery.into_actor(self).map(|result, act, ctx| {
+            act.in_flight = false;
+            match result {
+                Ok(()) => act.pop_next(ctx),
+                Err((consumer, error)) => {
+                    tracing::warn!(cluster = %act.cluster, resource = %act.resource, consumer, %error, "delta FIFO consumer gone; stopping");
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+
+    fn set_resync_period(&mut self, period: Option<Duration>, ctx: &mut Context<Self>) {
+        if period == self.resync_period {
+            return;
+        }
+        self.resync_period = period;
+        if let Some(timer) = self.resync_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if let Some(period) = period {
+            self.resync_timer = Some(ctx.run_interval(period, |act, ctx| {
+                let queued = act.queue.resync();
+                tracing::debug!(cluster = %act.cluster, resource = %act.resource, queued, "resync");
+                act.pop_next(ctx);
+            }));
+        }
+    }
+}
+
+impl<K: CacheObject> Actor for DeltaFifo<K> {
+    type Context = Context<Self>;
+}
+
+impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReflectorBatch<K>, ctx: &mut Self::Context) {
+        let _span = tracing::debug_span!(parent: &msg.span, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()).entered();
+        self.last_push_span = msg.span.clone();
+        for delta in msg.deltas {
+            self.queue.push(delta);
+        }
+        self.pop_next(ctx);
+    }
+}
+
+impl<K: CacheObject> Handler<ReflectorReport> for DeltaFifo<K> {
+    type Result = ();
+
+    fn handle(&mut self, report: ReflectorReport, _ctx: &mut Self::Context) {
+        tracing::debug!(cluster = %report.cluster, resource = %report.resource, state = ?report.state, synced = report.synced, "reflector report");
+        *self.reflector_report.lock() = Some(report);
+    }
+}
+
+impl<K: CacheObject> Handler<SetResyncPeriod> for DeltaFifo<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetResyncPeriod, ctx: &mut Self::Context) {
+        self.set_resync_period(msg.0, ctx);
+    }
+}
+
+impl<K: CacheObject> Handler<GetFifoStatus> for DeltaFifo<K> {
+    type Result = MessageResult<GetFifoStatus>;
+
+    fn handle(&mut self, _msg: GetFifoStatus, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(FifoStatus {
+            batch_in_flight: self.in_flight,
+            ..self.queue.status()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

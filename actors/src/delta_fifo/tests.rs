@@ -1,0 +1,323 @@
+//! The FIFO's queue rules on whole delta sequences, then the actor with a recording
+//! processor and paused time.
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::*;
+use crate::reflector::ReflectorDelta::{Added, Deleted, Modified};
+use crate::test_support::{pod, rv};
+
+/// A delta as (kind, name, resourceVersion, is a tombstone), for whole-sequence asserts.
+type Seen = (DeltaType, String, u64, bool);
+
+fn seen(popped: &PoppedKey<Pod>) -> Vec<Seen> {
+    popped
+        .deltas
+        .iter()
+        .map(|d| {
+            let obj = d.object.object();
+            let tomb = matches!(d.object, DeltaObject::Tombstone(_));
+            (d.kind, obj.metadata.name.clone().unwrap(), rv(obj), tomb)
+        })
+        .collect()
+}
+
+fn pop_all(q: &mut FifoQueue<Pod>) -> Vec<(String, Vec<Seen>)> {
+    q.check_invariants();
+    let batch = q.pop_batch(usize::MAX).map(|b| b.keys).unwrap_or_default();
+    q.check_invariants();
+    batch.iter().map(|p| (p.key.to_string(), seen(p))).collect()
+}
+
+fn d(kind: DeltaType, name: &str, rv: u64) -> Seen {
+    (kind, name.into(), rv, false)
+}
+
+fn replace(objects: Vec<Arc<Pod>>) -> ReflectorDelta<Pod> {
+    ReflectorDelta::Replace {
+        objects,
+        resource_version: "100".into(),
+    }
+}
+
+#[test]
+fn should_queue_each_key_once_in_first_arrival_order() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(Added(pod("a", 1)));
+    q.push(Added(pod("b", 2)));
+    q.push(Modified(pod("a", 3)));
+    assert_eq!(
+        pop_all(&mut q),
+        vec![
+            ("ns/a".into(), vec![d(DeltaType::Added, "a", 3)]),
+            ("ns/b".into(), vec![d(DeltaType::Added, "b", 2)]),
+        ]
+    );
+    assert!(q.pop_batch(10).is_none());
+}
+
+#[test]
+fn should_collapse_consecutive_updates_to_the_latest() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    for v in 1..=100 {
+        q.push(Modified(pod("a", v)));
+    }
+    assert_eq!(q.status().queued_deltas, 1);
+    assert_eq!(
+        pop_all(&mut q),
+        vec![("ns/a".into(), vec![d(DeltaType::Updated, "a", 100)])]
+    );
+}
+
+#[test]
+fn should_collapse_consecutive_deletes_preferring_a_real_final_state() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(replace(vec![pod("a", 1)]));
+    pop_all(&mut q);
+    q.push(replace(vec![]));
+    q.push(Deleted(pod("a", 2)));
+    assert_eq!(
+        pop_all(&mut q),
+        vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]
+    );
+}
+
+#[test]
+fn should_keep_a_delete_then_a_recreation() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(Modified(pod("a", 1)));
+    q.push(Deleted(pod("a", 2)));
+    q.push(Added(pod("a", 3)));
+    q.push(Modified(pod("a", 4)));
+    assert_eq!(
+        pop_all(&mut q),
+        vec![(
+            "ns/a".into(),
+            vec![d(DeltaType::Deleted, "a", 2), d(DeltaType::Added, "a", 4)]
+        )]
+    );
+}
+
+#[test]
+fn should_turn_vanished_keys_into_tombstones_on_replace() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(replace(vec![pod("a", 1), pod("b", 2), pod("c", 3)]));
+    pop_all(&mut q);
+    q.push(Modified(pod("b", 4)));
+    q.push(replace(vec![pod("a", 1)]));
+    let mut popped = pop_all(&mut q);
+    popped.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        popped,
+        vec![
+            ("ns/a".into(), vec![d(DeltaType::Replaced, "a", 1)]),
+            (
+                "ns/b".into(),
+                vec![(DeltaType::Deleted, "b".into(), 4, true)]
+            ),
+            (
+                "ns/c".into(),
+                vec![(DeltaType::Deleted, "c".into(), 3, true)]
+            ),
+        ]
+    );
+}
+
+#[test]
+fn should_not_tombstone_keys_already_deleted() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(replace(vec![pod("a", 1)]));
+    q.push(Deleted(pod("a", 2)));
+    q.push(replace(vec![]));
+    assert_eq!(
+        pop_all(&mut q),
+        vec![("ns/a".into(), vec![d(DeltaType::Deleted, "a", 2)])]
+    );
+}
+
+#[test]
+fn should_mark_the_initial_list_and_announce_sync_once_it_has_popped() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(replace(vec![pod("a", 1), pod("b", 2)]));
+    let first = q.pop_batch(1).unwrap();
+    assert!(first.keys[0].initial_list && !first.marks_synced);
+    q.push(Added(pod("c", 3)));
+    let second = q.pop_batch(1).unwrap();
+    assert!(second.keys[0].initial_list && second.marks_synced);
+    let third = q.pop_batch(1).unwrap();
+    assert!(!third.keys[0].initial_list && !third.marks_synced);
+}
+
+#[test]
+fn should_announce_sync_of_an_empty_first_list_with_an_empty_batch() {
+    let mut q: FifoQueue<Pod> = FifoQueue::new(Transform::Keep);
+    assert!(q.pop_batch(10).is_none());
+    q.push(replace(vec![]));
+    let batch = q.pop_batch(10).unwrap();
+    assert!(batch.keys.is_empty() && batch.marks_synced);
+    assert!(q.pop_batch(10).is_none());
+}
+
+#[test]
+fn should_resync_only_keys_without_pending_deltas() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    q.push(replace(vec![pod("a", 1), pod("b", 2)]));
+    pop_all(&mut q);
+    q.push(Modified(pod("a", 3)));
+    assert_eq!(q.resync(), 1);
+    let mut popped = pop_all(&mut q);
+    popped.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        popped,
+        vec![
+            ("ns/a".into(), vec![d(DeltaType::Updated, "a", 3)]),
+            ("ns/b".into(), vec![d(DeltaType::Sync, "b", 2)]),
+        ]
+    );
+}
+
+#[test]
+fn should_run_the_transform_once_before_queueing() {
+    let mut with_fields = (*pod("a", 1)).clone();
+    with_fields.metadata.managed_fields = Some(vec![Default::default()]);
+    let mut q = FifoQueue::new(Transform::DropManagedFields);
+    q.push(Added(Arc::new(with_fields)));
+    let batch = q.pop_batch(1).unwrap();
+    assert!(
+        batch.keys[0].deltas[0]
+            .object
+            .object()
+            .metadata
+            .managed_fields
+            .is_none()
+    );
+}
+
+#[test]
+fn should_bound_memory_by_keys_under_any_event_sequence() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    let mut state: u64 = 7;
+    for i in 0..10_000u64 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let name = format!("p{}", (state >> 33) % 50);
+        match (state >> 20) % 4 {
+            0 => q.push(Added(pod(&name, i))),
+            1 | 2 => q.push(Modified(pod(&name, i))),
+            _ => q.push(Deleted(pod(&name, i))),
+        }
+    }
+    q.check_invariants();
+    let status = q.status();
+    assert!(
+        status.queued_keys <= 50 && status.queued_deltas <= 100,
+        "{status:?}"
+    );
+}
+
+mod actor {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::indexer::Indexer;
+    use crate::store::Store;
+    use crate::test_support::cluster;
+
+    /// What reached the processor.
+    type Received = Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>;
+
+    /// Records what reaches the processor.
+    struct Recorder(Received);
+    use crate::notification::NotificationBatch;
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Distribute<Pod>> for Recorder {
+        type Result = ();
+        fn handle(&mut self, msg: Distribute<Pod>, _ctx: &mut Context<Self>) {
+            self.0.lock().push(msg.0);
+        }
+    }
+
+    fn pipeline(store: &Store<Pod>) -> (Addr<DeltaFifo<Pod>>, Received) {
+        let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(seen.clone()).start();
+        let fifo = DeltaFifo::new(
+            cluster(),
+            "v1/pods".into(),
+            Transform::Keep,
+            indexer.recipient(),
+            recorder.recipient(),
+            Arc::default(),
+        )
+        .start();
+        (fifo, seen)
+    }
+
+    #[actix_rt::test]
+    async fn should_resync_every_period_under_paused_time() {
+        tokio::time::pause();
+        let store: Store<Pod> = Store::new();
+        let (fifo, seen) = pipeline(&store);
+        fifo.do_send(ReflectorBatch {
+            cluster: cluster(),
+            deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
+            span: tracing::Span::none(),
+        });
+        fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
+        let resyncs = |seen: &Mutex<Vec<Arc<NotificationBatch<Pod>>>>| {
+            seen.lock()
+                .iter()
+                .flat_map(|b| b.notifications.iter())
+                .filter(|n| matches!(n, crate::notification::Notification::Resync { .. }))
+                .count()
+        };
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(resyncs(&seen), 0, "no resync before the period");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(resyncs(&seen), 2, "one round: every key once");
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(resyncs(&seen), 4);
+        fifo.do_send(SetResyncPeriod(None));
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(resyncs(&seen), 4, "no resync once the period is unset");
+    }
+
+    #[actix_rt::test]
+    async fn should_update_the_cache_before_the_processor_hears_of_it() {
+        let store: Store<Pod> = Store::new();
+        let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder(seen.clone()).start();
+        let fifo = DeltaFifo::new(
+            cluster(),
+            "v1/pods".into(),
+            Transform::Keep,
+            indexer.recipient(),
+            recorder.recipient(),
+            Arc::default(),
+        )
+        .start();
+        fifo.do_send(ReflectorBatch {
+            cluster: cluster(),
+            deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
+            span: tracing::Span::none(),
+        });
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !store.has_synced() {
+            assert!(tokio::time::Instant::now() < deadline, "cache never synced");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let status = fifo.send(GetFifoStatus).await.unwrap();
+        assert_eq!(status.known_keys, 2);
+        let batches = seen.lock().clone();
+        let notes: usize = batches.iter().map(|b| b.notifications.len()).sum();
+        assert_eq!(notes, 2);
+        assert!(batches.last().unwrap().marks_synced);
+        assert_eq!(store.len(), 2);
+    }
+}

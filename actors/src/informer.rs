@@ -1,0 +1,397 @@
+//! client-go's `SharedIndexInformer` (`tools/cache/shared_informer.go`): one pipeline — the
+//! reflector, the [delta FIFO](crate::delta_fifo), the [indexer](crate::indexer), the
+//! [processor](crate::processor) and one [listener](crate::listener) per handler — for one
+//! resource in one cluster, behind one cheap, clonable handle.
+//!
+//! # Threads
+//! Each informer runs its actors on its own actix [`Arbiter`] (one OS thread per pipeline):
+//! pipelines never compete for one thread, and a handler that hogs its pipeline's thread only
+//! slows its own resource. Restartable handler actors ([`handler_actor`](crate::handler_actor))
+//! and closure handlers run on that thread too; a handler passed as a [`Recipient`] runs
+//! wherever its owner started it. Creating an informer needs a running actix `System`.
+//!
+//! # Lifecycle
+//! Created (actors started, no reflector) by [`InformerFactory::informer`](crate::InformerFactory::informer),
+//! so handlers and indexes can be added first; [`Informer::start`] starts the reflector;
+//! [`Informer::stop`] stops the reflector and the arbiter, and with it every actor of the
+//! pipeline. Dropping the last handle does not stop it: call `stop`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use parking_lot::Mutex;
+
+use crate::delta_fifo::{DeltaFifo, FifoStatus, GetFifoStatus, SetResyncPeriod};
+use crate::event::EventHandler;
+use crate::ids::{ClusterId, IndexName};
+use crate::indexer::{AddIndexers, Indexer};
+use crate::listener::{HandlerId, HandlerOptions, HandlerStatus, ListenerCounters};
+use crate::lister::Lister;
+use crate::object::CacheObject;
+use crate::processor::{AddListener, Processor, RemoveListener};
+use crate::reflector::{ReflectorBatch, ReflectorReport, StopReflector};
+use crate::store::{IndexError, IndexFn, Store};
+use crate::transform::Transform;
+
+/// Starts a reflector on the pipeline's arbiter, feeding the FIFO; returns how to stop it.
+pub(crate) type StartSource<K> = Box<
+    dyn FnOnce(
+            &ArbiterHandle,
+            Recipient<ReflectorBatch<K>>,
+            Recipient<ReflectorReport>,
+        ) -> Recipient<StopReflector>
+        + Send,
+>;
+
+enum Source<K: CacheObject> {
+    /// Not started yet.
+    Pending(StartSource<K>),
+    Running(Recipient<StopReflector>),
+    /// Fed by the caller ([`Informer::detached`]) or stopped.
+    None,
+}
+
+/// A failed informer operation.
+#[derive(Debug, thiserror::Error)]
+pub enum InformerError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The pipeline's actors are gone (the informer was stopped).
+    #[error("the informer for {resource} in cluster {cluster} is stopped")]
+    Stopped {
+        cluster: ClusterId,
+        resource: String,
+    },
+}
+
+/// What the informer keeps of a handler it registered.
+struct RegisteredHandler {
+    counters: Arc<ListenerCounters>,
+    resync: Option<Duration>,
+}
+
+struct Inner<K: CacheObject> {
+    cluster: ClusterId,
+    resource: Arc<str>,
+    store: Store<K>,
+    arbiter: ArbiterHandle,
+    fifo: Addr<DeltaFifo<K>>,
+    indexer: Addr<Indexer<K>>,
+    processor: Addr<Processor<K>>,
+    source: Mutex<Source<K>>,
+    /// The FIFO resyncs at the shortest period of these.
+    handlers: Mutex<HashMap<HandlerId, RegisteredHandler>>,
+    default_resync: Option<Duration>,
+    next_handler: AtomicU64,
+    reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+}
+
+/// A shared informer: one watch, one cache, any number of handlers.
+#[doc(alias = "SharedIndexInformer")]
+#[doc(alias = "SharedInformer")]
+pub struct Informer<K: CacheObject> {
+    inner: Arc<Inner<K>>,
+}
+
+impl<K: CacheObject> Clone for Informer<K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: CacheObject> std::fmt::Debug for Informer<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Informer")
+            .field("cluster", &self.inner.cluster)
+            .field("resource", &self.inner.resource)
+            .field("synced", &self.has_synced())
+            .field("objects", &self.inner.store.len())
+            .finish()
+    }
+}
+
+impl<K: CacheObject> Informer<K> {
+    /// Starts the pipeline's actors on a new arbiter. `source` starts the reflector.
+    pub(crate) fn build(
+        cluster: ClusterId,
+        resource: &str,
+        transform: Transform<K>,
+        default_resync: Option<Duration>,
+        source: Option<StartSource<K>>,
+    ) -> Self {
+        let resource: Arc<str> = resource.into();
+        let arbiter = Arbiter::new().handle();
+        let store = Store::new();
+        let reflector_report = Arc::new(Mutex::new(None));
+        let indexer = {
+            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
+            Indexer::start_in_arbiter(&arbiter, move |_| Indexer::new(cluster, resource, store))
+        };
+        let processor = {
+            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
+            Processor::start_in_arbiter(&arbiter, move |_| Processor::new(cluster, resource, store))
+        };
+        let fifo = {
+            let (cluster, resource, report) =
+                (cluster.clone(), resource.clone(), reflector_report.clone());
+            let (indexer, processor) = (indexer.clone().recipient(), processor.clone().recipient());
+            DeltaFifo::start_in_arbiter(&arbiter, move |_| {
+                DeltaFifo::new(cluster, resource, transform, indexer, processor, report)
+            })
+        };
+        let source = match source {
+            Some(start) => Source::Pending(start),
+            None => Source::None,
+        };
+        Self {
+            inner: Arc::new(Inner {
+                cluster,
+                resource,
+                store,
+                arbiter,
+                fifo,
+                indexer,
+                processor,
+                source: Mutex::new(source),
+                handlers: Mutex::new(HashMap::new()),
+                default_resync,
+                next_handler: AtomicU64::new(1),
+                reflector_report,
+            }),
+        }
+    }
+
+    /// An informer fed by the caller instead of a reflector: send [`ReflectorBatch`]es to the
+    /// returned recipient (replays, tests, another source of truth). `resource` only names it
+    /// in logs and traces.
+    ///
+    /// ```
+    /// # use panoptes_actors::{Informer, Transform, ids::ClusterId};
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// # actix::System::new().block_on(async {
+    /// let (informer, feed) = Informer::<Pod>::detached(ClusterId::new("test"), "v1/pods", Transform::default());
+    /// assert!(!informer.has_synced());
+    /// # informer.stop();
+    /// # });
+    /// ```
+    pub fn detached(
+        cluster: ClusterId,
+        resource: &str,
+        transform: Transform<K>,
+    ) -> (Self, Recipient<ReflectorBatch<K>>) {
+        let informer = Self::build(cluster, resource, transform, None, None);
+        let feed = informer.inner.fifo.clone().recipient();
+        (informer, feed)
+    }
+
+    pub fn cluster(&self) -> &ClusterId {
+        &self.inner.cluster
+    }
+
+    /// `v1/pods`, `apps/v1/deployments`.
+    pub fn resource(&self) -> &str {
+        &self.inner.resource
+    }
+
+    /// Starts the reflector (idempotent; client-go's `Run`).
+    pub fn start(&self) {
+        let mut source = self.inner.source.lock();
+        if let Source::Pending(_) = &*source {
+            let Source::Pending(start) = std::mem::replace(&mut *source, Source::None) else {
+                unreachable!()
+            };
+            let fifo = self.inner.fifo.clone();
+            *source = Source::Running(start(
+                &self.inner.arbiter,
+                fifo.clone().recipient(),
+                fifo.recipient(),
+            ));
+        }
+    }
+
+    /// Stops the reflector and every actor of the pipeline. The cache keeps its last state.
+    pub fn stop(&self) {
+        if let Source::Running(reflector) =
+            std::mem::replace(&mut *self.inner.source.lock(), Source::None)
+        {
+            reflector.do_send(StopReflector);
+        }
+        self.inner.arbiter.stop();
+    }
+
+    /// Registers a handler (client-go's `AddEventHandlerWithResyncPeriod`). It first gets
+    /// every cached object as `Added { initial: true }`, then every change. Pass an actor's
+    /// [`Recipient`], [`handler_actor`](crate::handler_actor) or
+    /// [`handler_fn`](crate::handler_fn).
+    ///
+    /// ```
+    /// # use panoptes_actors::{Informer, Transform, HandlerOptions, handler_fn, ids::ClusterId, Event};
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// # actix::System::new().block_on(async {
+    /// # let (informer, _feed) = Informer::<Pod>::detached(ClusterId::new("test"), "v1/pods", Transform::default());
+    /// let id = informer.add_handler(handler_fn(|ev: Event<Pod>| println!("{ev:?}")), HandlerOptions::default());
+    /// assert!(informer.remove_handler(id));
+    /// # informer.stop();
+    /// # });
+    /// ```
+    pub fn add_handler(
+        &self,
+        handler: impl Into<EventHandler<K>>,
+        options: HandlerOptions,
+    ) -> HandlerId {
+        let id = HandlerId(self.inner.next_handler.fetch_add(1, Ordering::Relaxed));
+        let options = HandlerOptions {
+            resync: options.resync.or(self.inner.default_resync),
+            ..options
+        };
+        let counters = Arc::new(ListenerCounters::default());
+        self.inner.handlers.lock().insert(
+            id,
+            RegisteredHandler {
+                counters: counters.clone(),
+                resync: options.resync,
+            },
+        );
+        self.inner.processor.do_send(AddListener {
+            id,
+            handler: handler.into(),
+            options,
+            counters,
+        });
+        self.update_resync_period();
+        id
+    }
+
+    /// Unregisters a handler; it gets nothing more. False if it was not registered.
+    pub fn remove_handler(&self, id: HandlerId) -> bool {
+        let removed = self.inner.handlers.lock().remove(&id).is_some();
+        if removed {
+            self.inner.processor.do_send(RemoveListener(id));
+            self.update_resync_period();
+        }
+        removed
+    }
+
+    fn update_resync_period(&self) {
+        let shortest = self
+            .inner
+            .handlers
+            .lock()
+            .values()
+            .filter_map(|h| h.resync)
+            .min();
+        self.inner.fifo.do_send(SetResyncPeriod(shortest));
+    }
+
+    /// Whether the handler has handled everything up to the informer's first sync (its initial
+    /// list or its replay). False for unknown ids.
+    pub fn handler_has_synced(&self, id: HandlerId) -> bool {
+        self.inner
+            .handlers
+            .lock()
+            .get(&id)
+            .is_some_and(|h| h.counters.has_synced())
+    }
+
+    /// The handler's backlog and counters; `None` for unknown ids.
+    pub fn handler_status(&self, id: HandlerId) -> Option<HandlerStatus> {
+        self.inner
+            .handlers
+            .lock()
+            .get(&id)
+            .map(|h| h.counters.snapshot())
+    }
+
+    /// Whether the first complete list is in the cache (client-go's `HasSynced`).
+    pub fn has_synced(&self) -> bool {
+        self.inner.store.has_synced()
+    }
+
+    /// Waits for the first complete list, at most `timeout`; returns whether it synced.
+    pub async fn wait_synced(&self, timeout: Duration) -> bool {
+        tokio::time::timeout(timeout, self.inner.store.wait_synced())
+            .await
+            .is_ok()
+    }
+
+    /// The cache's read handle (client-go's `GetIndexer`/`GetStore`).
+    #[doc(alias = "GetIndexer")]
+    pub fn store(&self) -> Store<K> {
+        self.inner.store.clone()
+    }
+
+    /// The cache's read handle, by client-go's name for it; the same as [`store`](Self::store).
+    pub fn indexer(&self) -> Store<K> {
+        self.store()
+    }
+
+    /// Namespace-aware reads (client-go's generated listers).
+    pub fn lister(&self) -> Lister<K> {
+        Lister::new(self.inner.store.clone())
+    }
+
+    /// Adds index functions (client-go's `AddIndexers`), indexing what is cached already.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # use panoptes_actors::{Informer, Transform, ids::ClusterId};
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// # actix::System::new().block_on(async {
+    /// # let (informer, _feed) = Informer::<Pod>::detached(ClusterId::new("test"), "v1/pods", Transform::default());
+    /// informer.add_indexer("by-node", |pod: &Pod| {
+    ///     pod.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()
+    /// }).await?;
+    /// let on_node = informer.store().by_index("by-node", "node-1")?;
+    /// # informer.stop();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub async fn add_indexer(
+        &self,
+        name: &str,
+        index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> Result<(), InformerError> {
+        self.add_indexers(vec![(
+            IndexName::new(name),
+            Arc::new(index_fn) as IndexFn<K>,
+        )])
+        .await
+    }
+
+    /// Adds several index functions at once.
+    pub async fn add_indexers(
+        &self,
+        indexers: Vec<(IndexName, IndexFn<K>)>,
+    ) -> Result<(), InformerError> {
+        match self.inner.indexer.send(AddIndexers { indexers }).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(self.stopped()),
+        }
+    }
+
+    /// The FIFO's queue now (metrics, tests).
+    pub async fn fifo_status(&self) -> Result<FifoStatus, InformerError> {
+        self.inner
+            .fifo
+            .send(GetFifoStatus)
+            .await
+            .map_err(|_| self.stopped())
+    }
+
+    /// The reflector's latest report, if it sent one.
+    pub fn reflector_report(&self) -> Option<ReflectorReport> {
+        self.inner.reflector_report.lock().clone()
+    }
+
+    fn stopped(&self) -> InformerError {
+        InformerError::Stopped {
+            cluster: self.inner.cluster.clone(),
+            resource: self.inner.resource.to_string(),
+        }
+    }
+}

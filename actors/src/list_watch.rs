@@ -1,0 +1,532 @@
+//! The two requests a reflector makes — a list page and a watch — and how their failures are
+//! classified: client-go's `ListWatch` (`tools/cache/listwatch.go`) plus the error tests of
+//! `reflector.go` (`isExpiredError`, `IsForbidden`, `IsTooManyRequests`).
+//!
+//! Contract:
+//! - URLs are built by `kube::core::Request` exactly as `Api::list`/`Api::watch` build them
+//!   (so `resourceVersion=0` with a `limit` is dropped, as kube-core does), and sent through the
+//!   caller's `kube::Client` (auth, TLS and middleware unchanged).
+//! - Responses are read as bytes, not text, and decoded once; objects come out behind `Arc`.
+//! - A failed response keeps what the server said: HTTP code, `Status` reason and message, and
+//!   the delay it asked for (`Retry-After` header or `details.retryAfterSeconds`).
+//! - A watch is read chunk by chunk; every complete event already received is handed out
+//!   together, so a burst becomes one batch and a lone event is never held back.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use http_body_util::BodyExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use kube::api::{ListParams, WatchEvent, WatchParams};
+use kube::core::Status;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// How the reflector should react to a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// 410 Gone / `Expired` / "too old resource version": the requested history is compacted
+    /// away, so only a fresh list can resynchronise.
+    Expired,
+    /// 403: RBAC forbids this resource; retrying fast will not help.
+    Forbidden,
+    /// 429: the server is shedding load and may say how long to wait.
+    TooManyRequests,
+    /// 400 / 422: the server rejects the request itself (for a `sendInitialEvents` watch: the
+    /// server does not offer streaming lists).
+    Rejected,
+    /// Anything else (connection errors, 5xx, undecodable bodies): retry with backoff.
+    Transient,
+}
+
+/// Which request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    List,
+    Watch,
+}
+
+/// A failed list or watch, with what the server said. Every failure is retryable; the
+/// [`FailureKind`] says how.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct Failure {
+    pub request: Request,
+    pub kind: FailureKind,
+    /// HTTP (or watch `Status`) code; `None` when no response came back.
+    pub code: Option<u16>,
+    pub message: String,
+    /// How long the server asked us to wait.
+    pub retry_after: Option<Duration>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let request = match self.request {
+            Request::List => "list",
+            Request::Watch => "watch",
+        };
+        match self.code {
+            Some(code) => write!(f, "{request} failed with {code}: {}", self.message),
+            None => write!(f, "{request} failed: {}", self.message),
+        }
+    }
+}
+
+impl Failure {
+    fn transient(request: Request, message: impl Into<String>) -> Self {
+        Self {
+            request,
+            kind: FailureKind::Transient,
+            code: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A failure from a `metav1.Status` (an error response body or a watch ERROR event).
+    pub fn from_status(request: Request, status: &Status, retry_after: Option<Duration>) -> Self {
+        let from_details = status
+            .details
+            .as_ref()
+            .map(|d| d.retry_after_seconds)
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(u64::from(s)));
+        Self {
+            request,
+            kind: classify(status.code, &status.reason, &status.message),
+            code: Some(status.code),
+            message: if status.message.is_empty() {
+                status.reason.clone()
+            } else {
+                status.message.clone()
+            },
+            retry_after: retry_after.or(from_details),
+        }
+    }
+}
+
+/// client-go's `isExpiredError` / `isTooLargeResourceVersionError`, `IsForbidden`,
+/// `IsTooManyRequests`, and `IsInvalid`/`IsBadRequest` for refused streaming lists.
+pub fn classify(code: u16, reason: &str, message: &str) -> FailureKind {
+    let lower = message.to_ascii_lowercase();
+    if code == 410
+        || reason == "Expired"
+        || reason == "Gone"
+        || lower.contains("too old resource version")
+        || lower.contains("too large resource version")
+    {
+        FailureKind::Expired
+    } else if code == 403 {
+        FailureKind::Forbidden
+    } else if code == 429 {
+        FailureKind::TooManyRequests
+    } else if code == 400 || code == 422 {
+        FailureKind::Rejected
+    } else {
+        FailureKind::Transient
+    }
+}
+
+/// `Retry-After` as delay-seconds (the only form the API server sends).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// One decoded list page.
+#[derive(Debug)]
+pub struct Page<K> {
+    pub items: Vec<Arc<K>>,
+    /// The list's resourceVersion (empty when the server sent none).
+    pub resource_version: String,
+    /// The token for the next page; `None` on the last page.
+    pub continue_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WirePage<K> {
+    #[serde(default)]
+    metadata: ListMeta,
+    #[serde(default = "Option::default")]
+    items: Option<Vec<Arc<K>>>,
+}
+
+/// Decodes a list page's body (CPU-bound: run it off the I/O thread for big pages).
+pub fn decode_page<K: DeserializeOwned>(body: &[u8]) -> Result<Page<K>, Failure> {
+    let page: WirePage<K> = serde_json::from_slice(body)
+        .map_err(|e| Failure::transient(Request::List, format!("undecodable list page: {e}")))?;
+    Ok(Page {
+        items: page.items.unwrap_or_default(),
+        resource_version: page.metadata.resource_version.unwrap_or_default(),
+        continue_token: page.metadata.continue_.filter(|c| !c.is_empty()),
+    })
+}
+
+/// The `continue` token of an undecoded page, if the server wrote the list metadata before the
+/// items (as kube-apiserver does). Lets the next page be fetched while this one decodes; a
+/// wrong guess costs one wasted request, because the caller checks it against the decode.
+pub fn peek_continue(body: &[u8]) -> Option<String> {
+    const ITEMS: &[u8] = b"\"items\"";
+    const CONTINUE: &[u8] = b"\"continue\":\"";
+    let head = &body[..find(body, ITEMS)?];
+    let start = find(head, CONTINUE)? + CONTINUE.len();
+    let len = head[start..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\')?;
+    if head[start + len] != b'"' || len == 0 {
+        return None;
+    }
+    std::str::from_utf8(&head[start..start + len])
+        .ok()
+        .map(str::to_owned)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Lists and watches one resource URL through a `kube::Client`.
+#[derive(Clone)]
+pub struct ListWatcher {
+    client: kube::Client,
+    request: kube::core::Request,
+    label_selector: Option<String>,
+    field_selector: Option<String>,
+}
+
+impl fmt::Debug for ListWatcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListWatcher")
+            .field("url", &self.request.url_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ListWatcher {
+    /// Lists and watches what `api` addresses (its namespace, or all), with these selectors.
+    pub fn new<K: kube::Resource>(
+        api: kube::Api<K>,
+        label_selector: Option<String>,
+        field_selector: Option<String>,
+    ) -> Self {
+        Self {
+            request: kube::core::Request::new(api.resource_url().to_owned()),
+            client: api.into_client(),
+            label_selector,
+            field_selector,
+        }
+    }
+
+    /// GETs one list page and returns its undecoded body.
+    pub async fn fetch_page(
+        &self,
+        resource_version: &str,
+        continue_token: Option<&str>,
+        limit: u32,
+    ) -> Result<Bytes, Failure> {
+        let params = ListParams {
+            label_selector: self.label_selector.clone(),
+            field_selector: self.field_selector.clone(),
+            limit: Some(limit),
+            continue_token: continue_token.map(str::to_owned),
+            resource_version: Some(resource_version.to_owned()).filter(|rv| !rv.is_empty()),
+            ..ListParams::default()
+        };
+        let request = self.request.list(&params).map_err(|e| {
+            Failure::transient(Request::List, format!("cannot build list request: {e}"))
+        })?;
+        let response = self.send(Request::List, request).await?;
+        let body = response.into_body().collect().await.map_err(|e| {
+            Failure::transient(Request::List, format!("list body interrupted: {e}"))
+        })?;
+        Ok(body.to_bytes())
+    }
+
+    /// Opens a watch from `resource_version` with bookmarks on.
+    pub async fn open_watch<K: DeserializeOwned>(
+        &self,
+        resource_version: &str,
+        send_initial_events: bool,
+        timeout: Duration,
+    ) -> Result<WatchStream<K>, Failure> {
+        let timeout_secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
+        let params = WatchParams {
+            label_selector: self.label_selector.clone(),
+            field_selector: self.field_selector.clone(),
+            timeout: Some(timeout_secs),
+            bookmarks: true,
+            send_initial_events,
+        };
+        let mut request = self.request.watch(&params, resource_version).map_err(|e| {
+            Failure::transient(Request::Watch, format!("cannot build watch request: {e}"))
+        })?;
+        // Same reason as kube-client's `request_events`: gzip of watch streams is per event.
+        request.headers_mut().insert(
+            http::header::ACCEPT_ENCODING,
+            http::HeaderValue::from_static("identity"),
+        );
+        let response = self.send(Request::Watch, request).await?;
+        Ok(WatchStream {
+            body: response.into_body(),
+            buffer: BytesMut::new(),
+            scanned: 0,
+            // The server ends the watch at `timeoutSeconds`; silence well past that means the
+            // connection is dead without a FIN (kube-runtime adds the same kind of margin).
+            idle_timeout: timeout + WATCH_IDLE_MARGIN,
+            _k: PhantomData,
+        })
+    }
+
+    async fn send(
+        &self,
+        request: Request,
+        http_request: http::Request<Vec<u8>>,
+    ) -> Result<http::Response<kube::client::Body>, Failure> {
+        let response = self
+            .client
+            .send(http_request.map(kube::client::Body::from))
+            .await
+            .map_err(|e| Failure::transient(request, e.to_string()))?;
+        let code = response.status();
+        if code.is_success() {
+            return Ok(response);
+        }
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let status = serde_json::from_slice::<Status>(&body).unwrap_or_else(|_| {
+            Status::failure(String::from_utf8_lossy(&body).trim(), "").with_code(code.as_u16())
+        });
+        let status = if status.code == 0 {
+            status.with_code(code.as_u16())
+        } else {
+            status
+        };
+        Err(Failure::from_status(request, &status, retry_after))
+    }
+}
+
+/// Margin over `timeoutSeconds` before a silent watch counts as dead.
+pub const WATCH_IDLE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Upper bound of bytes drained into one batch, so a firehose still yields regularly.
+const MAX_BATCH_BYTES: usize = 1 << 20;
+
+/// What reading a watch produced.
+#[derive(Debug)]
+pub enum WatchItem<K> {
+    Event(WatchEvent<K>),
+    /// The stream ended: the server's timeout, a dropped connection, or idle silence. Resume.
+    Ended,
+    Failed(Failure),
+}
+
+/// An open watch: newline-delimited `WatchEvent` JSON.
+pub struct WatchStream<K> {
+    body: kube::client::Body,
+    /// Bytes after the last newline seen (the start of an incomplete event).
+    buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline (an event spans many chunks).
+    scanned: usize,
+    idle_timeout: Duration,
+    _k: PhantomData<fn() -> K>,
+}
+
+/// The complete lines a watch delivered so far, undecoded (so a caller can decode a big
+/// burst, like a streaming list's initial events, off the I/O thread).
+#[derive(Debug, Default)]
+pub struct RawBatch {
+    pub lines: Vec<BytesMut>,
+    /// The stream finished after these lines (server timeout, EOF, broken or silent connection).
+    pub ended: bool,
+}
+
+impl<K: DeserializeOwned> WatchStream<K> {
+    /// Waits for data, then returns every complete event received so far, in order. A batch
+    /// ends with at most one [`WatchItem::Ended`] or [`WatchItem::Failed`], after which the
+    /// stream is finished.
+    pub async fn next_batch(&mut self) -> Vec<WatchItem<K>> {
+        decode_batch(self.next_raw().await)
+    }
+
+    /// Like [`WatchStream::next_batch`], without decoding.
+    pub async fn next_raw(&mut self) -> RawBatch {
+        let mut batch = RawBatch::default();
+        let first = match tokio::time::timeout(self.idle_timeout, self.body.frame()).await {
+            Ok(frame) => frame,
+            Err(_idle) => {
+                tracing::debug!(idle = ?self.idle_timeout, "watch silent past its timeout; reconnecting");
+                batch.ended = true;
+                return batch;
+            }
+        };
+        let mut next = Some(first);
+        let mut drained = 0;
+        while let Some(frame) = next.take() {
+            match frame {
+                None => batch.ended = true,
+                Some(Err(e)) => {
+                    // A broken connection is a normal end of a watch (client-go and kube treat
+                    // unexpected EOF the same way): resume from the last resourceVersion.
+                    tracing::debug!(error = %e, "watch stream broke; resuming");
+                    batch.ended = true;
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        drained += data.len();
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+            }
+            self.split_lines(&mut batch.lines);
+            if batch.ended {
+                return batch;
+            }
+            if drained < MAX_BATCH_BYTES {
+                next = self.body.frame().now_or_never();
+            }
+        }
+        batch
+    }
+
+    /// Moves complete, non-blank lines out of the buffer.
+    fn split_lines(&mut self, lines: &mut Vec<BytesMut>) {
+        while let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
+            let newline = self.scanned + offset;
+            self.scanned = 0;
+            let mut line = self.buffer.split_to(newline + 1);
+            line.truncate(newline);
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push(line);
+            }
+        }
+        self.scanned = self.buffer.len();
+    }
+}
+
+/// Decodes a [`RawBatch`]: events in order, then `Ended` if the stream ended; a line that is
+/// an error (or undecodable) ends the batch as `Failed`.
+pub fn decode_batch<K: DeserializeOwned>(batch: RawBatch) -> Vec<WatchItem<K>> {
+    let mut items = Vec::with_capacity(batch.lines.len() + 1);
+    for line in &batch.lines {
+        match decode_event::<K>(line) {
+            Ok(event) => items.push(WatchItem::Event(event)),
+            Err(failure) => {
+                items.push(WatchItem::Failed(failure));
+                return items;
+            }
+        }
+    }
+    if batch.ended {
+        items.push(WatchItem::Ended);
+    }
+    items
+}
+
+/// Decodes one line of a watch stream. A bare `Status` line (what some proxies send) is a
+/// failure like an ERROR event carrying it.
+pub fn decode_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>, Failure> {
+    serde_json::from_slice::<WatchEvent<K>>(line).map_err(|e| {
+        match serde_json::from_slice::<Status>(line) {
+            Ok(status) if status.code != 0 => Failure::from_status(Request::Watch, &status, None),
+            _ => Failure::transient(Request::Watch, format!("undecodable watch event: {e}")),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+
+    use super::*;
+
+    #[test]
+    fn should_classify_like_client_go() {
+        assert_eq!(
+            classify(410, "Expired", "too old resource version: 1 (5)"),
+            FailureKind::Expired
+        );
+        assert_eq!(
+            classify(500, "", "Too large resource version: 9"),
+            FailureKind::Expired
+        );
+        assert_eq!(
+            classify(403, "Forbidden", "pods is forbidden"),
+            FailureKind::Forbidden
+        );
+        assert_eq!(
+            classify(429, "TooManyRequests", "slow down"),
+            FailureKind::TooManyRequests
+        );
+        assert_eq!(
+            classify(422, "Invalid", "sendInitialEvents is forbidden"),
+            FailureKind::Rejected
+        );
+        assert_eq!(
+            classify(503, "ServiceUnavailable", ""),
+            FailureKind::Transient
+        );
+    }
+
+    #[test]
+    fn should_take_retry_after_from_details_when_no_header() {
+        let status: Status = serde_json::from_value(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 429,
+            "reason": "TooManyRequests", "message": "slow down",
+            "details": {"retryAfterSeconds": 4}
+        }))
+        .unwrap();
+        let failure = Failure::from_status(Request::List, &status, None);
+        assert_eq!(failure.retry_after, Some(Duration::from_secs(4)));
+        let header_wins = Failure::from_status(Request::List, &status, parse_retry_after(" 9 "));
+        assert_eq!(header_wins.retry_after, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn should_peek_the_continue_token_before_items() {
+        let body = br#"{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"7","continue":"eyJ2Ijo"},"items":[{"metadata":{"name":"a","resourceVersion":"5"}}]}"#;
+        assert_eq!(peek_continue(body).as_deref(), Some("eyJ2Ijo"));
+        let page: Page<ConfigMap> = decode_page(body).unwrap();
+        assert_eq!(page.continue_token.as_deref(), Some("eyJ2Ijo"));
+        assert_eq!(page.resource_version, "7");
+        assert_eq!(page.items.len(), 1);
+        let last =
+            br#"{"metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"continue"}}]}"#;
+        assert_eq!(peek_continue(last), None);
+    }
+
+    #[test]
+    fn should_decode_null_items_as_empty() {
+        let page: Page<ConfigMap> =
+            decode_page(br#"{"metadata":{"resourceVersion":"3"},"items":null}"#).unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(page.continue_token, None);
+    }
+
+    #[test]
+    fn should_turn_an_error_event_into_a_failure_only_when_asked() {
+        let gone = br#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","status":"Failure","code":410,"reason":"Expired","message":"too old resource version: 1 (9)"}}"#;
+        match decode_event::<ConfigMap>(gone) {
+            Ok(WatchEvent::Error(status)) => {
+                assert_eq!(
+                    Failure::from_status(Request::Watch, &status, None).kind,
+                    FailureKind::Expired
+                );
+            }
+            other => panic!("expected an ERROR event, got {other:?}"),
+        }
+        let garbage = decode_event::<ConfigMap>(b"{not json");
+        assert_eq!(garbage.unwrap_err().kind, FailureKind::Transient);
+    }
+}

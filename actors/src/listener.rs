@@ -1,0 +1,740 @@
+//! client-go's `processorListener` (`tools/cache/shared_informer.go`) as a supervised actor:
+//! delivers one handler's events in order, from its own buffer.
+//!
+//! # Contract
+//! - Events reach the handler in the order the cache changed, per key; each is delivered
+//!   only after the previous one was handled (`send`, awaited).
+//! - A slow handler only grows its own buffer; the processor never waits for it.
+//! - With [`BufferMode::Coalescing`] the buffer holds at most two events per key (latest
+//!   update wins, a delete supersedes), so memory is bounded by the number of keys.
+//! - Resync: with a period set, the handler gets `Updated` with `old` and `new` the same
+//!   `Arc` for every cached object, about once per period.
+//! - `has_synced` turns true once the informer has synced and the handler has handled every
+//!   event queued before that point (its initial list or its replay).
+//!
+//! # Lifecycle
+//! Started by the processor under an actix [`Supervisor`] when a handler is added; stopped
+//! for good by [`StopListener`] (the processor drops its address). When a restartable
+//! handler actor ([`EventHandler::Actor`]) stops or panics, the listener stops itself and the
+//! supervisor restarts it with the same struct: the buffer survives, a fresh handler is
+//! started, and the event it was handling is delivered once more (dropped and counted if it
+//! fails again, so a poisonous event cannot loop). A panic in a closure handler is caught
+//! and counted; delivery goes on.
+//!
+//! # Backpressure
+//! The processor uses `do_send` (unbounded mailbox), and every arriving batch moves into the
+//! buffer at once, so the backlog is [`ListenerBuffer::len`], reported in [`HandlerStatus`].
+//!
+//! # Differences from client-go
+//! Optional per-key coalescing (client-go's buffer is unbounded); restartable handlers;
+//! resync decided per round by the listener instead of by the processor.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::time::Instant;
+
+use crate::event::{Event, EventHandler};
+use crate::ids::{ClusterId, ObjectKey};
+use crate::listener_buffer::{BufferMode, ListenerBuffer, Numbered};
+use crate::notification::{Notification, NotificationBatch};
+use crate::object::CacheObject;
+
+/// Closure handlers run at most this many events per turn before yielding the thread, so
+/// one busy listener cannot starve the rest of the pipeline.
+const FN_EVENTS_PER_TURN: usize = 64;
+
+/// Identifies one registered handler within an informer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandlerId(pub u64);
+
+/// How one handler is fed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HandlerOptions {
+    /// Resync period (client-go's `resyncPeriod`): `None` never resyncs.
+    pub resync: Option<Duration>,
+    pub buffer: BufferMode,
+}
+
+impl HandlerOptions {
+    pub fn resync(mut self, period: Duration) -> Self {
+        self.resync = Some(period);
+        self
+    }
+
+    pub fn coalescing(mut self) -> Self {
+        self.buffer = BufferMode::Coalescing;
+        self
+    }
+}
+
+/// Live counters of one listener, shared with the informer (read without messages).
+#[derive(Debug, Default)]
+pub struct ListenerCounters {
+    synced: AtomicBool,
+    backlog: AtomicUsize,
+    pending_keys: AtomicUsize,
+    delivered: AtomicU64,
+    restarts: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl ListenerCounters {
+    pub fn snapshot(&self) -> HandlerStatus {
+        HandlerStatus {
+            synced: self.synced.load(Ordering::Acquire),
+            backlog: self.backlog.load(Ordering::Relaxed),
+            pending_keys: self.pending_keys.load(Ordering::Relaxed),
+            delivered: self.delivered.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn has_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+/// A handler's state at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HandlerStatus {
+    pub synced: bool,
+    /// Events buffered or being handled.
+    pub backlog: usize,
+    /// Keys with buffered events.
+    pub pending_keys: usize,
+    pub delivered: u64,
+    /// Times the handler actor was restarted.
+    pub restarts: u64,
+    /// Events whose handling panicked (or whose handler stopped twice on them).
+    pub failed: u64,
+    /// Events discarded because a caller-owned handler actor stopped.
+    pub dropped: u64,
+}
+
+/// A batch of notifications to buffer. Sent by the processor with `do_send`.
+pub struct Notify<K>(pub Arc<NotificationBatch<K>>);
+
+impl<K: CacheObject> Message for Notify<K> {
+    type Result = ();
+}
+
+/// Stops the listener for good. Sent by the processor with `do_send`, right before it drops
+/// its address (so the supervisor does not restart it).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopListener;
+
+/// When this listener's resync is due (client-go's `shouldResync`, per FIFO resync round).
+#[derive(Debug)]
+struct ResyncClock {
+    period: Option<Duration>,
+    next_due: Instant,
+    accepted_generation: Option<u64>,
+    seen_generation: u64,
+}
+
+impl ResyncClock {
+    fn new(period: Option<Duration>, now: Instant) -> Self {
+        Self {
+            period,
+            next_due: now + period.unwrap_or_default(),
+            accepted_generation: None,
+            seen_generation: 0,
+        }
+    }
+
+    /// Whether a resync of round `generation` goes to this handler. Rounds tick at the
+    /// shortest period of all handlers; a quarter period of slack absorbs timer jitter.
+    fn admits(&mut self, generation: u64, now: Instant) -> bool {
+        let Some(period) = self.period else {
+            return false;
+        };
+        if self.accepted_generation == Some(generation) {
+            return true;
+        }
+        if generation <= self.seen_generation {
+            return false;
+        }
+        self.seen_generation = generation;
+        if now + period / 4 >= self.next_due {
+            self.accepted_generation = Some(generation);
+            self.next_due = now + period;
+            return true;
+        }
+        false
+    }
+}
+
+enum HandlerSlot<K: CacheObject> {
+    Recipient {
+        recipient: Recipient<Event<K>>,
+        gone: bool,
+    },
+    Actor {
+        factory: crate::event::HandlerFactory<K>,
+        current: Option<Recipient<Event<K>>>,
+    },
+    Fn(crate::event::EventFn<K>),
+}
+
+/// The listener actor. See the module docs.
+pub struct Listener<K: CacheObject> {
+    id: HandlerId,
+    cluster: ClusterId,
+    resource: Arc<str>,
+    handler: HandlerSlot<K>,
+    buffer: ListenerBuffer<K>,
+    /// The event handed to an actor handler and not yet acknowledged, with its attempts.
+    /// Invariant: `Some` only for actor handlers; delivery waits while it is `Some` and a
+    /// send is outstanding.
+    in_flight: Option<(Numbered<K>, u32)>,
+    sending: bool,
+    /// Batches up to this number are already in the replay this listener started with.
+    skip_through: u64,
+    /// Synced once every event numbered below this has been handled; `None` until the
+    /// informer has synced.
+    sync_marker: Option<u64>,
+    resync: ResyncClock,
+    counters: Arc<ListenerCounters>,
+}
+
+impl<K: CacheObject> Listener<K> {
+    /// A listener whose handler first gets `replay` (the cache as of batch `replay_seq`) as
+    /// initial adds. `cache_synced`: whether that cache had synced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: HandlerId,
+        cluster: ClusterId,
+        resource: Arc<str>,
+        handler: EventHandler<K>,
+        options: HandlerOptions,
+        counters: Arc<ListenerCounters>,
+        replay: Vec<Arc<K>>,
+        replay_seq: u64,
+        cache_synced: bool,
+    ) -> Self {
+        let handler = match handler {
+            EventHandler::Recipient(recipient) => HandlerSlot::Recipient {
+                recipient,
+                gone: false,
+            },
+            EventHandler::Actor(factory) => HandlerSlot::Actor {
+                factory,
+                current: None,
+            },
+            EventHandler::Fn(f) => HandlerSlot::Fn(f),
+        };
+        let mut buffer = ListenerBuffer::new(options.buffer);
+        for obj in replay {
+            buffer.push(Notification::Added {
+                key: ObjectKey::of(obj.as_ref()),
+                obj,
+                initial: true,
+            });
+        }
+        let sync_marker = cache_synced.then(|| buffer.next_seq());
+        let listener = Self {
+            id,
+            cluster,
+            resource,
+            handler,
+            buffer,
+            in_flight: None,
+            sending: false,
+            skip_through: replay_seq,
+            sync_marker,
+            resync: ResyncClock::new(options.resync, Instant::now()),
+            counters,
+        };
+        listener.update_counters();
+        listener
+    }
+
+    /// Buffers a batch (minus resyncs this handler is not due for).
+    fn accept(&mut self, batch: &NotificationBatch<K>, now: Instant) {
+        if batch.seq <= self.skip_through {
+            return;
+        }
+        if matches!(self.handler, HandlerSlot::Recipient { gone: true, .. }) {
+            self.counters
+                .dropped
+                .fetch_add(batch.notifications.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        for note in &batch.notifications {
+            if let Notification::Resync { generation, .. } = note
+                && !self.resync.admits(*generation, now)
+            {
+                continue;
+            }
+            self.buffer.push(note.clone());
+        }
+        if batch.marks_synced && self.sync_marker.is_none() {
+            self.sync_marker = Some(self.buffer.next_seq());
+        }
+        self.update_counters();
+    }
+
+    fn update_counters(&self) {
+        let in_flight = usize::from(self.in_flight.is_some());
+        self.counters
+            .backlog
+            .store(self.buffer.len() + in_flight, Ordering::Relaxed);
+        self.counters
+            .pending_keys
+            .store(self.buffer.pending_keys() + in_flight, Ordering::Relaxed);
+        if let Some(marker) = self.sync_marker {
+            let oldest = self
+                .in_flight
+                .as_ref()
+                .map(|((seq, _), _)| *seq)
+                .or(self.buffer.front_seq());
+            if oldest.is_none_or(|seq| seq >= marker) {
+                self.counters.synced.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Runs closure handlers on up to a turn's worth of events; returns whether more remain.
+    fn run_closure(&mut self) -> bool {
+        let HandlerSlot::Fn(f) = &mut self.handler else {
+            return false;
+        };
+        for _ in 0..FN_EVENTS_PER_TURN {
+            let Some((_, note)) = self.buffer.pop() else {
+                break;
+            };
+            let event = note.into_event(self.cluster.clone());
+            match catch_unwind(AssertUnwindSafe(|| f(event))) {
+                Ok(()) => self.counters.delivered.fetch_add(1, Ordering::Relaxed),
+                Err(_) => {
+                    tracing::error!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, "handler closure panicked; event skipped");
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed)
+                }
+            };
+        }
+        self.update_counters();
+        !self.buffer.is_empty()
+    }
+
+    /// The recipient to deliver to, starting a restartable handler if none runs.
+    fn recipient(&mut self) -> Option<Recipient<Event<K>>> {
+        match &mut self.handler {
+            HandlerSlot::Recipient {
+                recipient,
+                gone: false,
+            } => Some(recipient.clone()),
+            HandlerSlot::Recipient { gone: true, .. } | HandlerSlot::Fn(_) => None,
+            HandlerSlot::Actor { factory, current } => {
+                Some(current.get_or_insert_with(factory).clone())
+            }
+        }
+    }
+
+    /// Records that the handler stopped while handling (or before receiving) the in-flight
+    /// event. Returns whether the listener should restart.
+    fn handler_stopped(&mut self) -> bool {
+        match &mut self.handler {
+            HandlerSlot::Recipient { gone, .. } => {
+                *gone = true;
+                let lost = self.buffer.clear() + usize::from(self.in_flight.take().is_some());
+                self.counters
+                    .dropped
+                    .fetch_add(lost as u64, Ordering::Relaxed);
+                tracing::error!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, lost, "handler actor stopped; it is caller-owned and cannot be restarted; its events are discarded");
+                self.update_counters();
+                false
+            }
+            HandlerSlot::Actor { current, .. } => {
+                *current = None;
+                if let Some((_, attempts)) = &self.in_flight
+                    && *attempts >= 2
+                {
+                    self.in_flight = None;
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, "handler stopped twice on one event; event skipped");
+                }
+                self.update_counters();
+                true
+            }
+            HandlerSlot::Fn(_) => false,
+        }
+    }
+
+    /// Delivers the next event (or a turn of them for closures).
+    fn deliver(&mut self, ctx: &mut Context<Self>) {
+        if self.sending {
+            return;
+        }
+        if matches!(self.handler, HandlerSlot::Fn(_)) {
+            if self.run_closure() {
+                ctx.notify(Deliver);
+            }
+            return;
+        }
+        if self.in_flight.is_none() {
+            let Some(next) = self.buffer.pop() else {
+                return;
+            };
+            self.in_flight = Some((next, 0));
+        }
+        let Some(recipient) = self.recipient() else {
+            return;
+        };
+        let ((seq, note), attempts) = self.in_flight.as_mut().expect("set above");
+        *attempts += 1;
+        let span = tracing::debug_span!("listener.deliver", cluster = %self.cluster, resource = %self.resource, key = %note.key(), handler = self.id.0, seq = *seq);
+        let event = note.clone().into_event(self.cluster.clone());
+        self.sending = true;
+        ctx.spawn(
+            async move { recipient.send(event).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    let _entered = span.entered();
+                    act.sending = false;
+                    match result {
+                        Ok(()) => {
+                            act.in_flight = None;
+                            act.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                            act.update_counters();
+                            act.deliver(ctx);
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "handler actor gone");
+                            if act.handler_stopped() {
+                                ctx.stop();
+                            }
+                        }
+                    }
+                }),
+        );
+    }
+
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        self.buffer.check_invariants();
+        if self.in_flight.is_some() {
+            assert!(matches!(
+                self.handler,
+                HandlerSlot::Actor { .. } | HandlerSlot::Recipient { .. }
+            ));
+        }
+    }
+}
+
+/// Continue delivering closure events after yielding. Sent by the listener to itself.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Deliver;
+
+impl<K: CacheObject> Actor for Listener<K> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.deliver(ctx);
+    }
+}
+
+impl<K: CacheObject> Supervised for Listener<K> {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        self.sending = false;
+        self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, backlog = self.buffer.len(), "restarting handler");
+    }
+}
+
+impl<K: CacheObject> Handler<Notify<K>> for Listener<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: Notify<K>, ctx: &mut Self::Context) {
+        let _span = tracing::debug_span!(parent: &msg.0.span, "listener.notify", cluster = %self.cluster, resource = %self.resource, handler = self.id.0, seq = msg.0.seq).entered();
+        self.accept(&msg.0, Instant::now());
+        self.deliver(ctx);
+    }
+}
+
+impl<K: CacheObject> Handler<Deliver> for Listener<K> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Deliver, ctx: &mut Self::Context) {
+        self.deliver(ctx);
+    }
+}
+
+impl<K: CacheObject> Handler<StopListener> for Listener<K> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: StopListener, ctx: &mut Self::Context) {
+        tracing::debug!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, "listener removed");
+        ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use k8s_openapi::api::core::v1::Pod;
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::test_support::{Recorder, cluster, pod, rv, wait_until};
+
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    fn updated(name: &str, old: u64, new: u64) -> Notification<Pod> {
+        Notification::Updated {
+            key: ObjectKey::new(format!("ns/{name}")),
+            old: pod(name, old),
+            new: pod(name, new),
+        }
+    }
+
+    fn batch(seq: u64, notifications: Vec<Notification<Pod>>, marks_synced: bool) -> Notify<Pod> {
+        Notify(Arc::new(NotificationBatch {
+            seq,
+            notifications,
+            marks_synced,
+            span: tracing::Span::none(),
+        }))
+    }
+
+    fn names(seen: &Mutex<Vec<Event<Pod>>>) -> Vec<String> {
+        seen.lock()
+            .iter()
+            .map(|e| match e {
+                Event::Added { obj, initial, .. } => format!(
+                    "added {}@{} {initial}",
+                    obj.metadata.name.as_deref().unwrap(),
+                    rv(obj)
+                ),
+                Event::Updated { new, .. } => format!(
+                    "updated {}@{}",
+                    new.metadata.name.as_deref().unwrap(),
+                    rv(new)
+                ),
+                Event::Deleted { obj, .. } => format!(
+                    "deleted {}@{}",
+                    obj.metadata.name.as_deref().unwrap(),
+                    rv(obj)
+                ),
+            })
+            .collect()
+    }
+
+    fn start(
+        handler: EventHandler<Pod>,
+        replay: Vec<Arc<Pod>>,
+        replay_seq: u64,
+        synced: bool,
+    ) -> (Addr<Listener<Pod>>, Arc<ListenerCounters>) {
+        let counters = Arc::new(ListenerCounters::default());
+        let listener = Listener::new(
+            HandlerId(1),
+            cluster(),
+            "v1/pods".into(),
+            handler,
+            HandlerOptions::default(),
+            counters.clone(),
+            replay,
+            replay_seq,
+            synced,
+        );
+        listener.check_invariants();
+        (Supervisor::start(move |_| listener), counters)
+    }
+
+    #[actix_rt::test]
+    async fn should_replay_the_cache_then_deliver_only_newer_batches_in_order() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler = Recorder::new(seen.clone()).start().recipient().into();
+        let (addr, counters) = start(handler, vec![pod("a", 2)], 5, true);
+        addr.do_send(batch(5, vec![updated("a", 1, 2)], false));
+        addr.do_send(batch(6, vec![updated("a", 2, 3)], false));
+        wait_until("two events are handled", PATIENCE, || {
+            seen.lock().len() == 2
+        })
+        .await;
+        assert_eq!(names(&seen), ["added a@2 true", "updated a@3"]);
+        assert!(counters.has_synced());
+        assert_eq!(counters.snapshot().delivered, 2);
+    }
+
+    #[actix_rt::test]
+    async fn should_sync_only_after_the_events_before_the_sync_point_are_handled() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut recorder = Recorder::new(seen.clone());
+        recorder.delay = Some(Duration::from_millis(20));
+        let (addr, counters) = start(recorder.start().recipient().into(), vec![], 0, false);
+        let adds = (0..3)
+            .map(|i| Notification::Added {
+                key: ObjectKey::new(format!("ns/p{i}")),
+                obj: pod(&format!("p{i}"), i),
+                initial: true,
+            })
+            .collect();
+        addr.do_send(batch(1, adds, true));
+        wait_until("the first event is handled", PATIENCE, || {
+            !seen.lock().is_empty()
+        })
+        .await;
+        assert!(
+            !counters.has_synced(),
+            "synced before its initial list was handled"
+        );
+        wait_until("the handler has synced", PATIENCE, || counters.has_synced()).await;
+        assert_eq!(seen.lock().len(), 3);
+    }
+
+    #[actix_rt::test]
+    async fn should_restart_a_panicking_handler_and_lose_nothing_else() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let panics = Arc::new(AtomicU32::new(1));
+        let factory = {
+            let (seen, panics) = (seen.clone(), panics.clone());
+            crate::event::handler_actor(move || Recorder {
+                seen: seen.clone(),
+                delay: None,
+                panic_on: Some(("b".into(), panics.clone())),
+            })
+        };
+        let (addr, counters) = start(factory, vec![], 0, true);
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)],
+            false,
+        ));
+        wait_until("three events are handled", PATIENCE, || {
+            seen.lock().len() == 3
+        })
+        .await;
+        assert_eq!(names(&seen), ["updated a@2", "updated b@2", "updated c@2"]);
+        let status = counters.snapshot();
+        assert_eq!(
+            (status.restarts, status.failed, status.backlog),
+            (1, 0, 0),
+            "{status:?}"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn should_skip_an_event_its_handler_dies_on_twice() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let panics = Arc::new(AtomicU32::new(u32::MAX));
+        let factory = {
+            let (seen, panics) = (seen.clone(), panics.clone());
+            crate::event::handler_actor(move || Recorder {
+                seen: seen.clone(),
+                delay: None,
+                panic_on: Some(("b".into(), panics.clone())),
+            })
+        };
+        let (addr, counters) = start(factory, vec![], 0, true);
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)],
+            false,
+        ));
+        wait_until("two events are handled", PATIENCE, || {
+            seen.lock().len() == 2
+        })
+        .await;
+        assert_eq!(names(&seen), ["updated a@2", "updated c@2"]);
+        let status = counters.snapshot();
+        assert_eq!((status.restarts, status.failed), (2, 1), "{status:?}");
+    }
+
+    #[actix_rt::test]
+    async fn should_catch_a_panicking_closure_and_go_on() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handler = {
+            let seen = seen.clone();
+            crate::event::handler_fn(move |ev: Event<Pod>| {
+                assert_ne!(
+                    ev.object().metadata.name.as_deref(),
+                    Some("b"),
+                    "closure panics on b"
+                );
+                seen.lock().push(ev);
+            })
+        };
+        let (addr, counters) = start(handler, vec![], 0, true);
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2), updated("c", 1, 2)],
+            false,
+        ));
+        wait_until("the batch is processed", PATIENCE, || {
+            counters.snapshot().delivered + counters.snapshot().failed == 3
+        })
+        .await;
+        assert_eq!(names(&seen), ["updated a@2", "updated c@2"]);
+        assert_eq!(counters.snapshot().failed, 1);
+    }
+
+    #[actix_rt::test]
+    async fn should_discard_events_once_a_caller_owned_handler_is_gone() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let panics_on_a = Some(("a".into(), Arc::new(AtomicU32::new(1))));
+        let owned = Recorder {
+            seen: seen.clone(),
+            delay: None,
+            panic_on: panics_on_a,
+        }
+        .start();
+        let (addr, counters) = start(owned.recipient().into(), vec![], 0, true);
+        addr.do_send(batch(
+            1,
+            vec![updated("a", 1, 2), updated("b", 1, 2)],
+            false,
+        ));
+        wait_until(
+            "the dead handler's events are counted as dropped",
+            PATIENCE,
+            || counters.snapshot().dropped == 2,
+        )
+        .await;
+        addr.do_send(batch(2, vec![updated("c", 1, 2)], false));
+        wait_until("later events are counted as dropped", PATIENCE, || {
+            counters.snapshot().dropped == 3
+        })
+        .await;
+        let status = counters.snapshot();
+        assert_eq!(
+            (status.delivered, status.backlog, status.restarts),
+            (0, 0, 0),
+            "{status:?}"
+        );
+        assert!(seen.lock().is_empty());
+    }
+
+    #[test]
+    fn should_admit_each_resync_round_once_its_period_is_due() {
+        let start = Instant::now();
+        let period = Duration::from_secs(10);
+        let mut clock = ResyncClock::new(Some(period), start);
+        assert!(
+            !clock.admits(1, start + Duration::from_secs(5)),
+            "not due before its period"
+        );
+        assert!(clock.admits(2, start + Duration::from_secs(10)));
+        assert!(
+            clock.admits(2, start + Duration::from_secs(11)),
+            "the whole round is admitted"
+        );
+        assert!(!clock.admits(3, start + Duration::from_secs(12)));
+        assert!(
+            clock.admits(4, start + Duration::from_secs(19)),
+            "a quarter period of slack"
+        );
+        let mut never = ResyncClock::new(None, start);
+        assert!(!never.admits(1, start + Duration::from_secs(1000)));
+    }
+}

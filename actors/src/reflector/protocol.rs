@@ -1,0 +1,775 @@
+//! The reflector's protocol without I/O: client-go's `ListAndWatch` decisions
+//! (`tools/cache/reflector.go`) as one [`State`] enum and one step, after kube-runtime's
+//! `watcher.rs`. [`Machine::step`] maps (state, outcome of the last request) to the next
+//! state and what to do with the objects collected for a `Replace`. The driver in
+//! `reflector.rs` performs the requests; the tests here drive the step without a socket.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand::rngs::StdRng;
+use tokio::time::Instant;
+
+use super::ReflectorState;
+use crate::backoff::Backoff;
+use crate::list_watch::{Failure, FailureKind};
+
+/// The resourceVersion of the next list, with client-go's reasons (`relistResourceVersion`):
+/// - after the last version proved unavailable (410, too large), `""`: a consistent read from
+///   etcd, the only one guaranteed to succeed;
+/// - on the first list, `"0"`: any version, served from the API server's watch cache (kube
+///   drops it when a `limit` is set, making it a paginated consistent list);
+/// - otherwise the last version seen, so the list is not older than what we delivered.
+pub fn relist_resource_version(last_seen: &str, last_seen_unavailable: bool) -> &str {
+    if last_seen_unavailable {
+        ""
+    } else if last_seen.is_empty() {
+        "0"
+    } else {
+        last_seen
+    }
+}
+
+/// The `timeoutSeconds` of a watch: client-go's `minWatchTimeout * (1 + rand)`. `sample` is in
+/// `[0, 1)`.
+pub fn watch_timeout(min: Duration, sample: f64) -> Duration {
+    Duration::from_secs(min.mul_f64(1.0 + sample).as_secs().max(1))
+}
+
+/// A watch that ends this soon without delivering anything is treated as a failure, so a
+/// server that accepts and immediately closes watches is not hammered (client-go: "very short
+/// watch").
+pub(super) const VERY_SHORT_WATCH: Duration = Duration::from_secs(1);
+
+/// The annotation on the bookmark that closes a streaming list's initial events.
+pub(super) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
+
+/// Where the list/watch protocol stands; each variant says what the driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum State {
+    /// GET one list page. `continue_token` is `None` for the first page.
+    List {
+        resource_version: String,
+        continue_token: Option<String>,
+    },
+    /// Open a `sendInitialEvents=true` watch at `resource_version` (streaming list).
+    StreamInitial { resource_version: String },
+    /// Read the initial events of the open streaming watch, until `initial-events-end`.
+    StreamingInitial,
+    /// Open a watch from `resource_version`.
+    OpenWatch { resource_version: String },
+    /// Read events from the open watch.
+    Watching,
+    /// Sleep `delay`, then do `then`.
+    BackOff { delay: Duration, then: Box<State> },
+}
+
+/// What the last request of the driver produced.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Outcome {
+    /// A list page arrived (its objects are with the driver).
+    Page {
+        resource_version: String,
+        continue_token: Option<String>,
+    },
+    WatchOpened,
+    /// An ADDED/MODIFIED/DELETED event for an object at `resource_version`.
+    Event {
+        resource_version: String,
+    },
+    Bookmark {
+        resource_version: String,
+        initial_events_end: bool,
+    },
+    /// The watch ended without an error.
+    WatchEnded,
+    Failed(Failure),
+    Slept,
+}
+
+/// What the driver must do with the objects it accumulated for a `Replace`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Effect {
+    /// The list is complete: send the accumulated objects as one `Replace`.
+    Replace { resource_version: String },
+    /// The list was abandoned: drop the accumulated objects.
+    Discard,
+}
+
+/// The reflector's decisions, free of I/O: [`Machine::step`] maps (state, outcome) to the
+/// next state and an effect. Tests drive it without a socket.
+#[derive(Debug)]
+pub(super) struct Machine {
+    /// Streaming lists asked for and not refused.
+    streaming: bool,
+    pub(super) streaming_refused: bool,
+    /// client-go's `lastSyncResourceVersion`: of the last list, event or bookmark.
+    pub(super) last_rv: String,
+    /// client-go's `isLastSyncResourceVersionUnavailable`: set by 410, cleared by a full list.
+    last_rv_unavailable: bool,
+    backoff: Backoff,
+    rng: StdRng,
+    /// Forbidden stays reported across retries until a request succeeds.
+    pub(super) status: ReflectorState,
+    pub(super) synced: bool,
+    pub(super) lists: u64,
+    pub(super) relists: u64,
+    pub(super) watches: u64,
+    /// When the current watch opened and how many events it delivered (short-watch check).
+    watch_opened_at: Option<Instant>,
+    watch_events: u64,
+    /// 410s since the last successful request; the second in a row backs off.
+    expired_in_a_row: u32,
+}
+
+impl Machine {
+    pub(super) fn new(streaming: bool, rng: StdRng) -> Self {
+        Self {
+            streaming,
+            streaming_refused: false,
+            last_rv: String::new(),
+            last_rv_unavailable: false,
+            backoff: Backoff::default(),
+            rng,
+            status: ReflectorState::Listing,
+            synced: false,
+            lists: 0,
+            relists: 0,
+            watches: 0,
+            watch_opened_at: None,
+            watch_events: 0,
+            expired_in_a_row: 0,
+        }
+    }
+
+    /// The first state, and the one after anything that forces a relist.
+    pub(super) fn start(&mut self) -> State {
+        let resource_version =
+            relist_resource_version(&self.last_rv, self.last_rv_unavailable).to_owned();
+        let next = if self.streaming {
+            State::StreamInitial { resource_version }
+        } else {
+            State::List {
+                resource_version,
+                continue_token: None,
+            }
+        };
+        self.begin(next)
+    }
+
+    /// Bookkeeping for a request about to be made.
+    fn begin(&mut self, next: State) -> State {
+        let forbidden = matches!(self.status, ReflectorState::Forbidden { .. });
+        match &next {
+            State::List {
+                continue_token: None,
+                ..
+            }
+            | State::StreamInitial { .. } => {
+                self.lists += 1;
+                if self.synced {
+                    self.relists += 1;
+                }
+                if !forbidden {
+                    self.status = ReflectorState::Listing;
+                }
+            }
+            State::OpenWatch { .. } if !forbidden => self.status = ReflectorState::Watching,
+            _ => {}
+        }
+        next
+    }
+
+    pub(super) fn watch_timeout(&mut self, min: Duration) -> Duration {
+        watch_timeout(min, self.rng.random())
+    }
+
+    pub(super) fn step(
+        &mut self,
+        state: State,
+        outcome: Outcome,
+        now: Instant,
+    ) -> (State, Option<Effect>) {
+        match (state, outcome) {
+            (State::BackOff { then, .. }, Outcome::Slept) => (self.begin(*then), None),
+            (state, Outcome::Failed(failure)) => self.fail(state, failure, now),
+            (
+                State::List {
+                    resource_version, ..
+                },
+                Outcome::Page {
+                    continue_token: Some(token),
+                    ..
+                },
+            ) => {
+                self.succeeded(ReflectorState::Listing);
+                (
+                    State::List {
+                        resource_version,
+                        continue_token: Some(token),
+                    },
+                    None,
+                )
+            }
+            (
+                State::List { .. },
+                Outcome::Page {
+                    resource_version,
+                    continue_token: None,
+                },
+            ) => {
+                self.succeeded(ReflectorState::Listing);
+                self.synced_at(&resource_version);
+                let next = self.begin(State::OpenWatch {
+                    resource_version: resource_version.clone(),
+                });
+                (next, Some(Effect::Replace { resource_version }))
+            }
+            (State::StreamInitial { .. }, Outcome::WatchOpened) => {
+                self.succeeded(ReflectorState::Listing);
+                self.watch_opened(now);
+                (State::StreamingInitial, None)
+            }
+            (State::OpenWatch { .. }, Outcome::WatchOpened) => {
+                self.succeeded(ReflectorState::Watching);
+                self.watch_opened(now);
+                (State::Watching, None)
+            }
+            (State::StreamingInitial, Outcome::Event { .. }) => {
+                self.watch_events += 1;
+                (State::StreamingInitial, None)
+            }
+            (
+                State::StreamingInitial,
+                Outcome::Bookmark {
+                    resource_version,
+                    initial_events_end: true,
+                },
+            ) => {
+                self.succeeded(ReflectorState::Watching);
+                self.synced_at(&resource_version);
+                (State::Watching, Some(Effect::Replace { resource_version }))
+            }
+            (State::StreamingInitial, Outcome::Bookmark { .. }) => (State::StreamingInitial, None),
+            (State::StreamingInitial, Outcome::WatchEnded) => {
+                // A server that honoured sendInitialEvents would have ended them first.
+                self.refuse_streaming("the streaming list ended before initial-events-end");
+                (self.start(), Some(Effect::Discard))
+            }
+            (
+                State::Watching,
+                Outcome::Event { resource_version }
+                | Outcome::Bookmark {
+                    resource_version, ..
+                },
+            ) => {
+                self.watch_events += 1;
+                if !resource_version.is_empty() {
+                    self.last_rv = resource_version;
+                }
+                (State::Watching, None)
+            }
+            (State::Watching, Outcome::WatchEnded) => {
+                let resume = State::OpenWatch {
+                    resource_version: self.last_rv.clone(),
+                };
+                if self.is_very_short_watch(now) {
+                    let failure = "the watch ended at once without events".to_owned();
+                    return (self.back_off(resume, failure, None, now), None);
+                }
+                (self.begin(resume), None)
+            }
+            (state, outcome) => {
+                // Unreachable by construction; recover by relisting rather than panicking.
+                tracing::error!(?state, ?outcome, "reflector: unexpected outcome; relisting");
+                (self.start(), Some(Effect::Discard))
+            }
+        }
+    }
+
+    fn fail(&mut self, state: State, failure: Failure, now: Instant) -> (State, Option<Effect>) {
+        let streaming_attempt =
+            matches!(state, State::StreamInitial { .. } | State::StreamingInitial);
+        if streaming_attempt && failure.kind == FailureKind::Rejected {
+            self.refuse_streaming(&failure.message);
+            return (self.start(), Some(Effect::Discard));
+        }
+        let discard = matches!(
+            state,
+            State::List { .. } | State::StreamInitial { .. } | State::StreamingInitial
+        )
+        .then_some(Effect::Discard);
+        if failure.kind == FailureKind::Expired {
+            tracing::info!(%failure, "resourceVersion expired; relisting");
+            self.last_rv_unavailable = true;
+            self.expired_in_a_row += 1;
+            if self.expired_in_a_row == 1 {
+                return (self.start(), discard);
+            }
+            let relist = self.relist_state();
+            return (
+                self.back_off(relist, failure.to_string(), None, now),
+                discard,
+            );
+        }
+        let retry = match state {
+            State::OpenWatch { .. } | State::Watching => State::OpenWatch {
+                resource_version: self.last_rv.clone(),
+            },
+            _ => self.relist_state(),
+        };
+        if failure.kind == FailureKind::Forbidden {
+            tracing::warn!(%failure, "forbidden; retrying slowly");
+            self.status = ReflectorState::Forbidden {
+                message: failure.message,
+            };
+            let delay = self.backoff.slowest(now, &mut self.rng);
+            return (
+                State::BackOff {
+                    delay,
+                    then: Box::new(retry),
+                },
+                discard,
+            );
+        }
+        tracing::debug!(%failure, "request failed; backing off");
+        let retry_after = failure.retry_after;
+        (
+            self.back_off(retry, failure.to_string(), retry_after, now),
+            discard,
+        )
+    }
+
+    /// The list (or streaming list) that starts over, without counting it yet.
+    fn relist_state(&self) -> State {
+        let resource_version =
+            relist_resource_version(&self.last_rv, self.last_rv_unavailable).to_owned();
+        if self.streaming {
+            State::StreamInitial { resource_version }
+        } else {
+            State::List {
+                resource_version,
+                continue_token: None,
+            }
+        }
+    }
+
+    fn back_off(
+        &mut self,
+        then: State,
+        error: String,
+        server_delay: Option<Duration>,
+        now: Instant,
+    ) -> State {
+        let delay = self.backoff.next_at_least(now, &mut self.rng, server_delay);
+        if !matches!(self.status, ReflectorState::Forbidden { .. }) {
+            self.status = ReflectorState::BackingOff {
+                error,
+                retry_in: delay,
+            };
+        }
+        State::BackOff {
+            delay,
+            then: Box::new(then),
+        }
+    }
+
+    fn succeeded(&mut self, status: ReflectorState) {
+        self.status = status;
+        self.expired_in_a_row = 0;
+    }
+
+    fn synced_at(&mut self, resource_version: &str) {
+        self.synced = true;
+        self.last_rv = resource_version.to_owned();
+        self.last_rv_unavailable = false;
+    }
+
+    fn watch_opened(&mut self, now: Instant) {
+        self.watches += 1;
+        self.watch_opened_at = Some(now);
+        self.watch_events = 0;
+    }
+
+    fn is_very_short_watch(&self, now: Instant) -> bool {
+        self.watch_events == 0
+            && self
+                .watch_opened_at
+                .is_some_and(|at| now.saturating_duration_since(at) < VERY_SHORT_WATCH)
+    }
+
+    fn refuse_streaming(&mut self, why: &str) {
+        tracing::warn!(
+            reason = why,
+            "streaming lists refused; falling back to list+watch"
+        );
+        self.streaming = false;
+        self.streaming_refused = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::list_watch::Request;
+
+    fn machine(streaming: bool) -> Machine {
+        Machine::new(streaming, StdRng::seed_from_u64(42))
+    }
+
+    fn failure(kind: FailureKind, code: u16, retry_after: Option<Duration>) -> Outcome {
+        Outcome::Failed(Failure {
+            request: Request::Watch,
+            kind,
+            code: Some(code),
+            message: format!("HTTP {code}"),
+            retry_after,
+        })
+    }
+
+    fn page(rv: &str, continue_token: Option<&str>) -> Outcome {
+        Outcome::Page {
+            resource_version: rv.into(),
+            continue_token: continue_token.map(Into::into),
+        }
+    }
+
+    fn event(rv: &str) -> Outcome {
+        Outcome::Event {
+            resource_version: rv.into(),
+        }
+    }
+
+    fn list(rv: &str) -> State {
+        State::List {
+            resource_version: rv.into(),
+            continue_token: None,
+        }
+    }
+
+    fn open_watch(rv: &str) -> State {
+        State::OpenWatch {
+            resource_version: rv.into(),
+        }
+    }
+
+    /// Lists one page at `rv` and opens the watch: the machine is then `Watching`.
+    fn synced(m: &mut Machine, rv: &str, now: Instant) -> State {
+        let state = m.start();
+        let (state, _) = m.step(state, page(rv, None), now);
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        assert_eq!(state, State::Watching);
+        state
+    }
+
+    #[test]
+    fn should_choose_the_relist_resource_version_like_client_go() {
+        assert_eq!(relist_resource_version("", false), "0");
+        assert_eq!(relist_resource_version("123", false), "123");
+        assert_eq!(relist_resource_version("123", true), "");
+        assert_eq!(relist_resource_version("", true), "");
+    }
+
+    #[test]
+    fn should_randomise_watch_timeouts_between_min_and_twice_min() {
+        let min = Duration::from_secs(300);
+        assert_eq!(watch_timeout(min, 0.0), min);
+        assert_eq!(watch_timeout(min, 0.999), Duration::from_secs(599));
+        let mut m = machine(false);
+        let timeouts: Vec<_> = (0..50).map(|_| m.watch_timeout(min)).collect();
+        assert!(
+            timeouts.iter().all(|t| *t >= min && *t < 2 * min),
+            "{timeouts:?}"
+        );
+        assert!(timeouts.iter().any(|t| *t != timeouts[0]));
+    }
+
+    #[test]
+    fn should_replace_once_after_the_last_page_then_watch_from_its_version() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = m.start();
+        assert_eq!(state, list("0"));
+        assert_eq!((m.lists, m.status.clone()), (1, ReflectorState::Listing));
+        let (state, effect) = m.step(state, page("10", Some("c1")), now);
+        assert_eq!(effect, None);
+        assert_eq!(
+            state,
+            State::List {
+                resource_version: "0".into(),
+                continue_token: Some("c1".into())
+            }
+        );
+        assert!(!m.synced);
+        let (state, effect) = m.step(state, page("10", None), now);
+        assert_eq!(
+            effect,
+            Some(Effect::Replace {
+                resource_version: "10".into()
+            })
+        );
+        assert_eq!(state, open_watch("10"));
+        assert!(m.synced);
+        assert_eq!(m.status, ReflectorState::Watching);
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        assert_eq!(
+            (state, m.watches, m.lists, m.relists),
+            (State::Watching, 1, 1, 0)
+        );
+    }
+
+    #[test]
+    fn should_resume_from_the_last_event_or_bookmark_without_relisting() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = synced(&mut m, "10", now);
+        let (state, _) = m.step(state, event("11"), now);
+        let (state, _) = m.step(
+            state,
+            Outcome::Bookmark {
+                resource_version: "15".into(),
+                initial_events_end: false,
+            },
+            now,
+        );
+        assert_eq!(m.last_rv, "15");
+        let (state, effect) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(300));
+        assert_eq!((state, effect), (open_watch("15"), None));
+        assert_eq!((m.lists, m.relists), (1, 0));
+    }
+
+    #[test]
+    fn should_relist_from_scratch_after_gone_in_a_watch() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = synced(&mut m, "10", now);
+        let (state, effect) = m.step(state, failure(FailureKind::Expired, 410, None), now);
+        assert_eq!((state.clone(), effect), (list(""), None));
+        assert_eq!((m.lists, m.relists), (2, 1));
+        let (state, effect) = m.step(state, page("40", None), now);
+        assert_eq!(
+            effect,
+            Some(Effect::Replace {
+                resource_version: "40".into()
+            })
+        );
+        assert!(!m.last_rv_unavailable);
+        assert_eq!(state, open_watch("40"));
+    }
+
+    #[test]
+    fn should_restart_the_list_when_its_continue_token_expires() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = m.start();
+        let (state, _) = m.step(state, page("10", Some("c1")), now);
+        let (state, effect) = m.step(state, failure(FailureKind::Expired, 410, None), now);
+        assert_eq!((state, effect), (list(""), Some(Effect::Discard)));
+        assert_eq!(m.lists, 2);
+    }
+
+    #[test]
+    fn should_back_off_on_a_second_expiry_in_a_row() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = m.start();
+        let (state, _) = m.step(state, failure(FailureKind::Expired, 410, None), now);
+        let (state, _) = m.step(state, failure(FailureKind::Expired, 410, None), now);
+        let State::BackOff { then, .. } = state else {
+            panic!("expected a backoff, got {state:?}")
+        };
+        assert_eq!(*then, list(""));
+    }
+
+    #[test]
+    fn should_honour_a_longer_retry_after() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = m.start();
+        let asked = Duration::from_secs(5);
+        let (state, _) = m.step(
+            state,
+            failure(FailureKind::TooManyRequests, 429, Some(asked)),
+            now,
+        );
+        let State::BackOff { delay, then } = state else {
+            panic!("expected a backoff, got {state:?}")
+        };
+        assert_eq!(delay, asked);
+        assert!(
+            matches!(m.status, ReflectorState::BackingOff { retry_in, .. } if retry_in == asked)
+        );
+        let (state, _) = m.step(State::BackOff { delay, then }, Outcome::Slept, now + asked);
+        assert_eq!(state, list("0"));
+        assert_eq!(m.lists, 2);
+    }
+
+    #[test]
+    fn should_retry_a_broken_watch_from_the_last_version_after_backoff() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = synced(&mut m, "10", now);
+        let (state, _) = m.step(state, event("12"), now);
+        let (state, _) = m.step(state, failure(FailureKind::Transient, 500, None), now);
+        let State::BackOff { delay, then } = state else {
+            panic!("expected a backoff, got {state:?}")
+        };
+        assert!(
+            delay >= crate::backoff::INITIAL_DELAY && delay < 2 * crate::backoff::INITIAL_DELAY
+        );
+        assert_eq!(*then, open_watch("12"));
+    }
+
+    #[test]
+    fn should_report_forbidden_once_and_retry_slowly_until_allowed() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let mut state = m.start();
+        for attempt in 0..3 {
+            let (next, _) = m.step(state, failure(FailureKind::Forbidden, 403, None), now);
+            let State::BackOff { delay, then } = next else {
+                panic!("expected a backoff, got {next:?}")
+            };
+            assert!(
+                delay >= crate::backoff::MAX_DELAY,
+                "attempt {attempt}: {delay:?} is a hot loop"
+            );
+            assert!(matches!(m.status, ReflectorState::Forbidden { .. }));
+            (state, _) = m.step(State::BackOff { delay, then }, Outcome::Slept, now);
+            assert!(
+                matches!(m.status, ReflectorState::Forbidden { .. }),
+                "retry attempt must not flap"
+            );
+        }
+        let (_, effect) = m.step(state, page("3", None), now);
+        assert!(effect.is_some());
+        assert_eq!(m.status, ReflectorState::Watching);
+    }
+
+    #[test]
+    fn should_back_off_when_a_watch_ends_at_once_without_events() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = synced(&mut m, "10", now);
+        let (state, _) = m.step(state, Outcome::WatchEnded, now + Duration::from_millis(10));
+        assert!(matches!(state, State::BackOff { .. }), "{state:?}");
+    }
+
+    #[test]
+    fn should_replace_at_initial_events_end_of_a_streaming_list() {
+        let now = Instant::now();
+        let mut m = machine(true);
+        let state = m.start();
+        assert_eq!(
+            state,
+            State::StreamInitial {
+                resource_version: "0".into()
+            }
+        );
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        assert_eq!(state, State::StreamingInitial);
+        let (state, _) = m.step(state, event("5"), now);
+        let (state, effect) = m.step(
+            state,
+            Outcome::Bookmark {
+                resource_version: "9".into(),
+                initial_events_end: false,
+            },
+            now,
+        );
+        assert_eq!(
+            (state.clone(), effect, m.synced),
+            (State::StreamingInitial, None, false)
+        );
+        let (state, effect) = m.step(
+            state,
+            Outcome::Bookmark {
+                resource_version: "9".into(),
+                initial_events_end: true,
+            },
+            now,
+        );
+        assert_eq!(
+            effect,
+            Some(Effect::Replace {
+                resource_version: "9".into()
+            })
+        );
+        assert_eq!(state, State::Watching);
+        assert!(m.synced);
+        assert_eq!((m.lists, m.watches, m.last_rv.as_str()), (1, 1, "9"));
+        let (state, _) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(400));
+        assert_eq!(state, open_watch("9"));
+    }
+
+    #[test]
+    fn should_fall_back_to_list_watch_when_streaming_is_refused() {
+        let now = Instant::now();
+        let mut m = machine(true);
+        let state = m.start();
+        let (state, effect) = m.step(state, failure(FailureKind::Rejected, 422, None), now);
+        assert_eq!((state, effect), (list("0"), Some(Effect::Discard)));
+        assert!(m.streaming_refused && !m.streaming);
+        assert_eq!(m.lists, 2);
+    }
+
+    #[test]
+    fn should_fall_back_when_initial_events_never_end() {
+        let now = Instant::now();
+        let mut m = machine(true);
+        let state = m.start();
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        let (state, _) = m.step(state, event("5"), now);
+        let (state, effect) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(600));
+        assert_eq!((state, effect), (list("0"), Some(Effect::Discard)));
+        assert!(m.streaming_refused);
+    }
+
+    #[test]
+    fn should_keep_streaming_after_a_transient_failure() {
+        let now = Instant::now();
+        let mut m = machine(true);
+        let state = m.start();
+        let (state, _) = m.step(state, failure(FailureKind::Transient, 503, None), now);
+        let State::BackOff { then, .. } = state else {
+            panic!("expected a backoff, got {state:?}")
+        };
+        assert_eq!(
+            *then,
+            State::StreamInitial {
+                resource_version: "0".into()
+            }
+        );
+        assert!(!m.streaming_refused);
+    }
+
+    #[test]
+    fn should_reset_backoff_after_two_healthy_minutes() {
+        let mut m = machine(false);
+        let mut now = Instant::now();
+        let mut state = synced(&mut m, "10", now);
+        let mut delays = Vec::new();
+        for _ in 0..4 {
+            let (next, _) = m.step(state, failure(FailureKind::Transient, 500, None), now);
+            let State::BackOff { delay, then } = next else {
+                panic!("expected a backoff, got {next:?}")
+            };
+            delays.push(delay);
+            now += delay;
+            (state, _) = m.step(State::BackOff { delay, then }, Outcome::Slept, now);
+            (state, _) = m.step(state, Outcome::WatchOpened, now);
+        }
+        assert!(delays[3] >= Duration::from_secs_f64(6.4), "{delays:?}");
+        now += crate::backoff::RESET_AFTER;
+        let (next, _) = m.step(state, failure(FailureKind::Transient, 500, None), now);
+        let State::BackOff { delay, .. } = next else {
+            panic!("expected a backoff, got {next:?}")
+        };
+        assert!(
+            delay < 2 * crate::backoff::INITIAL_DELAY,
+            "not reset: {delay:?}"
+        );
+    }
+}

@@ -1,0 +1,427 @@
+//! The reflector against the embedded API server (`panoptes-sim`) over real HTTPS with an
+//! unmodified `kube::Client`: pagination, watch order, resume, relist, faults, streaming lists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ApiResource, DynamicObject};
+use panoptes_actors::ids::ClusterId;
+use panoptes_actors::reflector::{
+    GetReflectorReport, Reflector, ReflectorBatch, ReflectorConfig, ReflectorDelta,
+    ReflectorReport, ReflectorState, StopReflector,
+};
+use panoptes_sim::store::WriteOptions;
+use panoptes_sim::{Sim, SimCluster, SimOptions};
+use parking_lot::Mutex;
+
+/// Records every batch and report it receives.
+struct Recorder<K: 'static> {
+    batches: Arc<Mutex<Vec<Vec<ReflectorDelta<K>>>>>,
+    reports: Arc<Mutex<Vec<ReflectorReport>>>,
+}
+
+impl<K: Unpin + 'static> Actor for Recorder<K> {
+    type Context = Context<Self>;
+}
+
+impl<K: Unpin + 'static> Handler<ReflectorBatch<K>> for Recorder<K> {
+    type Result = ();
+    fn handle(&mut self, msg: ReflectorBatch<K>, _: &mut Context<Self>) {
+        self.batches.lock().push(msg.deltas);
+    }
+}
+
+impl<K: Unpin + 'static> Handler<ReflectorReport> for Recorder<K> {
+    type Result = ();
+    fn handle(&mut self, msg: ReflectorReport, _: &mut Context<Self>) {
+        self.reports.lock().push(msg);
+    }
+}
+
+/// A started reflector with what it delivered so far.
+struct Running<
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+> {
+    reflector: Addr<Reflector<K>>,
+    batches: Arc<Mutex<Vec<Vec<ReflectorDelta<K>>>>>,
+    reports: Arc<Mutex<Vec<ReflectorReport>>>,
+}
+
+impl<K> Running<K>
+where
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + Unpin
+        + 'static,
+    K::DynamicType: Clone + Send + Sync,
+{
+    fn start(api: kube::Api<K>, config: ReflectorConfig) -> Self {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let recorder = Recorder {
+            batches: batches.clone(),
+            reports: reports.clone(),
+        }
+        .start();
+        let reflector = Reflector::new(
+            ClusterId::from("sim-1"),
+            "v1/pods".to_owned(),
+            api,
+            config,
+            recorder.clone().recipient(),
+            Some(recorder.recipient()),
+        )
+        .start();
+        Self {
+            reflector,
+            batches,
+            reports,
+        }
+    }
+
+    /// Every delta so far, flattened.
+    fn deltas(&self) -> Vec<ReflectorDelta<K>> {
+        self.batches.lock().iter().flatten().cloned().collect()
+    }
+
+    fn replaces(&self) -> Vec<(usize, String)> {
+        self.deltas()
+            .iter()
+            .filter_map(|d| match d {
+                ReflectorDelta::Replace {
+                    objects,
+                    resource_version,
+                } => Some((objects.len(), resource_version.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `Added name` / `Modified name` / `Deleted name` for each watch delta, in order.
+    fn watch_deltas(&self) -> Vec<String> {
+        let name = |o: &K| o.meta().name.clone().unwrap_or_default();
+        self.deltas()
+            .iter()
+            .filter_map(|d| match d {
+                ReflectorDelta::Added(o) => Some(format!("Added {}", name(o))),
+                ReflectorDelta::Modified(o) => Some(format!("Modified {}", name(o))),
+                ReflectorDelta::Deleted(o) => Some(format!("Deleted {}", name(o))),
+                ReflectorDelta::Replace { .. } => None,
+            })
+            .collect()
+    }
+
+    fn saw_report(&self, check: impl Fn(&ReflectorReport) -> bool) -> bool {
+        self.reports.lock().iter().any(check)
+    }
+}
+
+async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn sim() -> Sim {
+    Sim::start(SimOptions::default()).expect("sim starts")
+}
+
+async fn client(cluster: &SimCluster) -> kube::Client {
+    kube::Client::try_from(config(cluster).await).expect("client builds")
+}
+
+async fn config(cluster: &SimCluster) -> kube::Config {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_yaml())
+        .expect("sim kubeconfig parses");
+    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .expect("sim kubeconfig is usable")
+}
+
+/// Creates a pod named `name` in `default` through the store (not through the reflector's
+/// connection).
+fn create_pod(cluster: &SimCluster, name: &str) {
+    let store = cluster.store();
+    let pods = store.builtin("", "pods");
+    let pod = panoptes_sim::pods::realistic_pod("default", name, 0);
+    store
+        .create(&pods, Some("default"), pod, &WriteOptions::default())
+        .expect("pod created");
+}
+
+/// Advances the cluster's resourceVersion without touching pods.
+fn touch_configmap(cluster: &SimCluster, name: &str) -> u64 {
+    let store = cluster.store();
+    let configmaps = store.builtin("", "configmaps");
+    let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}});
+    store
+        .create(&configmaps, Some("default"), cm, &WriteOptions::default())
+        .expect("configmap created");
+    store.resource_version()
+}
+
+#[actix_rt::test]
+async fn should_list_1200_pods_as_one_replace_then_deliver_watch_events_in_order() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 1200);
+    let running = Running::start(
+        kube::Api::<Pod>::all(client(cluster).await),
+        ReflectorConfig::default(),
+    );
+
+    eventually("the initial Replace", WAIT, || {
+        !running.replaces().is_empty()
+    })
+    .await;
+    assert_eq!(running.replaces()[0].0, 1200);
+    assert_eq!(
+        cluster.counters().lists("pods"),
+        3,
+        "1200 pods in pages of 500"
+    );
+    eventually("the watch", WAIT, || {
+        cluster.counters().open_watches("pods") == 1
+    })
+    .await;
+    for name in ["w-1", "w-2", "w-3"] {
+        create_pod(cluster, name);
+    }
+    eventually("three watch events", WAIT, || {
+        running.watch_deltas().len() == 3
+    })
+    .await;
+    assert_eq!(
+        running.watch_deltas(),
+        ["Added w-1", "Added w-2", "Added w-3"]
+    );
+    eventually("a synced report", WAIT, || {
+        running.saw_report(|r| r.synced && r.state == ReflectorState::Watching)
+    })
+    .await;
+    running.reflector.do_send(StopReflector);
+    eventually("the watch closed", WAIT, || {
+        cluster.counters().open_watches("pods") == 0
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn should_resume_a_dropped_watch_without_relisting() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 10);
+    let running = Running::start(
+        kube::Api::<Pod>::all(client(cluster).await),
+        ReflectorConfig::default(),
+    );
+    eventually("the watch", WAIT, || {
+        cluster.counters().open_watches("pods") == 1
+    })
+    .await;
+    let lists = cluster.counters().lists("pods");
+
+    cluster.faults().drop_watches();
+    create_pod(cluster, "after-drop");
+    eventually("the event after the drop", WAIT, || {
+        running.watch_deltas() == ["Added after-drop"]
+    })
+    .await;
+    assert_eq!(
+        cluster.counters().lists("pods"),
+        lists,
+        "a dropped watch must not relist"
+    );
+    assert!(cluster.counters().watches("pods") >= 2);
+    assert_eq!(running.replaces().len(), 1);
+}
+
+#[actix_rt::test]
+async fn should_relist_when_the_resume_version_is_compacted() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 10);
+    let running = Running::start(
+        kube::Api::<Pod>::all(client(cluster).await),
+        ReflectorConfig::default(),
+    );
+    eventually("the watch", WAIT, || {
+        cluster.counters().open_watches("pods") == 1
+    })
+    .await;
+
+    // The pod watch does not see a configmap, so its last version falls behind; compaction
+    // then makes it unusable.
+    touch_configmap(cluster, "moves-the-revision");
+    cluster.faults().compact();
+    cluster.faults().drop_watches();
+    eventually("a second Replace", WAIT, || running.replaces().len() == 2).await;
+    assert_eq!(running.replaces()[1].0, 10);
+    eventually("a relist report", WAIT, || {
+        running.saw_report(|r| r.relists == 1)
+    })
+    .await;
+    create_pod(cluster, "after-relist");
+    eventually("the watch after the relist", WAIT, || {
+        running.watch_deltas() == ["Added after-relist"]
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn should_retry_a_429_after_retry_after() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 5);
+    // kube's default client retries 429 itself (honouring Retry-After); switch that off so
+    // the reflector's own handling is what runs.
+    let mut config = config(cluster).await;
+    config.default_retry = false;
+    let client = kube::Client::try_from(config).expect("client builds");
+    cluster.faults().fail_next(1, 429);
+    let started = tokio::time::Instant::now();
+    let running = Running::start(kube::Api::<Pod>::all(client), ReflectorConfig::default());
+    eventually("the Replace", WAIT, || !running.replaces().is_empty()).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 ignored ({:?})",
+        started.elapsed()
+    );
+    let reports = running.reports.lock().clone();
+    assert!(
+        reports.iter().any(|r| matches!(r.state, ReflectorState::BackingOff { retry_in, .. } if retry_in >= Duration::from_secs(1))),
+        "{reports:#?}"
+    );
+}
+
+#[actix_rt::test]
+async fn should_report_forbidden_and_not_hot_loop() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    cluster.faults().forbid("pods");
+    let running = Running::start(
+        kube::Api::<Pod>::all(client(cluster).await),
+        ReflectorConfig::default(),
+    );
+    eventually("a Forbidden report", WAIT, || {
+        running.saw_report(|r| matches!(r.state, ReflectorState::Forbidden { .. }))
+    })
+    .await;
+    let requests = cluster.counters().requests();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        cluster.counters().requests() <= requests + 1,
+        "forbidden resource retried within 2 s"
+    );
+    let forbidden = running
+        .reports
+        .lock()
+        .iter()
+        .filter(|r| matches!(r.state, ReflectorState::Forbidden { .. }))
+        .count();
+    assert_eq!(forbidden, 1, "Forbidden reported more than once");
+}
+
+#[actix_rt::test]
+async fn should_sync_from_a_streaming_list() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 700);
+    let config = ReflectorConfig {
+        streaming_lists: true,
+        ..ReflectorConfig::default()
+    };
+    let running = Running::start(kube::Api::<Pod>::all(client(cluster).await), config);
+    eventually("the Replace", WAIT, || !running.replaces().is_empty()).await;
+    assert_eq!(running.replaces()[0].0, 700);
+    assert_eq!(
+        cluster.counters().lists("pods"),
+        0,
+        "a streaming list makes no LIST request"
+    );
+    create_pod(cluster, "streamed");
+    eventually("the event", WAIT, || {
+        running.watch_deltas() == ["Added streamed"]
+    })
+    .await;
+    assert!(!running.saw_report(|r| r.streaming_refused));
+}
+
+#[actix_rt::test]
+async fn should_fall_back_to_list_watch_when_streaming_is_refused() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 30);
+    cluster.faults().refuse_watch_list(true);
+    let config = ReflectorConfig {
+        streaming_lists: true,
+        ..ReflectorConfig::default()
+    };
+    let running = Running::start(kube::Api::<Pod>::all(client(cluster).await), config);
+    eventually("the Replace", WAIT, || !running.replaces().is_empty()).await;
+    assert_eq!(running.replaces()[0].0, 30);
+    assert!(cluster.counters().lists("pods") >= 1);
+    eventually("the fallback report", WAIT, || {
+        running.saw_report(|r| r.streaming_refused)
+    })
+    .await;
+}
+
+#[actix_rt::test]
+async fn should_advance_the_resume_version_on_bookmarks() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 3);
+    let running = Running::start(
+        kube::Api::<Pod>::all(client(cluster).await),
+        ReflectorConfig::default(),
+    );
+    eventually("the watch", WAIT, || {
+        cluster.counters().open_watches("pods") == 1
+    })
+    .await;
+    let revision = touch_configmap(cluster, "bookmark-me");
+    cluster.store().send_bookmarks_now();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let report = running
+            .reflector
+            .send(GetReflectorReport)
+            .await
+            .expect("reflector alive");
+        if report.last_resource_version.as_deref() == Some(revision.to_string().as_str()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bookmark not seen: {report:?}, revision {revision}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn should_reflect_dynamic_objects() {
+    let sim = sim();
+    let cluster = sim.cluster(0);
+    panoptes_sim::pods::seed(&cluster.store(), "default", 600);
+    let resource = ApiResource::erase::<Pod>(&());
+    let api =
+        kube::Api::<DynamicObject>::namespaced_with(client(cluster).await, "default", &resource);
+    let running = Running::start(api, ReflectorConfig::default());
+    eventually("the Replace", WAIT, || !running.replaces().is_empty()).await;
+    assert_eq!(running.replaces()[0].0, 600);
+}

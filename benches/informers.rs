@@ -1,0 +1,250 @@
+//! Panoptes against kube-runtime and a decode-only baseline, side by side in one run
+//! (`harness = false`; not part of `cargo nextest run`):
+//!
+//! ```text
+//! cargo bench --bench informers -- --quick     # small sizes, seconds (CI)
+//! cargo bench --bench informers -- --full      # the goal sizes; writes benches/RESULTS.md
+//! cargo bench --bench informers -- --full --only P1,P3 --no-pin --out /tmp/r.md
+//! ```
+//!
+//! The API server (`panoptes-sim`) runs in a separate process, this binary re-started as
+//! `__serve` (see `informers/server_process.rs`); with 2+ CPUs and `taskset` present the
+//! server is pinned to CPU 1 and this process (client, every contender) to CPU 0. Rows P1–P6
+//! are the goals of the benchmark issue; each row's module says what it measures and how.
+
+#[path = "informers/contenders.rs"]
+mod contenders;
+#[path = "informers/counting_alloc.rs"]
+mod counting_alloc;
+#[path = "informers/p1_initial_sync.rs"]
+mod p1_initial_sync;
+#[path = "informers/p2_steady_updates.rs"]
+mod p2_steady_updates;
+#[path = "informers/p3_heap_per_pod.rs"]
+mod p3_heap_per_pod;
+#[path = "informers/p4_shared_requests.rs"]
+mod p4_shared_requests;
+#[path = "informers/p5_many_clusters.rs"]
+mod p5_many_clusters;
+#[path = "informers/p6_lister_vs_direct.rs"]
+mod p6_lister_vs_direct;
+#[path = "../examples/pods_api/app.rs"]
+mod pods_api_app;
+#[path = "../examples/pods_api/load.rs"]
+mod pods_api_load;
+#[path = "informers/report.rs"]
+mod report;
+#[path = "informers/server_process.rs"]
+mod server_process;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+#[global_allocator]
+static ALLOC: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
+
+/// The sizes of one mode.
+#[derive(Debug, Clone)]
+pub struct Sizes {
+    pub name: &'static str,
+    pub p1_pods: usize,
+    pub p1_rounds: usize,
+    pub p2_pods: usize,
+    pub p2_writes: u64,
+    pub p2_latency_rate: f64,
+    pub p2_latency_writes: u64,
+    pub p3_pods: usize,
+    pub p4_pods: usize,
+    pub p4_requests: usize,
+    pub p5_pods: usize,
+    pub p5_steps: Vec<usize>,
+    pub p6_pods: usize,
+    pub p6_seconds: f64,
+    pub p6_connections: usize,
+}
+
+impl Sizes {
+    fn quick() -> Self {
+        Sizes {
+            name: "quick",
+            p1_pods: 2_000,
+            p1_rounds: 1,
+            p2_pods: 500,
+            p2_writes: 2_000,
+            p2_latency_rate: 5_000.0,
+            p2_latency_writes: 2_500,
+            p3_pods: 1_000,
+            p4_pods: 300,
+            p4_requests: 10,
+            p5_pods: 200,
+            p5_steps: vec![1, 2, 4],
+            p6_pods: 500,
+            p6_seconds: 1.0,
+            p6_connections: 4,
+        }
+    }
+
+    fn full() -> Self {
+        Sizes {
+            name: "full",
+            p1_pods: 100_000,
+            p1_rounds: 2,
+            p2_pods: 5_000,
+            p2_writes: 30_000,
+            p2_latency_rate: 5_000.0,
+            p2_latency_writes: 30_000,
+            p3_pods: 20_000,
+            p4_pods: 300,
+            p4_requests: 10,
+            p5_pods: 2_000,
+            p5_steps: vec![1, 10, 50],
+            p6_pods: 5_000,
+            p6_seconds: 10.0,
+            p6_connections: 8,
+        }
+    }
+}
+
+struct Options {
+    sizes: Sizes,
+    only: Option<Vec<String>>,
+    pin: bool,
+    out: PathBuf,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut sizes = None;
+    let mut only = None;
+    let mut pin = true;
+    let mut out = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--quick" => sizes = Some(Sizes::quick()),
+            "--full" => sizes = Some(Sizes::full()),
+            "--no-pin" => pin = false,
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            "--only" => {
+                i += 1;
+                let rows = args.get(i).context("--only needs rows, e.g. P1,P3")?;
+                only = Some(rows.split(',').map(|r| r.trim().to_uppercase()).collect());
+            }
+            "--out" => {
+                i += 1;
+                out = Some(PathBuf::from(args.get(i).context("--out needs a path")?));
+            }
+            other => bail!(
+                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH]"
+            ),
+        }
+        i += 1;
+    }
+    let sizes = sizes.context("choose a mode: --quick (CI, seconds) or --full (goal sizes)")?;
+    let out = out.unwrap_or_else(|| {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        match sizes.name {
+            "full" => manifest.join("benches/RESULTS.md"),
+            _ => manifest.join("target/informers-quick.md"),
+        }
+    });
+    let pin = pin
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset").arg("-V").output().is_ok();
+    Ok(Options {
+        sizes,
+        only,
+        pin,
+        out,
+    })
+}
+
+/// Pins every thread of this process (and those it starts later) to the client CPU.
+fn pin_self() -> anyhow::Result<()> {
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", &server_process::CLIENT_CPU.to_string()])
+        .arg(std::process::id().to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running taskset")?;
+    anyhow::ensure!(status.success(), "taskset could not pin the client");
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("__serve") {
+        return server_process::serve(&args[2..]);
+    }
+    let options = options()?;
+    if options.pin {
+        pin_self()?;
+    }
+    let started = Instant::now();
+    let sizes = options.sizes.clone();
+    let wanted = |row: &str| {
+        options
+            .only
+            .as_ref()
+            .is_none_or(|rows| rows.iter().any(|r| r == row))
+    };
+    let lines = actix_rt::System::new().block_on(async {
+        let mut lines = Vec::new();
+        let mut failures = Vec::new();
+        macro_rules! row {
+            ($id:literal, $module:ident) => {
+                if wanted($id) {
+                    let began = Instant::now();
+                    if let Err(error) = $module::run(&sizes, options.pin, &mut lines).await {
+                        eprintln!("{} failed: {error:#}", $id);
+                        failures.push(format!("{}: {error:#}", $id));
+                    }
+                    eprintln!("{} done in {:.1} s", $id, began.elapsed().as_secs_f64());
+                }
+            };
+        }
+        row!("P1", p1_initial_sync);
+        row!("P2", p2_steady_updates);
+        row!("P3", p3_heap_per_pod);
+        row!("P4", p4_shared_requests);
+        row!("P5", p5_many_clusters);
+        row!("P6", p6_lister_vs_direct);
+        (lines, failures)
+    });
+    let (lines, failures) = lines;
+    let table = report::table(&lines);
+    println!("\n{table}");
+    let cpu = if options.pin {
+        format!(
+            "Server process pinned to CPU {} and this client process to CPU {} with `taskset`.",
+            server_process::SERVER_CPU,
+            server_process::CLIENT_CPU
+        )
+    } else {
+        "No CPU pinning (server and client share every CPU).".to_string()
+    };
+    let header = format!(
+        "# Informer benchmarks ({} mode)\n\n`cargo bench --bench informers -- --{}` — {:.0} s in all. {cpu}",
+        sizes.name,
+        sizes.name,
+        started.elapsed().as_secs_f64()
+    );
+    let mut notes = String::new();
+    if !failures.is_empty() {
+        notes.push_str("\n## Rows that failed\n\n");
+        for failure in &failures {
+            notes.push_str(&format!("- {failure}\n"));
+        }
+    }
+    report::write(&options.out, &header, &lines, &notes)
+        .with_context(|| format!("writing {}", options.out.display()))?;
+    println!("written to {}", options.out.display());
+    if !failures.is_empty() {
+        bail!("{} row(s) failed to run", failures.len());
+    }
+    Ok(())
+}

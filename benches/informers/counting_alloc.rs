@@ -1,0 +1,70 @@
+//! A counting `#[global_allocator]`: the system allocator plus two relaxed atomics (bytes
+//! live, allocations live), so P3 can state exactly what a cached pod costs on the heap
+//! instead of guessing from RSS, which also counts freed-but-kept pages and fragmentation.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+
+pub struct CountingAlloc;
+
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+static LIVE_ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
+
+/// The heap as the program sees it: requested bytes and blocks not yet freed.
+#[derive(Debug, Clone, Copy)]
+pub struct HeapSnapshot {
+    pub bytes: i64,
+    pub allocations: i64,
+}
+
+impl HeapSnapshot {
+    pub fn now() -> Self {
+        Self {
+            bytes: LIVE_BYTES.load(Ordering::Relaxed),
+            allocations: LIVE_ALLOCATIONS.load(Ordering::Relaxed),
+        }
+    }
+
+    /// What was allocated and is still live since `earlier`.
+    pub fn since(self, earlier: HeapSnapshot) -> HeapSnapshot {
+        HeapSnapshot {
+            bytes: self.bytes - earlier.bytes,
+            allocations: self.allocations - earlier.allocations,
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; the counters only observe.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            LIVE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+            LIVE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        LIVE_ALLOCATIONS.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = unsafe { System.realloc(ptr, layout, new_size) };
+        if !new.is_null() {
+            LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        new
+    }
+}

@@ -1,0 +1,90 @@
+//! P1: time from start to a synced cache of N realistic pods (managedFields as sim makes
+//! them), Panoptes against kube-runtime's watcher + reflector store and against fetching and
+//! decoding the same pages without caching. Each contender runs `rounds` times, alternating;
+//! the best time of each counts (the least disturbed by the other tenants of the machine).
+
+use std::time::Duration;
+
+use anyhow::ensure;
+
+use crate::Sizes;
+use crate::contenders::{KubeRuntimePods, PanoptesPods, client, fetch_and_decode};
+use crate::report::Line;
+use crate::server_process::ServerProcess;
+
+pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
+    let pods = sizes.p1_pods;
+    let server = ServerProcess::spawn(1, pods, pin)?;
+    let client = client(server.kubeconfig(), "sim-1").await?;
+    // Warm-up: TLS session, server-side JSON caches, allocator arenas.
+    let (decoded, _) = fetch_and_decode(&client).await?;
+    ensure!(
+        decoded == pods,
+        "the server lists {decoded} pods, not {pods}"
+    );
+
+    let (mut ours, mut theirs, mut floor) = (Duration::MAX, Duration::MAX, Duration::MAX);
+    for round in 0..sizes.p1_rounds {
+        let (n, took) = fetch_and_decode(&client).await?;
+        ensure!(n == pods, "decode-only saw {n} pods");
+        floor = floor.min(took);
+
+        let kr = KubeRuntimePods::sync(client.clone(), false, 0).await?;
+        ensure!(
+            kr.reader.len() == pods,
+            "kube-runtime cached {} pods",
+            kr.reader.len()
+        );
+        theirs = theirs.min(kr.synced_after);
+        let kr_took = kr.synced_after;
+        drop(kr);
+
+        let p = PanoptesPods::sync(client.clone(), "sim-1", |_| {}).await?;
+        ensure!(p.cached() == pods, "Panoptes cached {} pods", p.cached());
+        ours = ours.min(p.synced_after);
+        let p_took = p.synced_after;
+        drop(p);
+        eprintln!(
+            "P1 round {round}: decode-only {took:?}, kube-runtime {kr_took:?}, Panoptes {p_took:?}"
+        );
+    }
+    let vs_kube = ours.as_secs_f64() / theirs.as_secs_f64();
+    let vs_floor = ours.as_secs_f64() / floor.as_secs_f64();
+    let result = format!(
+        "Panoptes {:.2} s, kube-runtime {:.2} s, fetch+decode {:.2} s",
+        ours.as_secs_f64(),
+        theirs.as_secs_f64(),
+        floor.as_secs_f64()
+    );
+    lines.push(
+        Line::new(
+            "P1",
+            format!(
+                "initial sync of {pods} pods, time to synced (best of {})",
+                sizes.p1_rounds
+            ),
+        )
+        .result(result)
+        .against(
+            format!("{vs_kube:.2}× kube-runtime"),
+            "≤ 0.8× kube-runtime",
+            vs_kube <= 0.8,
+        ),
+    );
+    lines.push(
+        Line::new(
+            "P1",
+            "… against fetch+decode only (same pages, nothing cached)",
+        )
+        .result(format!(
+            "kube-runtime is {:.2}× fetch+decode",
+            theirs.as_secs_f64() / floor.as_secs_f64()
+        ))
+        .against(
+            format!("{vs_floor:.2}× fetch+decode"),
+            "≤ 1.3× fetch+decode",
+            vs_floor <= 1.3,
+        ),
+    );
+    Ok(())
+}

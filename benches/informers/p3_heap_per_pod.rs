@@ -1,0 +1,140 @@
+//! P3: heap bytes (and live allocations) per cached pod, counted exactly by the counting
+//! global allocator: live heap after a synced cache minus live heap before it, divided by
+//! the pods. The server runs in another process, so nothing of its heap is counted.
+//!
+//! Variants: kube-runtime's default store (managedFields kept), kube-runtime with
+//! managedFields set to `None` by `.modify()` (what Panoptes' default transform does),
+//! Panoptes' default, Panoptes with 10 handler actors that have handled the initial list.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use anyhow::{bail, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use panoptes_actors::{Event, HandlerOptions, handler_actor};
+
+use crate::Sizes;
+use crate::contenders::{KubeRuntimePods, PanoptesPods, client, fetch_and_decode};
+use crate::counting_alloc::HeapSnapshot;
+use crate::report::Line;
+use crate::server_process::ServerProcess;
+
+/// Time for transient buffers (pages, sockets' read buffers, actor mailboxes) to be freed.
+const SETTLE: Duration = Duration::from_millis(500);
+
+struct Idle;
+
+impl Actor for Idle {
+    type Context = Context<Self>;
+}
+
+impl Handler<Event<Pod>> for Idle {
+    type Result = ();
+    fn handle(&mut self, _: Event<Pod>, _: &mut Context<Self>) {}
+}
+
+/// Bytes and allocations per pod held by what `sync` returns.
+async fn per_pod<T, F>(pods: usize, sync: F) -> anyhow::Result<(f64, f64)>
+where
+    F: AsyncFnOnce() -> anyhow::Result<T>,
+{
+    tokio::time::sleep(SETTLE).await;
+    let before = HeapSnapshot::now();
+    let holder = sync().await?;
+    tokio::time::sleep(SETTLE).await;
+    let held = HeapSnapshot::now().since(before);
+    drop(holder);
+    Ok((
+        held.bytes as f64 / pods as f64,
+        held.allocations as f64 / pods as f64,
+    ))
+}
+
+pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
+    let pods = sizes.p3_pods;
+    let server = ServerProcess::spawn(1, pods, pin)?;
+    let client = client(server.kubeconfig(), "sim-1").await?;
+    let (decoded, _) = fetch_and_decode(&client).await?;
+    ensure!(
+        decoded == pods,
+        "the server lists {decoded} pods, not {pods}"
+    );
+
+    let kube_default = per_pod(pods, async || {
+        KubeRuntimePods::sync(client.clone(), false, 0).await
+    })
+    .await?;
+    let kube_stripped = per_pod(pods, async || {
+        KubeRuntimePods::sync(client.clone(), true, 0).await
+    })
+    .await?;
+    let ours = per_pod(pods, async || {
+        PanoptesPods::sync(client.clone(), "sim-1", |_| {}).await
+    })
+    .await?;
+    let ours_handlers = per_pod(pods, async || {
+        let mut ids = Vec::new();
+        let synced = PanoptesPods::sync(client.clone(), "sim-1", |informer| {
+            for _ in 0..10 {
+                ids.push(informer.add_handler(handler_actor(|| Idle), HandlerOptions::default()));
+            }
+        })
+        .await?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !ids.iter().all(|id| synced.informer.handler_has_synced(*id)) {
+            if Instant::now() > deadline {
+                bail!("10 handlers did not handle the initial list in 120 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(synced)
+    })
+    .await?;
+
+    let describe =
+        |(bytes, allocs): (f64, f64)| format!("{:.1} KB, {allocs:.0} allocs", bytes / 1024.0);
+    lines.push(
+        Line::new(
+            "P3",
+            format!(
+                "heap per cached pod ({pods} pods): Panoptes default vs kube-runtime default store"
+            ),
+        )
+        .result(format!(
+            "Panoptes {}; kube-runtime {}",
+            describe(ours),
+            describe(kube_default)
+        ))
+        .against(
+            format!("{:.2}×", ours.0 / kube_default.0),
+            "≤ 0.25×",
+            ours.0 <= 0.25 * kube_default.0,
+        ),
+    );
+    lines.push(
+        Line::new(
+            "P3",
+            "… vs kube-runtime with managedFields stripped the same way",
+        )
+        .result(format!("kube-runtime stripped {}", describe(kube_stripped)))
+        .against(
+            format!("{:.2}×", ours.0 / kube_stripped.0),
+            "≤ 0.6×",
+            ours.0 <= 0.6 * kube_stripped.0,
+        ),
+    );
+    let growth = ours_handlers.0 / ours.0 - 1.0;
+    lines.push(
+        Line::new("P3", "… with 10 handler actors (initial list handled)")
+            .result(format!(
+                "Panoptes + 10 handlers {}",
+                describe(ours_handlers)
+            ))
+            .against(
+                format!("{:+.1} %", growth * 100.0),
+                "≤ +5 %",
+                growth <= 0.05,
+            ),
+    );
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! Throughput of the embedded API server (not a test; `harness = false`):
+//!
+//! - list: N realistic pods read through HTTPS in pages of 500 (what a reflector's initial
+//!   list does), reported as MB/s and pods/s;
+//! - watch: one watcher on pods while the churn generator writes as fast as it can,
+//!   reported as events/s delivered to the client.
+//!
+//! `cargo bench --bench sim_throughput [-- PODS | -- --full]`; `SIM_BENCH_PODS` also sets N
+//! (default 20 000; `--full` = 100 000). `SIM_BENCH_WATCH_EVENTS` sets the churn writes (default 20 000).
+
+use std::time::{Duration, Instant};
+
+use http_body_util::BodyExt;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use panoptes_sim::churn::{Churn, ChurnConfig};
+use panoptes_sim::{Sim, SimOptions};
+
+fn pods_to_seed() -> usize {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.iter().any(|a| a == "--full") {
+        return 100_000;
+    }
+    args.iter()
+        .find_map(|a| a.parse().ok())
+        .or_else(|| {
+            std::env::var("SIM_BENCH_PODS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(20_000)
+}
+
+async fn get(client: &kube::Client, uri: &str) -> http::Response<kube::client::Body> {
+    let request = http::Request::builder()
+        .uri(uri)
+        .header("accept", "application/json")
+        .body(Vec::new().into())
+        .expect("request");
+    client.send(request).await.expect("response")
+}
+
+/// The `continue` token of a list body, read from the metadata that precedes the items.
+fn continue_token(body: &[u8]) -> Option<String> {
+    let head = &body[..body.len().min(2048)];
+    let text = String::from_utf8_lossy(head);
+    let start = text.find("\"continue\":\"")? + "\"continue\":\"".len();
+    let end = text[start..].find('"')?;
+    Some(text[start..start + end].to_string())
+}
+
+async fn bench_list(client: &kube::Client, pods: usize) {
+    let started = Instant::now();
+    let (mut bytes, mut pages) = (0usize, 0usize);
+    let mut token: Option<String> = None;
+    loop {
+        let uri = match &token {
+            Some(t) => format!("/api/v1/namespaces/bench/pods?limit=500&continue={t}"),
+            None => "/api/v1/namespaces/bench/pods?limit=500".to_string(),
+        };
+        let response = get(client, &uri).await;
+        assert_eq!(response.status(), 200, "list page {pages}");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        bytes += body.len();
+        pages += 1;
+        token = continue_token(&body);
+        if token.is_none() {
+            break;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "list:  {pods} pods, {pages} pages of 500, {:.1} MB in {secs:.2} s = {:.1} MB/s, {:.0} pods/s",
+        bytes as f64 / 1e6,
+        bytes as f64 / 1e6 / secs,
+        pods as f64 / secs
+    );
+}
+
+async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
+    let store = sim.cluster(0).store();
+    let rv = store.resource_version();
+    let response = get(
+        client,
+        &format!("/api/v1/namespaces/churn/pods?watch=true&resourceVersion={rv}"),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "watch");
+    let mut body = response.into_body();
+    let config = ChurnConfig {
+        namespace: "churn".into(),
+        target_pods: 1000,
+        rate_per_sec: 1e9,
+        max_writes: Some(writes),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let churn = Churn::start(store, config);
+    let mut events = 0u64;
+    let deadline = started + Duration::from_secs(120);
+    while events < writes && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    events += data.iter().filter(|b| **b == b'\n').count() as u64;
+                }
+            }
+            _ => break,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let stats = churn.stop();
+    println!(
+        "watch: {events} events of {writes} writes ({} created, {} updated, {} deleted) in {secs:.2} s = {:.0} events/s",
+        stats.created,
+        stats.updated,
+        stats.deleted,
+        events as f64 / secs
+    );
+}
+
+fn main() {
+    let pods = pods_to_seed();
+    let writes = std::env::var("SIM_BENCH_WATCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000u64);
+    let sim = Sim::start(SimOptions {
+        worker_threads: 2,
+        ..Default::default()
+    })
+    .expect("sim starts");
+    let seeded = Instant::now();
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "bench", pods);
+    println!(
+        "seed:  {pods} pods in {:.2} s",
+        seeded.elapsed().as_secs_f64()
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    runtime.block_on(async {
+        let kubeconfig =
+            Kubeconfig::from_yaml(&sim.cluster(0).kubeconfig_yaml()).expect("kubeconfig");
+        let options = KubeConfigOptions {
+            context: Some("sim-1".into()),
+            ..Default::default()
+        };
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            .await
+            .expect("config");
+        let client = kube::Client::try_from(config).expect("client");
+        bench_list(&client, pods).await;
+        bench_watch(&sim, &client, writes).await;
+    });
+}

@@ -1,0 +1,123 @@
+//! The pods API of the seed's comparison (a gin service answering `/pods` either from an
+//! informer's lister or by listing from the API server on every request), as an axum router:
+//!
+//! - `GET /pods[?labelSelector=k=v,...]`: from the lister (the cache), no API-server call;
+//! - `GET /pods/direct[?labelSelector=k=v,...]`: a List request to the API server each time.
+//!
+//! Both answer `{"code":200,"message":"pong","result":[pods]}` as the seed does. Only
+//! equality selectors (`k=v`, comma-separated) are accepted; anything else is a 400 naming
+//! the part that was not understood.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::ListParams;
+use kube::core::{Expression, Selector};
+use panoptes_actors::Lister;
+use serde::Serialize;
+
+#[derive(Clone)]
+struct PodsApi {
+    lister: Lister<Pod>,
+    api: kube::Api<Pod>,
+}
+
+#[derive(Serialize)]
+struct Answer<T> {
+    code: u16,
+    message: &'static str,
+    result: T,
+}
+
+/// The router: `lister` answers `/pods`, `client` lists for `/pods/direct`.
+pub fn router(lister: Lister<Pod>, client: kube::Client) -> Router {
+    let state = PodsApi {
+        lister,
+        api: kube::Api::all(client),
+    };
+    Router::new()
+        .route("/pods", get(from_lister))
+        .route("/pods/direct", get(direct))
+        .with_state(state)
+}
+
+fn bad_request(message: String) -> Response {
+    let body = Answer {
+        code: 400,
+        message: "bad request",
+        result: message,
+    };
+    (StatusCode::BAD_REQUEST, Json(body)).into_response()
+}
+
+/// `k=v,k2=v2` as equality expressions.
+fn equality_selector(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split(',')
+        .filter(|part| !part.trim().is_empty())
+        .map(|part| match part.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !k.ends_with('!') && !v.starts_with('=') => {
+                Ok((k.trim().to_string(), v.trim().to_string()))
+            }
+            _ => Err(format!(
+                "labelSelector part {part:?} is not `key=value` (only equality selectors are supported)"
+            )),
+        })
+        .collect()
+}
+
+async fn from_lister(
+    State(state): State<PodsApi>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let pairs = match query.get("labelSelector").map(|raw| equality_selector(raw)) {
+        Some(Err(message)) => return bad_request(message),
+        Some(Ok(pairs)) => pairs,
+        None => Vec::new(),
+    };
+    let selector: Selector = pairs
+        .into_iter()
+        .map(|(k, v)| Expression::Equal(k, v))
+        .collect();
+    let pods: Vec<Arc<Pod>> = state.lister.list(None, &selector);
+    Json(Answer {
+        code: 200,
+        message: "pong",
+        result: pods,
+    })
+    .into_response()
+}
+
+async fn direct(
+    State(state): State<PodsApi>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut params = ListParams::default();
+    if let Some(raw) = query.get("labelSelector") {
+        if let Err(message) = equality_selector(raw) {
+            return bad_request(message);
+        }
+        params = params.labels(raw);
+    }
+    match state.api.list(&params).await {
+        Ok(list) => Json(Answer {
+            code: 200,
+            message: "pong",
+            result: list.items,
+        })
+        .into_response(),
+        Err(error) => {
+            let body = Answer {
+                code: 502,
+                message: "listing from the API server failed",
+                result: error.to_string(),
+            };
+            (StatusCode::BAD_GATEWAY, Json(body)).into_response()
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Cluster connections: one `kube::Client` per `[[clusters]]` entry, and the
+//! [`ClusterIdentity`] that tells when two entries are really the same cluster and user.
+//!
+//! Sources map onto kube's loaders: `kubeconfig` + `context` →
+//! `Kubeconfig::read_from` + `Config::from_custom_kubeconfig`; `in_cluster` →
+//! `Config::incluster`; `embedded` → [`connect_with_kubeconfig_yaml`] with the kubeconfig the
+//! embedded server hands out (this module does not start it).
+//!
+//! # Identity
+//!
+//! The shared informer registry keys pipelines by cluster identity, so two entries reaching
+//! the same API server with the same credential share one watch (see ARCHITECTURE.md,
+//! "Registry"). [`ClusterIdentity`] is (server URL, user) where the user is the kubeconfig user
+//! name plus a SHA-256 fingerprint of every credential field (token, client key, password,
+//! exec command, impersonation). The secret itself is never stored, printed or logged.
+//!
+//! # Rate limits
+//!
+//! With `qps` set, every request of the cluster's client passes client-go's token bucket
+//! ([`RateLimitLayer`], `burst` defaulting to `ceil(qps)`); without it the client is unlimited,
+//! as kube's clients are by default.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use kube::client::ClientBuilder;
+use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use panoptes_actors::ids::ClusterId;
+use thiserror::Error;
+
+use crate::config::{ClusterConfig, ClusterSource};
+use crate::rate_limit::RateLimitLayer;
+
+/// Who a connection talks to and as whom, without any secret.
+///
+/// Equal when the server URL and the credential fingerprint are equal; the user *name* is a
+/// kubeconfig-local label and does not take part (two files may name one token differently).
+#[derive(Clone)]
+pub struct ClusterIdentity {
+    server: String,
+    user: String,
+    /// SHA-256 of the canonical JSON of the credential fields.
+    fingerprint: [u8; 32],
+}
+
+impl ClusterIdentity {
+    /// The identity `config` authenticates as; `user` is the name it goes by (kubeconfig user).
+    pub fn of(config: &kube::Config, user: &str) -> Self {
+        Self {
+            server: config
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+                .to_string(),
+            user: user.to_string(),
+            fingerprint: credential_fingerprint(&config.auth_info),
+        }
+    }
+
+    /// The API server URL, e.g. `https://127.0.0.1:6443`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The kubeconfig user name (or `in-cluster` for a service account).
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// First 8 bytes of the fingerprint in hex: enough to tell credentials apart in logs.
+    pub fn short_fingerprint(&self) -> String {
+        self.fingerprint[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+impl PartialEq for ClusterIdentity {
+    fn eq(&self, other: &Self) -> bool {
+        self.server == other.server && self.fingerprint == other.fingerprint
+    }
+}
+
+impl Eq for ClusterIdentity {}
+
+impl std::hash::Hash for ClusterIdentity {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.server.hash(state);
+        self.fingerprint.hash(state);
+    }
+}
+
+/// `alice@https://10.0.0.1:6443 (credential sha256:0a1b2c3d4e5f6071)`.
+impl fmt::Display for ClusterIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}@{} (credential sha256:{})",
+            self.user,
+            self.server,
+            self.short_fingerprint()
+        )
+    }
+}
+
+impl fmt::Debug for ClusterIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterIdentity")
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("fingerprint", &self.short_fingerprint())
+            .finish()
+    }
+}
+
+/// Hashes every credential field of `auth` in a canonical form (object keys sorted), so equal
+/// credentials give equal fingerprints whatever map order they were read in.
+fn credential_fingerprint(auth: &AuthInfo) -> [u8; 32] {
+    // kube serializes secret fields in clear (that is how it writes kubeconfigs); the bytes
+    // only ever reach the hash.
+    let value = serde_json::to_value(auth).unwrap_or(serde_json::Value::Null);
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
+    let mut fingerprint = [0u8; 32];
+    fingerprint.copy_from_slice(digest.as_ref());
+    fingerprint
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.iter().filter(|(_, v)| !v.is_null()).collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (key, value) in entries {
+                out.push_str(&Value::String(key.clone()).to_string());
+                out.push(':');
+                write_canonical(value, out);
+                out.push(',');
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for item in items {
+                write_canonical(item, out);
+                out.push(',');
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// A client for one configured cluster.
+#[derive(Clone)]
+pub struct ClusterConnection {
+    pub name: ClusterId,
+    pub client: kube::Client,
+    pub identity: ClusterIdentity,
+    /// The token bucket the client's requests pass; `None` is unlimited.
+    pub rate_limit: Option<RateLimitLayer>,
+}
+
+impl fmt::Debug for ClusterConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConnection")
+            .field("name", &self.name)
+            .field("identity", &self.identity)
+            .field("rate_limit", &self.rate_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connecting one `[[clusters]]` entry failed; each variant names the entry.
+#[derive(Debug, Error)]
+pub enum ConnectionError {
+    #[error("cluster \"{cluster}\": cannot load kubeconfig {}: {source}", path.display())]
+    Kubeconfig {
+        cluster: ClusterId,
+        path: PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cluster \"{cluster}\": the embedded cluster's kubeconfig is unusable: {source}")]
+    EmbeddedKubeconfig {
+        cluster: ClusterId,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error(
+        "cluster \"{cluster}\": in_cluster = true, but this is not a pod with a service account: {source}"
+    )]
+    InCluster {
+        cluster: ClusterId,
+        #[source]
+        source: kube::config::InClusterError,
+    },
+    #[error("cluster \"{cluster}\": cannot build a client for {server}: {source}")]
+    Client {
+        cluster: ClusterId,
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "cluster \"{cluster}\" is embedded: start it and pass its kubeconfig to connect_with_kubeconfig_yaml"
+    )]
+    EmbeddedNotStarted { cluster: ClusterId },
+}
+
+/// Connects a kubeconfig or in-cluster entry. Must run inside a tokio runtime (kube's client
+/// spawns its connection tasks there). Nothing is sent to the server yet.
+pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, ConnectionError> {
+    let name = &cluster.name;
+    match &cluster.source {
+        ClusterSource::Kubeconfig { path, context } => {
+            let kubeconfig =
+                Kubeconfig::read_from(path).map_err(|source| ConnectionError::Kubeconfig {
+                    cluster: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            let (config, user) = from_kubeconfig(kubeconfig, context.as_deref())
+                .await
+                .map_err(|source| ConnectionError::Kubeconfig {
+                    cluster: name.clone(),
+                    path: path.clone(),
+                    source,
+                })?;
+            finish(cluster, config, &user)
+        }
+        ClusterSource::InCluster => {
+            let config =
+                kube::Config::incluster().map_err(|source| ConnectionError::InCluster {
+                    cluster: name.clone(),
+                    source,
+                })?;
+            finish(cluster, config, "in-cluster")
+        }
+        ClusterSource::Embedded(_) => Err(ConnectionError::EmbeddedNotStarted {
+            cluster: name.clone(),
+        }),
+    }
+}
+
+/// Connects `cluster` through a kubeconfig given as YAML text — what an embedded cluster hands
+/// out once started. `context` picks one of its contexts, else its `current-context`.
+pub async fn connect_with_kubeconfig_yaml(
+    cluster: &ClusterConfig,
+    kubeconfig_yaml: &str,
+    context: Option<&str>,
+) -> Result<ClusterConnection, ConnectionError> {
+    let embedded_error = |source| ConnectionError::EmbeddedKubeconfig {
+        cluster: cluster.name.clone(),
+        source,
+    };
+    let kubeconfig = Kubeconfig::from_yaml(kubeconfig_yaml).map_err(embedded_error)?;
+    let (config, user) = from_kubeconfig(kubeconfig, context)
+        .await
+        .map_err(embedded_error)?;
+    finish(cluster, config, &user)
+}
+
+/// kube's config for `context` (or the current one) and the kubeconfig user name it uses.
+async fn from_kubeconfig(
+    kubeconfig: Kubeconfig,
+    context: Option<&str>,
+) -> Result<(kube::Config, String), kube::config::KubeconfigError> {
+    let context_name = context
+        .map(String::from)
+        .or_else(|| kubeconfig.current_context.clone());
+    let user = kubeconfig
+        .contexts
+        .iter()
+        .find(|c| Some(&c.name) == context_name.as_ref())
+        .and_then(|c| c.context.as_ref())
+        .and_then(|c| c.user.clone())
+        .unwrap_or_else(|| "(no user)".into());
+    let options = KubeConfigOptions {
+        context: context.map(String::from),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &options).await?;
+    Ok((config, user))
+}
+
+fn finish(
+    cluster: &ClusterConfig,
+    config: kube::Config,
+    user: &str,
+) -> Result<ClusterConnection, ConnectionError> {
+    let identity = ClusterIdentity::of(&config, user);
+    let server = identity.server().to_string();
+    let builder = ClientBuilder::try_from(config).map_err(|source| ConnectionError::Client {
+        cluster: cluster.name.clone(),
+        server,
+        source,
+    })?;
+    let rate_limit = RateLimitLayer::from_config(cluster.qps, cluster.burst);
+    let client = match &rate_limit {
+        Some(layer) => builder.with_layer(layer).build(),
+        None => builder.build(),
+    };
+    tracing::debug!(cluster = %cluster.name, %identity, "cluster client ready");
+    Ok(ClusterConnection {
+        name: cluster.name.clone(),
+        client,
+        identity,
+        rate_limit,
+    })
+}

@@ -1,0 +1,218 @@
+//! The health server: `/metrics`, `/healthz` and `/readyz` on `[runtime] metrics_addr`.
+//!
+//! It mirrors controller-runtime's manager endpoints. `/healthz` answers 200 while the process
+//! serves at all (a liveness probe). `/readyz` answers 200 only when every engaged
+//! (cluster, resource) pair reported in [`Readiness`] has synced its cache, and 503 otherwise
+//! with the pairs still waiting, one per line — like client-go's `WaitForCacheSync` as an
+//! HTTP probe. Before anything is engaged it answers 503 ("nothing engaged yet"), so a pod is
+//! not marked ready before it has started watching.
+//!
+//! # Lifecycle
+//!
+//! [`HealthServer::start`] binds and serves on the current tokio runtime;
+//! [`HealthServer::stop`] (or dropping the handle) ends it gracefully: open requests finish,
+//! new connections are refused.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use panoptes_actors::ids::ClusterId;
+use parking_lot::RwLock;
+use thiserror::Error;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::metrics::{CONTENT_TYPE, Metrics};
+
+/// Which (cluster, resource) caches are synced; shared by whoever engages clusters and the
+/// `/readyz` handler. Clones share one state.
+#[derive(Debug, Clone, Default)]
+pub struct Readiness {
+    /// Every engaged pair; `true` once its first list has been delivered to the cache.
+    pairs: Arc<RwLock<BTreeMap<(ClusterId, String), bool>>>,
+}
+
+impl Readiness {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records whether `resource` on `cluster` is synced. Calling it engages the pair.
+    pub fn set(&self, cluster: &ClusterId, resource: &str, ready: bool) {
+        self.pairs
+            .write()
+            .insert((cluster.clone(), resource.to_string()), ready);
+    }
+
+    /// Forgets every pair of a cluster that left (config reload); it no longer holds back
+    /// readiness.
+    pub fn disengage(&self, cluster: &ClusterId) {
+        self.pairs.write().retain(|(c, _), _| c != cluster);
+    }
+
+    /// The engaged pairs not yet synced, in (cluster, resource) order.
+    pub fn not_ready(&self) -> Vec<(ClusterId, String)> {
+        let pairs = self.pairs.read();
+        pairs
+            .iter()
+            .filter(|(_, ready)| !**ready)
+            .map(|(pair, _)| pair.clone())
+            .collect()
+    }
+
+    /// True when something is engaged and all of it is synced.
+    pub fn is_ready(&self) -> bool {
+        let pairs = self.pairs.read();
+        !pairs.is_empty() && pairs.values().all(|ready| *ready)
+    }
+}
+
+/// The health server could not start or ended with an error.
+#[derive(Debug, Error)]
+pub enum HealthError {
+    #[error(
+        "cannot listen on {addr} for /metrics, /healthz and /readyz ([runtime] metrics_addr): {source}"
+    )]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("health server on {addr} failed: {source}")]
+    Serve {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("health server task on {addr} panicked or was cancelled")]
+    Task { addr: SocketAddr },
+}
+
+#[derive(Clone)]
+struct AppState {
+    metrics: Metrics,
+    readiness: Readiness,
+}
+
+/// A running health server; dropping it stops the server.
+#[derive(Debug)]
+pub struct HealthServer {
+    local_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl HealthServer {
+    /// Binds `addr` (port 0 picks a free port) and serves on the current tokio runtime.
+    pub async fn start(
+        addr: SocketAddr,
+        metrics: Metrics,
+        readiness: Readiness,
+    ) -> Result<Self, HealthError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| HealthError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| HealthError::Bind { addr, source })?;
+        let app = Router::new()
+            .route("/metrics", get(metrics_page))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/readyz", get(readyz))
+            .with_state(AppState { metrics, readiness });
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            // A dropped sender also means stop.
+            let _ = stopped.await;
+        });
+        let task = tokio::spawn(async move { serve.await });
+        tracing::info!(%local_addr, "serving /metrics, /healthz, /readyz");
+        Ok(Self {
+            local_addr,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    /// The bound address (with the real port when started on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, lets open requests finish, and waits for the server to end.
+    pub async fn stop(mut self) -> Result<(), HealthError> {
+        let addr = self.local_addr;
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
+        match task.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(source)) => Err(HealthError::Serve { addr, source }),
+            Err(_) => Err(HealthError::Task { addr }),
+        }
+    }
+}
+
+impl Drop for HealthServer {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        state.metrics.encode(),
+    )
+}
+
+async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if state.readiness.is_ready() {
+        return (StatusCode::OK, "ok\n".into());
+    }
+    let waiting = state.readiness.not_ready();
+    if waiting.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: nothing engaged yet\n".into(),
+        );
+    }
+    let mut body = String::from("not ready: caches not synced:\n");
+    for (cluster, resource) in waiting {
+        let _ = writeln!(body, "  cluster {cluster} resource {resource}");
+    }
+    (StatusCode::SERVICE_UNAVAILABLE, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_be_ready_only_when_something_is_engaged_and_all_synced() {
+        let readiness = Readiness::new();
+        assert!(!readiness.is_ready(), "nothing engaged is not ready");
+        let (east, west) = (ClusterId::from("east"), ClusterId::from("west"));
+        readiness.set(&east, "v1/pods", true);
+        readiness.set(&west, "v1/pods", false);
+        assert_eq!(
+            readiness.not_ready(),
+            vec![(west.clone(), "v1/pods".to_string())]
+        );
+        assert!(!readiness.is_ready());
+        readiness.disengage(&west);
+        assert!(readiness.is_ready());
+    }
+}
