@@ -339,6 +339,6 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 25);
         assert_eq!(rv, store.resource_version());
-        assert_eq!(page.items[0].value["metadata"]["name"], "pod-00000");
+        assert_eq!(page.items[0].value()["metadata"]["name"], "pod-00000");
     }
 }

@@ -53,7 +53,7 @@ pub fn server_pods(cluster: &SimCluster, namespace: &str) -> BTreeMap<String, St
         .iter()
         .map(|o| {
             (
-                o.value["metadata"]["name"].as_str().unwrap().to_string(),
+                o.name().to_string(),
                 o.resource_version.to_string(),
             )
         })

@@ -49,17 +49,18 @@ mod registry;
 mod selector;
 mod state;
 mod status;
+mod stored_object;
 mod watch;
 mod writes;
 
 pub(crate) use managed_fields::field_set;
+pub use stored_object::StoredObject;
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use bytes::Bytes;
 use serde_json::Value;
 
 /// A `metav1.Status` failure, exactly as a real API server words it.
@@ -129,16 +130,6 @@ impl ResourceType {
             format!("{}/{}", self.group, self.version)
         }
     }
-}
-
-/// A stored object and its cached serialized form.
-#[derive(Debug)]
-pub struct StoredObject {
-    pub value: Value,
-    /// `serde_json::to_vec(&value)`, computed once at write time.
-    pub json: Bytes,
-    /// The object's `metadata.resourceVersion` as a number.
-    pub resource_version: u64,
 }
 
 /// Which part of an object a write addresses.
@@ -562,16 +553,7 @@ impl ClusterStore {
         let page = self.list(rt, namespace, &listing)?;
         let mut outcomes = Vec::with_capacity(page.items.len());
         for object in page.items {
-            let name = object
-                .value
-                .pointer("/metadata/name")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let ns = object
-                .value
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str);
-            match self.delete(rt, ns, name, opts) {
+            match self.delete(rt, object.namespace(), object.name(), opts) {
                 Ok(outcome) => outcomes.push(outcome),
                 // Deleted by someone else in between: nothing left to do for it.
                 Err(status) if status.code == 404 => {}
@@ -688,11 +670,8 @@ fn scope<'a>(rt: &ResourceType, namespace: Option<&'a str>) -> Option<&'a str> {
 }
 
 fn scale_object(rt: &ResourceType, object: &StoredObject) -> Result<Arc<StoredObject>> {
-    let scale = writes::scale_of(rt, &object.value)?;
-    Ok(Arc::new(state::stored_object(
-        scale,
-        object.resource_version,
-    )))
+    let scale = writes::scale_of(rt, &object.value())?;
+    Ok(Arc::new(StoredObject::new(&scale, object.resource_version)))
 }
 
 /// The store's background thread: bookmarks when due, expired list snapshots. It holds only
