@@ -1365,7 +1365,15 @@ fn listing_100k_pods_in_pages_of_500() {
                 .find(|l| l.starts_with("VmRSS"))
                 .map(str::to_string)
         });
-    println!("seeded 100k pods in {:?} ({rss:?})", started.elapsed());
+    let per_pod_kb = rss
+        .as_deref()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 100_000.0);
+    println!(
+        "seeded 100k pods in {:?} ({rss:?}, {per_pod_kb:.1?} KB resident per pod)",
+        started.elapsed()
+    );
     let pods = store.builtin("", "pods");
     let started = std::time::Instant::now();
     let mut token = None;
