@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::pods::{ensure_namespace, realistic_pod};
 use crate::store::{ClusterStore, ListOptions, PatchType, Subresource, WriteOptions};
@@ -198,16 +198,7 @@ impl Worker {
             self.store
                 .list(&pods, Some(&self.config.namespace), &ListOptions::default())
         {
-            self.live = page
-                .items
-                .iter()
-                .filter_map(|p| {
-                    p.value
-                        .pointer("/metadata/name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
-                .collect();
+            self.live = page.items.iter().map(|p| p.name().to_string()).collect();
         }
         let started = Instant::now();
         let mut done: u64 = 0;

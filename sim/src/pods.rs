@@ -110,17 +110,27 @@ pub fn realistic_pod(namespace: &str, name: &str, seq: u64) -> Value {
     });
     let condition = |kind: &str, at: &str| json!({"lastProbeTime": null, "lastTransitionTime": at, "status": "True", "type": kind});
     let scheduled = condition("PodScheduled", CREATED);
-    let kubelet_status = json!({
-        "conditions": [
-            condition("PodReadyToStartContainers", STARTED),
-            condition("Initialized", CREATED),
-            condition("Ready", READY),
-            condition("ContainersReady", READY),
-        ],
-        "containerStatuses": [
-            container_status("app", &format!("registry.example.com/shop/{app}:2.14.{}", seq % 7), seq, STARTED),
-            container_status("metrics-sidecar", "registry.example.com/observability/exporter:0.9.1", seq ^ 0xffff, "2026-11-20T09:14:10Z"),
-        ],
+    let conditions = Value::Array(vec![
+        condition("PodReadyToStartContainers", STARTED),
+        condition("Initialized", CREATED),
+        condition("Ready", READY),
+        condition("ContainersReady", READY),
+    ]);
+    let container_statuses = Value::Array(vec![
+        container_status(
+            "app",
+            &format!("registry.example.com/shop/{app}:2.14.{}", seq % 7),
+            seq,
+            STARTED,
+        ),
+        container_status(
+            "metrics-sidecar",
+            "registry.example.com/observability/exporter:0.9.1",
+            seq ^ 0xffff,
+            "2026-11-20T09:14:10Z",
+        ),
+    ]);
+    let mut kubelet_status = json!({
         "hostIP": host_ip,
         "hostIPs": [{"ip": host_ip}],
         "phase": "Running",
@@ -128,6 +138,8 @@ pub fn realistic_pod(namespace: &str, name: &str, seq: u64) -> Value {
         "podIPs": [{"ip": pod_ip}],
         "startTime": CREATED,
     });
+    kubelet_status["conditions"] = conditions;
+    kubelet_status["containerStatuses"] = container_statuses;
     let owned_metadata = json!({
         "generateName": metadata["generateName"], "labels": metadata["labels"],
         "annotations": metadata["annotations"], "ownerReferences": metadata["ownerReferences"],
@@ -138,29 +150,38 @@ pub fn realistic_pod(namespace: &str, name: &str, seq: u64) -> Value {
         .expect("built above")
         .push(scheduled.clone());
     status["qosClass"] = json!("Burstable");
-    let managed_fields = json!([
-        entry(
-            "kube-controller-manager",
-            None,
-            CREATED,
-            field_set(&json!({"metadata": owned_metadata, "spec": controller_spec(&spec)}))
-        ),
-        entry(
-            "kube-scheduler",
-            Some("status"),
-            CREATED,
-            field_set(&json!({"status": {"conditions": [scheduled]}}))
-        ),
-        entry(
-            "kubelet",
-            Some("status"),
-            READY,
-            field_set(&json!({"status": kubelet_status}))
-        ),
+    // Large parts are moved into place: `json!` would deep-copy every interpolated Value,
+    // which made building a pod cost more than storing it.
+    let controller_fields = field_set(&object([
+        ("metadata", owned_metadata),
+        ("spec", controller_spec(&spec)),
+    ]));
+    let scheduler_fields = field_set(&json!({"status": {"conditions": [scheduled]}}));
+    let kubelet_fields = field_set(&object([("status", kubelet_status)]));
+    let managed_fields = Value::Array(vec![
+        entry("kube-controller-manager", None, CREATED, controller_fields),
+        entry("kube-scheduler", Some("status"), CREATED, scheduler_fields),
+        entry("kubelet", Some("status"), READY, kubelet_fields),
     ]);
-    let mut pod = json!({"kind": "Pod", "apiVersion": "v1", "metadata": metadata, "spec": spec, "status": status});
+    let mut pod = object([
+        ("kind", json!("Pod")),
+        ("apiVersion", json!("v1")),
+        ("metadata", metadata),
+        ("spec", spec),
+        ("status", status),
+    ]);
     pod["metadata"]["managedFields"] = managed_fields;
     pod
+}
+
+/// A JSON object of `fields`, moved in (no copy).
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(key, value)| (key.to_string(), value))
+            .collect(),
+    )
 }
 
 /// Creates `count` realistic pods `pod-00000`.. in `namespace` (created if missing), directly in
@@ -312,9 +333,10 @@ fn container_status(name: &str, image: &str, seq: u64, started: &str) -> Value {
 
 fn entry(manager: &str, subresource: Option<&str>, time: &str, fields: Value) -> Value {
     let mut entry = json!({
-        "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": fields,
+        "apiVersion": "v1", "fieldsType": "FieldsV1",
         "manager": manager, "operation": "Update", "time": time,
     });
+    entry["fieldsV1"] = fields;
     if let Some(sub) = subresource {
         entry["subresource"] = json!(sub);
     }
@@ -399,7 +421,7 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 25);
         assert_eq!(rv, store.resource_version());
-        assert_eq!(page.items[0].value["metadata"]["name"], "pod-00000");
+        assert_eq!(page.items[0].value()["metadata"]["name"], "pod-00000");
     }
 
     #[test]

@@ -301,7 +301,8 @@ impl Ctx<'_> {
                 Subresource::Main,
             )
             .ok()?;
-        let version = crd.value["spec"]["versions"]
+        let crd = crd.value();
+        let version = crd["spec"]["versions"]
             .as_array()?
             .iter()
             .find(|v| v["name"] == self.rt.version.as_str())?;
@@ -342,7 +343,7 @@ impl Ctx<'_> {
                     ),
                 )
             }
-            Representation::Yaml => yaml(code, &object.value),
+            Representation::Yaml => yaml(code, &object.value()),
             _ => json_bytes(code, object.json.clone()),
         }
     }
@@ -378,7 +379,7 @@ impl Ctx<'_> {
                 )
             }
             Representation::Yaml => {
-                let items: Vec<&Value> = page.items.iter().map(|o| &o.value).collect();
+                let items: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
                 let list = json!({"apiVersion": self.rt.api_version(), "items": items, "kind": self.rt.list_kind, "metadata": metadata});
                 yaml(StatusCode::OK, &list)
             }
@@ -435,13 +436,11 @@ impl Ctx<'_> {
                 self.object(StatusCode::OK, &object)
             }
             DeleteOutcome::Deleted(object) => {
-                let name = object.value["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default();
-                let uid = object.value["metadata"]["uid"].as_str();
+                let value = object.value();
+                let uid = value["metadata"]["uid"].as_str();
                 response::json_value(
                     StatusCode::OK,
-                    &response::delete_success(&self.rt.group, &self.rt.plural, name, uid),
+                    &response::delete_success(&self.rt.group, &self.rt.plural, object.name(), uid),
                 )
             }
         }

@@ -691,7 +691,8 @@ pub fn render(
         if i > 0 {
             out.push(b',');
         }
-        let cells: Vec<Value> = columns.iter().map(|c| c.cell(&object.value)).collect();
+        let value = object.value();
+        let cells: Vec<Value> = columns.iter().map(|c| c.cell(&value)).collect();
         out.extend_from_slice(br#"{"cells":"#);
         out.extend_from_slice(&serde_json::to_vec(&cells).unwrap_or_default());
         out.extend_from_slice(br#","object":"#);
@@ -699,7 +700,7 @@ pub fn render(
             IncludeObject::None => out.extend_from_slice(b"null"),
             IncludeObject::Object => out.extend_from_slice(&object.json),
             IncludeObject::Metadata => {
-                let partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": object.value["metadata"]});
+                let partial = json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": value["metadata"]});
                 out.extend_from_slice(&serde_json::to_vec(&partial).unwrap_or_default());
             }
         }
@@ -723,12 +724,7 @@ mod tests {
     }
 
     fn stored(value: Value) -> StoredObject {
-        let json = bytes::Bytes::from(serde_json::to_vec(&value).expect("json"));
-        StoredObject {
-            value,
-            json,
-            resource_version: 1,
-        }
+        StoredObject::new(&value, 1)
     }
 
     #[test]

@@ -199,11 +199,7 @@ mod tests {
 
     fn stored(name: &str, rv: u64) -> Arc<StoredObject> {
         let value = json!({"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": name, "resourceVersion": rv.to_string(), "creationTimestamp": "2026-01-01T00:00:00Z"}});
-        Arc::new(StoredObject {
-            json: Bytes::from(serde_json::to_vec(&value).expect("json")),
-            value,
-            resource_version: rv,
-        })
+        Arc::new(StoredObject::new(&value, rv))
     }
 
     fn encode(encoder: &mut EventEncoder, event: WatchEvent) -> (String, bool) {

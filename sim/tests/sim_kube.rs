@@ -474,10 +474,7 @@ fn store_pod_names(sim: &Sim, namespace: &str) -> BTreeSet<String> {
     let page = store
         .list(&rt, Some(namespace), &Default::default())
         .expect("list");
-    page.items
-        .iter()
-        .filter_map(|o| o.value["metadata"]["name"].as_str().map(str::to_string))
-        .collect()
+    page.items.iter().map(|o| o.name().to_string()).collect()
 }
 
 async fn reflector_converges(streaming: bool) {

@@ -51,12 +51,7 @@ pub fn server_pods(cluster: &SimCluster, namespace: &str) -> BTreeMap<String, St
         .expect("the store lists pods");
     page.items
         .iter()
-        .map(|o| {
-            (
-                o.value["metadata"]["name"].as_str().unwrap().to_string(),
-                o.resource_version.to_string(),
-            )
-        })
+        .map(|o| (o.name().to_string(), o.resource_version.to_string()))
         .collect()
 }
 

@@ -143,21 +143,16 @@ pub(crate) fn items_in(
 
 /// The storage key of an object (`namespace/name` or `name`), as `object_key` builds it.
 fn key_of(object: &StoredObject) -> String {
-    let meta = &object.value["metadata"];
-    let name = meta["name"].as_str().unwrap_or("");
-    match meta["namespace"].as_str() {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_string(),
+    match object.namespace() {
+        Some(ns) => format!("{ns}/{}", object.name()),
+        None => object.name().to_string(),
     }
 }
 
 /// The key as a continue token names it: relative to the namespace prefix.
 fn relative_key(object: &StoredObject, namespace: Option<&str>) -> String {
     match namespace {
-        Some(_) => object.value["metadata"]["name"]
-            .as_str()
-            .unwrap_or("")
-            .to_string(),
+        Some(_) => object.name().to_string(),
         None => key_of(object),
     }
 }
@@ -188,15 +183,13 @@ pub(crate) fn page(
         if limit.is_some_and(|l| out.len() >= l) {
             break;
         }
-        if filter.matches(&object.value) {
+        if filter.matches(object) {
             out.push(object.clone());
         }
         last_index = Some(index);
     }
     let more = match (limit, last_index) {
-        (Some(l), Some(i)) => {
-            out.len() >= l && items[i + 1..].iter().any(|o| filter.matches(&o.value))
-        }
+        (Some(l), Some(i)) => out.len() >= l && items[i + 1..].iter().any(|o| filter.matches(o)),
         _ => false,
     };
     let (continue_token, remaining_item_count) = if more {

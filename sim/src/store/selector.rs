@@ -3,10 +3,36 @@
 //!
 //! Field selectors only accept the fields the real server indexes for a resource
 //! (`metadata.name` and `metadata.namespace` everywhere; a few more for pods and events).
+//! Matching reads the object's index ([`StoredObject`]), never its JSON: a selective list
+//! or watch over 100k pods parses nothing.
 
-use serde_json::Value;
+use super::{ResourceType, Status, StoredObject};
 
-use super::{ResourceType, Status};
+/// JSON pointers of every field a field selector may name beyond `metadata.name` and
+/// `metadata.namespace`, over all resources; each stored object indexes the ones it has.
+/// `field_pointer` only hands out pointers from this list (a test checks it).
+pub(crate) const INDEXED_FIELDS: &[&str] = &[
+    "/spec/nodeName",
+    "/spec/restartPolicy",
+    "/spec/schedulerName",
+    "/spec/serviceAccountName",
+    "/spec/hostNetwork",
+    "/spec/unschedulable",
+    "/status/phase",
+    "/status/podIP",
+    "/status/nominatedNodeName",
+    "/involvedObject/kind",
+    "/involvedObject/namespace",
+    "/involvedObject/name",
+    "/involvedObject/uid",
+    "/involvedObject/apiVersion",
+    "/involvedObject/resourceVersion",
+    "/involvedObject/fieldPath",
+    "/reason",
+    "/reportingComponent",
+    "/source/component",
+    "/type",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 enum LabelOp {
@@ -32,8 +58,9 @@ pub struct LabelSelector {
 
 #[derive(Debug, Clone, PartialEq)]
 struct FieldRequirement {
-    /// JSON pointer into the object, e.g. `/spec/nodeName`.
-    pointer: String,
+    /// JSON pointer into the object, e.g. `/spec/nodeName`: `/metadata/name`,
+    /// `/metadata/namespace` or one of [`INDEXED_FIELDS`].
+    pointer: &'static str,
     value: String,
     equal: bool,
 }
@@ -68,7 +95,7 @@ impl ObjectFilter {
         self.labels.requirements.is_empty() && self.fields.requirements.is_empty()
     }
 
-    pub fn matches(&self, object: &Value) -> bool {
+    pub fn matches(&self, object: &StoredObject) -> bool {
         self.labels.matches(object) && self.fields.matches(object)
     }
 }
@@ -101,12 +128,9 @@ impl LabelSelector {
         Ok(LabelSelector { requirements })
     }
 
-    pub fn matches(&self, object: &Value) -> bool {
-        let labels = object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object);
+    pub fn matches(&self, object: &StoredObject) -> bool {
         self.requirements.iter().all(|r| {
-            let value = labels.and_then(|l| l.get(&r.key)).and_then(Value::as_str);
+            let value = object.label(&r.key);
             match &r.op {
                 LabelOp::Equals(v) => value == Some(v.as_str()),
                 LabelOp::NotEquals(v) => value != Some(v.as_str()),
@@ -356,25 +380,34 @@ impl FieldSelector {
         Ok(FieldSelector { requirements })
     }
 
-    pub fn matches(&self, object: &Value) -> bool {
-        self.requirements.iter().all(|r| {
-            let actual = match object.pointer(&r.pointer) {
-                Some(Value::String(s)) => s.clone(),
-                Some(Value::Null) | None => String::new(),
-                Some(other) => other.to_string(),
-            };
-            (actual == r.value) == r.equal
-        })
+    pub fn matches(&self, object: &StoredObject) -> bool {
+        self.requirements
+            .iter()
+            .all(|r| (object.field(r.pointer) == r.value) == r.equal)
     }
 }
 
 /// The JSON pointer behind a selectable field of this resource, if the real server indexes it.
-fn field_pointer(rt: &ResourceType, field: &str) -> Option<String> {
+fn field_pointer(rt: &ResourceType, field: &str) -> Option<&'static str> {
     match field {
-        "metadata.name" | "metadata.namespace" => return Some(dotted_to_pointer(field)),
+        "metadata.name" => return Some("/metadata/name"),
+        "metadata.namespace" => return Some("/metadata/namespace"),
         _ => {}
     }
-    let allowed: &[&str] = match (rt.group.as_str(), rt.plural.as_str()) {
+    if !selectable_fields(rt).contains(&field) {
+        return None;
+    }
+    let pointer = if field == "source" {
+        "/source/component".to_string()
+    } else {
+        format!("/{}", field.replace('.', "/"))
+    };
+    INDEXED_FIELDS.iter().copied().find(|p| *p == pointer)
+}
+
+/// The fields beyond metadata.name/namespace the real server lets a selector name.
+fn selectable_fields(rt: &ResourceType) -> &'static [&'static str] {
+    match (rt.group.as_str(), rt.plural.as_str()) {
         ("", "pods") => &[
             "spec.nodeName",
             "spec.restartPolicy",
@@ -402,18 +435,7 @@ fn field_pointer(rt: &ResourceType, field: &str) -> Option<String> {
         ("", "namespaces") => &["status.phase"],
         ("", "nodes") => &["spec.unschedulable"],
         _ => &[],
-    };
-    allowed.contains(&field).then(|| {
-        if field == "source" {
-            "/source/component".to_string()
-        } else {
-            dotted_to_pointer(field)
-        }
-    })
-}
-
-fn dotted_to_pointer(field: &str) -> String {
-    format!("/{}", field.replace('.', "/"))
+    }
 }
 
 fn unsupported_field(rt: &ResourceType, field: &str) -> Status {
@@ -431,7 +453,24 @@ fn unsupported_field(rt: &ResourceType, field: &str) -> Status {
 mod tests {
     use super::*;
     use crate::store::registry::builtin_resources;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn stored(value: Value) -> StoredObject {
+        StoredObject::new(&value, 1)
+    }
+
+    #[test]
+    fn every_selectable_field_is_indexed() {
+        for rt in builtin_resources() {
+            for field in selectable_fields(&rt) {
+                assert!(
+                    field_pointer(&rt, field).is_some(),
+                    "{}: {field} is selectable but not in INDEXED_FIELDS",
+                    rt.plural
+                );
+            }
+        }
+    }
 
     fn rt(plural: &str) -> ResourceType {
         builtin_resources()
@@ -443,7 +482,7 @@ mod tests {
 
     #[test]
     fn label_selectors_match_as_kubernetes_defines_them() {
-        let pod = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
+        let pod = stored(json!({"metadata": {"labels": {"app": "web", "tier": "front"}}}));
         let cases = [
             ("", true),
             ("app=web", true),
@@ -494,7 +533,9 @@ mod tests {
 
     #[test]
     fn field_selectors_support_per_resource_fields() {
-        let pod = json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        let pod = stored(
+            json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}),
+        );
         let pods = rt("pods");
         let cases = [
             ("metadata.name=p", true),
@@ -508,7 +549,7 @@ mod tests {
             let selector = FieldSelector::parse(&pods, raw).unwrap();
             assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
         }
-        let event = json!({"involvedObject": {"kind": "Pod", "name": "p"}});
+        let event = stored(json!({"involvedObject": {"kind": "Pod", "name": "p"}}));
         assert!(
             FieldSelector::parse(
                 &rt("events"),

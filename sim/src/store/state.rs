@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use imbl::OrdMap;
 use serde_json::{Value, json};
 
@@ -138,24 +137,9 @@ impl State {
         self.rv += 1;
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
-        let stored = Arc::new(stored_object(value, rv));
-        let namespace = rt
-            .namespaced
-            .then(|| {
-                stored
-                    .value
-                    .pointer("/metadata/namespace")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            })
-            .map(str::to_string);
-        let name = stored
-            .value
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let key = object_key(namespace.as_deref(), &name);
+        let stored = Arc::new(StoredObject::new(&value, rv));
+        let namespace = rt.namespaced.then(|| stored.namespace().unwrap_or(""));
+        let key = object_key(namespace, stored.name());
         let storage = self
             .storages
             .get_mut(&storage_key(rt))
@@ -230,16 +214,6 @@ impl State {
             self.serve(rt);
         }
         Ok(())
-    }
-}
-
-/// Serializes once; lists and watches reuse the bytes.
-pub(crate) fn stored_object(value: Value, resource_version: u64) -> StoredObject {
-    let json = Bytes::from(serde_json::to_vec(&value).expect("JSON values serialize"));
-    StoredObject {
-        value,
-        json,
-        resource_version,
     }
 }
 

@@ -271,17 +271,14 @@ impl Status {
         status
     }
 
-    /// 405 for a verb the resource does not serve.
-    pub fn method_not_supported(rt: &ResourceType, verb: &str) -> Status {
+    /// 405 for a verb the resource (or subresource) does not serve.
+    pub fn method_not_allowed() -> Status {
         let mut status = Status::new(
             405,
             "MethodNotAllowed",
-            format!(
-                "{verb} is not supported on resources of kind \"{}\"",
-                rt.plural
-            ),
+            "the server does not allow this method on the requested resource",
         );
-        status.details = Some(json!({"kind": rt.plural}));
+        status.details = Some(json!({}));
         status
     }
 }

@@ -37,7 +37,7 @@ fn create_cm(store: &ClusterStore, ns: &str, name: &str, labels: Value) -> Arc<S
 fn names(items: &[Arc<StoredObject>]) -> Vec<String> {
     items
         .iter()
-        .map(|o| o.value["metadata"]["name"].as_str().unwrap().to_string())
+        .map(|o| o.value()["metadata"]["name"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -55,7 +55,7 @@ fn drain(watch: &mut Watch) -> (Vec<String>, bool) {
 
 fn describe(event: &WatchEvent) -> String {
     let name = |o: &StoredObject| {
-        o.value["metadata"]["name"]
+        o.value()["metadata"]["name"]
             .as_str()
             .unwrap_or("")
             .to_string()
@@ -86,10 +86,10 @@ fn a_new_cluster_has_its_namespaces_service_accounts_and_root_ca_config_maps() {
         ["default", "kube-node-lease", "kube-public", "kube-system"]
     );
     assert_eq!(
-        page.items[0].value["spec"]["finalizers"],
+        page.items[0].value()["spec"]["finalizers"],
         json!(["kubernetes"])
     );
-    assert_eq!(page.items[0].value["status"]["phase"], "Active");
+    assert_eq!(page.items[0].value()["status"]["phase"], "Active");
     let sa = store
         .get(
             &store.builtin("", "serviceaccounts"),
@@ -98,7 +98,7 @@ fn a_new_cluster_has_its_namespaces_service_accounts_and_root_ca_config_maps() {
             Subresource::Main,
         )
         .unwrap();
-    assert_eq!(sa.value["metadata"]["namespace"], "kube-system");
+    assert_eq!(sa.value()["metadata"]["namespace"], "kube-system");
     assert!(
         store
             .get(
@@ -130,13 +130,13 @@ fn every_write_bumps_one_global_resource_version_in_order() {
     assert_eq!(a.resource_version, before + 1);
     assert_eq!(b.resource_version, before + 2);
     assert_eq!(
-        a.value["metadata"]["resourceVersion"],
+        a.value()["metadata"]["resourceVersion"],
         (before + 1).to_string()
     );
     assert_eq!(store.resource_version(), before + 2);
     assert_eq!(
         serde_json::from_slice::<Value>(&b.json).unwrap(),
-        b.value,
+        b.value(),
         "cached bytes are the value"
     );
 }
@@ -146,8 +146,9 @@ fn create_get_and_update_conflict_like_a_real_server() {
     let store = store();
     let cms = configmaps(&store);
     let created = create_cm(&store, "default", "dup", json!({}));
-    assert!(created.value["metadata"]["uid"].as_str().unwrap().len() == 36);
-    let ts = created.value["metadata"]["creationTimestamp"]
+    assert!(created.value()["metadata"]["uid"].as_str().unwrap().len() == 36);
+    let created_value = created.value();
+    let ts = created_value["metadata"]["creationTimestamp"]
         .as_str()
         .unwrap();
     assert!(ts.ends_with('Z') && ts.len() == 20, "{ts}");
@@ -171,7 +172,7 @@ fn create_get_and_update_conflict_like_a_real_server() {
         json!({"name": "missing", "kind": "configmaps"})
     );
 
-    let mut stale = created.value.clone();
+    let mut stale = created.value();
     stale["data"]["k"] = json!("v2");
     store
         .update(
@@ -213,10 +214,10 @@ fn create_get_and_update_conflict_like_a_real_server() {
             &WriteOptions::default(),
         )
         .unwrap();
-    assert_eq!(unconditional.value["data"]["k"], "v3");
+    assert_eq!(unconditional.value()["data"]["k"], "v3");
     assert_eq!(
-        unconditional.value["metadata"]["uid"],
-        created.value["metadata"]["uid"]
+        unconditional.value()["metadata"]["uid"],
+        created.value()["metadata"]["uid"]
     );
 }
 
@@ -264,7 +265,8 @@ fn create_checks_namespace_name_and_pod_containers() {
             &WriteOptions::default(),
         )
         .unwrap();
-    let name = generated.value["metadata"]["name"].as_str().unwrap();
+    let generated_value = generated.value();
+    let name = generated_value["metadata"]["name"].as_str().unwrap();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
 }
 
@@ -276,8 +278,7 @@ fn a_created_pod_gets_the_real_defaults_and_managed_fields() {
     let pod = store
         .create(&pods, Some("default"), body, &WriteOptions::default())
         .unwrap()
-        .value
-        .clone();
+        .value();
     assert_eq!(
         pod["status"],
         json!({"phase": "Pending", "qosClass": "BestEffort"})
@@ -320,7 +321,7 @@ fn generation_bumps_on_spec_changes_only() {
             &WriteOptions::default(),
         )
         .unwrap();
-    assert_eq!(created.value["metadata"]["generation"], 1);
+    assert_eq!(created.value()["metadata"]["generation"], 1);
     let label = store
         .patch(
             &deployments,
@@ -332,7 +333,7 @@ fn generation_bumps_on_spec_changes_only() {
             &WriteOptions::default(),
         )
         .unwrap();
-    assert_eq!(label.value["metadata"]["generation"], 1);
+    assert_eq!(label.value()["metadata"]["generation"], 1);
     let spec = store
         .patch(
             &deployments,
@@ -344,13 +345,13 @@ fn generation_bumps_on_spec_changes_only() {
             &WriteOptions::default(),
         )
         .unwrap();
-    assert_eq!(spec.value["metadata"]["generation"], 2);
+    assert_eq!(spec.value()["metadata"]["generation"], 2);
     let scale = store
         .get(&deployments, Some("default"), "web", Subresource::Scale)
         .unwrap();
-    assert_eq!(scale.value["kind"], "Scale");
-    assert_eq!(scale.value["spec"]["replicas"], 3);
-    assert_eq!(scale.value["status"]["selector"], "app=web");
+    assert_eq!(scale.value()["kind"], "Scale");
+    assert_eq!(scale.value()["spec"]["replicas"], 3);
+    assert_eq!(scale.value()["status"]["selector"], "app=web");
     let scaled = store
         .patch(
             &deployments,
@@ -362,14 +363,14 @@ fn generation_bumps_on_spec_changes_only() {
             &WriteOptions::default(),
         )
         .unwrap();
-    assert_eq!(scaled.value["spec"]["replicas"], 5);
+    assert_eq!(scaled.value()["spec"]["replicas"], 5);
     let stored = store
         .get(&deployments, Some("default"), "web", Subresource::Main)
         .unwrap();
     assert_eq!(
         (
-            stored.value["spec"]["replicas"].clone(),
-            stored.value["metadata"]["generation"].clone()
+            stored.value()["spec"]["replicas"].clone(),
+            stored.value()["metadata"]["generation"].clone()
         ),
         (json!(5), json!(3))
     );
@@ -389,8 +390,11 @@ fn the_status_subresource_isolates_status_from_the_rest() {
             &WriteOptions::default(),
         )
         .unwrap();
-    assert!(created.value.get("status").is_none(), "create drops status");
-    let mut main = created.value.clone();
+    assert!(
+        created.value().get("status").is_none(),
+        "create drops status"
+    );
+    let mut main = created.value();
     main["status"] = json!({"replicas": 4});
     main["spec"]["replicas"] = json!(2);
     let updated = store
@@ -404,10 +408,10 @@ fn the_status_subresource_isolates_status_from_the_rest() {
         )
         .unwrap();
     assert!(
-        updated.value.get("status").is_none(),
+        updated.value().get("status").is_none(),
         "main endpoint ignores status"
     );
-    let mut status = updated.value.clone();
+    let mut status = updated.value();
     status["status"] = json!({"replicas": 2});
     status["spec"]["replicas"] = json!(7);
     let opts = WriteOptions {
@@ -424,9 +428,13 @@ fn the_status_subresource_isolates_status_from_the_rest() {
             &opts,
         )
         .unwrap();
-    assert_eq!(written.value["status"]["replicas"], 2);
-    assert_eq!(written.value["spec"]["replicas"], 2, "/status ignores spec");
-    let entry = written.value["metadata"]["managedFields"]
+    assert_eq!(written.value()["status"]["replicas"], 2);
+    assert_eq!(
+        written.value()["spec"]["replicas"],
+        2,
+        "/status ignores spec"
+    );
+    let entry = written.value()["metadata"]["managedFields"]
         .as_array()
         .unwrap()
         .iter()
@@ -477,7 +485,8 @@ fn labels_added_by_another_manager_get_their_own_managed_fields_entry() {
             &opts,
         )
         .unwrap();
-    let entries = labelled.value["metadata"]["managedFields"]
+    let labelled_value = labelled.value();
+    let entries = labelled_value["metadata"]["managedFields"]
         .as_array()
         .unwrap();
     assert_eq!(entries.len(), 2);
@@ -528,8 +537,9 @@ fn server_side_apply_needs_a_field_manager_and_creates_when_absent() {
             &opts,
         )
         .unwrap();
-    assert_eq!(created.value["data"], json!({"a": "1"}));
-    let entries = created.value["metadata"]["managedFields"]
+    assert_eq!(created.value()["data"], json!({"a": "1"}));
+    let created_value = created.value();
+    let entries = created_value["metadata"]["managedFields"]
         .as_array()
         .unwrap();
     assert_eq!(entries.len(), 1);
@@ -550,7 +560,7 @@ fn server_side_apply_needs_a_field_manager_and_creates_when_absent() {
             &opts,
         )
         .unwrap();
-    assert_eq!(again.value["data"]["a"], "2");
+    assert_eq!(again.value()["data"]["a"], "2");
 }
 
 #[test]
@@ -572,7 +582,8 @@ fn a_strategic_merge_patch_merges_pod_containers_by_name() {
             &WriteOptions::default(),
         )
         .unwrap();
-    let containers = patched.value["spec"]["containers"].as_array().unwrap();
+    let patched_value = patched.value();
+    let containers = patched_value["spec"]["containers"].as_array().unwrap();
     assert_eq!(containers.len(), 2);
     assert_eq!(containers[0]["image"], "a:1");
     assert_eq!(containers[1]["image"], "b:2");
@@ -604,8 +615,8 @@ fn finalizers_hold_a_delete_until_the_last_one_is_removed() {
         DeleteOutcome::Pending(object) => object,
         DeleteOutcome::Deleted(_) => panic!("finalizers must hold the delete"),
     };
-    assert!(pending.value["metadata"]["deletionTimestamp"].is_string());
-    assert_eq!(pending.value["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert!(pending.value()["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(pending.value()["metadata"]["deletionGracePeriodSeconds"], 0);
     store
         .patch(
             &cms,
@@ -662,7 +673,7 @@ fn deleting_a_pod_emits_modified_then_deleted_and_preconditions_conflict() {
     else {
         panic!("pods go at once")
     };
-    assert_eq!(last.value["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert_eq!(last.value()["metadata"]["deletionGracePeriodSeconds"], 0);
     assert_eq!(drain(&mut watch).0, ["MODIFIED wp", "DELETED wp"]);
     assert_eq!(
         store
@@ -703,7 +714,7 @@ fn deleting_a_namespace_removes_its_contents() {
     assert!(
         all.items
             .iter()
-            .all(|o| o.value["metadata"]["namespace"] != "gone")
+            .all(|o| o.value()["metadata"]["namespace"] != "gone")
     );
     assert!(names(&all.items).contains(&"kept".to_string()));
 }
@@ -1308,7 +1319,7 @@ fn a_crd_serves_its_versions_until_it_is_deleted() {
     let created = store
         .create(&crds, None, crd, &WriteOptions::default())
         .unwrap();
-    let conditions: Vec<_> = created.value["status"]["conditions"]
+    let conditions: Vec<_> = created.value()["status"]["conditions"]
         .as_array()
         .unwrap()
         .iter()
@@ -1321,7 +1332,7 @@ fn a_crd_serves_its_versions_until_it_is_deleted() {
             (json!("Established"), json!("True"))
         ]
     );
-    assert_eq!(created.value["status"]["acceptedNames"]["kind"], "Gadget");
+    assert_eq!(created.value()["status"]["acceptedNames"]["kind"], "Gadget");
     let gadgets = store
         .resolve("example.com", "v1", "gadgets")
         .expect("served");
@@ -1329,7 +1340,7 @@ fn a_crd_serves_its_versions_until_it_is_deleted() {
     assert!(gadgets.namespaced && gadgets.status_subresource && gadgets.scale_subresource);
     assert_eq!(gadgets.short_names, ["gd"]);
     let gadget = store.create(&gadgets, Some("default"), json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": {"size": 1}}), &WriteOptions::default()).unwrap();
-    assert_eq!(gadget.value["metadata"]["generation"], 1);
+    assert_eq!(gadget.value()["metadata"]["generation"], 1);
     store
         .delete(
             &crds,
@@ -1354,7 +1365,15 @@ fn listing_100k_pods_in_pages_of_500() {
                 .find(|l| l.starts_with("VmRSS"))
                 .map(str::to_string)
         });
-    println!("seeded 100k pods in {:?} ({rss:?})", started.elapsed());
+    let per_pod_kb = rss
+        .as_deref()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 100_000.0);
+    println!(
+        "seeded 100k pods in {:?} ({rss:?}, {per_pod_kb:.1?} KB resident per pod)",
+        started.elapsed()
+    );
     let pods = store.builtin("", "pods");
     let started = std::time::Instant::now();
     let mut token = None;
@@ -1457,4 +1476,19 @@ fn sustained_pod_writes_with_four_watchers() {
         "{writes} pod patches in {elapsed:?} = {:.0}/s; watchers saw {seen:?}",
         writes as f64 / elapsed.as_secs_f64()
     );
+}
+
+#[test]
+fn the_housekeeping_thread_lets_go_when_the_last_clone_is_dropped() {
+    let store = store();
+    let clone = store.clone();
+    let weak = Arc::downgrade(&store.shared);
+    drop(store);
+    assert!(weak.upgrade().is_some(), "a clone still holds the state");
+    drop(clone);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while weak.strong_count() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(weak.strong_count(), 0, "the state outlived every clone");
 }

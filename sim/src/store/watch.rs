@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::Value;
 use tokio::sync::mpsc::Sender;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -103,15 +102,11 @@ impl WatchScope {
     /// Whether the watch sees this object at all (namespace and selectors).
     pub fn sees(&self, object: &StoredObject) -> bool {
         if let Some(ns) = &self.namespace
-            && object
-                .value
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                != Some(ns.as_str())
+            && object.namespace() != Some(ns.as_str())
         {
             return false;
         }
-        self.filter.matches(&object.value)
+        self.filter.matches(object)
     }
 
     /// The event this watch gets for a write, if any.

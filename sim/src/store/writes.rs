@@ -66,7 +66,7 @@ impl State {
                 return Err(Status::namespace_not_found(ns));
             };
             if ns_obj
-                .value
+                .value()
                 .pointer("/metadata/deletionTimestamp")
                 .is_some()
             {
@@ -106,7 +106,7 @@ impl State {
             fields,
         );
         if opts.dry_run {
-            return Ok(Arc::new(super::state::stored_object(obj, self.rv)));
+            return Ok(Arc::new(StoredObject::new(&obj, self.rv)));
         }
         if is_crd(rt) {
             self.register_crd(&obj).map_err(|why| {
@@ -220,6 +220,33 @@ impl State {
         apply_fields: Option<Value>,
     ) -> Result<Arc<StoredObject>, Status> {
         let old = self.get(rt, namespace, name)?;
+        let old_value = old.value();
+        self.update_from(
+            rt,
+            (old, old_value),
+            name,
+            sub,
+            obj,
+            opts,
+            config,
+            apply_fields,
+        )
+    }
+
+    /// `update` of an object already read and parsed (`old` and its value), so a patch
+    /// parses the stored JSON once.
+    #[allow(clippy::too_many_arguments)]
+    fn update_from(
+        &mut self,
+        rt: &ResourceType,
+        (old, old_value): (Arc<StoredObject>, Value),
+        name: &str,
+        sub: Subresource,
+        obj: Value,
+        opts: &WriteOptions,
+        config: &StoreConfig,
+        apply_fields: Option<Value>,
+    ) -> Result<Arc<StoredObject>, Status> {
         if !obj.is_object() {
             return Err(Status::bad_body(rt, "the body must be a JSON object"));
         }
@@ -247,8 +274,10 @@ impl State {
         let mut new = match sub {
             Subresource::Main => {
                 let mut new = obj;
-                if rt.status_subresource {
-                    set_or_remove(&mut new, "status", old.value.get("status"));
+                // A patch starts from the stored object, so its status is usually unchanged:
+                // comparing is much cheaper than copying it back.
+                if rt.status_subresource && new.get("status") != old_value.get("status") {
+                    set_or_remove(&mut new, "status", old_value.get("status"));
                 }
                 new
             }
@@ -256,7 +285,7 @@ impl State {
                 if !rt.status_subresource {
                     return Err(super::state::unknown_resource());
                 }
-                let mut new = old.value.clone();
+                let mut new = old_value.clone();
                 set_or_remove(&mut new, "status", obj.get("status"));
                 new
             }
@@ -264,22 +293,21 @@ impl State {
                 if !rt.scale_subresource {
                     return Err(super::state::unknown_resource());
                 }
-                let mut new = old.value.clone();
+                let mut new = old_value.clone();
                 let replicas = obj.pointer("/spec/replicas").cloned().unwrap_or(json!(0));
                 new["spec"]["replicas"] = replicas;
                 new
             }
         };
-        restore_server_fields(rt, &mut new, &old.value);
-        if defaults::tracks_generation(rt) && spec_changed(&old.value, &new) {
-            let generation = old
-                .value
+        restore_server_fields(rt, &mut new, &old_value);
+        if defaults::tracks_generation(rt) && spec_changed(&old_value, &new) {
+            let generation = old_value
                 .pointer("/metadata/generation")
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             new["metadata"]["generation"] = json!(generation + 1);
         }
-        if new == old.value {
+        if new == old_value {
             return Ok(old);
         }
         let now = State::now_rfc3339();
@@ -287,7 +315,7 @@ impl State {
         let api_version = rt.api_version();
         let (operation, fields) = match apply_fields {
             Some(fields) => ("Apply", fields),
-            None => ("Update", managed_fields::changed_set(&old.value, &new)),
+            None => ("Update", managed_fields::changed_set(&old_value, &new)),
         };
         let subresource = match sub {
             Subresource::Main => None,
@@ -306,10 +334,7 @@ impl State {
             fields,
         );
         if opts.dry_run {
-            return Ok(Arc::new(super::state::stored_object(
-                new,
-                old.resource_version,
-            )));
+            return Ok(Arc::new(StoredObject::new(&new, old.resource_version)));
         }
         let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
         let finalizers_left = new
@@ -358,14 +383,25 @@ impl State {
                 return self.relabel_apply(rt, namespace, name, created, opts, fields);
             }
             let old = self.get(rt, namespace, name)?;
-            let mut target = old.value.clone();
+            let old_value = old.value();
+            let mut target = old_value.clone();
             patch::strategic_merge(&mut target, &applied);
-            return self.update(rt, namespace, name, sub, target, opts, config, Some(fields));
+            return self.update_from(
+                rt,
+                (old, old_value),
+                name,
+                sub,
+                target,
+                opts,
+                config,
+                Some(fields),
+            );
         }
         let old = self.get(rt, namespace, name)?;
+        let old_value = old.value();
         let mut target = match sub {
-            Subresource::Scale => scale_of(rt, &old.value)?,
-            _ => old.value.clone(),
+            Subresource::Scale => scale_of(rt, &old_value)?,
+            _ => old_value.clone(),
         };
         patch::apply_patch(&mut target, patch_type, body)?;
         if !target.is_object() {
@@ -373,8 +409,7 @@ impl State {
                 "the patch produced something other than an object",
             ));
         }
-        let result = self.update(rt, namespace, name, sub, target, opts, config, None)?;
-        Ok(result)
+        self.update_from(rt, (old, old_value), name, sub, target, opts, config, None)
     }
 
     /// After an apply that created the object, the create's Update entry becomes the
@@ -391,14 +426,14 @@ impl State {
         if opts.dry_run {
             return Ok(created);
         }
-        let mut value = created.value.clone();
+        let mut value = created.value();
         let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
         let time = value["metadata"]["creationTimestamp"].clone();
         value["metadata"]["managedFields"] = json!([{
             "manager": manager, "operation": "Apply", "apiVersion": rt.api_version(), "time": time,
             "fieldsType": "FieldsV1", "fieldsV1": fields}]);
         // Rewrites the just-created object in place: same rv, no extra event, as one write.
-        let stored = Arc::new(super::state::stored_object(value, created.resource_version));
+        let stored = Arc::new(StoredObject::new(&value, created.resource_version));
         let key = super::state::object_key(namespace, name);
         if let Some(storage) = self.storages.get_mut(&storage_key(rt)) {
             storage.objects.insert(key, stored.clone());
@@ -415,9 +450,9 @@ impl State {
         config: &StoreConfig,
     ) -> Result<DeleteOutcome, Status> {
         let old = self.get(rt, namespace, name)?;
+        let old_value = old.value();
         if let Some(uid) = &opts.preconditions_uid {
-            let actual = old
-                .value
+            let actual = old_value
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
                 .unwrap_or("");
@@ -447,12 +482,11 @@ impl State {
             return Ok(DeleteOutcome::Deleted(old));
         }
         let now = State::now_rfc3339();
-        let has_finalizers = old
-            .value
+        let has_finalizers = old_value
             .pointer("/metadata/finalizers")
             .and_then(Value::as_array)
             .is_some_and(|f| !f.is_empty());
-        let mut marked = old.value.clone();
+        let mut marked = old_value.clone();
         let already_deleting = marked.pointer("/metadata/deletionTimestamp").is_some();
         if !already_deleting {
             marked["metadata"]["deletionTimestamp"] = json!(now);
@@ -480,21 +514,19 @@ impl State {
             self.commit(rt, EventKind::Modified, marked.clone(), config);
         }
         if is_crd(rt) {
-            let group = old
-                .value
+            let group = old_value
                 .pointer("/spec/group")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let plural = old
-                .value
+            let plural = old_value
                 .pointer("/spec/names/plural")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
             self.unserve(&group, &plural);
         }
-        let last = if is_pod { marked } else { old.value.clone() };
+        let last = if is_pod { marked } else { old_value };
         Ok(DeleteOutcome::Deleted(self.remove(rt, last, config)))
     }
 
@@ -539,12 +571,7 @@ impl State {
                 None => continue,
             };
             for victim in victims {
-                self.commit(
-                    &content_rt,
-                    EventKind::Deleted,
-                    victim.value.clone(),
-                    config,
-                );
+                self.commit(&content_rt, EventKind::Deleted, victim.value(), config);
             }
         }
         let mut last = marked;
@@ -680,13 +707,19 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
         *metadata = json!({});
     }
     let metadata = metadata.as_object_mut().expect("made an object above");
+    let empty = Map::new();
     let old_meta = old
         .get("metadata")
         .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_else(Map::new);
-    for field in SERVER_METADATA {
-        match old_meta.get(*field) {
+        .unwrap_or(&empty);
+    for field in SERVER_METADATA.iter().chain(&["resourceVersion"]) {
+        let before = old_meta.get(*field);
+        // Most writes carry these unchanged (a patch starts from the stored object); comparing
+        // is much cheaper than copying managedFields again.
+        if metadata.get(*field) == before {
+            continue;
+        }
+        match before {
             Some(v) => {
                 metadata.insert((*field).to_string(), v.clone());
             }
@@ -694,20 +727,6 @@ fn restore_server_fields(rt: &ResourceType, new: &mut Value, old: &Value) {
                 metadata.remove(*field);
             }
         }
-    }
-    metadata.insert(
-        "resourceVersion".into(),
-        old_meta
-            .get("resourceVersion")
-            .cloned()
-            .unwrap_or(Value::Null),
-    );
-    if old_meta.contains_key("deletionTimestamp")
-        && let (Some(before), Some(after)) =
-            (old_meta.get("finalizers"), metadata.get("finalizers"))
-        && before != after
-    {
-        // While deleting, finalizers may only be removed; the write keeps the request's list.
     }
 }
 

@@ -1,0 +1,192 @@
+//! One stored object: its serialized JSON, which is the source of truth, plus the few
+//! fields that lists and watches need for every object (storage key, labels, the fields
+//! field selectors may name). It mirrors what etcd holds for kube-apiserver (the encoded
+//! object) next to what the watch cache's `storeElement` keeps for filtering (name,
+//! namespace, labels, selectable fields).
+//!
+//! # Contract
+//!
+//! - `json` is exactly what clients receive; it is written once, when the object is stored,
+//!   and every list, watch event, snapshot and history entry shares the same bytes.
+//! - The index answers `name`, `namespace`, `label` and `field` without parsing the JSON,
+//!   so selectors and key ordering cost no allocation per object.
+//! - [`StoredObject::value`] parses the JSON again on each call: writes, patches, YAML and
+//!   Table rendering pay for it, lists and watches never do.
+//! - Nothing else is kept, so an object costs its JSON plus a few hundred bytes (measured
+//!   in the store's module doc).
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::selector::INDEXED_FIELDS;
+
+/// A stored object and what hot paths read from it without parsing.
+#[derive(Debug)]
+pub struct StoredObject {
+    /// The object as compact JSON, serialized once when it was stored.
+    pub json: Bytes,
+    /// The object's `metadata.resourceVersion` as a number.
+    pub resource_version: u64,
+    index: ObjectIndex,
+}
+
+/// What lists and watches read from every object.
+///
+/// Invariant: each entry equals what the same lookup on `json` answers.
+#[derive(Debug)]
+struct ObjectIndex {
+    /// `metadata.name`, "" when absent.
+    name: Box<str>,
+    /// `metadata.namespace`, if set.
+    namespace: Option<Box<str>>,
+    /// `metadata.labels` with string values (a non-string label value matches nothing).
+    labels: Box<[(Box<str>, Box<str>)]>,
+    /// Values of the [`INDEXED_FIELDS`] the object has, rendered as a field selector
+    /// compares them; a missing or null field is left out (it compares as "").
+    fields: Box<[(&'static str, Box<str>)]>,
+}
+
+impl StoredObject {
+    /// Serializes `value` once and indexes it; `resource_version` is not written into the
+    /// JSON (the store stamps `metadata.resourceVersion` before).
+    pub fn new(value: &Value, resource_version: u64) -> StoredObject {
+        let json = serde_json::to_vec(value).expect("a serde_json::Value always serializes");
+        StoredObject {
+            // A boxed slice has no spare capacity: the growth slack of serializing is not
+            // kept alive for the object's lifetime.
+            json: Bytes::from(json.into_boxed_slice()),
+            resource_version,
+            index: ObjectIndex::of(value),
+        }
+    }
+
+    /// The whole object, parsed from its JSON (an allocation of several times its size:
+    /// for writes and rendering, not for per-object loops over lists).
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.json).expect("stored JSON was serialized by the store")
+    }
+
+    /// `metadata.name` ("" if absent).
+    pub fn name(&self) -> &str {
+        &self.index.name
+    }
+
+    /// `metadata.namespace`, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        self.index.namespace.as_deref()
+    }
+
+    /// The value of label `key`, if the object has it as a string.
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.index
+            .labels
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+
+    /// A selectable field by JSON pointer, as a field selector compares it: strings as they
+    /// are, other scalars as JSON text, missing or null as "". Pointers outside
+    /// `metadata.name`, `metadata.namespace` and [`INDEXED_FIELDS`] are not indexed and
+    /// read as "" (the selector parser only accepts indexed ones).
+    pub(crate) fn field(&self, pointer: &str) -> &str {
+        match pointer {
+            "/metadata/name" => self.name(),
+            "/metadata/namespace" => self.namespace().unwrap_or(""),
+            _ => self
+                .index
+                .fields
+                .iter()
+                .find(|(p, _)| *p == pointer)
+                .map_or("", |(_, v)| &**v),
+        }
+    }
+}
+
+impl ObjectIndex {
+    fn of(value: &Value) -> ObjectIndex {
+        let metadata = &value["metadata"];
+        let labels = metadata["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+            .collect();
+        let fields = INDEXED_FIELDS
+            .iter()
+            .filter_map(|pointer| {
+                let rendered = match value.pointer(pointer)? {
+                    Value::Null => return None,
+                    Value::String(s) => s.as_str().into(),
+                    other => other.to_string().into(),
+                };
+                Some((*pointer, rendered))
+            })
+            .collect();
+        ObjectIndex {
+            name: metadata["name"].as_str().unwrap_or("").into(),
+            namespace: metadata["namespace"].as_str().map(Into::into),
+            labels,
+            fields,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_index_answers_what_the_json_says() {
+        let value = json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web", "n": 1}},
+            "spec": {"nodeName": "node-1", "hostNetwork": true},
+            "status": {"phase": null},
+        });
+        let object = StoredObject::new(&value, 7);
+        assert_eq!(object.value(), value);
+        assert_eq!(object.resource_version, 7);
+        assert_eq!(object.name(), "p");
+        assert_eq!(object.namespace(), Some("ns"));
+        assert_eq!(object.label("app"), Some("web"));
+        assert_eq!(
+            object.label("n"),
+            None,
+            "non-string label values match nothing"
+        );
+        assert_eq!(object.field("/metadata/name"), "p");
+        assert_eq!(object.field("/spec/nodeName"), "node-1");
+        assert_eq!(object.field("/spec/hostNetwork"), "true");
+        assert_eq!(object.field("/status/phase"), "", "null compares as empty");
+        assert_eq!(
+            object.field("/status/podIP"),
+            "",
+            "missing compares as empty"
+        );
+    }
+
+    #[test]
+    fn floats_survive_the_json_round_trip_exactly() {
+        // Without serde_json's `float_roundtrip`, about one in ten of these would come back
+        // one ulp off, and every write would move untouched float fields.
+        for i in 0..10_000u64 {
+            let value = json!({"spec": {"ratio": i as f64 * 0.001 + 0.1, "tiny": f64::MIN_POSITIVE * i as f64}});
+            let object = StoredObject::new(&value, 1);
+            assert_eq!(
+                object.value(),
+                value,
+                "{}",
+                String::from_utf8_lossy(&object.json)
+            );
+        }
+    }
+
+    #[test]
+    fn a_cluster_scoped_object_without_metadata_still_indexes() {
+        let object = StoredObject::new(&json!({"kind": "Scale"}), 1);
+        assert_eq!(object.name(), "");
+        assert_eq!(object.namespace(), None);
+        assert_eq!(object.field("/metadata/namespace"), "");
+    }
+}
