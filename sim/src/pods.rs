@@ -439,7 +439,7 @@ mod tests {
         assert_eq!(page.items.len(), APPS as usize);
         let mut total = 0;
         for item in &page.items {
-            let deployment = &item.value;
+            let deployment = &item.value();
             let name = deployment["metadata"]["name"].as_str().unwrap();
             let selected = ListOptions {
                 label_selector: Some(format!("app={name}")),
