@@ -229,7 +229,7 @@ fn deployment(namespace: &str, app: u64, replicas: u64) -> Value {
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "uid": uid_from(mix(app ^ 0xde91_0e)),
+            "uid": uid_from(mix(app ^ 0xde_910e)),
             "generation": 1,
             "creationTimestamp": CREATED,
             "labels": labels,
