@@ -2,8 +2,9 @@
 //! (`harness = false`; not part of `cargo nextest run`):
 //!
 //! ```text
-//! cargo bench --bench informers -- --quick     # small sizes, seconds (CI)
-//! cargo bench --bench informers -- --full      # the goal sizes; writes benches/RESULTS.md
+//! cargo bench --bench informers -- --full      # the goal sizes, release; writes benches/RESULTS.md
+//! cargo bench --bench informers -- --quick     # small sizes, seconds; writes target/informers-quick.md
+//! cargo bench --profile dev --bench informers -- --quick   # what CI runs (.ci/run)
 //! cargo bench --bench informers -- --full --only P1,P3 --no-pin --out /tmp/r.md
 //! ```
 //!
@@ -11,6 +12,20 @@
 //! `__serve` (see `informers/server_process.rs`); with 2+ CPUs and `taskset` present the
 //! server is pinned to CPU 1 and this process (client, every contender) to CPU 0. Rows P1–P6
 //! are the goals of the benchmark issue; each row's module says what it measures and how.
+//!
+//! # Exit status, and why CI runs the quick mode in a debug build
+//! A row that errors (a contender does not sync, the server process dies, a count is wrong)
+//! makes the run exit non-zero; a speed or memory goal that is missed only prints `MISSED`
+//! in the table. CI runs `--quick` to prove every row still runs end to end, not to judge
+//! speed: at quick sizes, in a debug build, on a shared 2-core machine the timings are
+//! noise, and failing CI on them would make it flaky. The goals are judged by `--full` in a
+//! release build (benches/RESULTS.md); `--full` refuses to run from a debug build.
+//!
+//! CI builds the bench with `--profile dev` because that reuses every dependency the test
+//! build (`cargo nextest run`) already compiled (the workspace's dev profile builds
+//! dependencies at opt-level 1), so only the workspace crates and this binary are compiled
+//! again. Measured on the 2-core machine while other builds ran: ~1.6 min of extra build and
+//! ~40 s of run, against ~5 min for a release build of every dependency plus ~17 s of run.
 
 #[path = "informers/contenders.rs"]
 mod contenders;
@@ -145,6 +160,11 @@ fn options() -> anyhow::Result<Options> {
         i += 1;
     }
     let sizes = sizes.context("choose a mode: --quick (CI, seconds) or --full (goal sizes)")?;
+    if sizes.name == "full" && cfg!(debug_assertions) {
+        bail!(
+            "--full judges the goals and needs a release build: run `cargo bench --bench informers -- --full` (without --profile dev)"
+        );
+    }
     let out = out.unwrap_or_else(|| {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         match sizes.name {
@@ -227,8 +247,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         "No CPU pinning (server and client share every CPU).".to_string()
     };
+    let build = if cfg!(debug_assertions) {
+        "Debug build (`--profile dev`): every timing is far from release figures; this run proves the rows work, it does not judge the goals."
+    } else {
+        "Release build."
+    };
     let header = format!(
-        "# Informer benchmarks ({} mode)\n\n`cargo bench --bench informers -- --{}` — {:.0} s in all. {cpu}",
+        "# Informer benchmarks ({} mode)\n\n`cargo bench --bench informers -- --{}` — {:.0} s in all. {build} {cpu}",
         sizes.name,
         sizes.name,
         started.elapsed().as_secs_f64()
@@ -246,5 +271,10 @@ fn main() -> anyhow::Result<()> {
     if !failures.is_empty() {
         bail!("{} row(s) failed to run", failures.len());
     }
+    let missed = lines
+        .iter()
+        .filter(|line| line.verdict == report::Verdict::Missed)
+        .count();
+    println!("{missed} goal line(s) MISSED; every row ran (a missed goal does not fail the run)");
     Ok(())
 }

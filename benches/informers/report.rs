@@ -57,7 +57,7 @@ pub fn table(lines: &[Line]) -> String {
     for line in lines {
         let verdict = match line.verdict {
             Verdict::Met => "yes",
-            Verdict::Missed => "**NO**",
+            Verdict::Missed => "**MISSED**",
             Verdict::Info => "",
         };
         let _ = writeln!(
