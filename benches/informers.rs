@@ -106,7 +106,9 @@ impl Sizes {
         Sizes {
             name: "full",
             p1_pods: 100_000,
-            p1_rounds: 2,
+            // One round: two rounds of 100k pods held gigabytes of freed heap in the client
+            // (glibc arenas) on top of the server's ~9.5 GB and the run was OOM-killed.
+            p1_rounds: 1,
             p2_pods: 5_000,
             p2_writes: 30_000,
             p2_latency_rate: 5_000.0,
@@ -136,12 +138,23 @@ fn options() -> anyhow::Result<Options> {
     let mut only = None;
     let mut pin = true;
     let mut out = None;
+    let mut overrides = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--quick" => sizes = Some(Sizes::quick()),
             "--full" => sizes = Some(Sizes::full()),
             "--no-pin" => pin = false,
+            // For profiling one row at another size: `--p1-pods 20000 --rounds 3`.
+            "--p1-pods" | "--rounds" => {
+                let flag = args[i].clone();
+                i += 1;
+                let n: usize = args
+                    .get(i)
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("{flag} needs a number"))?;
+                overrides.push((flag, n));
+            }
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             "--only" => {
@@ -154,12 +167,18 @@ fn options() -> anyhow::Result<Options> {
                 out = Some(PathBuf::from(args.get(i).context("--out needs a path")?));
             }
             other => bail!(
-                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH]"
+                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH] [--p1-pods N] [--rounds N]"
             ),
         }
         i += 1;
     }
-    let sizes = sizes.context("choose a mode: --quick (CI, seconds) or --full (goal sizes)")?;
+    let mut sizes = sizes.context("choose a mode: --quick (CI, seconds) or --full (goal sizes)")?;
+    for (flag, n) in overrides {
+        match flag.as_str() {
+            "--p1-pods" => sizes.p1_pods = n,
+            _ => sizes.p1_rounds = n,
+        }
+    }
     if sizes.name == "full" && cfg!(debug_assertions) {
         bail!(
             "--full judges the goals and needs a release build: run `cargo bench --bench informers -- --full` (without --profile dev)"

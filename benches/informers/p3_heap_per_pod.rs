@@ -44,6 +44,7 @@ where
     tokio::time::sleep(SETTLE).await;
     let held = HeapSnapshot::now().since(before);
     drop(holder);
+    crate::counting_alloc::release_free_memory();
     Ok((
         held.bytes as f64 / pods as f64,
         held.allocations as f64 / pods as f64,
