@@ -2,8 +2,9 @@
 //! (`harness = false`; not part of `cargo nextest run`):
 //!
 //! ```text
-//! cargo bench --bench informers -- --quick     # small sizes, seconds (CI)
-//! cargo bench --bench informers -- --full      # the goal sizes; writes benches/RESULTS.md
+//! cargo bench --bench informers -- --full      # the goal sizes, release; writes benches/RESULTS.md
+//! cargo bench --bench informers -- --quick     # small sizes, seconds; writes target/informers-quick.md
+//! cargo bench --profile dev --bench informers -- --quick   # what CI runs (.ci/run)
 //! cargo bench --bench informers -- --full --only P1,P3 --no-pin --out /tmp/r.md
 //! ```
 //!
@@ -11,6 +12,20 @@
 //! `__serve` (see `informers/server_process.rs`); with 2+ CPUs and `taskset` present the
 //! server is pinned to CPU 1 and this process (client, every contender) to CPU 0. Rows P1–P6
 //! are the goals of the benchmark issue; each row's module says what it measures and how.
+//!
+//! # Exit status, and why CI runs the quick mode in a debug build
+//! A row that errors (a contender does not sync, the server process dies, a count is wrong)
+//! makes the run exit non-zero; a speed or memory goal that is missed only prints `MISSED`
+//! in the table. CI runs `--quick` to prove every row still runs end to end, not to judge
+//! speed: at quick sizes, in a debug build, on a shared 2-core machine the timings are
+//! noise, and failing CI on them would make it flaky. The goals are judged by `--full` in a
+//! release build (benches/RESULTS.md); `--full` refuses to run from a debug build.
+//!
+//! CI builds the bench with `--profile dev` because that reuses every dependency the test
+//! build (`cargo nextest run`) already compiled (the workspace's dev profile builds
+//! dependencies at opt-level 1), so only the workspace crates and this binary are compiled
+//! again. Measured on the 2-core machine while other builds ran: ~1.6 min of extra build and
+//! ~40 s of run, against ~5 min for a release build of every dependency plus ~17 s of run.
 
 #[path = "informers/contenders.rs"]
 mod contenders;
@@ -56,6 +71,8 @@ pub struct Sizes {
     pub p2_writes: u64,
     pub p2_latency_rate: f64,
     pub p2_latency_writes: u64,
+    pub p2_sustained_rate: f64,
+    pub p2_sustained_writes: u64,
     pub p3_pods: usize,
     pub p4_pods: usize,
     pub p4_requests: usize,
@@ -76,6 +93,8 @@ impl Sizes {
             p2_writes: 2_000,
             p2_latency_rate: 5_000.0,
             p2_latency_writes: 2_500,
+            p2_sustained_rate: 1_000.0,
+            p2_sustained_writes: 1_000,
             p3_pods: 1_000,
             p4_pods: 300,
             p4_requests: 10,
@@ -91,11 +110,16 @@ impl Sizes {
         Sizes {
             name: "full",
             p1_pods: 100_000,
+            // Two rounds fit in memory only because P1 trims the heap between contenders: the
+            // first attempt, without trimming, kept gigabytes of freed heap in glibc's arenas
+            // on top of the server's ~9.5 GB and was OOM-killed in round 2.
             p1_rounds: 2,
             p2_pods: 5_000,
             p2_writes: 30_000,
             p2_latency_rate: 5_000.0,
             p2_latency_writes: 30_000,
+            p2_sustained_rate: 1_000.0,
+            p2_sustained_writes: 10_000,
             p3_pods: 20_000,
             p4_pods: 300,
             p4_requests: 10,
@@ -121,12 +145,23 @@ fn options() -> anyhow::Result<Options> {
     let mut only = None;
     let mut pin = true;
     let mut out = None;
+    let mut overrides = Vec::new();
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
             "--quick" => sizes = Some(Sizes::quick()),
             "--full" => sizes = Some(Sizes::full()),
             "--no-pin" => pin = false,
+            // For profiling one row at another size: `--p1-pods 20000 --rounds 3`.
+            "--p1-pods" | "--rounds" => {
+                let flag = args[i].clone();
+                i += 1;
+                let n: usize = args
+                    .get(i)
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("{flag} needs a number"))?;
+                overrides.push((flag, n));
+            }
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             "--only" => {
@@ -139,12 +174,23 @@ fn options() -> anyhow::Result<Options> {
                 out = Some(PathBuf::from(args.get(i).context("--out needs a path")?));
             }
             other => bail!(
-                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH]"
+                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH] [--p1-pods N] [--rounds N]"
             ),
         }
         i += 1;
     }
-    let sizes = sizes.context("choose a mode: --quick (CI, seconds) or --full (goal sizes)")?;
+    let mut sizes = sizes.context("choose a mode: --quick (CI, seconds) or --full (goal sizes)")?;
+    for (flag, n) in overrides {
+        match flag.as_str() {
+            "--p1-pods" => sizes.p1_pods = n,
+            _ => sizes.p1_rounds = n,
+        }
+    }
+    if sizes.name == "full" && cfg!(debug_assertions) {
+        bail!(
+            "--full judges the goals and needs a release build: run `cargo bench --bench informers -- --full` (without --profile dev)"
+        );
+    }
     let out = out.unwrap_or_else(|| {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         match sizes.name {
@@ -179,6 +225,9 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("__serve") {
         return server_process::serve(&args[2..]);
+    }
+    if args.get(1).map(String::as_str) == Some("__heapcheck") {
+        return p3_heap_per_pod::heapcheck();
     }
     let options = options()?;
     if options.pin {
@@ -227,8 +276,13 @@ fn main() -> anyhow::Result<()> {
     } else {
         "No CPU pinning (server and client share every CPU).".to_string()
     };
+    let build = if cfg!(debug_assertions) {
+        "Debug build (`--profile dev`): every timing is far from release figures; this run proves the rows work, it does not judge the goals."
+    } else {
+        "Release build."
+    };
     let header = format!(
-        "# Informer benchmarks ({} mode)\n\n`cargo bench --bench informers -- --{}` — {:.0} s in all. {cpu}",
+        "# Informer benchmarks ({} mode)\n\n`cargo bench --bench informers -- --{}` — {:.0} s in all. {build} {cpu}",
         sizes.name,
         sizes.name,
         started.elapsed().as_secs_f64()
@@ -246,5 +300,10 @@ fn main() -> anyhow::Result<()> {
     if !failures.is_empty() {
         bail!("{} row(s) failed to run", failures.len());
     }
+    let missed = lines
+        .iter()
+        .filter(|line| line.verdict == report::Verdict::Missed)
+        .count();
+    println!("{missed} goal line(s) MISSED; every row ran (a missed goal does not fail the run)");
     Ok(())
 }

@@ -40,6 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::ids::ClusterId;
 use crate::informer::{Informer, StartSource};
+use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::reflector::{Reflector, ReflectorConfig};
 use crate::transform::Transform;
@@ -336,6 +337,11 @@ impl InformerFactory {
             label_selector: options.label_selector.clone(),
             field_selector: options.field_selector.clone(),
             streaming_lists: options.streaming_lists,
+            // The default transform would drop them after decoding; never decode them.
+            managed_fields: match transform {
+                Transform::DropManagedFields => ManagedFields::Drop,
+                Transform::Keep | Transform::Custom(_) => ManagedFields::Keep,
+            },
             ..ReflectorConfig::default()
         };
         if let Some(page_size) = options.page_size {

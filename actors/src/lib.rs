@@ -34,6 +34,7 @@ pub mod list_watch;
 pub mod listener;
 pub mod listener_buffer;
 pub mod lister;
+pub mod managed_fields;
 pub mod notification;
 pub mod object;
 pub mod processor;

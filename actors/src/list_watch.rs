@@ -26,6 +26,8 @@ use kube::core::Status;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::managed_fields::{self, ManagedFields};
+
 /// How the reflector should react to a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -156,7 +158,20 @@ struct WirePage<K> {
 
 /// Decodes a list page's body (CPU-bound: run it off the I/O thread for big pages).
 pub fn decode_page<K: DeserializeOwned>(body: &[u8]) -> Result<Page<K>, Failure> {
-    let page: WirePage<K> = serde_json::from_slice(body)
+    decode_page_with(body, ManagedFields::Keep)
+}
+
+/// [`decode_page`], cutting every item's `metadata.managedFields` from the bytes first when
+/// `managed_fields` says [`ManagedFields::Drop`].
+pub fn decode_page_with<K: DeserializeOwned>(
+    body: &[u8],
+    managed_fields: ManagedFields,
+) -> Result<Page<K>, Failure> {
+    let cut = match managed_fields {
+        ManagedFields::Drop => managed_fields::strip(body),
+        ManagedFields::Keep => None,
+    };
+    let page: WirePage<K> = serde_json::from_slice(cut.as_deref().unwrap_or(body))
         .map_err(|e| Failure::transient(Request::List, format!("undecodable list page: {e}")))?;
     Ok(Page {
         items: page.items.unwrap_or_default(),
@@ -418,9 +433,22 @@ impl<K: DeserializeOwned> WatchStream<K> {
 /// Decodes a [`RawBatch`]: events in order, then `Ended` if the stream ended; a line that is
 /// an error (or undecodable) ends the batch as `Failed`.
 pub fn decode_batch<K: DeserializeOwned>(batch: RawBatch) -> Vec<WatchItem<K>> {
+    decode_batch_with(batch, ManagedFields::Keep)
+}
+
+/// [`decode_batch`], cutting each event object's `metadata.managedFields` from the bytes
+/// first when `managed_fields` says [`ManagedFields::Drop`].
+pub fn decode_batch_with<K: DeserializeOwned>(
+    batch: RawBatch,
+    managed_fields: ManagedFields,
+) -> Vec<WatchItem<K>> {
     let mut items = Vec::with_capacity(batch.lines.len() + 1);
     for line in &batch.lines {
-        match decode_event::<K>(line) {
+        let cut = match managed_fields {
+            ManagedFields::Drop => managed_fields::strip(line),
+            ManagedFields::Keep => None,
+        };
+        match decode_event::<K>(cut.as_deref().unwrap_or(line)) {
             Ok(event) => items.push(WatchItem::Event(event)),
             Err(failure) => {
                 items.push(WatchItem::Failed(failure));

@@ -73,6 +73,7 @@ use tracing::Instrument;
 
 use crate::ids::ClusterId;
 use crate::list_watch::{self, Failure, FailureKind, ListWatcher, WatchItem, WatchStream};
+use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 
 mod protocol;
@@ -159,6 +160,9 @@ pub struct ReflectorConfig {
     /// watches of many reflectors do not all reconnect at once (client-go's `minWatchTimeout`:
     /// 5 min).
     pub min_watch_timeout: Duration,
+    /// [`ManagedFields::Drop`] cuts `metadata.managedFields` from the bytes before decoding
+    /// (set by the informer factory when the transform drops them anyway).
+    pub managed_fields: ManagedFields,
 }
 
 impl Default for ReflectorConfig {
@@ -169,6 +173,7 @@ impl Default for ReflectorConfig {
             field_selector: None,
             streaming_lists: false,
             min_watch_timeout: Duration::from_secs(300),
+            managed_fields: ManagedFields::Keep,
         }
     }
 }
@@ -327,14 +332,20 @@ where
                         // them off this thread, which meanwhile keeps the connection read.
                         Some(stream) if state == State::StreamingInitial => {
                             let raw = stream.next_raw().await;
-                            tokio::task::spawn_blocking(move || list_watch::decode_batch::<K>(raw))
-                                .await
-                                .unwrap_or_else(|e| {
-                                    let message = format!("watch decode task failed: {e}");
-                                    vec![WatchItem::Failed(transient_watch_failure(message))]
-                                })
+                            let managed_fields = self.config.managed_fields;
+                            tokio::task::spawn_blocking(move || {
+                                list_watch::decode_batch_with::<K>(raw, managed_fields)
+                            })
+                            .await
+                            .unwrap_or_else(|e| {
+                                let message = format!("watch decode task failed: {e}");
+                                vec![WatchItem::Failed(transient_watch_failure(message))]
+                            })
                         }
-                        Some(stream) => stream.next_batch().await,
+                        Some(stream) => list_watch::decode_batch_with(
+                            stream.next_raw().await,
+                            self.config.managed_fields,
+                        ),
                         None => vec![WatchItem::Ended],
                     };
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
@@ -434,7 +445,10 @@ where
                 handle,
             });
         }
-        let handle = tokio::task::spawn_blocking(move || list_watch::decode_page::<K>(&body));
+        let managed_fields = self.config.managed_fields;
+        let handle = tokio::task::spawn_blocking(move || {
+            list_watch::decode_page_with::<K>(&body, managed_fields)
+        });
         collected.decoding.push_back(Decoding {
             handle,
             peeked_continue: peeked_continue.clone(),

@@ -1,7 +1,9 @@
 //! The three ways of getting the pods of a cluster into a program that the rows compare, each
 //! set up the way its users would by default:
 //!
-//! - Panoptes: `InformerFactory` → `informer::<Pod>()` (drops managedFields by default);
+//! - Panoptes: `InformerFactory` → `informer::<Pod>()` (drops managedFields by default), or,
+//!   where sharing across parts of a program or many clusters is measured, the
+//!   `panoptes_runtime::Runtime` built from a `clusters.toml` naming the server's contexts;
 //! - kube-runtime: `watcher` + `reflector` store (`store_shared` + `subscribe` for fan-out);
 //! - decode only: the same list pages (`limit=500`, `continue`) fetched and decoded into
 //!   `Vec<Pod>` with serde_json, nothing cached: the floor any cache is measured against.
@@ -16,6 +18,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ObjectList;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use panoptes_actors::{FactoryOptions, Informer, InformerFactory, ids::ClusterId};
+use panoptes_runtime::{PanoptesConfig, Runtime};
 
 /// How long any sync may take before the row fails instead of hanging.
 pub const SYNC_PATIENCE: Duration = Duration::from_secs(600);
@@ -31,6 +34,42 @@ pub async fn client(kubeconfig: &str, context: &str) -> anyhow::Result<kube::Cli
         .await
         .context("kube accepts the sim's kubeconfig")?;
     Ok(kube::Client::try_from(config)?)
+}
+
+/// A Panoptes `Runtime` whose `clusters.toml` has one `[[clusters]]` entry per
+/// `(name, context)` of the server's kubeconfig — how a user of the runtime configures it.
+pub struct PanoptesRuntime {
+    pub runtime: Runtime,
+    /// Holds the kubeconfig file the configuration points at.
+    _dir: tempfile::TempDir,
+}
+
+impl PanoptesRuntime {
+    pub async fn start(kubeconfig: &str, entries: &[(String, String)]) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("temporary directory for clusters.toml")?;
+        let kubeconfig_path = dir.path().join("kubeconfig.yaml");
+        std::fs::write(&kubeconfig_path, kubeconfig).context("writing the kubeconfig")?;
+        let mut text = String::from("[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n");
+        for (name, context) in entries {
+            text.push_str(&format!(
+                "[[clusters]]\nname = \"{name}\"\nkubeconfig = {:?}\ncontext = \"{context}\"\n",
+                kubeconfig_path.display().to_string()
+            ));
+        }
+        let file = dir.path().join("clusters.toml");
+        let config = PanoptesConfig::parse(&text, &file, std::iter::empty())
+            .context("the bench's clusters.toml is valid")?;
+        let runtime = Runtime::start(&config)
+            .await
+            .context("the runtime connects the server's clusters")?;
+        Ok(Self { runtime, _dir: dir })
+    }
+}
+
+impl Drop for PanoptesRuntime {
+    fn drop(&mut self) {
+        self.runtime.shutdown();
+    }
 }
 
 /// A started Panoptes pod informer and the time its cache took to sync.

@@ -4,8 +4,12 @@
 //! pods; every handler reads the stamp of each object it receives. Two phases per contender:
 //! - throughput: `W` updates written as fast as the server can; events/s = `W` / (last
 //!   handler's receipt of the last update − first write);
-//! - latency: updates at 5 000/s; p50/p99 of (handler receipt − server write) over every
-//!   handler and event.
+//! - latency: updates at 5 000/s (the goal's rate); p50/p99 of (handler receipt − server
+//!   write) over every handler and event. Each line also says the rate the server process
+//!   actually wrote at: a sim patch of a realistic pod costs ~0.3 ms of the server's one CPU,
+//!   so it falls short of 5 000/s and the backlog then builds up at the server, not in the
+//!   client. A second latency phase at a rate the server sustains shows the pipeline's own
+//!   latency (context, not judged).
 //!
 //! Panoptes: 10 `handler_actor`s on one pod informer. kube-runtime: `store_shared` +
 //! `reflect_shared`, 10 `subscribe()` handles, each drained by its own task (its fan-out).
@@ -84,6 +88,8 @@ impl Handler<Event<Pod>> for Recording {
 /// One phase's outcome.
 pub struct Phase {
     pub events_per_sec: f64,
+    /// The rate the server actually wrote at (it may fall short of the rate asked for).
+    pub written_per_sec: f64,
     pub p50: Duration,
     pub p99: Duration,
 }
@@ -118,6 +124,15 @@ async fn phase(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
+    let written = server.command("written")?;
+    let written_per_sec = match written.split_whitespace().collect::<Vec<_>>().as_slice() {
+        [n, nanos] => {
+            let n: f64 = n.parse()?;
+            let nanos: f64 = nanos.parse()?;
+            n / (nanos / 1e9).max(1e-9)
+        }
+        _ => bail!("unreadable `written` answer {written:?}"),
+    };
     let last = recorders
         .iter()
         .map(|r| r.last_receipt.load(Ordering::Relaxed))
@@ -131,15 +146,51 @@ async fn phase(
     let pick = |q: f64| Duration::from_nanos(all[((all.len() - 1) as f64 * q) as usize]);
     Ok(Phase {
         events_per_sec: writes as f64 / (Duration::from_nanos(last - first_write).as_secs_f64()),
+        written_per_sec,
         p50: pick(0.50),
         p99: pick(0.99),
+    })
+}
+
+/// Every phase of one contender, in order: throughput, latency at the goal's rate, latency at
+/// a rate the server process sustains.
+struct Phases {
+    throughput: Phase,
+    at_goal_rate: Phase,
+    sustained: Phase,
+}
+
+async fn phases(
+    server: &mut ServerProcess,
+    recorders: &[Arc<Recorder>],
+    first_generation: u64,
+    sizes: &Sizes,
+) -> anyhow::Result<Phases> {
+    let g = first_generation;
+    Ok(Phases {
+        throughput: phase(server, recorders, g, 1e9, sizes.p2_writes).await?,
+        at_goal_rate: phase(
+            server,
+            recorders,
+            g + 1,
+            sizes.p2_latency_rate,
+            sizes.p2_latency_writes,
+        )
+        .await?,
+        sustained: phase(
+            server,
+            recorders,
+            g + 2,
+            sizes.p2_sustained_rate,
+            sizes.p2_sustained_writes,
+        )
+        .await?,
     })
 }
 
 pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
     let mut server = ServerProcess::spawn(1, sizes.p2_pods, pin)?;
     let recorders: Vec<Arc<Recorder>> = (0..HANDLERS).map(|_| Arc::default()).collect();
-    let rate = sizes.p2_latency_rate;
 
     let ours = {
         let pods = PanoptesPods::sync(
@@ -156,10 +207,9 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
             },
         )
         .await?;
-        let throughput = phase(&mut server, &recorders, 1, 1e9, sizes.p2_writes).await?;
-        let latency = phase(&mut server, &recorders, 2, rate, sizes.p2_latency_writes).await?;
+        let phases = phases(&mut server, &recorders, 1, sizes).await?;
         drop(pods);
-        (throughput, latency)
+        phases
     };
     let theirs = {
         let mut pods =
@@ -177,42 +227,67 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
                 })
             })
             .collect();
-        let throughput = phase(&mut server, &recorders, 3, 1e9, sizes.p2_writes).await;
-        let latency = phase(&mut server, &recorders, 4, rate, sizes.p2_latency_writes).await;
+        let phases = phases(&mut server, &recorders, 11, sizes).await;
         for t in tasks {
             t.abort();
         }
-        (throughput?, latency?)
+        phases?
     };
 
-    let ratio = ours.0.events_per_sec / theirs.0.events_per_sec;
+    let ratio = ours.throughput.events_per_sec / theirs.throughput.events_per_sec;
     lines.push(
         Line::new("P2", format!("update throughput, {} writes as fast as the server goes, to {HANDLERS} handlers ({} pods)", sizes.p2_writes, sizes.p2_pods))
-            .result(format!("Panoptes {:.0}/s, kube-runtime {:.0}/s", ours.0.events_per_sec, theirs.0.events_per_sec))
+            .result(format!(
+                "Panoptes {:.0}/s (server wrote {:.0}/s), kube-runtime {:.0}/s (server wrote {:.0}/s)",
+                ours.throughput.events_per_sec,
+                ours.throughput.written_per_sec,
+                theirs.throughput.events_per_sec,
+                theirs.throughput.written_per_sec
+            ))
             .against(format!("{ratio:.2}×"), "≥ 1.0× kube-runtime", ratio >= 1.0),
     );
-    lines.push(
-        Line::new(
+    for (rate, writes, ours, theirs, judged) in [
+        (
+            sizes.p2_latency_rate,
+            sizes.p2_latency_writes,
+            &ours.at_goal_rate,
+            &theirs.at_goal_rate,
+            true,
+        ),
+        (
+            sizes.p2_sustained_rate,
+            sizes.p2_sustained_writes,
+            &ours.sustained,
+            &theirs.sustained,
+            false,
+        ),
+    ] {
+        let line = Line::new(
             "P2",
             format!(
-                "event→handler latency at {rate:.0} updates/s ({} updates × {HANDLERS} handlers)",
-                sizes.p2_latency_writes
+                "event→handler latency, {rate:.0} updates/s asked ({writes} updates × {HANDLERS} handlers){}",
+                if judged { "" } else { ", a rate the server process sustains (context)" }
             ),
         )
         .result(format!(
-            "Panoptes p50 {:.2} ms p99 {:.2} ms ({:.0}/s); kube-runtime p50 {:.2} ms p99 {:.2} ms",
-            ms(ours.1.p50),
-            ms(ours.1.p99),
-            ours.1.events_per_sec,
-            ms(theirs.1.p50),
-            ms(theirs.1.p99)
-        ))
-        .against(
-            format!("p99 {:.2} ms", ms(ours.1.p99)),
-            "p99 ≤ 5 ms",
-            ours.1.p99 <= Duration::from_millis(5),
-        ),
-    );
+            "Panoptes p50 {:.2} ms p99 {:.2} ms (server wrote {:.0}/s); kube-runtime p50 {:.2} ms p99 {:.2} ms (server wrote {:.0}/s)",
+            ms(ours.p50),
+            ms(ours.p99),
+            ours.written_per_sec,
+            ms(theirs.p50),
+            ms(theirs.p99),
+            theirs.written_per_sec
+        ));
+        lines.push(if judged {
+            line.against(
+                format!("p99 {:.2} ms", ms(ours.p99)),
+                "p99 ≤ 5 ms",
+                ours.p99 <= Duration::from_millis(5),
+            )
+        } else {
+            line
+        });
+    }
     Ok(())
 }
 

@@ -1,7 +1,9 @@
-//! P5: one Panoptes pod informer per cluster for n clusters of one server process (every
-//! cluster its own HTTPS listener, CA and token), all started at once; time until every
-//! cache holds its pods. Then the same with the last cluster stalled (every request to it
-//! waits 10 minutes): the other clusters' sync time must not move.
+//! P5: one `panoptes_runtime::Runtime` configured with n clusters of one server process
+//! (every cluster its own HTTPS listener, CA and token) and one multi-cluster pod informer
+//! over all of them (`runtime.informer::<Pod>()`: one pipeline per cluster, opened at
+//! once); time until every cluster's cache holds its pods. Then the same with the last
+//! cluster stalled (every request to it waits 10 minutes): the other clusters' sync time
+//! must not move.
 //!
 //! All clusters live in ONE separate server process (its own tokio runtime, 2 threads).
 
@@ -10,57 +12,53 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure};
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
-use panoptes_actors::{FactoryOptions, Informer, InformerFactory, ids::ClusterId};
+use panoptes_actors::ids::ClusterId;
 
 use crate::Sizes;
-use crate::contenders::{SYNC_PATIENCE, client};
+use crate::contenders::{PanoptesRuntime, SYNC_PATIENCE};
 use crate::report::Line;
 use crate::server_process::ServerProcess;
 
 const STALL_MS: u64 = 600_000;
 
-/// Starts one factory per cluster in `clusters` and returns the time until those in
-/// `must_sync` synced (each checked to hold `pods` pods).
+/// Starts a runtime over the first `clusters` clusters and one pod informer over all of
+/// them; returns the time until the first `must_sync` synced (each checked to hold `pods`
+/// pods).
 async fn sync_clusters(
     server: &ServerProcess,
     clusters: usize,
     must_sync: usize,
     pods: usize,
 ) -> anyhow::Result<Duration> {
-    let mut factories: Vec<(InformerFactory, Informer<Pod>)> = Vec::new();
-    for i in 1..=clusters {
-        let name = format!("sim-{i}");
-        let factory = InformerFactory::new(
-            client(server.kubeconfig(), &name).await?,
-            ClusterId::new(name),
-            FactoryOptions::default(),
-        );
-        let informer = factory.informer::<Pod>();
-        factories.push((factory, informer));
-    }
+    let entries: Vec<(String, String)> = (1..=clusters)
+        .map(|i| (format!("c{i}"), format!("sim-{i}")))
+        .collect();
+    let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries).await?;
     let started = Instant::now();
-    for (factory, _) in &factories {
-        factory.start();
-    }
-    let waits = factories[..must_sync]
+    let informer = panoptes.runtime.informer::<Pod>();
+    let names: Vec<ClusterId> = entries[..must_sync]
         .iter()
-        .map(|(factory, _)| factory.wait_for_cache_sync(SYNC_PATIENCE));
-    let synced = join_all(waits).await;
+        .map(|(name, _)| ClusterId::new(name.as_str()))
+        .collect();
+    let synced = join_all(
+        names
+            .iter()
+            .map(|name| informer.wait_synced(name, SYNC_PATIENCE)),
+    )
+    .await;
     let took = started.elapsed();
-    for (factory, _) in &factories {
-        factory.shutdown();
-    }
-    if !synced.iter().all(|s| s.values().all(|ok| *ok)) {
+    if !synced.iter().all(|ok| *ok) {
         bail!("P5: not every cluster synced within {SYNC_PATIENCE:?}");
     }
-    for (_, informer) in &factories[..must_sync] {
-        let cached = informer.store().list().len();
-        ensure!(
-            cached == pods,
-            "{} cached {cached} pods, not {pods}",
-            informer.cluster()
-        );
+    for name in &names {
+        let cached = informer.list(name).map_or(0, |pods| pods.len());
+        ensure!(cached == pods, "{name} cached {cached} pods, not {pods}");
     }
+    ensure!(
+        informer.clusters().len() == clusters,
+        "the informer holds {} clusters, not {clusters}",
+        informer.clusters().len()
+    );
     Ok(took)
 }
 
@@ -89,7 +87,9 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
     lines.push(
         Line::new(
             "P5",
-            format!("clusters × {pods} pods synced at once (one informer per cluster)"),
+            format!(
+                "clusters × {pods} pods synced at once (one `Runtime`, one multi-cluster informer)"
+            ),
         )
         .result(listing.join(", "))
         .against(

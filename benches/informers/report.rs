@@ -57,7 +57,7 @@ pub fn table(lines: &[Line]) -> String {
     for line in lines {
         let verdict = match line.verdict {
             Verdict::Met => "yes",
-            Verdict::Missed => "**NO**",
+            Verdict::Missed => "**MISSED**",
             Verdict::Info => "",
         };
         let _ = writeln!(
@@ -96,7 +96,10 @@ pub fn machine() -> String {
     format!(
         "- date: {}\n- nproc: {}\n- CPU: {}\n- memory: {}\n- rustc: {}\n- kernel: {}\n",
         run("date", &["-u", "+%Y-%m-%d %H:%M:%S UTC"]),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        // Counted from /proc: `available_parallelism` would say 1 once this process is pinned.
+        std::fs::read_to_string("/proc/cpuinfo")
+            .map(|text| text.lines().filter(|l| l.starts_with("processor")).count())
+            .unwrap_or(0),
         proc_field("/proc/cpuinfo", "model name"),
         proc_field("/proc/meminfo", "MemTotal"),
         run("rustc", &["--version"]),
@@ -104,10 +107,20 @@ pub fn machine() -> String {
     )
 }
 
-/// Writes the report (`header`, machine, table, notes) to `path`.
+/// Everything from this line on in an existing report is hand-written analysis (profiles,
+/// why a goal is missed) and is kept when the report is written again.
+pub const KEPT_NOTES_MARKER: &str =
+    "<!-- hand-written notes below are kept when the bench rewrites this file -->";
+
+/// Writes the report (`header`, machine, table, notes) to `path`, keeping the hand-written
+/// notes after [`KEPT_NOTES_MARKER`] of the file already there.
 pub fn write(path: &Path, header: &str, lines: &[Line], notes: &str) -> std::io::Result<()> {
+    let kept = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|old| old.find(KEPT_NOTES_MARKER).map(|at| old[at..].to_string()))
+        .unwrap_or_default();
     let text = format!(
-        "{header}\n\n## Machine\n\n{}\n## Results\n\n{}\n{notes}",
+        "{header}\n\n## Machine\n\n{}\n## Results\n\n{}\n{notes}\n{kept}",
         machine(),
         table(lines)
     );

@@ -10,7 +10,7 @@
 //! counters <cluster index>            -> ok lists=<n> watches=<n>      (pods)
 //! latency <cluster index> <ms>        -> ok                            (every request waits)
 //! write <generation> <rate/s> <count> -> ok                            (stamped updates, cluster 0)
-//! written                             -> ok <n>                        (updates made so far)
+//! written                             -> ok <n> <nanos>                (updates made so far, time since the first)
 //! ```
 //!
 //! Stamped updates patch annotation [`STAMP`] of pod `seq % pods` to
@@ -204,6 +204,7 @@ fn answer(sim: &Sim, pods: usize, written: &Arc<AtomicU64>, line: &str) -> anyho
             let rate: f64 = rate.parse().context("rate")?;
             let count: u64 = count.parse().context("count")?;
             written.store(0, Ordering::Relaxed);
+            WRITING_FOR_NANOS.store(0, Ordering::Relaxed);
             let store = sim.cluster(0).store();
             let written = written.clone();
             std::thread::spawn(move || {
@@ -211,10 +212,17 @@ fn answer(sim: &Sim, pods: usize, written: &Arc<AtomicU64>, line: &str) -> anyho
             });
             Ok(String::new())
         }
-        ["written"] => Ok(written.load(Ordering::Relaxed).to_string()),
+        ["written"] => Ok(format!(
+            "{} {}",
+            written.load(Ordering::Relaxed),
+            WRITING_FOR_NANOS.load(Ordering::Relaxed)
+        )),
         _ => bail!("unknown command {line:?}"),
     }
 }
+
+/// How long the current write job has been writing (nanoseconds), updated per write.
+static WRITING_FOR_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// Patches `count` pods' [`STAMP`] annotation, paced at `rate` per second of wall time.
 fn write_stamped(
@@ -251,6 +259,7 @@ fn write_stamped(
         ) {
             eprintln!("bench server: patching {name} failed: {}", status.message);
         }
+        WRITING_FOR_NANOS.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         written.fetch_add(1, Ordering::Relaxed);
     }
 }
