@@ -294,6 +294,10 @@ fn main() -> anyhow::Result<()> {
             notes.push_str(&format!("- {failure}\n"));
         }
     }
+    if let Some(dir) = options.out.parent() {
+        // The quick report goes under target/, which a separate CARGO_TARGET_DIR leaves absent.
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     report::write(&options.out, &header, &lines, &notes)
         .with_context(|| format!("writing {}", options.out.display()))?;
     println!("written to {}", options.out.display());
