@@ -177,6 +177,23 @@ impl Drop for KubeRuntimePods {
 
 /// Fetches every page of `/api/v1/pods` (limit 500) and decodes each into `Vec<Pod>`, keeping
 /// only the count. Returns `(pods, time)`.
+/// One cluster of `pods` pods in a server process, a client for it, and one warm-up
+/// fetch+decode (TLS session, server-side JSON caches, allocator arenas) that also checks the
+/// server lists exactly `pods`.
+pub async fn warm_server(
+    pods: usize,
+    pin: bool,
+) -> anyhow::Result<(crate::server_process::ServerProcess, kube::Client)> {
+    let server = crate::server_process::ServerProcess::spawn(1, pods, pin)?;
+    let client = client(server.kubeconfig(), "sim-1").await?;
+    let (decoded, _) = fetch_and_decode(&client).await?;
+    anyhow::ensure!(
+        decoded == pods,
+        "the server lists {decoded} pods, not {pods}"
+    );
+    Ok((server, client))
+}
+
 pub async fn fetch_and_decode(client: &kube::Client) -> anyhow::Result<(usize, Duration)> {
     let started = Instant::now();
     let mut pods = 0;

@@ -8,21 +8,13 @@ use std::time::Duration;
 use anyhow::ensure;
 
 use crate::Sizes;
-use crate::contenders::{KubeRuntimePods, PanoptesPods, client, fetch_and_decode};
+use crate::contenders::{KubeRuntimePods, PanoptesPods, fetch_and_decode, warm_server};
 use crate::counting_alloc::{release_free_memory, rss_mib};
 use crate::report::Line;
-use crate::server_process::ServerProcess;
 
 pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
     let pods = sizes.p1_pods;
-    let server = ServerProcess::spawn(1, pods, pin)?;
-    let client = client(server.kubeconfig(), "sim-1").await?;
-    // Warm-up: TLS session, server-side JSON caches, allocator arenas.
-    let (decoded, _) = fetch_and_decode(&client).await?;
-    ensure!(
-        decoded == pods,
-        "the server lists {decoded} pods, not {pods}"
-    );
+    let (_server, client) = warm_server(pods, pin).await?;
 
     let (mut ours, mut theirs, mut floor) = (Duration::MAX, Duration::MAX, Duration::MAX);
     for round in 0..sizes.p1_rounds {

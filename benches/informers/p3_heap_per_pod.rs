@@ -9,15 +9,14 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use anyhow::{bail, ensure};
+use anyhow::bail;
 use k8s_openapi::api::core::v1::Pod;
 use panoptes_actors::{Event, HandlerOptions, handler_actor};
 
 use crate::Sizes;
-use crate::contenders::{KubeRuntimePods, PanoptesPods, client, fetch_and_decode};
+use crate::contenders::{KubeRuntimePods, PanoptesPods, warm_server};
 use crate::counting_alloc::HeapSnapshot;
 use crate::report::Line;
-use crate::server_process::ServerProcess;
 
 /// Time for transient buffers (pages, sockets' read buffers, actor mailboxes) to be freed.
 const SETTLE: Duration = Duration::from_millis(500);
@@ -62,13 +61,7 @@ where
 
 pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
     let pods = sizes.p3_pods;
-    let server = ServerProcess::spawn(1, pods, pin)?;
-    let client = client(server.kubeconfig(), "sim-1").await?;
-    let (decoded, _) = fetch_and_decode(&client).await?;
-    ensure!(
-        decoded == pods,
-        "the server lists {decoded} pods, not {pods}"
-    );
+    let (_server, client) = warm_server(pods, pin).await?;
 
     let kube_default = per_pod(pods, async || {
         KubeRuntimePods::sync(client.clone(), false, 0).await
