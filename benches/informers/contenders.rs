@@ -175,8 +175,6 @@ impl Drop for KubeRuntimePods {
     }
 }
 
-/// Fetches every page of `/api/v1/pods` (limit 500) and decodes each into `Vec<Pod>`, keeping
-/// only the count. Returns `(pods, time)`.
 /// One cluster of `pods` pods in a server process, a client for it, and one warm-up
 /// fetch+decode (TLS session, server-side JSON caches, allocator arenas) that also checks the
 /// server lists exactly `pods`.
@@ -194,6 +192,8 @@ pub async fn warm_server(
     Ok((server, client))
 }
 
+/// Fetches every page of `/api/v1/pods` (limit 500) and decodes each into `Vec<Pod>`, keeping
+/// only the count. Returns `(pods, time)`.
 pub async fn fetch_and_decode(client: &kube::Client) -> anyhow::Result<(usize, Duration)> {
     let started = Instant::now();
     let mut pods = 0;

@@ -87,6 +87,28 @@ pub fn release_free_memory() {
     }
 }
 
+/// Waits until the live heap is back within `slack` bytes of `baseline` (polling, at most
+/// `patience`); false if it never gets there. A contender's cache can be freed on another
+/// thread after its handle is dropped (kube-runtime's aborted watcher task, Panoptes'
+/// stopping arbiter): freeing 100k pods takes seconds, and it must not overlap the next
+/// contender's timing.
+pub async fn settle_heap(
+    baseline: HeapSnapshot,
+    slack: i64,
+    patience: std::time::Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if HeapSnapshot::now().since(baseline).bytes <= slack {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 /// This process's resident set in MiB (0 when /proc is unavailable), for progress lines.
 pub fn rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")

@@ -9,7 +9,11 @@ use anyhow::ensure;
 
 use crate::Sizes;
 use crate::contenders::{KubeRuntimePods, PanoptesPods, fetch_and_decode, warm_server};
-use crate::counting_alloc::{release_free_memory, rss_mib};
+use crate::counting_alloc::{HeapSnapshot, release_free_memory, rss_mib, settle_heap};
+
+/// What may stay allocated after a contender is dropped (connection pools, arenas' metadata).
+const SETTLE_SLACK: i64 = 32 << 20;
+const SETTLE_PATIENCE: Duration = Duration::from_secs(60);
 use crate::report::Line;
 
 pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
@@ -21,6 +25,7 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         // Every contender starts from a trimmed heap, so none inherits pages another freed
         // (faulting in fresh pages is a large part of building a cache of 100k pods).
         release_free_memory();
+        let baseline = HeapSnapshot::now();
         let (n, took) = fetch_and_decode(&client).await?;
         ensure!(n == pods, "decode-only saw {n} pods");
         floor = floor.min(took);
@@ -35,14 +40,14 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         theirs = theirs.min(kr.synced_after);
         let kr_took = kr.synced_after;
         drop(kr);
-        release_free_memory();
+        settle(baseline, "kube-runtime").await;
 
         let p = PanoptesPods::sync(client.clone(), "sim-1", |_| {}).await?;
         ensure!(p.cached() == pods, "Panoptes cached {} pods", p.cached());
         ours = ours.min(p.synced_after);
         let p_took = p.synced_after;
         drop(p);
-        release_free_memory();
+        settle(baseline, "Panoptes").await;
         eprintln!(
             "P1 round {round}: decode-only {took:?}, kube-runtime {kr_took:?}, Panoptes {p_took:?} (client RSS now {} MiB)",
             rss_mib()
@@ -87,4 +92,15 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         ),
     );
     Ok(())
+}
+
+/// Waits until a dropped contender's cache is really freed (its last `Arc`s may live on in a
+/// task or an arbiter for a while), then returns the memory to the OS.
+async fn settle(baseline: HeapSnapshot, contender: &str) {
+    if !settle_heap(baseline, SETTLE_SLACK, SETTLE_PATIENCE).await {
+        eprintln!(
+            "P1: {contender}'s heap was not freed within {SETTLE_PATIENCE:?}; the next timing may overlap it"
+        );
+    }
+    release_free_memory();
 }
