@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::DynamicObject;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::informer_factory::ListScope;
 use panoptes_actors::registry::{ClusterKey, PipelineRequest, Registry};
@@ -252,15 +252,8 @@ impl Runtime {
     /// The informer a `[[watch]]` entry asks for, as dynamic objects.
     pub fn watch(&self, watch: &WatchConfig) -> MultiInformer<DynamicObject> {
         let registry = self.inner.registry.clone();
-        let r = &watch.resource;
-        let api_resource = ApiResource {
-            group: r.group.clone(),
-            version: r.version.clone(),
-            api_version: r.api_version(),
-            // Only the plural reaches the URL; the kind comes with each object.
-            kind: String::new(),
-            plural: r.plural.clone(),
-        };
+        let api_resource = watch.resource.api_resource();
+        let name = watch.resource.to_string();
         let clusters = watch.clusters.clone();
         let watch = watch.clone();
         let opener = Box::new(move |base: &PipelineRequest| {
@@ -273,7 +266,7 @@ impl Runtime {
             };
             registry.dynamic_informer(&request, &api_resource)
         });
-        self.track(MultiInformer::new(r.to_string(), opener), clusters)
+        self.track(MultiInformer::new(name, opener), clusters)
     }
 
     fn track<K: CacheObject>(

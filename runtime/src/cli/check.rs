@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::anyhow;
-use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject, ListParams};
 
 use super::CliError;
 use crate::config::ConfigArgs;
@@ -60,13 +60,7 @@ pub fn check(args: CheckArgs) -> Result<(), CliError> {
                 .filter(|w| config.clusters_of(w).iter().any(|c| c.name == cluster.name))
             {
                 let r = &watch.resource;
-                let resource = ApiResource {
-                    group: r.group.clone(),
-                    version: r.version.clone(),
-                    api_version: r.api_version(),
-                    kind: String::new(),
-                    plural: r.plural.clone(),
-                };
+                let resource = r.api_resource();
                 let api: Api<DynamicObject> = match &watch.namespace {
                     Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
                     None => Api::all_with(client.clone(), &resource),

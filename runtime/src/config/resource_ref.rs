@@ -52,6 +52,18 @@ impl ResourceRef {
             format!("{}/{}", self.group, self.version)
         }
     }
+
+    /// The resource as kube addresses it. Only the plural reaches the URL; the kind, unknown
+    /// until discovery, comes with each object, so it is left empty.
+    pub fn api_resource(&self) -> kube::api::ApiResource {
+        kube::api::ApiResource {
+            group: self.group.clone(),
+            version: self.version.clone(),
+            api_version: self.api_version(),
+            kind: String::new(),
+            plural: self.plural.clone(),
+        }
+    }
 }
 
 impl fmt::Display for ResourceRef {
