@@ -87,19 +87,20 @@ pub fn release_free_memory() {
     }
 }
 
-/// Waits until the live heap is back within `slack` bytes of `baseline` (polling, at most
-/// `patience`); false if it never gets there. A contender's cache can be freed on another
-/// thread after its handle is dropped (kube-runtime's aborted watcher task, Panoptes'
-/// stopping arbiter): freeing 100k pods takes seconds, and it must not overlap the next
-/// contender's timing.
-pub async fn settle_heap(
-    baseline: HeapSnapshot,
-    slack: i64,
-    patience: std::time::Duration,
-) -> bool {
-    let deadline = std::time::Instant::now() + patience;
+/// What may stay allocated after a contender is dropped (pooled connections' buffers). Small:
+/// at the quick mode's 1000 pods a whole cache is only ~30 MB.
+const DROPPED_SLACK: i64 = 1 << 20;
+/// How long a dropped contender's heap may take to be freed.
+const DROPPED_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits until the live heap is back within 1 MiB of `baseline` (polling, at most 60 s);
+/// false if it never gets there. A contender's cache can be freed on another thread after
+/// its handle is dropped (kube-runtime's aborted watcher task, Panoptes' stopping arbiter):
+/// freeing 100k pods takes seconds, and it must not overlap the next contender's timing.
+pub async fn settle_heap(baseline: HeapSnapshot) -> bool {
+    let deadline = std::time::Instant::now() + DROPPED_PATIENCE;
     loop {
-        if HeapSnapshot::now().since(baseline).bytes <= slack {
+        if HeapSnapshot::now().since(baseline).bytes <= DROPPED_SLACK {
             return true;
         }
         if std::time::Instant::now() > deadline {

@@ -11,9 +11,6 @@ use crate::Sizes;
 use crate::contenders::{KubeRuntimePods, PanoptesPods, fetch_and_decode, warm_server};
 use crate::counting_alloc::{HeapSnapshot, release_free_memory, rss_mib, settle_heap};
 
-/// What may stay allocated after a contender is dropped (connection pools, arenas' metadata).
-const SETTLE_SLACK: i64 = 32 << 20;
-const SETTLE_PATIENCE: Duration = Duration::from_secs(60);
 use crate::report::Line;
 
 pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Result<()> {
@@ -97,10 +94,8 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
 /// Waits until a dropped contender's cache is really freed (its last `Arc`s may live on in a
 /// task or an arbiter for a while), then returns the memory to the OS.
 async fn settle(baseline: HeapSnapshot, contender: &str) {
-    if !settle_heap(baseline, SETTLE_SLACK, SETTLE_PATIENCE).await {
-        eprintln!(
-            "P1: {contender}'s heap was not freed within {SETTLE_PATIENCE:?}; the next timing may overlap it"
-        );
+    if !settle_heap(baseline).await {
+        eprintln!("P1: {contender}'s heap was not freed in time; the next timing may overlap it");
     }
     release_free_memory();
 }

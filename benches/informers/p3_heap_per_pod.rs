@@ -43,10 +43,10 @@ where
     tokio::time::sleep(SETTLE).await;
     let held = HeapSnapshot::now().since(before);
     drop(holder);
-    crate::counting_alloc::release_free_memory();
     // What the holder left behind once dropped: its figure is only trustworthy if the heap
-    // came back to where it was.
-    tokio::time::sleep(SETTLE).await;
+    // came back to where it was. The residue line below reports it if it does not.
+    crate::counting_alloc::settle_heap(before).await;
+    crate::counting_alloc::release_free_memory();
     let residue = HeapSnapshot::now().since(before);
     eprintln!(
         "P3: held {:.1} KB/pod; after dropping it {:+.1} KB/pod remain",
