@@ -177,7 +177,7 @@ impl Progress {
                         continue;
                     }
                     match sync_line(status, elapsed) {
-                        Some((tag, line)) if tag == "synced" => {
+                        Some((_, line)) if status.synced => {
                             bar.set_style(
                                 ProgressStyle::default_spinner()
                                     .template("{msg}")
