@@ -14,9 +14,16 @@
 //!   element of the top-level `items` array (a list page), or of the top-level `object` (a
 //!   watch event). An annotation, label or any other member named `managedFields` elsewhere
 //!   is kept, and so is text that merely contains the word.
-//! - Returns `None` (nothing to copy) when no such member exists, or when the bytes are not
-//!   well-formed enough to scan: the caller then decodes the original bytes, and serde
-//!   reports any syntax error as it would have.
+//! - Returns `None` ("not sure": decode the original bytes) when no such member exists, or on
+//!   any anomaly: bytes not well-formed enough to scan, a `managedFields` value that is not
+//!   valid JSON or nests deeper than serde_json would accept in place, a member whose
+//!   neighbours would not stay well-formed once it is cut, or `managedFields` twice in one
+//!   metadata (duplicate keys are valid JSON; the decoder then keeps the last, as Go does).
+//!   The caller decodes the original bytes, so serde reports any syntax error as it would
+//!   have: cutting never turns bytes serde would reject into bytes it accepts.
+//! - Never panics, whatever the bytes (bytes from a server are untrusted: every index computed
+//!   from them is checked; property tests in `tests/managed_fields_props.rs` drive it with
+//!   random and adversarial JSON).
 //! - One pass, no allocation but the output copy; the result decodes to the same object as
 //!   the input with `metadata.managedFields` set to `None`.
 
@@ -48,29 +55,35 @@ struct Frame {
     role: Role,
     /// The last key read in this object (as raw bytes between the quotes).
     key: (usize, usize),
+    /// A `managedFields` member of this metadata was already cut (a second one is a
+    /// duplicate key: not sure which the decoder keeps, so the scan gives up).
+    cut: bool,
 }
 
+/// serde_json refuses JSON nested deeper than this (its recursion limit of 128 counts the
+/// level that fails); a cut value must not pass where the whole document would fail.
+const MAX_DEPTH: usize = 127;
+
 /// `json` without `metadata.managedFields` (see the module contract); `None` if there were
-/// none or the bytes could not be scanned.
+/// none or the scan was not sure.
 pub fn strip(json: &[u8]) -> Option<Vec<u8>> {
     let cuts = find_cuts(json)?;
     if cuts.is_empty() {
         return None;
     }
-    let removed: usize = cuts.iter().map(|(from, to)| to - from).sum();
-    let mut out = Vec::with_capacity(json.len() - removed);
+    let mut out = Vec::with_capacity(json.len());
     let mut at = 0;
     for (from, to) in cuts {
-        out.extend_from_slice(&json[at..from]);
+        out.extend_from_slice(json.get(at..from)?);
         at = to;
     }
-    out.extend_from_slice(&json[at..]);
+    out.extend_from_slice(json.get(at..)?);
     Some(out)
 }
 
-/// The byte ranges to cut, in order; `None` when the scan failed.
+/// The byte ranges to cut, in order and disjoint; `None` when the scan was not sure.
 fn find_cuts(json: &[u8]) -> Option<Vec<(usize, usize)>> {
-    let mut cuts = Vec::new();
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut expecting_key = false;
     let mut i = 0;
@@ -81,11 +94,21 @@ fn find_cuts(json: &[u8]) -> Option<Vec<(usize, usize)>> {
                 let in_object = stack.last().is_some_and(|f| f.is_object);
                 if in_object && expecting_key {
                     expecting_key = false;
+                    let depth = stack.len();
                     let top = stack.last_mut()?;
                     top.key = (i + 1, end - 1);
-                    if top.role == Role::Metadata && &json[i + 1..end - 1] == b"managedFields" {
-                        let value_end = value_end(json, after_colon(json, end)?)?;
-                        cuts.push(member_span(json, i, value_end));
+                    if top.role == Role::Metadata && json.get(i + 1..end - 1)? == b"managedFields"
+                    {
+                        if std::mem::replace(&mut top.cut, true) {
+                            return None;
+                        }
+                        let value_start = after_colon(json, end)?;
+                        let value_end = checked_value_end(json, value_start, depth)?;
+                        let span = member_span(json, i, value_end)?;
+                        if cuts.last().is_some_and(|last| last.1 > span.0) {
+                            return None;
+                        }
+                        cuts.push(span);
                         i = value_end;
                         continue;
                     }
@@ -99,6 +122,7 @@ fn find_cuts(json: &[u8]) -> Option<Vec<(usize, usize)>> {
                     is_object: open == b'{',
                     role,
                     key: (0, 0),
+                    cut: false,
                 });
                 expecting_key = open == b'{';
             }
@@ -123,7 +147,7 @@ fn role_of_child(json: &[u8], stack: &[Frame], is_object: bool) -> Role {
             Role::Other
         };
     };
-    let key = &json[parent.key.0..parent.key.1];
+    let key = json.get(parent.key.0..parent.key.1).unwrap_or_default();
     let top_level = stack.len() == 1;
     match (parent.is_object, parent.role, is_object) {
         (true, Role::Resource, true) if key == b"metadata" => Role::Metadata,
@@ -147,23 +171,38 @@ fn string_end(json: &[u8], start: usize) -> Option<usize> {
     None
 }
 
-/// The index of the value after the `:` that follows a key ending at `key_end`.
+/// The index of the value after the `:` that follows a key ending at `key_end`; `None` unless
+/// only whitespace surrounds the colon.
 fn after_colon(json: &[u8], key_end: usize) -> Option<usize> {
-    let colon = key_end + json.get(key_end..)?.iter().position(|b| *b == b':')?;
-    let value = colon + 1;
-    let skip = json
-        .get(value..)?
-        .iter()
-        .take_while(|b| b.is_ascii_whitespace());
-    Some(value + skip.count())
+    let colon = skip_whitespace(json, key_end);
+    (json.get(colon) == Some(&b':')).then(|| skip_whitespace(json, colon + 1))
 }
 
-/// The index just past the JSON value starting at `start`.
-fn value_end(json: &[u8], start: usize) -> Option<usize> {
+fn skip_whitespace(json: &[u8], from: usize) -> usize {
+    let rest = json.get(from..).unwrap_or_default();
+    from + rest.iter().take_while(|b| b.is_ascii_whitespace()).count()
+}
+
+/// The index just past the value starting at `start`, `depth` containers deep, once serde_json
+/// agrees it is one valid JSON value it would accept at that depth.
+fn checked_value_end(json: &[u8], start: usize, depth: usize) -> Option<usize> {
+    let (end, nesting) = value_end(json, start)?;
+    if depth + nesting > MAX_DEPTH {
+        return None;
+    }
+    let value = json.get(start..end)?;
+    // Strings are checked as the decoder would (it decodes managedFields, never skips them).
+    std::str::from_utf8(value).ok()?;
+    serde_json::from_slice::<serde::de::IgnoredAny>(value).ok()?;
+    Some(end)
+}
+
+/// The index just past the JSON value starting at `start`, and how deeply it nests.
+fn value_end(json: &[u8], start: usize) -> Option<(usize, usize)> {
     match *json.get(start)? {
-        b'"' => string_end(json, start),
+        b'"' => Some((string_end(json, start)?, 0)),
         b'{' | b'[' => {
-            let mut depth = 0usize;
+            let (mut depth, mut deepest) = (0usize, 0usize);
             let mut i = start;
             while i < json.len() {
                 match json[i] {
@@ -171,11 +210,14 @@ fn value_end(json: &[u8], start: usize) -> Option<usize> {
                         i = string_end(json, i)?;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        deepest = deepest.max(depth);
+                    }
                     b'}' | b']' => {
-                        depth -= 1;
+                        depth = depth.checked_sub(1)?;
                         if depth == 0 {
-                            return Some(i + 1);
+                            return Some((i + 1, deepest));
                         }
                     }
                     _ => {}
@@ -185,32 +227,42 @@ fn value_end(json: &[u8], start: usize) -> Option<usize> {
             None
         }
         _ => {
-            let len = json[start..]
+            let rest = &json[start..];
+            let len = rest
                 .iter()
                 .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
-                .unwrap_or(json.len() - start);
-            Some(start + len)
+                .unwrap_or(rest.len());
+            Some((start + len, 0))
         }
     }
 }
 
 /// The range to cut for the member whose key opens at `key_start` and whose value ends at
-/// `value_end`: with the comma after it, or else the comma before it, so the object stays
-/// well-formed.
-fn member_span(json: &[u8], key_start: usize, value_end: usize) -> (usize, usize) {
-    let after = json[value_end..]
+/// `value_end`: with the comma after it when another member follows, or else with the comma
+/// before it when a value precedes, or alone when it is the only member; `None` when the
+/// object would not stay (or was not) well-formed around it.
+fn member_span(json: &[u8], key_start: usize, value_end: usize) -> Option<(usize, usize)> {
+    let after = skip_whitespace(json, value_end);
+    let before = json
+        .get(..key_start)?
         .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .map(|n| value_end + n);
-    if let Some(comma) = after.filter(|&at| json[at] == b',') {
-        return (key_start, comma + 1);
-    }
-    let before = json[..key_start]
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace());
-    match before.filter(|&at| json[at] == b',') {
-        Some(comma) => (comma, value_end),
-        None => (key_start, value_end),
+        .rposition(|b| !b.is_ascii_whitespace())?;
+    let opens_object = json[before] == b'{';
+    match json.get(after)? {
+        b',' if opens_object || json[before] == b',' => {
+            let next = skip_whitespace(json, after + 1);
+            (json.get(next) == Some(&b'"')).then_some((key_start, after + 1))
+        }
+        b'}' if opens_object => Some((key_start, value_end)),
+        b'}' if json[before] == b',' => {
+            let previous = json
+                .get(..before)?
+                .iter()
+                .rposition(|b| !b.is_ascii_whitespace())?;
+            let ends_value = !matches!(json[previous], b'{' | b'[' | b',' | b':');
+            ends_value.then_some((before, value_end))
+        }
+        _ => None,
     }
 }
 
@@ -285,6 +337,15 @@ mod tests {
             b"{\"a\": \"unterminated",
             b"}}",
             b"",
+            // Regression (issue 11): overlapping cuts panicked with "slice index starts at 32
+            // but ends at 31".
+            b"{\"metadata\":{\"managedFields\":[],\"managedFields\":[]}}",
+            // Cutting would make invalid JSON valid.
+            b"{\"metadata\":{\"managedFields\":[1 2]}}",
+            b"{\"metadata\":{,\"managedFields\":[]}}",
+            b"{\"metadata\":{\"managedFields\":[],}}",
+            b"{\"metadata\":{\"managedFields\" x :[]}}",
+            b"{\"metadata\":{\"a\":1,,\"managedFields\":[]}}",
         ] {
             assert_eq!(strip(bad), None);
         }
