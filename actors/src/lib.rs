@@ -38,6 +38,7 @@ pub mod managed_fields;
 pub mod notification;
 pub mod object;
 pub mod processor;
+pub mod quarantine;
 pub mod reflector;
 pub mod registry;
 pub mod store;

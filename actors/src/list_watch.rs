@@ -11,6 +11,10 @@
 //!   the delay it asked for (`Retry-After` header or `details.retryAfterSeconds`).
 //! - A watch is read chunk by chunk; every complete event already received is handed out
 //!   together, so a burst becomes one batch and a lone event is never held back.
+//! - Bytes are untrusted ([`crate::quarantine`]): a page or event that fails to decode whole
+//!   is decoded object by object, and an object the cache's type cannot hold is quarantined,
+//!   not fatal; a watch line longer than the configured maximum is skipped without being
+//!   buffered; a body cut off mid-chunk is reported as [`BadInput::TruncatedBody`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -27,6 +31,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::managed_fields::{self, ManagedFields};
+use crate::quarantine::{self, BadInput, Quarantined};
 
 /// How the reflector should react to a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +68,8 @@ pub struct Failure {
     pub message: String,
     /// How long the server asked us to wait.
     pub retry_after: Option<Duration>,
+    /// Set when the failure is bad bytes from the server (counted and logged as such).
+    pub bad_input: Option<BadInput>,
 }
 
 impl fmt::Display for Failure {
@@ -86,6 +93,14 @@ impl Failure {
             code: None,
             message: message.into(),
             retry_after: None,
+            bad_input: None,
+        }
+    }
+
+    fn bad_input(request: Request, reason: BadInput, message: impl Into<String>) -> Self {
+        Self {
+            bad_input: Some(reason),
+            ..Self::transient(request, message)
         }
     }
 
@@ -107,6 +122,7 @@ impl Failure {
                 status.message.clone()
             },
             retry_after: retry_after.or(from_details),
+            bad_input: None,
         }
     }
 }
@@ -146,6 +162,8 @@ pub struct Page<K> {
     pub resource_version: String,
     /// The token for the next page; `None` on the last page.
     pub continue_token: Option<String>,
+    /// Items the cache's type could not hold, in page order.
+    pub quarantined: Vec<Quarantined>,
 }
 
 #[derive(Deserialize)]
@@ -171,13 +189,47 @@ pub fn decode_page_with<K: DeserializeOwned>(
         ManagedFields::Drop => managed_fields::strip(body),
         ManagedFields::Keep => None,
     };
-    let page: WirePage<K> = serde_json::from_slice(cut.as_deref().unwrap_or(body))
-        .map_err(|e| Failure::transient(Request::List, format!("undecodable list page: {e}")))?;
+    let bytes = cut.as_deref().unwrap_or(body);
+    let (metadata, items, quarantined) = match serde_json::from_slice::<WirePage<K>>(bytes) {
+        Ok(page) => (page.metadata, page.items.unwrap_or_default(), Vec::new()),
+        Err(whole) => decode_page_by_item(bytes, managed_fields, &whole)?,
+    };
     Ok(Page {
-        items: page.items.unwrap_or_default(),
-        resource_version: page.metadata.resource_version.unwrap_or_default(),
-        continue_token: page.metadata.continue_.filter(|c| !c.is_empty()),
+        items,
+        resource_version: metadata.resource_version.unwrap_or_default(),
+        continue_token: metadata.continue_.filter(|c| !c.is_empty()),
+        quarantined,
     })
+}
+
+/// The slow path of [`decode_page_with`]: the page read as a map (the last of duplicate keys
+/// wins), then each item on its own.
+fn decode_page_by_item<K: DeserializeOwned>(
+    bytes: &[u8],
+    managed_fields: ManagedFields,
+    whole: &serde_json::Error,
+) -> Result<(ListMeta, Vec<Arc<K>>, Vec<Quarantined>), Failure> {
+    let invalid = |what: &str| {
+        Failure::bad_input(
+            Request::List,
+            BadInput::InvalidFrame,
+            format!("undecodable list page ({what}): {whole}"),
+        )
+    };
+    let members = quarantine::members(bytes).ok_or_else(|| invalid("not a JSON object"))?;
+    let metadata = match members.get("metadata") {
+        Some(raw) => serde_json::from_str::<ListMeta>(raw.get())
+            .map_err(|_| invalid("its metadata is not a ListMeta"))?,
+        None => ListMeta::default(),
+    };
+    let raw_items = match members.get("items") {
+        Some(raw) => serde_json::from_str::<Option<Vec<&serde_json::value::RawValue>>>(raw.get())
+            .map_err(|_| invalid("its items are not an array"))?
+            .unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let sorted = quarantine::sort_objects::<K>(&raw_items, managed_fields);
+    Ok((metadata, sorted.objects, sorted.quarantined))
 }
 
 /// The `continue` token of an undecoded page, if the server wrote the list metadata before the
@@ -255,17 +307,20 @@ impl ListWatcher {
         })?;
         let response = self.send(Request::List, request).await?;
         let body = response.into_body().collect().await.map_err(|e| {
-            Failure::transient(Request::List, format!("list body interrupted: {e}"))
+            let message = format!("list body interrupted: {e}");
+            Failure::bad_input(Request::List, BadInput::TruncatedBody, message)
         })?;
         Ok(body.to_bytes())
     }
 
-    /// Opens a watch from `resource_version` with bookmarks on.
+    /// Opens a watch from `resource_version` with bookmarks on. The stream ends by itself
+    /// after `limits.silence` without a byte, and skips lines longer than `limits.max_event_bytes`.
     pub async fn open_watch<K: DeserializeOwned>(
         &self,
         resource_version: &str,
         send_initial_events: bool,
         timeout: Duration,
+        limits: WatchLimits,
     ) -> Result<WatchStream<K>, Failure> {
         let timeout_secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
         let params = WatchParams {
@@ -286,11 +341,10 @@ impl ListWatcher {
         let response = self.send(Request::Watch, request).await?;
         Ok(WatchStream {
             body: response.into_body(),
-            buffer: BytesMut::new(),
-            scanned: 0,
+            lines: LineSplitter::new(limits.max_event_bytes),
             // The server ends the watch at `timeoutSeconds`; silence well past that means the
             // connection is dead without a FIN (kube-runtime adds the same kind of margin).
-            idle_timeout: timeout + WATCH_IDLE_MARGIN,
+            silence: limits.silence.min(timeout + WATCH_IDLE_MARGIN),
             _k: PhantomData,
         })
     }
@@ -338,23 +392,34 @@ pub const WATCH_IDLE_MARGIN: Duration = Duration::from_secs(30);
 /// Upper bound of bytes drained into one batch, so a firehose still yields regularly.
 const MAX_BATCH_BYTES: usize = 1 << 20;
 
+/// The bounds a watch stream keeps against a misbehaving server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchLimits {
+    /// The stream ends (as stalled) after this long without a byte.
+    pub silence: Duration,
+    /// A line (one event) longer than this is skipped without being buffered.
+    pub max_event_bytes: usize,
+}
+
 /// What reading a watch produced.
 #[derive(Debug)]
 pub enum WatchItem<K> {
     Event(WatchEvent<K>),
-    /// The stream ended: the server's timeout, a dropped connection, or idle silence. Resume.
-    Ended,
+    /// An event whose object the cache's type cannot hold; the stream goes on.
+    Quarantined(Quarantined),
+    /// Bytes skipped (an oversized line, or a truncated last line before [`WatchItem::Ended`]).
+    Skipped(BadInput),
+    /// The stream ended: the server's timeout, a dropped connection, or idle silence
+    /// (`stalled`). Resume.
+    Ended { stalled: bool },
     Failed(Failure),
 }
 
 /// An open watch: newline-delimited `WatchEvent` JSON.
 pub struct WatchStream<K> {
     body: kube::client::Body,
-    /// Bytes after the last newline seen (the start of an incomplete event).
-    buffer: BytesMut,
-    /// How much of `buffer` is known to hold no newline (an event spans many chunks).
-    scanned: usize,
-    idle_timeout: Duration,
+    lines: LineSplitter,
+    silence: Duration,
     _k: PhantomData<fn() -> K>,
 }
 
@@ -363,8 +428,77 @@ pub struct WatchStream<K> {
 #[derive(Debug, Default)]
 pub struct RawBatch {
     pub lines: Vec<BytesMut>,
+    /// What was skipped while splitting these lines.
+    pub skipped: Vec<BadInput>,
     /// The stream finished after these lines (server timeout, EOF, broken or silent connection).
     pub ended: bool,
+    /// It finished because nothing arrived for the silence limit.
+    pub stalled: bool,
+}
+
+/// Splits a watch body into lines (one event each) as chunks arrive, never buffering more
+/// than `max_line` bytes of one line: a longer line is dropped up to its newline and reported
+/// once as [`BadInput::Oversized`]. Blank lines are dropped.
+#[derive(Debug)]
+pub struct LineSplitter {
+    /// Bytes after the last newline seen (the start of an incomplete event).
+    buffer: BytesMut,
+    /// How much of `buffer` is known to hold no newline (an event spans many chunks).
+    scanned: usize,
+    max_line: usize,
+    /// Inside an oversized line: everything up to the next newline is dropped.
+    discarding: bool,
+}
+
+impl LineSplitter {
+    pub fn new(max_line: usize) -> Self {
+        Self {
+            buffer: BytesMut::new(),
+            scanned: 0,
+            max_line,
+            discarding: false,
+        }
+    }
+
+    /// Takes one chunk; moves the lines it completes to `lines`.
+    pub fn push(&mut self, data: &[u8], lines: &mut Vec<BytesMut>, skipped: &mut Vec<BadInput>) {
+        let mut data = data;
+        if self.discarding {
+            let Some(newline) = memchr::memchr(b'\n', data) else {
+                return;
+            };
+            self.discarding = false;
+            data = &data[newline + 1..];
+        }
+        self.buffer.extend_from_slice(data);
+        while let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
+            let newline = self.scanned + offset;
+            self.scanned = 0;
+            let mut line = self.buffer.split_to(newline + 1);
+            line.truncate(newline);
+            if line.len() > self.max_line {
+                skipped.push(BadInput::Oversized);
+            } else if !line.iter().all(u8::is_ascii_whitespace) {
+                lines.push(line);
+            }
+        }
+        self.scanned = self.buffer.len();
+        if self.buffer.len() > self.max_line {
+            skipped.push(BadInput::Oversized);
+            self.buffer = BytesMut::new();
+            self.scanned = 0;
+            self.discarding = true;
+        }
+    }
+
+    /// The body ended: reports a last line without its newline as truncated.
+    pub fn finish(&mut self) -> Option<BadInput> {
+        let rest = std::mem::take(&mut self.buffer);
+        self.scanned = 0;
+        let truncated = self.discarding || !rest.iter().all(u8::is_ascii_whitespace);
+        self.discarding = false;
+        truncated.then_some(BadInput::TruncatedBody)
+    }
 }
 
 impl<K: DeserializeOwned> WatchStream<K> {
@@ -378,11 +512,12 @@ impl<K: DeserializeOwned> WatchStream<K> {
     /// Like [`WatchStream::next_batch`], without decoding.
     pub async fn next_raw(&mut self) -> RawBatch {
         let mut batch = RawBatch::default();
-        let first = match tokio::time::timeout(self.idle_timeout, self.body.frame()).await {
+        let first = match tokio::time::timeout(self.silence, self.body.frame()).await {
             Ok(frame) => frame,
-            Err(_idle) => {
-                tracing::debug!(idle = ?self.idle_timeout, "watch silent past its timeout; reconnecting");
+            Err(_silent) => {
+                tracing::debug!(silence = ?self.silence, "watch stalled; reconnecting");
                 batch.ended = true;
+                batch.stalled = true;
                 return batch;
             }
         };
@@ -400,12 +535,13 @@ impl<K: DeserializeOwned> WatchStream<K> {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         drained += data.len();
-                        self.buffer.extend_from_slice(&data);
+                        self.lines
+                            .push(&data, &mut batch.lines, &mut batch.skipped);
                     }
                 }
             }
-            self.split_lines(&mut batch.lines);
             if batch.ended {
+                batch.skipped.extend(self.lines.finish());
                 return batch;
             }
             if drained < MAX_BATCH_BYTES {
@@ -413,20 +549,6 @@ impl<K: DeserializeOwned> WatchStream<K> {
             }
         }
         batch
-    }
-
-    /// Moves complete, non-blank lines out of the buffer.
-    fn split_lines(&mut self, lines: &mut Vec<BytesMut>) {
-        while let Some(offset) = memchr::memchr(b'\n', &self.buffer[self.scanned..]) {
-            let newline = self.scanned + offset;
-            self.scanned = 0;
-            let mut line = self.buffer.split_to(newline + 1);
-            line.truncate(newline);
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                lines.push(line);
-            }
-        }
-        self.scanned = self.buffer.len();
     }
 }
 
@@ -442,14 +564,16 @@ pub fn decode_batch_with<K: DeserializeOwned>(
     batch: RawBatch,
     managed_fields: ManagedFields,
 ) -> Vec<WatchItem<K>> {
-    let mut items = Vec::with_capacity(batch.lines.len() + 1);
+    let mut items = Vec::with_capacity(batch.lines.len() + batch.skipped.len() + 1);
+    items.extend(batch.skipped.into_iter().map(WatchItem::Skipped));
     for line in &batch.lines {
         let cut = match managed_fields {
             ManagedFields::Drop => managed_fields::strip(line),
             ManagedFields::Keep => None,
         };
-        match decode_event::<K>(cut.as_deref().unwrap_or(line)) {
-            Ok(event) => items.push(WatchItem::Event(event)),
+        match decode_line::<K>(cut.as_deref().unwrap_or(line)) {
+            Ok(Ok(event)) => items.push(WatchItem::Event(event)),
+            Ok(Err(quarantined)) => items.push(WatchItem::Quarantined(quarantined)),
             Err(failure) => {
                 items.push(WatchItem::Failed(failure));
                 return items;
@@ -457,7 +581,9 @@ pub fn decode_batch_with<K: DeserializeOwned>(
         }
     }
     if batch.ended {
-        items.push(WatchItem::Ended);
+        items.push(WatchItem::Ended {
+            stalled: batch.stalled,
+        });
     }
     items
 }
@@ -465,12 +591,64 @@ pub fn decode_batch_with<K: DeserializeOwned>(
 /// Decodes one line of a watch stream. A bare `Status` line (what some proxies send) is a
 /// failure like an ERROR event carrying it.
 pub fn decode_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>, Failure> {
-    serde_json::from_slice::<WatchEvent<K>>(line).map_err(|e| {
-        match serde_json::from_slice::<Status>(line) {
-            Ok(status) if status.code != 0 => Failure::from_status(Request::Watch, &status, None),
-            _ => Failure::transient(Request::Watch, format!("undecodable watch event: {e}")),
-        }
+    decode_line(line)?.map_err(|q| {
+        let message = format!("watch event for {}: {}", q.key, q.error);
+        Failure::bad_input(Request::Watch, q.reason, message)
     })
+}
+
+/// One line as an event, or a quarantined object (the line is a valid event whose object
+/// the cache's type cannot hold); a failure when the line is not an event at all.
+fn decode_line<K: DeserializeOwned>(
+    line: &[u8],
+) -> Result<Result<WatchEvent<K>, Quarantined>, Failure> {
+    let whole = match serde_json::from_slice::<WatchEvent<K>>(line) {
+        Ok(event) => return Ok(Ok(event)),
+        Err(e) => e,
+    };
+    if let Ok(status) = serde_json::from_slice::<Status>(line)
+        && status.code != 0
+    {
+        return Err(Failure::from_status(Request::Watch, &status, None));
+    }
+    let invalid = || {
+        Failure::bad_input(
+            Request::Watch,
+            BadInput::InvalidFrame,
+            format!("undecodable watch event: {whole}"),
+        )
+    };
+    // The slow path: the envelope as a map (the last of duplicate keys wins), then its object.
+    let members = quarantine::members(line).ok_or_else(invalid)?;
+    let kind = members
+        .get("type")
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .ok_or_else(invalid)?;
+    let object = members.get("object").ok_or_else(invalid)?.get().as_bytes();
+    let event = match kind.as_str() {
+        "ERROR" => {
+            let status = serde_json::from_slice::<Status>(object).map_err(|_| invalid())?;
+            return Err(Failure::from_status(Request::Watch, &status, None));
+        }
+        "BOOKMARK" => {
+            WatchEvent::Bookmark(serde_json::from_slice(object).map_err(|_| invalid())?)
+        }
+        "ADDED" | "MODIFIED" | "DELETED" => {
+            match quarantine::decode_object::<K>(object, ManagedFields::Keep) {
+                Ok(obj) if kind == "ADDED" => WatchEvent::Added(obj),
+                Ok(obj) if kind == "MODIFIED" => WatchEvent::Modified(obj),
+                Ok(obj) => WatchEvent::Deleted(obj),
+                Err(mut quarantined) => {
+                    if quarantined.key.is_empty() {
+                        quarantined.key = format!("a {kind} event's object");
+                    }
+                    return Ok(Err(quarantined));
+                }
+            }
+        }
+        _ => return Err(invalid()),
+    };
+    Ok(Ok(event))
 }
 
 #[cfg(test)]

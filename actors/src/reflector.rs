@@ -12,7 +12,15 @@
 //!   `do_send` as soon as it is read (a burst of watch events that arrived together is one
 //!   batch; a lone event is never held back for more).
 //! - **Resume.** A watch that ends (server timeout, dropped connection) resumes from the last
-//!   resourceVersion seen, bookmarks included, without a relist.
+//!   resourceVersion seen, bookmarks included, without a relist. So does a *stalled* watch:
+//!   no byte (events and bookmarks alike) for twice `ReflectorConfig::bookmark_interval`
+//!   ([`watch_silence_limit`]).
+//! - **Untrusted bytes** ([`crate::quarantine`]). Nothing a server sends panics the reflector.
+//!   An object the cache's type cannot hold is quarantined: counted, logged once with cluster,
+//!   resource and key, listed in [`ReflectorReport::quarantined`] (readiness names it), and
+//!   the rest of the page or stream is delivered. Invalid frames, oversized events, truncated
+//!   bodies and expired `continue` tokens are counted by reason in
+//!   [`ReflectorReport::bad_input`], logged once per reason, and recovered by resume or relist.
 //! - **Relist.** `410 Gone` / "too old resource version" (HTTP status or ERROR event) relists
 //!   with `resourceVersion=""` (a consistent read) and delivers another `Replace`; an expired
 //!   `continue` token restarts the list from its first page.
@@ -59,7 +67,7 @@
 //! - kube's default `Client` already retries 429/503/504 itself (honouring `Retry-After`);
 //!   the reflector's own handling sees those only when that layer is off or gives up.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,15 +79,18 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::ids::ClusterId;
-use crate::list_watch::{self, Failure, FailureKind, ListWatcher, WatchItem, WatchStream};
+use crate::ids::{ClusterId, ObjectKey};
+use crate::list_watch::{
+    self, Failure, FailureKind, ListWatcher, WatchItem, WatchLimits, WatchStream,
+};
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
+use crate::quarantine::{BadInput, Quarantined};
 
 mod protocol;
 
 use protocol::{Effect, INITIAL_EVENTS_END, Machine, Outcome, State};
-pub use protocol::{relist_resource_version, watch_timeout};
+pub use protocol::{relist_resource_version, watch_silence_limit, watch_timeout};
 
 /// What the reflector tells its store: client-go's `Store.Add/Update/Delete/Replace` as data.
 #[derive(Debug, Clone)]
@@ -145,6 +156,12 @@ pub struct ReflectorReport {
     pub last_resource_version: Option<String>,
     /// Streaming lists were asked for but the server refused them; this reflector lists.
     pub streaming_refused: bool,
+    /// Bad input met so far, by reason (quarantined objects included).
+    pub bad_input: BTreeMap<BadInput, u64>,
+    /// Objects set aside now (of the last list, and watch events since), by key.
+    pub quarantined: Vec<Quarantined>,
+    /// Watches torn down because they stalled.
+    pub stalled_watches: u64,
 }
 
 /// How a reflector lists and watches.
@@ -163,6 +180,12 @@ pub struct ReflectorConfig {
     /// [`ManagedFields::Drop`] cuts `metadata.managedFields` from the bytes before decoding
     /// (set by the informer factory when the transform drops them anyway).
     pub managed_fields: ManagedFields,
+    /// How often the server sends a BOOKMARK on an idle watch (kube-apiserver: about every
+    /// minute); a watch silent for twice this is stalled, torn down and resumed.
+    pub bookmark_interval: Duration,
+    /// A watch event longer than this is skipped, never buffered: etcd refuses objects over
+    /// 1.5 MiB, so an event past 16 MiB of JSON is a broken stream, not an object.
+    pub max_event_bytes: usize,
 }
 
 impl Default for ReflectorConfig {
@@ -174,6 +197,8 @@ impl Default for ReflectorConfig {
             streaming_lists: false,
             min_watch_timeout: Duration::from_secs(300),
             managed_fields: ManagedFields::Keep,
+            bookmark_interval: Duration::from_secs(60),
+            max_event_bytes: 16 << 20,
         }
     }
 }
@@ -200,6 +225,10 @@ struct Driver<K: Send + Sync + 'static> {
     sink: Recipient<ReflectorBatch<K>>,
     reports: Option<Recipient<ReflectorReport>>,
     machine: Machine,
+    /// Bad input met so far, by reason.
+    bad_input: BTreeMap<BadInput, u64>,
+    /// Objects set aside now, by key (replaced by each list's, cleared by a good event).
+    quarantined: BTreeMap<String, Quarantined>,
     /// The last report sent (also read by the actor for the final `Stopped` report).
     last_report: Arc<Mutex<ReflectorReport>>,
 }
@@ -236,6 +265,8 @@ struct Collected<K> {
     /// Later pages still decoding, oldest first; always after `objects` in list order.
     decoding: VecDeque<Decoding<K>>,
     prefetch: Option<Prefetch>,
+    /// Items of the pages decoded so far that the cache's type could not hold.
+    quarantined: Vec<Quarantined>,
 }
 
 impl<K: Send + Sync + 'static> Collected<K> {
@@ -244,6 +275,7 @@ impl<K: Send + Sync + 'static> Collected<K> {
             objects: Vec::new(),
             decoding: VecDeque::new(),
             prefetch: None,
+            quarantined: Vec::new(),
         }
     }
 
@@ -251,6 +283,7 @@ impl<K: Send + Sync + 'static> Collected<K> {
         self.objects.clear();
         self.decoding.clear();
         self.prefetch = None;
+        self.quarantined.clear();
     }
 
     /// Waits for the oldest decoding page and appends its objects; returns it (emptied).
@@ -270,6 +303,7 @@ impl<K: Send + Sync + 'static> Collected<K> {
             return Some(Err(transient_list_failure(message)));
         }
         let mut page = page;
+        self.quarantined.append(&mut page.quarantined);
         if self.objects.is_empty() {
             self.objects = std::mem::take(&mut page.items);
         } else {
@@ -311,9 +345,13 @@ where
                     let span = tracing::info_span!("open_watch", cluster = %self.cluster,
                         resource = %self.resource, resource_version = %resource_version, initial);
                     let timeout = self.machine.watch_timeout(self.config.min_watch_timeout);
+                    let limits = WatchLimits {
+                        silence: watch_silence_limit(self.config.bookmark_interval),
+                        max_event_bytes: self.config.max_event_bytes,
+                    };
                     let opened = self
                         .list_watch
-                        .open_watch(&resource_version, initial, timeout)
+                        .open_watch(&resource_version, initial, timeout, limits)
                         .instrument(span.clone())
                         .await;
                     let outcome = match opened {
@@ -346,12 +384,33 @@ where
                             stream.next_raw().await,
                             self.config.managed_fields,
                         ),
-                        None => vec![WatchItem::Ended],
+                        None => vec![WatchItem::Ended { stalled: false }],
                     };
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
                         resource = %self.resource, events = items.len(),
                         resource_version = tracing::field::Empty);
                     for item in items {
+                        let item = match item {
+                            WatchItem::Quarantined(quarantined) => {
+                                let resource_version = quarantined.resource_version.clone();
+                                self.quarantine(quarantined);
+                                let Some(resource_version) = resource_version else {
+                                    continue;
+                                };
+                                // Resume after it: the server would send it again unchanged.
+                                let outcome = Outcome::Event { resource_version };
+                                state = self.advance(state, outcome, &mut collected, &mut out);
+                                continue;
+                            }
+                            WatchItem::Skipped(reason) => {
+                                self.bad_input(reason, "watch bytes skipped");
+                                continue;
+                            }
+                            item => item,
+                        };
+                        if !self.quarantined.is_empty() {
+                            self.release(&item);
+                        }
                         let outcome = watch_outcome(item, &state, &mut collected.objects, &mut out);
                         state = self.advance(state, outcome, &mut collected, &mut out);
                         if !matches!(state, State::Watching | State::StreamingInitial) {
@@ -389,10 +448,29 @@ where
         collected: &mut Collected<K>,
         out: &mut Vec<ReflectorDelta<K>>,
     ) -> State {
+        if let Outcome::Failed(failure) = &outcome {
+            if let Some(reason) = failure.bad_input {
+                self.bad_input(reason, &failure.message);
+            }
+            let mid_list = matches!(
+                state,
+                State::List {
+                    continue_token: Some(_),
+                    ..
+                }
+            );
+            if mid_list && failure.kind == FailureKind::Expired {
+                self.bad_input(BadInput::ExpiredContinue, &failure.message);
+            }
+        }
         let (next, effect) = self.machine.step(state, outcome, Instant::now());
         match effect {
             Some(Effect::Replace { resource_version }) => {
                 let objects = std::mem::take(&mut collected.objects);
+                self.quarantined.clear();
+                for quarantined in std::mem::take(&mut collected.quarantined) {
+                    self.quarantine(quarantined);
+                }
                 collected.clear();
                 out.push(ReflectorDelta::Replace {
                     objects,
@@ -481,16 +559,60 @@ where
         }
     }
 
+    /// Counts bad input; logs the first of each reason (later ones at debug).
+    fn bad_input(&mut self, reason: BadInput, detail: &str) {
+        let count = self.bad_input.entry(reason).or_default();
+        *count += 1;
+        if *count == 1 {
+            tracing::warn!(cluster = %self.cluster, resource = %self.resource, %reason, detail,
+                "bad input from the server; recovering (further ones of this reason at debug)");
+        } else {
+            tracing::debug!(cluster = %self.cluster, resource = %self.resource, %reason, detail, "bad input");
+        }
+    }
+
+    /// Sets an object aside: counted, logged once per key, reported.
+    fn quarantine(&mut self, quarantined: Quarantined) {
+        *self.bad_input.entry(quarantined.reason).or_default() += 1;
+        if !self.quarantined.contains_key(&quarantined.key) {
+            tracing::warn!(cluster = %self.cluster, resource = %self.resource,
+                key = %quarantined.key, reason = %quarantined.reason, error = %quarantined.error,
+                "object quarantined: the cache's type cannot hold it; the rest is cached");
+        }
+        self.quarantined
+            .insert(quarantined.key.clone(), quarantined);
+    }
+
+    /// A watch event that decoded releases its key from quarantine.
+    fn release(&mut self, item: &WatchItem<K>) {
+        use kube::api::WatchEvent;
+        if let WatchItem::Event(
+            WatchEvent::Added(obj) | WatchEvent::Modified(obj) | WatchEvent::Deleted(obj),
+        ) = item
+        {
+            self.quarantined.remove(ObjectKey::of(obj).as_str());
+        }
+    }
+
     /// Sends a report if anything but the resourceVersion changed since the last one.
     fn report(&mut self) {
         let m = &self.machine;
         let mut last = self.last_report.lock();
+        let quarantined_changed = last.quarantined.len() != self.quarantined.len()
+            || !last
+                .quarantined
+                .iter()
+                .zip(self.quarantined.values())
+                .all(|(a, b)| a == b);
         let changed = last.state != m.status
             || last.synced != m.synced
             || last.lists != m.lists
             || last.relists != m.relists
             || last.watches != m.watches
-            || last.streaming_refused != m.streaming_refused;
+            || last.streaming_refused != m.streaming_refused
+            || last.stalled_watches != m.stalled_watches
+            || last.bad_input != self.bad_input
+            || quarantined_changed;
         last.last_resource_version = Some(m.last_rv.clone()).filter(|rv| !rv.is_empty());
         if !changed {
             return;
@@ -501,6 +623,9 @@ where
         last.relists = m.relists;
         last.watches = m.watches;
         last.streaming_refused = m.streaming_refused;
+        last.stalled_watches = m.stalled_watches;
+        last.bad_input.clone_from(&self.bad_input);
+        last.quarantined = self.quarantined.values().cloned().collect();
         if let Some(reports) = &self.reports {
             reports.do_send(last.clone());
         }
@@ -521,6 +646,7 @@ fn transient_list_failure(message: String) -> Failure {
         code: None,
         message,
         retry_after: None,
+        bad_input: None,
     }
 }
 
@@ -536,8 +662,15 @@ fn watch_outcome<K: kube::Resource>(
     let initial = matches!(state, State::StreamingInitial);
     let event = match item {
         WatchItem::Event(event) => event,
-        WatchItem::Ended => return Outcome::WatchEnded,
+        WatchItem::Ended { stalled: false } => return Outcome::WatchEnded,
+        WatchItem::Ended { stalled: true } => return Outcome::WatchStalled,
         WatchItem::Failed(failure) => return Outcome::Failed(failure),
+        WatchItem::Quarantined(_) | WatchItem::Skipped(_) => {
+            // Sorted out by the driver before; nothing to deliver.
+            return Outcome::Event {
+                resource_version: String::new(),
+            };
+        }
     };
     let (delta, resource_version) = match event {
         WatchEvent::Added(obj) => {
@@ -637,6 +770,9 @@ where
             watches: 0,
             last_resource_version: None,
             streaming_refused: false,
+            bad_input: BTreeMap::new(),
+            quarantined: Vec::new(),
+            stalled_watches: 0,
         }));
         let list_watch = ListWatcher::new(
             api,
@@ -652,6 +788,8 @@ where
             sink,
             reports: reports.clone(),
             machine,
+            bad_input: BTreeMap::new(),
+            quarantined: BTreeMap::new(),
             last_report: last_report.clone(),
         };
         Self {

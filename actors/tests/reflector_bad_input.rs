@@ -12,6 +12,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use k8s_openapi::api::core::v1::Pod;
 use panoptes_actors::managed_fields::ManagedFields;
+use panoptes_actors::quarantine::BadInput;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::{
     Reflector, ReflectorBatch, ReflectorConfig, ReflectorDelta, ReflectorReport,
@@ -142,4 +143,193 @@ async fn should_sync_a_list_holding_a_pod_with_managed_fields_twice() {
     eventually("the list's Replace", || !recorder.replaces().is_empty()).await;
     assert_eq!(recorder.replaces()[0], ["good-1", "good-2", "twice"]);
     assert!(recorder.last_report().is_some_and(|r| r.synced));
+}
+
+fn count(report: &ReflectorReport, reason: BadInput) -> u64 {
+    report.bad_input.get(&reason).copied().unwrap_or(0)
+}
+
+/// The newest report, once one satisfies `check`.
+async fn report_where(
+    recorder: &Recorder,
+    what: &str,
+    check: impl Fn(&ReflectorReport) -> bool,
+) -> ReflectorReport {
+    eventually(what, || recorder.last_report().is_some_and(|r| check(&r))).await;
+    recorder.last_report().expect("a report")
+}
+
+/// Watch events, in order, as `ADDED name`.
+fn watch_events(recorder: &Recorder) -> Vec<String> {
+    let batches = recorder.batches.lock();
+    let named = |kind: &str, o: &Pod| format!("{kind} {}", o.metadata.name.clone().unwrap_or_default());
+    batches
+        .iter()
+        .flatten()
+        .filter_map(|delta| match delta {
+            ReflectorDelta::Added(o) => Some(named("ADDED", o)),
+            ReflectorDelta::Modified(o) => Some(named("MODIFIED", o)),
+            ReflectorDelta::Deleted(o) => Some(named("DELETED", o)),
+            ReflectorDelta::Replace { .. } => None,
+        })
+        .collect()
+}
+
+fn event(kind: &str, object: &str) -> String {
+    format!(r#"{{"type":"{kind}","object":{object}}}"#) + "\n"
+}
+
+#[actix_rt::test]
+async fn should_cache_the_rest_of_a_list_and_quarantine_what_the_type_cannot_hold() {
+    let wrong_kind = r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"default","resourceVersion":"3"}}"#;
+    let wrong_type = r#"{"metadata":{"name":"bad","namespace":"default","resourceVersion":"4"},"spec":{"containers":"nginx"}}"#;
+    // Duplicate keys in the page itself: the last `items` wins, as in Go.
+    let body = format!(
+        r#"{{"kind":"PodList","metadata":{{"resourceVersion":"9"}},"items":[{}],"items":[{},{wrong_kind},{wrong_type},{}]}}"#,
+        pod("stale", 2),
+        pod("good-1", 5),
+        pod("good-2", 6)
+    );
+    let server = RawServer::start(move |target| {
+        if is_watch(target) {
+            Reply::Chunked(Vec::new(), End::Hang(Duration::from_secs(60)))
+        } else {
+            Reply::Json(200, body.clone())
+        }
+    })
+    .await;
+    let (recorder, _reflector) = start(&server, dropping_managed_fields());
+    let report = report_where(&recorder, "a synced report", |r| r.synced).await;
+    assert_eq!(recorder.replaces(), [["good-1", "good-2"]]);
+    let quarantined: Vec<_> = report
+        .quarantined
+        .iter()
+        .map(|q| (q.key.as_str(), q.reason))
+        .collect();
+    assert_eq!(
+        quarantined,
+        [
+            ("default/bad", BadInput::Undecodable),
+            ("default/cm", BadInput::WrongKind)
+        ]
+    );
+    assert_eq!(count(&report, BadInput::WrongKind), 1);
+    assert_eq!(count(&report, BadInput::Undecodable), 1);
+    assert_eq!(server.requests().iter().filter(|t| !is_watch(t)).count(), 1, "no relist");
+}
+
+#[actix_rt::test]
+async fn should_skip_bad_watch_events_and_resume_after_invalid_frames() {
+    let watches = Arc::new(AtomicU32::new(0));
+    let opened = watches.clone();
+    let server = RawServer::start(move |target| {
+        if !is_watch(target) {
+            return Reply::Json(200, page(9, None, &[pod("a", 5)]));
+        }
+        match opened.fetch_add(1, Ordering::SeqCst) {
+            0 => Reply::Chunked(
+                vec![
+                    // A wrong-kind object: quarantined, the stream goes on past its version.
+                    event(
+                        "ADDED",
+                        r#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"s","namespace":"default","resourceVersion":"10"}}"#,
+                    ),
+                    // An oversized event: skipped without being buffered.
+                    event("ADDED", &pod(&"x".repeat(3000), 11)),
+                    // Duplicate keys in the envelope: the last `type` wins.
+                    format!(r#"{{"type":"DELETED","type":"ADDED","object":{}}}"#, pod("b", 12)) + "\n",
+                    // An invalid frame: the watch is reopened from the last version.
+                    "{not json\n".to_owned(),
+                ],
+                End::Hang(Duration::from_secs(60)),
+            ),
+            // The resumed watch ends mid-event: a truncated body, resumed again.
+            1 => Reply::Chunked(
+                vec![event("MODIFIED", &pod("b", 13)), r#"{"type":"ADD"#.to_owned()],
+                End::Cut,
+            ),
+            _ => Reply::Chunked(
+                vec![event("ADDED", &pod("c", 14))],
+                End::Hang(Duration::from_secs(60)),
+            ),
+        }
+    })
+    .await;
+    let config = ReflectorConfig {
+        max_event_bytes: 2048,
+        ..dropping_managed_fields()
+    };
+    let (recorder, _reflector) = start(&server, config);
+    eventually("the event after the resumes", || {
+        watch_events(&recorder).contains(&"ADDED c".to_owned())
+    })
+    .await;
+    assert_eq!(watch_events(&recorder), ["ADDED b", "MODIFIED b", "ADDED c"]);
+    let report = report_where(&recorder, "the counts", |r| count(r, BadInput::TruncatedBody) == 1).await;
+    for reason in [BadInput::WrongKind, BadInput::Oversized, BadInput::InvalidFrame] {
+        assert_eq!(count(&report, reason), 1, "{reason}");
+    }
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(report.quarantined[0].key, "default/s");
+    let watch_requests: Vec<_> = server.requests().into_iter().filter(|t| is_watch(t)).collect();
+    assert_eq!(watch_requests.len(), 3, "{watch_requests:?}");
+    assert!(watch_requests[1].contains("resourceVersion=12"), "{watch_requests:?}");
+    assert!(watch_requests[2].contains("resourceVersion=13"), "{watch_requests:?}");
+    assert_eq!(report.lists, 1, "resumed, never relisted");
+}
+
+#[actix_rt::test]
+async fn should_list_again_after_a_truncated_list_body() {
+    let lists = Arc::new(AtomicU32::new(0));
+    let listed = lists.clone();
+    let server = RawServer::start(move |target| {
+        if is_watch(target) {
+            return Reply::Chunked(Vec::new(), End::Hang(Duration::from_secs(60)));
+        }
+        let body = page(9, None, &[pod("a", 5), pod("b", 6)]);
+        if listed.fetch_add(1, Ordering::SeqCst) == 0 {
+            let half = body.len() / 2;
+            Reply::Chunked(vec![body[..half].to_owned()], End::Cut)
+        } else {
+            Reply::Chunked(vec![body], End::Complete)
+        }
+    })
+    .await;
+    let (recorder, _reflector) = start(&server, dropping_managed_fields());
+    let report = report_where(&recorder, "a synced report", |r| r.synced).await;
+    assert_eq!(recorder.replaces(), [["a", "b"]]);
+    assert_eq!(count(&report, BadInput::TruncatedBody), 1);
+    assert_eq!(lists.load(Ordering::SeqCst), 2);
+}
+
+#[actix_rt::test]
+async fn should_restart_a_list_whose_continue_token_expired() {
+    let server = RawServer::start(move |target| {
+        if is_watch(target) {
+            return Reply::Chunked(Vec::new(), End::Hang(Duration::from_secs(60)));
+        }
+        if target.contains("continue=stale") {
+            let gone = r#"{"kind":"Status","apiVersion":"v1","status":"Failure","code":410,"reason":"Expired","message":"The provided continue parameter is too old"}"#;
+            return Reply::Json(410, gone.to_owned());
+        }
+        if target.contains("resourceVersion=") || !target.contains("limit=") {
+            return Reply::Json(500, "{}".to_owned());
+        }
+        // The first page of a list from scratch: the first hands out a token that expires.
+        Reply::Json(200, page(9, Some("stale"), &[pod("a", 5)]))
+    })
+    .await;
+    let (recorder, _reflector) = start(&server, dropping_managed_fields());
+    let report = report_where(&recorder, "an expired continue", |r| {
+        count(r, BadInput::ExpiredContinue) >= 1
+    })
+    .await;
+    assert!(!report.synced, "no partial list is ever delivered");
+    assert!(recorder.replaces().is_empty());
+    let firsts = server
+        .requests()
+        .iter()
+        .filter(|t| !is_watch(t) && !t.contains("continue="))
+        .count();
+    assert!(firsts >= 2, "the list restarted from its first page: {:?}", server.requests());
 }

@@ -30,6 +30,14 @@ pub fn relist_resource_version(last_seen: &str, last_seen_unavailable: bool) -> 
     }
 }
 
+/// How long a watch may stay silent (no event, no bookmark, no byte) before it counts as
+/// stalled and is torn down and resumed: twice the interval at which the server sends
+/// bookmarks on an idle watch (kube-apiserver: about a minute), so one late bookmark is
+/// tolerated and a dead connection without a FIN is noticed within two intervals.
+pub fn watch_silence_limit(bookmark_interval: Duration) -> Duration {
+    bookmark_interval.saturating_mul(2)
+}
+
 /// The `timeoutSeconds` of a watch: client-go's `minWatchTimeout * (1 + rand)`. `sample` is in
 /// `[0, 1)`.
 pub fn watch_timeout(min: Duration, sample: f64) -> Duration {
@@ -83,6 +91,8 @@ pub(super) enum Outcome {
     },
     /// The watch ended without an error.
     WatchEnded,
+    /// The watch was silent past [`watch_silence_limit`] and was torn down.
+    WatchStalled,
     Failed(Failure),
     Slept,
 }
@@ -115,6 +125,8 @@ pub(super) struct Machine {
     pub(super) lists: u64,
     pub(super) relists: u64,
     pub(super) watches: u64,
+    /// Watches torn down because they stalled.
+    pub(super) stalled_watches: u64,
     /// When the current watch opened and how many events it delivered (short-watch check).
     watch_opened_at: Option<Instant>,
     watch_events: u64,
@@ -136,6 +148,7 @@ impl Machine {
             lists: 0,
             relists: 0,
             watches: 0,
+            stalled_watches: 0,
             watch_opened_at: None,
             watch_events: 0,
             expired_in_a_row: 0,
@@ -268,6 +281,20 @@ impl Machine {
                     self.last_rv = resource_version;
                 }
                 (State::Watching, None)
+            }
+            (State::StreamingInitial, Outcome::WatchStalled) => {
+                // A stall is a dead connection, not a refusal of streaming: list again.
+                tracing::info!("streaming list stalled (silent past twice the bookmark interval); listing again");
+                self.stalled_watches += 1;
+                (self.start(), Some(Effect::Discard))
+            }
+            (State::Watching, Outcome::WatchStalled) => {
+                tracing::info!("watch stalled (silent past twice the bookmark interval); resuming");
+                self.stalled_watches += 1;
+                let resume = State::OpenWatch {
+                    resource_version: self.last_rv.clone(),
+                };
+                (self.begin(resume), None)
             }
             (State::Watching, Outcome::WatchEnded) => {
                 let resume = State::OpenWatch {
@@ -426,6 +453,7 @@ mod tests {
             code: Some(code),
             message: format!("HTTP {code}"),
             retry_after,
+            bad_input: None,
         })
     }
 
@@ -470,6 +498,44 @@ mod tests {
         assert_eq!(relist_resource_version("123", false), "123");
         assert_eq!(relist_resource_version("123", true), "");
         assert_eq!(relist_resource_version("", true), "");
+    }
+
+    #[test]
+    fn should_call_a_watch_stalled_after_twice_the_bookmark_interval() {
+        assert_eq!(
+            watch_silence_limit(Duration::from_secs(60)),
+            Duration::from_secs(120)
+        );
+        assert_eq!(watch_silence_limit(Duration::MAX), Duration::MAX);
+    }
+
+    #[test]
+    fn should_resume_a_stalled_watch_from_the_last_version_without_relisting() {
+        let now = Instant::now();
+        let mut m = machine(false);
+        let state = synced(&mut m, "10", now);
+        let (state, _) = m.step(state, event("12"), now);
+        // Stalled right after opening: still a resume, not a short-watch backoff.
+        let (state, effect) = m.step(state, Outcome::WatchStalled, now);
+        assert_eq!((state.clone(), effect), (open_watch("12"), None));
+        assert_eq!((m.lists, m.relists, m.stalled_watches), (1, 0, 1));
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        let later = now + watch_silence_limit(Duration::from_secs(60));
+        let (state, _) = m.step(state, Outcome::WatchStalled, later);
+        assert_eq!(state, open_watch("12"));
+        assert_eq!((m.watches, m.stalled_watches), (2, 2));
+    }
+
+    #[test]
+    fn should_list_again_when_a_streaming_list_stalls() {
+        let now = Instant::now();
+        let mut m = machine(true);
+        let state = m.start();
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        let (state, effect) = m.step(state, Outcome::WatchStalled, now);
+        assert_eq!(effect, Some(Effect::Discard));
+        assert!(matches!(state, State::StreamInitial { .. }), "{state:?}");
+        assert!(!m.streaming_refused, "a stall is not a refusal");
     }
 
     #[test]

@@ -1,0 +1,226 @@
+//! Bytes from a server are untrusted: what the reflector does with a list page or watch
+//! event that will not decode whole, and the vocabulary for what it set aside.
+//!
+//! client-go decodes a list page in one piece: one object its type cannot hold fails the
+//! whole list, which is retried forever, and the resource never syncs. Here a page (or event)
+//! that fails to decode whole is decoded again one object at a time:
+//!
+//! # Contract
+//! - **One bad object never blocks the rest.** An object that cannot be decoded into the
+//!   cache's type is *quarantined* ([`Quarantined`]: its key when its metadata can be read,
+//!   the reason, serde's error); every other object of the page or event stream is kept.
+//! - **Duplicate keys, the last one wins.** JSON allows a key twice; Go's decoder and the API
+//!   server keep the last value, and so do k8s-openapi's generated `Deserialize` impls and
+//!   `serde_json::Value`. serde's derived structs (the page and watch-event envelopes) refuse
+//!   duplicates instead; the envelopes are read here as maps, where the last value wins.
+//! - Only the fast path runs on good bytes: the slow path costs nothing until a decode fails.
+//!
+//! # Differences from Go
+//! When a key repeats with an object both times, Go decodes the second object *into* the
+//! first (a merge: members only the first has are kept); here, as in k8s-openapi, the last
+//! object replaces the first.
+//! A wrong kind is recognised from the typed decoder's error ("invalid value: string
+//! \"ConfigMap\", expected Pod"); a dynamic object of any kind is accepted, as the server
+//! sent it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+use crate::managed_fields::{self, ManagedFields};
+
+/// Why bytes from a server were set aside (the `reason` label of the bad-input metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BadInput {
+    /// A watch line or list page that is not the JSON envelope it should be.
+    InvalidFrame,
+    /// An object of another kind or apiVersion than the cache's type.
+    WrongKind,
+    /// An object the cache's type cannot hold (a wrong field type, a missing required field).
+    Undecodable,
+    /// A watch event longer than `ReflectorConfig::max_event_bytes`.
+    Oversized,
+    /// A body that ended before its last chunk (the connection broke mid-list or mid-event).
+    TruncatedBody,
+    /// A `continue` token the server no longer honours (410 in the middle of a list).
+    ExpiredContinue,
+}
+
+impl BadInput {
+    /// Every reason, for reports and tests.
+    pub const ALL: [BadInput; 6] = [
+        BadInput::InvalidFrame,
+        BadInput::WrongKind,
+        BadInput::Undecodable,
+        BadInput::Oversized,
+        BadInput::TruncatedBody,
+        BadInput::ExpiredContinue,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            BadInput::InvalidFrame => "invalid_frame",
+            BadInput::WrongKind => "wrong_kind",
+            BadInput::Undecodable => "undecodable",
+            BadInput::Oversized => "oversized",
+            BadInput::TruncatedBody => "truncated_body",
+            BadInput::ExpiredContinue => "expired_continue",
+        }
+    }
+}
+
+impl fmt::Display for BadInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// An object set aside because the cache's type could not hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// `namespace/name` when the metadata could be read, else where it was (`item 3`).
+    pub key: String,
+    pub reason: BadInput,
+    /// What the decoder said.
+    pub error: String,
+    /// The object's resourceVersion when readable (a watch resumes after it).
+    pub resource_version: Option<String>,
+}
+
+/// What decoding a list of raw objects kept and set aside, in order.
+#[derive(Debug)]
+pub struct Sorted<K> {
+    pub objects: Vec<Arc<K>>,
+    pub quarantined: Vec<Quarantined>,
+}
+
+/// The members of a JSON object, the last value of a repeated key winning; `None` when the
+/// bytes are not one JSON object.
+pub(crate) fn members(json: &[u8]) -> Option<BTreeMap<String, &RawValue>> {
+    serde_json::from_slice(json).ok()
+}
+
+/// Decodes each raw object on its own, quarantining the ones `K` cannot hold.
+pub(crate) fn sort_objects<K: DeserializeOwned>(
+    raw: &[&RawValue],
+    managed_fields: ManagedFields,
+) -> Sorted<K> {
+    let mut sorted = Sorted {
+        objects: Vec::with_capacity(raw.len()),
+        quarantined: Vec::new(),
+    };
+    for (index, item) in raw.iter().enumerate() {
+        match decode_object::<K>(item.get().as_bytes(), managed_fields) {
+            Ok(object) => sorted.objects.push(Arc::new(object)),
+            Err(mut quarantined) => {
+                if quarantined.key.is_empty() {
+                    quarantined.key = format!("item {index}");
+                }
+                sorted.quarantined.push(quarantined);
+            }
+        }
+    }
+    sorted
+}
+
+/// Decodes one object, cutting its managedFields first when asked; on failure says which
+/// object (its key, or empty when unreadable) and why.
+pub(crate) fn decode_object<K: DeserializeOwned>(
+    json: &[u8],
+    managed_fields: ManagedFields,
+) -> Result<K, Quarantined> {
+    let cut = match managed_fields {
+        ManagedFields::Drop => managed_fields::strip(json),
+        ManagedFields::Keep => None,
+    };
+    serde_json::from_slice::<K>(cut.as_deref().unwrap_or(json)).map_err(|e| quarantine(json, &e))
+}
+
+/// Names an object that failed to decode with `error`.
+fn quarantine(json: &[u8], error: &serde_json::Error) -> Quarantined {
+    let error = error.to_string();
+    let members = members(json).unwrap_or_default();
+    let text = |name: &str| {
+        members
+            .get(name)
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+    };
+    let wrong_kind = [text("kind"), text("apiVersion")]
+        .into_iter()
+        .flatten()
+        .any(|sent| error.starts_with(&format!("invalid value: string {sent:?}")));
+    let meta = members
+        .get("metadata")
+        .and_then(|raw| serde_json::from_str::<ObjectMeta>(raw.get()).ok())
+        .unwrap_or_default();
+    let key = match (meta.namespace.as_deref(), meta.name.as_deref()) {
+        (Some(ns), Some(name)) if !ns.is_empty() => format!("{ns}/{name}"),
+        (_, Some(name)) => name.to_owned(),
+        _ => String::new(),
+    };
+    Quarantined {
+        key,
+        reason: if wrong_kind {
+            BadInput::WrongKind
+        } else {
+            BadInput::Undecodable
+        },
+        error,
+        resource_version: meta.resource_version,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Pod;
+
+    use super::*;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn should_keep_good_objects_and_name_the_bad_ones() {
+        let items = [
+            raw(r#"{"metadata":{"name":"a","namespace":"ns"}}"#),
+            raw(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"ns"}}"#),
+            raw(r#"{"metadata":{"name":"b","namespace":"ns"},"spec":{"containers":7}}"#),
+            raw(r#"{"metadata":7}"#),
+        ];
+        let refs: Vec<&RawValue> = items.iter().map(AsRef::as_ref).collect();
+        let sorted = sort_objects::<Pod>(&refs, ManagedFields::Drop);
+        let names: Vec<_> = sorted.objects.iter().map(|p| p.metadata.name.clone()).collect();
+        assert_eq!(names, [Some("a".to_owned())]);
+        let bad: Vec<_> = sorted
+            .quarantined
+            .iter()
+            .map(|q| (q.key.as_str(), q.reason))
+            .collect();
+        assert_eq!(
+            bad,
+            [
+                ("ns/cm", BadInput::WrongKind),
+                ("ns/b", BadInput::Undecodable),
+                ("item 3", BadInput::Undecodable)
+            ]
+        );
+    }
+
+    #[test]
+    fn should_let_the_last_of_duplicate_keys_win() {
+        let members = members(br#"{"a":1,"b":2,"a":3}"#).unwrap();
+        assert_eq!(members["a"].get(), "3");
+        let pod: Pod = decode_object(
+            br#"{"metadata":{"name":"x","name":"y"},"metadata":{"name":"z"}}"#,
+            ManagedFields::Drop,
+        )
+        .unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("z"));
+    }
+}
