@@ -425,3 +425,53 @@ async fn should_reflect_dynamic_objects() {
     eventually("the Replace", WAIT, || !running.replaces().is_empty()).await;
     assert_eq!(running.replaces()[0].0, 600);
 }
+
+#[actix_rt::test]
+async fn should_tear_down_a_stalled_watch_and_resume_it_without_relisting() {
+    let bookmark_interval = Duration::from_millis(400);
+    let sim = Sim::start(SimOptions {
+        store: panoptes_sim::store::StoreConfig {
+            bookmark_interval,
+            ..Default::default()
+        },
+        ..SimOptions::default()
+    })
+    .expect("sim starts");
+    let cluster = sim.cluster(0);
+    create_pod(cluster, "before");
+    let running = Running::start(
+        kube::Api::<Pod>::all(client(cluster).await),
+        ReflectorConfig {
+            bookmark_interval,
+            ..ReflectorConfig::default()
+        },
+    );
+    eventually("the initial Replace", WAIT, || {
+        !running.replaces().is_empty()
+    })
+    .await;
+    // Healthy but idle: bookmarks keep the watch alive past the silence limit.
+    let opened = cluster.counters().watches("pods");
+    tokio::time::sleep(4 * bookmark_interval).await;
+    assert_eq!(cluster.counters().watches("pods"), opened, "an idle watch with bookmarks is not stalled");
+
+    cluster.faults().stall_watches(true);
+    cluster.faults().drop_watches();
+    eventually("a stalled watch torn down", WAIT, || {
+        running.saw_report(|r| r.stalled_watches >= 1)
+    })
+    .await;
+    cluster.faults().stall_watches(false);
+    create_pod(cluster, "after");
+    eventually("the event after the stall", WAIT, || {
+        running.watch_deltas().contains(&"Added after".to_owned())
+    })
+    .await;
+    let report = running
+        .reflector
+        .send(GetReflectorReport)
+        .await
+        .expect("reflector answers");
+    assert_eq!((report.lists, report.relists), (1, 0), "resumed, never relisted");
+    assert_eq!(cluster.counters().lists("pods"), 1);
+}
