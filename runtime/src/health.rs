@@ -7,6 +7,11 @@
 //! HTTP probe. Before anything is engaged it answers 503 ("nothing engaged yet"), so a pod is
 //! not marked ready before it has started watching.
 //!
+//! Objects a cache set aside because its type could not hold them (quarantined by the
+//! reflector, [`panoptes_actors::quarantine`]) do not hold back readiness — the rest of the
+//! resource is cached — but `/readyz` names each one (cluster, resource, key, reason) in its
+//! detail, on 200 and 503 alike, so an operator sees what the caches are missing.
+//!
 //! # Lifecycle
 //!
 //! [`HealthServer::start`] binds and serves on the current tokio runtime;
@@ -24,6 +29,7 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use panoptes_actors::ids::ClusterId;
+use panoptes_actors::quarantine::Quarantined;
 use parking_lot::RwLock;
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -37,6 +43,8 @@ use crate::metrics::{CONTENT_TYPE, Metrics};
 pub struct Readiness {
     /// Every engaged pair; `true` once its first list has been delivered to the cache.
     pairs: Arc<RwLock<BTreeMap<(ClusterId, String), bool>>>,
+    /// Objects set aside per engaged pair (pairs with none are absent).
+    quarantined: Arc<RwLock<BTreeMap<(ClusterId, String), Vec<Quarantined>>>>,
 }
 
 impl Readiness {
@@ -55,6 +63,29 @@ impl Readiness {
     /// readiness.
     pub fn disengage(&self, cluster: &ClusterId) {
         self.pairs.write().retain(|(c, _), _| c != cluster);
+        self.quarantined.write().retain(|(c, _), _| c != cluster);
+    }
+
+    /// Records the objects `resource` on `cluster` has set aside now (replacing earlier ones).
+    pub fn set_quarantined(&self, cluster: &ClusterId, resource: &str, objects: Vec<Quarantined>) {
+        let pair = (cluster.clone(), resource.to_string());
+        let mut quarantined = self.quarantined.write();
+        if objects.is_empty() {
+            quarantined.remove(&pair);
+        } else {
+            quarantined.insert(pair, objects);
+        }
+    }
+
+    /// Every quarantined object, in (cluster, resource) order.
+    pub fn quarantined(&self) -> Vec<(ClusterId, String, Quarantined)> {
+        let quarantined = self.quarantined.read();
+        let pairs = quarantined.iter().flat_map(|((cluster, resource), objects)| {
+            objects
+                .iter()
+                .map(move |q| (cluster.clone(), resource.clone(), q.clone()))
+        });
+        pairs.collect()
     }
 
     /// The engaged pairs not yet synced, in (cluster, resource) order.
@@ -179,10 +210,26 @@ async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    if state.readiness.is_ready() {
+    let (code, mut body) = readiness_summary(&state.readiness);
+    let quarantined = state.readiness.quarantined();
+    if !quarantined.is_empty() {
+        body.push_str("quarantined (the cache's type cannot hold them; the rest is cached):\n");
+    }
+    for (cluster, resource, object) in quarantined {
+        let _ = writeln!(
+            body,
+            "  cluster {cluster} resource {resource} key {} reason {}",
+            object.key, object.reason
+        );
+    }
+    (code, body)
+}
+
+fn readiness_summary(readiness: &Readiness) -> (StatusCode, String) {
+    if readiness.is_ready() {
         return (StatusCode::OK, "ok\n".into());
     }
-    let waiting = state.readiness.not_ready();
+    let waiting = readiness.not_ready();
     if waiting.is_empty() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -53,6 +53,13 @@ struct InformerLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BadInputLabels {
+    cluster: String,
+    resource: String,
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     cluster: String,
     resource: String,
@@ -146,6 +153,7 @@ struct Families {
     informer_relists: Family<InformerLabels, Counter>,
     informer_events: Family<EventLabels, Counter>,
     informer_objects: Family<InformerLabels, Gauge>,
+    informer_bad_input: Family<BadInputLabels, Counter>,
     listener_backlog: Family<ListenerLabels, Gauge>,
 }
 
@@ -182,6 +190,7 @@ impl Metrics {
             informer_relists: Family::default(),
             informer_events: Family::default(),
             informer_objects: Family::default(),
+            informer_bad_input: Family::default(),
             listener_backlog: Family::default(),
             registry: Registry::default(),
         };
@@ -240,6 +249,11 @@ impl Metrics {
             "panoptes_informer_objects",
             "Objects currently in the informer cache",
             f.informer_objects.clone(),
+        );
+        r.register(
+            "panoptes_informer_bad_input",
+            "Bad input from servers, by reason: quarantined objects (wrong_kind, undecodable), invalid frames, oversized events, truncated bodies, expired continue tokens",
+            f.informer_bad_input.clone(),
         );
         r.register(
             "panoptes_listener_backlog",
@@ -316,6 +330,20 @@ impl Metrics {
         self.families.informer_events.get_or_create(&labels).clone()
     }
 
+    /// The `panoptes_informer_bad_input_total` counter for one reason (a
+    /// [`BadInput`](panoptes_actors::quarantine::BadInput) label).
+    pub fn informer_bad_input(&self, cluster: &str, resource: &str, reason: &'static str) -> Counter {
+        let labels = BadInputLabels {
+            cluster: cluster.into(),
+            resource: resource.into(),
+            reason,
+        };
+        self.families
+            .informer_bad_input
+            .get_or_create(&labels)
+            .clone()
+    }
+
     /// The `panoptes_listener_backlog` gauge of one handler's listener.
     pub fn listener_backlog(&self, cluster: &str, resource: &str, handler: &str) -> Gauge {
         let labels = ListenerLabels {
@@ -349,6 +377,9 @@ mod tests {
         metrics
             .listener_backlog("east", "v1/pods", "printer")
             .set(7);
+        metrics
+            .informer_bad_input("east", "v1/pods", "wrong_kind")
+            .inc();
 
         let text = metrics.clone().encode();
         for needle in [
@@ -361,6 +392,7 @@ mod tests {
             "panoptes_informer_lists_total{cluster=\"east\",resource=\"v1/pods\"} 1",
             "panoptes_informer_events_total{cluster=\"east\",resource=\"v1/pods\",type=\"ADDED\"} 5",
             "panoptes_listener_backlog{cluster=\"east\",resource=\"v1/pods\",handler=\"printer\"} 7",
+            "panoptes_informer_bad_input_total{cluster=\"east\",resource=\"v1/pods\",reason=\"wrong_kind\"} 1",
             "# TYPE panoptes_informer_objects gauge",
             "# TYPE workqueue_retries counter",
             "# TYPE panoptes_informer_relists counter",

@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use actix::Recipient;
 use panoptes_actors::ids::ClusterId;
+use panoptes_actors::quarantine::{BadInput, Quarantined};
 use panoptes_actors::reflector::ReflectorState;
 use panoptes_actors::registry::{PipelineRequest, RegistryError, map_handler};
 use panoptes_actors::{
@@ -74,6 +75,10 @@ pub struct ClusterInformerStatus {
     pub backlog: usize,
     pub lists: u64,
     pub watches: u64,
+    /// Bad input its reflector met, by reason.
+    pub bad_input: BTreeMap<BadInput, u64>,
+    /// Objects its reflector set aside now.
+    pub quarantined: Vec<Quarantined>,
 }
 
 pub(crate) struct Inner<K: CacheObject> {
@@ -283,6 +288,14 @@ impl<K: CacheObject> MultiInformer<K> {
                         .sum(),
                     lists: report.as_ref().map_or(0, |r| r.lists),
                     watches: report.as_ref().map_or(0, |r| r.watches),
+                    bad_input: report
+                        .as_ref()
+                        .map(|r| r.bad_input.clone())
+                        .unwrap_or_default(),
+                    quarantined: report
+                        .as_ref()
+                        .map(|r| r.quarantined.clone())
+                        .unwrap_or_default(),
                     state: report.map(|r| r.state),
                 }
             })
@@ -300,6 +313,8 @@ impl<K: CacheObject> MultiInformer<K> {
                 backlog: 0,
                 lists: 0,
                 watches: 0,
+                bad_input: BTreeMap::new(),
+                quarantined: Vec::new(),
             });
         }
         statuses

@@ -451,6 +451,18 @@ impl Runtime {
                 self.inner
                     .readiness
                     .set(&status.cluster, resource, status.synced);
+                self.inner.readiness.set_quarantined(
+                    &status.cluster,
+                    resource,
+                    status.quarantined.clone(),
+                );
+                for (reason, count) in &status.bad_input {
+                    let counter = self
+                        .inner
+                        .metrics
+                        .informer_bad_input(cluster, resource, reason.label());
+                    counter.inc_by(count.saturating_sub(counter.get()));
+                }
                 let metrics = self.inner.metrics.informer(cluster, resource);
                 metrics.objects.set(status.objects as i64);
                 metrics

@@ -113,3 +113,46 @@ async fn binding_a_taken_port_names_the_address() {
         .unwrap_err();
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn readyz_names_quarantined_objects_without_holding_back_readiness() {
+    use panoptes_actors::quarantine::{BadInput, Quarantined};
+    let metrics = Metrics::new();
+    let readiness = Readiness::new();
+    let server = HealthServer::start("127.0.0.1:0".parse().unwrap(), metrics.clone(), readiness.clone())
+        .await
+        .expect("start health server");
+    let addr = server.local_addr();
+    let east = ClusterId::from("east");
+    readiness.set(&east, "v1/pods", true);
+    readiness.set_quarantined(
+        &east,
+        "v1/pods",
+        vec![Quarantined {
+            key: "default/odd".into(),
+            reason: BadInput::WrongKind,
+            error: "invalid value: string \"Secret\", expected Pod".into(),
+            resource_version: Some("7".into()),
+        }],
+    );
+    metrics
+        .informer_bad_input("east", "v1/pods", BadInput::WrongKind.label())
+        .inc();
+    let (status, body) = get(addr, "/readyz").await;
+    assert_eq!(status, 200, "the rest is cached: {body}");
+    assert!(
+        body.contains("cluster east resource v1/pods key default/odd reason wrong_kind"),
+        "{body}"
+    );
+    let (_, text) = get(addr, "/metrics").await;
+    assert!(
+        text.contains(
+            "panoptes_informer_bad_input_total{cluster=\"east\",resource=\"v1/pods\",reason=\"wrong_kind\"} 1"
+        ),
+        "{text}"
+    );
+    readiness.set_quarantined(&east, "v1/pods", Vec::new());
+    let (_, body) = get(addr, "/readyz").await;
+    assert_eq!(body, "ok\n");
+    server.stop().await.expect("clean stop");
+}
