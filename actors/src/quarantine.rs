@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
@@ -145,22 +144,23 @@ pub(crate) fn decode_object<K: DeserializeOwned>(
 fn quarantine(json: &[u8], error: &serde_json::Error) -> Quarantined {
     let error = error.to_string();
     let members = members(json).unwrap_or_default();
-    let text = |name: &str| {
+    let text = |members: &BTreeMap<String, &RawValue>, name: &str| {
         members
             .get(name)
             .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
     };
-    let wrong_kind = [text("kind"), text("apiVersion")]
+    let wrong_kind = [text(&members, "kind"), text(&members, "apiVersion")]
         .into_iter()
         .flatten()
         .any(|sent| error.starts_with(&format!("invalid value: string {sent:?}")));
+    // Read member by member: the rest of the metadata may be what failed to decode.
     let meta = members
         .get("metadata")
-        .and_then(|raw| serde_json::from_str::<ObjectMeta>(raw.get()).ok())
+        .and_then(|raw| self::members(raw.get().as_bytes()))
         .unwrap_or_default();
-    let key = match (meta.namespace.as_deref(), meta.name.as_deref()) {
+    let key = match (text(&meta, "namespace"), text(&meta, "name")) {
         (Some(ns), Some(name)) if !ns.is_empty() => format!("{ns}/{name}"),
-        (_, Some(name)) => name.to_owned(),
+        (_, Some(name)) => name,
         _ => String::new(),
     };
     Quarantined {
@@ -171,7 +171,7 @@ fn quarantine(json: &[u8], error: &serde_json::Error) -> Quarantined {
             BadInput::Undecodable
         },
         error,
-        resource_version: meta.resource_version,
+        resource_version: text(&meta, "resourceVersion"),
     }
 }
 
