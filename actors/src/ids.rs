@@ -21,6 +21,12 @@ pub struct IndexName(pub Arc<str>);
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndexValue(pub Arc<str>);
 
+/// A resourceVersion the server handed out (of an object, a list or a bookmark): opaque,
+/// compared only for equality, never empty — "no version" is `Option::None`, not `""`
+/// (client-go and kube-rs use `""` for both "none" and "a consistent read").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceVersion(pub Arc<str>);
+
 macro_rules! string_newtype {
     ($($t:ident),*) => {$(
         impl $t {
@@ -38,7 +44,14 @@ macro_rules! string_newtype {
         }
     )*};
 }
-string_newtype!(ClusterId, ObjectKey, IndexName, IndexValue);
+string_newtype!(ClusterId, ObjectKey, IndexName, IndexValue, ResourceVersion);
+
+impl ResourceVersion {
+    /// The version a server sent, if it sent one (`None` for absent or empty).
+    pub fn from_server(version: Option<&str>) -> Option<Self> {
+        version.filter(|v| !v.is_empty()).map(Self::from)
+    }
+}
 
 impl ObjectKey {
     /// The key of an object with this namespace (None for cluster-scoped) and name.

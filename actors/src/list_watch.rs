@@ -30,6 +30,7 @@ use kube::core::Status;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::ids::ResourceVersion;
 use crate::managed_fields::{self, ManagedFields};
 use crate::quarantine::{self, BadInput, Quarantined};
 
@@ -97,7 +98,7 @@ impl Failure {
         }
     }
 
-    fn bad_input(request: Request, reason: BadInput, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(request: Request, reason: BadInput, message: impl Into<String>) -> Self {
         Self {
             bad_input: Some(reason),
             ..Self::transient(request, message)
@@ -154,12 +155,37 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
+/// Which state a list (or a streaming list's initial events) may be served from: the
+/// `resourceVersion` (and implied `resourceVersionMatch`) of the request, as a type rather
+/// than client-go's `""` / `"0"` / `"123"` strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListFrom {
+    /// Any state, however old (`resourceVersion=0`): the API server's watch cache answers.
+    /// kube drops `0` from a request with a `limit`, making it [`ListFrom::Consistent`].
+    Any,
+    /// The current state (no `resourceVersion`): a quorum read from etcd.
+    Consistent,
+    /// A state at least as new as this version (`resourceVersion=RV`, `NotOlderThan`).
+    NotOlderThan(ResourceVersion),
+}
+
+impl ListFrom {
+    /// The `resourceVersion` query value (`""` means none is sent).
+    pub fn query_value(&self) -> &str {
+        match self {
+            ListFrom::Any => "0",
+            ListFrom::Consistent => "",
+            ListFrom::NotOlderThan(version) => version.as_str(),
+        }
+    }
+}
+
 /// One decoded list page.
 #[derive(Debug)]
 pub struct Page<K> {
     pub items: Vec<Arc<K>>,
-    /// The list's resourceVersion (empty when the server sent none).
-    pub resource_version: String,
+    /// The list's resourceVersion (`None` when the server sent none).
+    pub resource_version: Option<ResourceVersion>,
     /// The token for the next page; `None` on the last page.
     pub continue_token: Option<String>,
     /// Items the cache's type could not hold, in page order.
@@ -196,7 +222,7 @@ pub fn decode_page_with<K: DeserializeOwned>(
     };
     Ok(Page {
         items,
-        resource_version: metadata.resource_version.unwrap_or_default(),
+        resource_version: ResourceVersion::from_server(metadata.resource_version.as_deref()),
         continue_token: metadata.continue_.filter(|c| !c.is_empty()),
         quarantined,
     })
@@ -287,19 +313,25 @@ impl ListWatcher {
         }
     }
 
-    /// GETs one list page and returns its undecoded body.
+    /// GETs one list page and returns its undecoded body. A continued page sends only its
+    /// token: the server takes the version from it and refuses both (client-go's pager
+    /// clears the version the same way).
     pub async fn fetch_page(
         &self,
-        resource_version: &str,
+        from: &ListFrom,
         continue_token: Option<&str>,
         limit: u32,
     ) -> Result<Bytes, Failure> {
+        let resource_version = match continue_token {
+            Some(_) => None,
+            None => Some(from.query_value().to_owned()).filter(|rv| !rv.is_empty()),
+        };
         let params = ListParams {
             label_selector: self.label_selector.clone(),
             field_selector: self.field_selector.clone(),
             limit: Some(limit),
             continue_token: continue_token.map(str::to_owned),
-            resource_version: Some(resource_version.to_owned()).filter(|rv| !rv.is_empty()),
+            resource_version,
             ..ListParams::default()
         };
         let request = self.request.list(&params).map_err(|e| {
@@ -705,7 +737,7 @@ mod tests {
         assert_eq!(peek_continue(body).as_deref(), Some("eyJ2Ijo"));
         let page: Page<ConfigMap> = decode_page(body).unwrap();
         assert_eq!(page.continue_token.as_deref(), Some("eyJ2Ijo"));
-        assert_eq!(page.resource_version, "7");
+        assert_eq!(page.resource_version, Some("7".into()));
         assert_eq!(page.items.len(), 1);
         let last =
             br#"{"metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"continue"}}]}"#;

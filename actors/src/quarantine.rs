@@ -30,6 +30,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::ids::ResourceVersion;
 use crate::managed_fields::{self, ManagedFields};
 
 /// Why bytes from a server were set aside (the `reason` label of the bad-input metric).
@@ -88,7 +89,7 @@ pub struct Quarantined {
     /// What the decoder said.
     pub error: String,
     /// The object's resourceVersion when readable (a watch resumes after it).
-    pub resource_version: Option<String>,
+    pub resource_version: Option<ResourceVersion>,
 }
 
 /// What decoding a list of raw objects kept and set aside, in order.
@@ -171,7 +172,7 @@ fn quarantine(json: &[u8], error: &serde_json::Error) -> Quarantined {
             BadInput::Undecodable
         },
         error,
-        resource_version: text(&meta, "resourceVersion"),
+        resource_version: ResourceVersion::from_server(text(&meta, "resourceVersion").as_deref()),
     }
 }
 

@@ -79,9 +79,9 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::ids::{ClusterId, ObjectKey};
+use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::list_watch::{
-    self, Failure, FailureKind, ListWatcher, WatchItem, WatchLimits, WatchStream,
+    self, Failure, FailureKind, ListFrom, ListWatcher, WatchItem, WatchLimits, WatchStream,
 };
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
@@ -101,11 +101,12 @@ pub enum ReflectorDelta<K> {
     Modified(Arc<K>),
     /// A watch DELETED event (the object's last state).
     Deleted(Arc<K>),
-    /// A complete (re)list: exactly these objects exist at `resource_version`. The FIFO turns
-    /// keys it knows that are absent into deleted-final-state-unknown tombstones.
+    /// A complete (re)list: exactly these objects exist at `resource_version` (the list's,
+    /// or the streaming list's closing bookmark's). The FIFO turns keys it knows that are
+    /// absent into deleted-final-state-unknown tombstones.
     Replace {
         objects: Vec<Arc<K>>,
-        resource_version: String,
+        resource_version: ResourceVersion,
     },
 }
 
@@ -153,7 +154,7 @@ pub struct ReflectorReport {
     pub relists: u64,
     /// Watches opened.
     pub watches: u64,
-    pub last_resource_version: Option<String>,
+    pub last_resource_version: Option<ResourceVersion>,
     /// Streaming lists were asked for but the server refused them; this reflector lists.
     pub streaming_refused: bool,
     /// Bad input met so far, by reason (quarantined objects included).
@@ -326,41 +327,31 @@ where
             let mut out = Vec::new();
             let span = match state.clone() {
                 State::List {
-                    resource_version,
+                    from,
                     continue_token,
                 } => {
                     let span = tracing::info_span!("list_page", cluster = %self.cluster,
-                        resource = %self.resource, resource_version = %resource_version,
+                        resource = %self.resource, resource_version = from.query_value(),
                         continue_token = continue_token.is_some(), bytes = tracing::field::Empty);
                     let outcome = self
-                        .list_page(&resource_version, continue_token, &mut collected)
+                        .list_page(&from, continue_token, &mut collected)
                         .instrument(span.clone())
                         .await;
                     state = self.advance(state, outcome, &mut collected, &mut out);
                     span
                 }
-                State::StreamInitial { resource_version }
-                | State::OpenWatch { resource_version } => {
-                    let initial = matches!(state, State::StreamInitial { .. });
-                    let span = tracing::info_span!("open_watch", cluster = %self.cluster,
-                        resource = %self.resource, resource_version = %resource_version, initial);
-                    let timeout = self.machine.watch_timeout(self.config.min_watch_timeout);
-                    let limits = WatchLimits {
-                        silence: watch_silence_limit(self.config.bookmark_interval),
-                        max_event_bytes: self.config.max_event_bytes,
-                    };
-                    let opened = self
-                        .list_watch
-                        .open_watch(&resource_version, initial, timeout, limits)
-                        .instrument(span.clone())
-                        .await;
-                    let outcome = match opened {
-                        Ok(stream) => {
-                            watch = Some(stream);
-                            Outcome::WatchOpened
-                        }
-                        Err(failure) => Outcome::Failed(failure),
-                    };
+                State::StreamInitial { ref from } => {
+                    let resource_version = from.query_value().to_owned();
+                    let (outcome, span) = self.open_watch(&resource_version, true, &mut watch).await;
+                    state = self.advance(state, outcome, &mut collected, &mut out);
+                    span
+                }
+                State::OpenWatch {
+                    ref resource_version,
+                } => {
+                    let resource_version = resource_version.to_string();
+                    let (outcome, span) =
+                        self.open_watch(&resource_version, false, &mut watch).await;
                     state = self.advance(state, outcome, &mut collected, &mut out);
                     span
                 }
@@ -398,7 +389,9 @@ where
                                     continue;
                                 };
                                 // Resume after it: the server would send it again unchanged.
-                                let outcome = Outcome::Event { resource_version };
+                                let outcome = Outcome::Event {
+                                    resource_version: Some(resource_version),
+                                };
                                 state = self.advance(state, outcome, &mut collected, &mut out);
                                 continue;
                             }
@@ -418,7 +411,8 @@ where
                             break;
                         }
                     }
-                    span.record("resource_version", self.machine.last_rv.as_str());
+                    let last = self.machine.last_rv.as_ref();
+                    span.record("resource_version", last.map_or("", ResourceVersion::as_str));
                     span
                 }
                 State::BackOff { delay, .. } => {
@@ -439,6 +433,35 @@ where
                 return;
             }
         }
+    }
+
+    /// Opens a watch (`initial`: a streaming list's) from `resource_version`, into `watch`.
+    async fn open_watch(
+        &mut self,
+        resource_version: &str,
+        initial: bool,
+        watch: &mut Option<WatchStream<K>>,
+    ) -> (Outcome, tracing::Span) {
+        let span = tracing::info_span!("open_watch", cluster = %self.cluster,
+            resource = %self.resource, resource_version, initial);
+        let timeout = self.machine.watch_timeout(self.config.min_watch_timeout);
+        let limits = WatchLimits {
+            silence: watch_silence_limit(self.config.bookmark_interval),
+            max_event_bytes: self.config.max_event_bytes,
+        };
+        let opened = self
+            .list_watch
+            .open_watch(resource_version, initial, timeout, limits)
+            .instrument(span.clone())
+            .await;
+        let outcome = match opened {
+            Ok(stream) => {
+                *watch = Some(stream);
+                Outcome::WatchOpened
+            }
+            Err(failure) => Outcome::Failed(failure),
+        };
+        (outcome, span)
     }
 
     fn advance(
@@ -488,7 +511,7 @@ where
     /// without waiting for the decode; the last page waits for every decode, in order.
     async fn list_page(
         &self,
-        resource_version: &str,
+        from: &ListFrom,
         continue_token: Option<String>,
         collected: &mut Collected<K>,
     ) -> Outcome {
@@ -503,7 +526,7 @@ where
             }
             _ => {
                 self.list_watch
-                    .fetch_page(resource_version, continue_token.as_deref(), limit)
+                    .fetch_page(from, continue_token.as_deref(), limit)
                     .await
             }
         };
@@ -516,8 +539,10 @@ where
         if let Some(next) = &peeked_continue {
             let list_watch = self.list_watch.clone();
             let token = next.clone();
-            let handle =
-                tokio::spawn(async move { list_watch.fetch_page("", Some(&token), limit).await });
+            let from = from.clone();
+            let handle = tokio::spawn(async move {
+                list_watch.fetch_page(&from, Some(&token), limit).await
+            });
             collected.prefetch = Some(Prefetch {
                 continue_token: next.clone(),
                 handle,
@@ -539,7 +564,7 @@ where
             }
             // Intermediate pages' resourceVersions are not used; the last page's is.
             return Outcome::Page {
-                resource_version: String::new(),
+                resource_version: None,
                 continue_token: peeked_continue,
             };
         }
@@ -551,6 +576,12 @@ where
             }
         }
         match last {
+            Some(page) if page.resource_version.is_none() && page.continue_token.is_none() => {
+                // Nothing to watch from: a list must say which state it shows.
+                let message = "a list without resourceVersion".to_owned();
+                let request = list_watch::Request::List;
+                Outcome::Failed(Failure::bad_input(request, BadInput::InvalidFrame, message))
+            }
             Some(page) => Outcome::Page {
                 resource_version: page.resource_version,
                 continue_token: page.continue_token,
@@ -613,7 +644,7 @@ where
             || last.stalled_watches != m.stalled_watches
             || last.bad_input != self.bad_input
             || quarantined_changed;
-        last.last_resource_version = Some(m.last_rv.clone()).filter(|rv| !rv.is_empty());
+        last.last_resource_version.clone_from(&m.last_rv);
         if !changed {
             return;
         }
@@ -668,21 +699,21 @@ fn watch_outcome<K: kube::Resource>(
         WatchItem::Quarantined(_) | WatchItem::Skipped(_) => {
             // Sorted out by the driver before; nothing to deliver.
             return Outcome::Event {
-                resource_version: String::new(),
+                resource_version: None,
             };
         }
     };
     let (delta, resource_version) = match event {
         WatchEvent::Added(obj) => {
-            let rv = obj.meta().resource_version.clone().unwrap_or_default();
+            let rv = ResourceVersion::from_server(obj.meta().resource_version.as_deref());
             (ReflectorDelta::Added(Arc::new(obj)), rv)
         }
         WatchEvent::Modified(obj) => {
-            let rv = obj.meta().resource_version.clone().unwrap_or_default();
+            let rv = ResourceVersion::from_server(obj.meta().resource_version.as_deref());
             (ReflectorDelta::Modified(Arc::new(obj)), rv)
         }
         WatchEvent::Deleted(obj) => {
-            let rv = obj.meta().resource_version.clone().unwrap_or_default();
+            let rv = ResourceVersion::from_server(obj.meta().resource_version.as_deref());
             (ReflectorDelta::Deleted(Arc::new(obj)), rv)
         }
         WatchEvent::Bookmark(bookmark) => {
@@ -692,7 +723,9 @@ fn watch_outcome<K: kube::Resource>(
                 .get(INITIAL_EVENTS_END)
                 .is_some_and(|v| v == "true");
             return Outcome::Bookmark {
-                resource_version: bookmark.metadata.resource_version,
+                resource_version: ResourceVersion::from_server(Some(
+                    bookmark.metadata.resource_version.as_str(),
+                )),
                 initial_events_end: end,
             };
         }
@@ -704,7 +737,7 @@ fn watch_outcome<K: kube::Resource>(
             ));
         }
     };
-    tracing::trace!(resource_version = %resource_version, "watch event");
+    tracing::trace!(resource_version = resource_version.as_ref().map_or("", ResourceVersion::as_str), "watch event");
     match delta {
         ReflectorDelta::Added(obj) | ReflectorDelta::Modified(obj) if initial => partial.push(obj),
         ReflectorDelta::Deleted(_) if initial => {
@@ -877,7 +910,7 @@ mod tests {
         assert_eq!(
             outcome,
             Outcome::Event {
-                resource_version: "3".into()
+                resource_version: Some("3".into())
             }
         );
         assert_eq!((partial.len(), out.len()), (1, 0));
@@ -886,7 +919,7 @@ mod tests {
         assert_eq!(
             outcome,
             Outcome::Event {
-                resource_version: "4".into()
+                resource_version: Some("4".into())
             }
         );
         assert!(

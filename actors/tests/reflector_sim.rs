@@ -97,7 +97,7 @@ where
                 ReflectorDelta::Replace {
                     objects,
                     resource_version,
-                } => Some((objects.len(), resource_version.clone())),
+                } => Some((objects.len(), resource_version.to_string())),
                 _ => None,
             })
             .collect()
@@ -402,7 +402,7 @@ async fn should_advance_the_resume_version_on_bookmarks() {
             .send(GetReflectorReport)
             .await
             .expect("reflector alive");
-        if report.last_resource_version.as_deref() == Some(revision.to_string().as_str()) {
+        if report.last_resource_version == Some(revision.to_string().into()) {
             break;
         }
         assert!(

@@ -12,21 +12,23 @@ use tokio::time::Instant;
 
 use super::ReflectorState;
 use crate::backoff::Backoff;
-use crate::list_watch::{Failure, FailureKind};
+use crate::ids::ResourceVersion;
+use crate::list_watch::{Failure, FailureKind, ListFrom};
 
-/// The resourceVersion of the next list, with client-go's reasons (`relistResourceVersion`):
-/// - after the last version proved unavailable (410, too large), `""`: a consistent read from
-///   etcd, the only one guaranteed to succeed;
-/// - on the first list, `"0"`: any version, served from the API server's watch cache (kube
-///   drops it when a `limit` is set, making it a paginated consistent list);
-/// - otherwise the last version seen, so the list is not older than what we delivered.
-pub fn relist_resource_version(last_seen: &str, last_seen_unavailable: bool) -> &str {
-    if last_seen_unavailable {
-        ""
-    } else if last_seen.is_empty() {
-        "0"
-    } else {
-        last_seen
+/// Where the next list reads from, with client-go's reasons (`relistResourceVersion`):
+/// - after the last version proved unavailable (410, too large), [`ListFrom::Consistent`]: a
+///   read from etcd, the only one guaranteed to succeed;
+/// - on the first list, [`ListFrom::Any`]: served from the API server's watch cache (kube
+///   drops `0` when a `limit` is set, making it a paginated consistent list);
+/// - otherwise not older than the last version seen, so the list never goes back in time.
+pub fn relist_resource_version(
+    last_seen: Option<&ResourceVersion>,
+    last_seen_unavailable: bool,
+) -> ListFrom {
+    match last_seen {
+        _ if last_seen_unavailable => ListFrom::Consistent,
+        None => ListFrom::Any,
+        Some(version) => ListFrom::NotOlderThan(version.clone()),
     }
 }
 
@@ -57,15 +59,15 @@ pub(super) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 pub(super) enum State {
     /// GET one list page. `continue_token` is `None` for the first page.
     List {
-        resource_version: String,
+        from: ListFrom,
         continue_token: Option<String>,
     },
-    /// Open a `sendInitialEvents=true` watch at `resource_version` (streaming list).
-    StreamInitial { resource_version: String },
+    /// Open a `sendInitialEvents=true` watch reading its initial state `from` (streaming list).
+    StreamInitial { from: ListFrom },
     /// Read the initial events of the open streaming watch, until `initial-events-end`.
     StreamingInitial,
     /// Open a watch from `resource_version`.
-    OpenWatch { resource_version: String },
+    OpenWatch { resource_version: ResourceVersion },
     /// Read events from the open watch.
     Watching,
     /// Sleep `delay`, then do `then`.
@@ -75,18 +77,19 @@ pub(super) enum State {
 /// What the last request of the driver produced.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Outcome {
-    /// A list page arrived (its objects are with the driver).
+    /// A list page arrived (its objects are with the driver). Only the last page's version
+    /// matters (it is the list's); the driver reads ahead, so middle pages carry `None`.
     Page {
-        resource_version: String,
+        resource_version: Option<ResourceVersion>,
         continue_token: Option<String>,
     },
     WatchOpened,
     /// An ADDED/MODIFIED/DELETED event for an object at `resource_version`.
     Event {
-        resource_version: String,
+        resource_version: Option<ResourceVersion>,
     },
     Bookmark {
-        resource_version: String,
+        resource_version: Option<ResourceVersion>,
         initial_events_end: bool,
     },
     /// The watch ended without an error.
@@ -101,7 +104,7 @@ pub(super) enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Effect {
     /// The list is complete: send the accumulated objects as one `Replace`.
-    Replace { resource_version: String },
+    Replace { resource_version: ResourceVersion },
     /// The list was abandoned: drop the accumulated objects.
     Discard,
 }
@@ -114,7 +117,7 @@ pub(super) struct Machine {
     streaming: bool,
     pub(super) streaming_refused: bool,
     /// client-go's `lastSyncResourceVersion`: of the last list, event or bookmark.
-    pub(super) last_rv: String,
+    pub(super) last_rv: Option<ResourceVersion>,
     /// client-go's `isLastSyncResourceVersionUnavailable`: set by 410, cleared by a full list.
     last_rv_unavailable: bool,
     backoff: Backoff,
@@ -139,7 +142,7 @@ impl Machine {
         Self {
             streaming,
             streaming_refused: false,
-            last_rv: String::new(),
+            last_rv: None,
             last_rv_unavailable: false,
             backoff: Backoff::default(),
             rng,
@@ -157,16 +160,7 @@ impl Machine {
 
     /// The first state, and the one after anything that forces a relist.
     pub(super) fn start(&mut self) -> State {
-        let resource_version =
-            relist_resource_version(&self.last_rv, self.last_rv_unavailable).to_owned();
-        let next = if self.streaming {
-            State::StreamInitial { resource_version }
-        } else {
-            State::List {
-                resource_version,
-                continue_token: None,
-            }
-        };
+        let next = self.relist_state();
         self.begin(next)
     }
 
@@ -207,9 +201,7 @@ impl Machine {
             (State::BackOff { then, .. }, Outcome::Slept) => (self.begin(*then), None),
             (state, Outcome::Failed(failure)) => self.fail(state, failure, now),
             (
-                State::List {
-                    resource_version, ..
-                },
+                State::List { from, .. },
                 Outcome::Page {
                     continue_token: Some(token),
                     ..
@@ -218,7 +210,7 @@ impl Machine {
                 self.succeeded(ReflectorState::Listing);
                 (
                     State::List {
-                        resource_version,
+                        from,
                         continue_token: Some(token),
                     },
                     None,
@@ -227,7 +219,7 @@ impl Machine {
             (
                 State::List { .. },
                 Outcome::Page {
-                    resource_version,
+                    resource_version: Some(resource_version),
                     continue_token: None,
                 },
             ) => {
@@ -255,7 +247,7 @@ impl Machine {
             (
                 State::StreamingInitial,
                 Outcome::Bookmark {
-                    resource_version,
+                    resource_version: Some(resource_version),
                     initial_events_end: true,
                 },
             ) => {
@@ -277,7 +269,7 @@ impl Machine {
                 },
             ) => {
                 self.watch_events += 1;
-                if !resource_version.is_empty() {
+                if resource_version.is_some() {
                     self.last_rv = resource_version;
                 }
                 (State::Watching, None)
@@ -291,15 +283,11 @@ impl Machine {
             (State::Watching, Outcome::WatchStalled) => {
                 tracing::info!("watch stalled (silent past twice the bookmark interval); resuming");
                 self.stalled_watches += 1;
-                let resume = State::OpenWatch {
-                    resource_version: self.last_rv.clone(),
-                };
+                let resume = self.resume_state();
                 (self.begin(resume), None)
             }
             (State::Watching, Outcome::WatchEnded) => {
-                let resume = State::OpenWatch {
-                    resource_version: self.last_rv.clone(),
-                };
+                let resume = self.resume_state();
                 if self.is_very_short_watch(now) {
                     let failure = "the watch ended at once without events".to_owned();
                     return (self.back_off(resume, failure, None, now), None);
@@ -340,9 +328,7 @@ impl Machine {
             );
         }
         let retry = match state {
-            State::OpenWatch { .. } | State::Watching => State::OpenWatch {
-                resource_version: self.last_rv.clone(),
-            },
+            State::OpenWatch { .. } | State::Watching => self.resume_state(),
             _ => self.relist_state(),
         };
         if failure.kind == FailureKind::Forbidden {
@@ -369,15 +355,25 @@ impl Machine {
 
     /// The list (or streaming list) that starts over, without counting it yet.
     fn relist_state(&self) -> State {
-        let resource_version =
-            relist_resource_version(&self.last_rv, self.last_rv_unavailable).to_owned();
+        let from = relist_resource_version(self.last_rv.as_ref(), self.last_rv_unavailable);
         if self.streaming {
-            State::StreamInitial { resource_version }
+            State::StreamInitial { from }
         } else {
             State::List {
-                resource_version,
+                from,
                 continue_token: None,
             }
+        }
+    }
+
+    /// The watch that picks up from the last version seen (a list when there is none yet,
+    /// which a synced machine never lacks).
+    fn resume_state(&self) -> State {
+        match &self.last_rv {
+            Some(resource_version) => State::OpenWatch {
+                resource_version: resource_version.clone(),
+            },
+            None => self.relist_state(),
         }
     }
 
@@ -406,9 +402,9 @@ impl Machine {
         self.expired_in_a_row = 0;
     }
 
-    fn synced_at(&mut self, resource_version: &str) {
+    fn synced_at(&mut self, resource_version: &ResourceVersion) {
         self.synced = true;
-        self.last_rv = resource_version.to_owned();
+        self.last_rv = Some(resource_version.clone());
         self.last_rv_unavailable = false;
     }
 
@@ -459,20 +455,27 @@ mod tests {
 
     fn page(rv: &str, continue_token: Option<&str>) -> Outcome {
         Outcome::Page {
-            resource_version: rv.into(),
+            resource_version: ResourceVersion::from_server(Some(rv)),
             continue_token: continue_token.map(Into::into),
         }
     }
 
     fn event(rv: &str) -> Outcome {
         Outcome::Event {
-            resource_version: rv.into(),
+            resource_version: ResourceVersion::from_server(Some(rv)),
         }
     }
 
-    fn list(rv: &str) -> State {
+    fn bookmark(rv: &str, initial_events_end: bool) -> Outcome {
+        Outcome::Bookmark {
+            resource_version: ResourceVersion::from_server(Some(rv)),
+            initial_events_end,
+        }
+    }
+
+    fn list(from: ListFrom) -> State {
         State::List {
-            resource_version: rv.into(),
+            from,
             continue_token: None,
         }
     }
@@ -494,10 +497,19 @@ mod tests {
 
     #[test]
     fn should_choose_the_relist_resource_version_like_client_go() {
-        assert_eq!(relist_resource_version("", false), "0");
-        assert_eq!(relist_resource_version("123", false), "123");
-        assert_eq!(relist_resource_version("123", true), "");
-        assert_eq!(relist_resource_version("", true), "");
+        let seen = ResourceVersion::from("123");
+        assert_eq!(relist_resource_version(None, false), ListFrom::Any);
+        assert_eq!(
+            relist_resource_version(Some(&seen), false),
+            ListFrom::NotOlderThan(seen.clone())
+        );
+        assert_eq!(
+            relist_resource_version(Some(&seen), true),
+            ListFrom::Consistent
+        );
+        assert_eq!(relist_resource_version(None, true), ListFrom::Consistent);
+        assert_eq!(ListFrom::Any.query_value(), "0");
+        assert_eq!(ListFrom::Consistent.query_value(), "");
     }
 
     #[test]
@@ -557,14 +569,14 @@ mod tests {
         let now = Instant::now();
         let mut m = machine(false);
         let state = m.start();
-        assert_eq!(state, list("0"));
+        assert_eq!(state, list(ListFrom::Any));
         assert_eq!((m.lists, m.status.clone()), (1, ReflectorState::Listing));
         let (state, effect) = m.step(state, page("10", Some("c1")), now);
         assert_eq!(effect, None);
         assert_eq!(
             state,
             State::List {
-                resource_version: "0".into(),
+                from: ListFrom::Any,
                 continue_token: Some("c1".into())
             }
         );
@@ -594,13 +606,10 @@ mod tests {
         let (state, _) = m.step(state, event("11"), now);
         let (state, _) = m.step(
             state,
-            Outcome::Bookmark {
-                resource_version: "15".into(),
-                initial_events_end: false,
-            },
+            bookmark("15", false),
             now,
         );
-        assert_eq!(m.last_rv, "15");
+        assert_eq!(m.last_rv, Some("15".into()));
         let (state, effect) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(300));
         assert_eq!((state, effect), (open_watch("15"), None));
         assert_eq!((m.lists, m.relists), (1, 0));
@@ -612,7 +621,7 @@ mod tests {
         let mut m = machine(false);
         let state = synced(&mut m, "10", now);
         let (state, effect) = m.step(state, failure(FailureKind::Expired, 410, None), now);
-        assert_eq!((state.clone(), effect), (list(""), None));
+        assert_eq!((state.clone(), effect), (list(ListFrom::Consistent), None));
         assert_eq!((m.lists, m.relists), (2, 1));
         let (state, effect) = m.step(state, page("40", None), now);
         assert_eq!(
@@ -632,7 +641,7 @@ mod tests {
         let state = m.start();
         let (state, _) = m.step(state, page("10", Some("c1")), now);
         let (state, effect) = m.step(state, failure(FailureKind::Expired, 410, None), now);
-        assert_eq!((state, effect), (list(""), Some(Effect::Discard)));
+        assert_eq!((state, effect), (list(ListFrom::Consistent), Some(Effect::Discard)));
         assert_eq!(m.lists, 2);
     }
 
@@ -646,7 +655,7 @@ mod tests {
         let State::BackOff { then, .. } = state else {
             panic!("expected a backoff, got {state:?}")
         };
-        assert_eq!(*then, list(""));
+        assert_eq!(*then, list(ListFrom::Consistent));
     }
 
     #[test]
@@ -668,7 +677,7 @@ mod tests {
             matches!(m.status, ReflectorState::BackingOff { retry_in, .. } if retry_in == asked)
         );
         let (state, _) = m.step(State::BackOff { delay, then }, Outcome::Slept, now + asked);
-        assert_eq!(state, list("0"));
+        assert_eq!(state, list(ListFrom::Any));
         assert_eq!(m.lists, 2);
     }
 
@@ -731,7 +740,7 @@ mod tests {
         assert_eq!(
             state,
             State::StreamInitial {
-                resource_version: "0".into()
+                from: ListFrom::Any
             }
         );
         let (state, _) = m.step(state, Outcome::WatchOpened, now);
@@ -739,10 +748,7 @@ mod tests {
         let (state, _) = m.step(state, event("5"), now);
         let (state, effect) = m.step(
             state,
-            Outcome::Bookmark {
-                resource_version: "9".into(),
-                initial_events_end: false,
-            },
+            bookmark("9", false),
             now,
         );
         assert_eq!(
@@ -751,10 +757,7 @@ mod tests {
         );
         let (state, effect) = m.step(
             state,
-            Outcome::Bookmark {
-                resource_version: "9".into(),
-                initial_events_end: true,
-            },
+            bookmark("9", true),
             now,
         );
         assert_eq!(
@@ -765,7 +768,7 @@ mod tests {
         );
         assert_eq!(state, State::Watching);
         assert!(m.synced);
-        assert_eq!((m.lists, m.watches, m.last_rv.as_str()), (1, 1, "9"));
+        assert_eq!((m.lists, m.watches, m.last_rv.clone()), (1, 1, Some("9".into())));
         let (state, _) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(400));
         assert_eq!(state, open_watch("9"));
     }
@@ -776,7 +779,7 @@ mod tests {
         let mut m = machine(true);
         let state = m.start();
         let (state, effect) = m.step(state, failure(FailureKind::Rejected, 422, None), now);
-        assert_eq!((state, effect), (list("0"), Some(Effect::Discard)));
+        assert_eq!((state, effect), (list(ListFrom::Any), Some(Effect::Discard)));
         assert!(m.streaming_refused && !m.streaming);
         assert_eq!(m.lists, 2);
     }
@@ -789,7 +792,7 @@ mod tests {
         let (state, _) = m.step(state, Outcome::WatchOpened, now);
         let (state, _) = m.step(state, event("5"), now);
         let (state, effect) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(600));
-        assert_eq!((state, effect), (list("0"), Some(Effect::Discard)));
+        assert_eq!((state, effect), (list(ListFrom::Any), Some(Effect::Discard)));
         assert!(m.streaming_refused);
     }
 
@@ -805,7 +808,7 @@ mod tests {
         assert_eq!(
             *then,
             State::StreamInitial {
-                resource_version: "0".into()
+                from: ListFrom::Any
             }
         );
         assert!(!m.streaming_refused);
