@@ -26,6 +26,11 @@
 //!   random and adversarial JSON).
 //! - One pass, no allocation but the output copy; the result decodes to the same object as
 //!   the input with `metadata.managedFields` set to `None`.
+//!
+//! # Difference from decoding them
+//! A `managedFields` value must be valid JSON to be cut, but not a valid list of
+//! `ManagedFieldsEntry`: an object whose only fault is the shape of the member the transform
+//! drops anyway is cached, where decoding it whole (client-go) would reject it.
 
 /// Whether a reflector keeps `metadata.managedFields` when decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -63,6 +63,15 @@
 //! # Differences from client-go
 //! - Any 410 relists with `""` straight away; client-go first retries the last version and
 //!   only falls back to `""` when that list fails too.
+//! - One object the type cannot hold is quarantined and the rest of the list is delivered;
+//!   client-go fails the whole list and retries it forever. A quarantined watch event is
+//!   skipped (the cache keeps the key's previous state) and the watch resumes after its
+//!   resourceVersion; an oversized event is skipped likewise, and its object is missing (or
+//!   stale) until the next list brings it.
+//! - A list whose last page has no resourceVersion is bad input (nothing to watch from) and
+//!   is listed again; client-go would watch from `""` ("now") and could miss events.
+//! - Continued pages send only their `continue` token, as client-go's pager does (the
+//!   server refuses a token together with a resourceVersion).
 //! - No resync (that belongs to listeners) and no `Store`: the sink receives data, not calls.
 //! - kube's default `Client` already retries 429/503/504 itself (honouring `Retry-After`);
 //!   the reflector's own handling sees those only when that layer is off or gives up.
@@ -103,7 +112,9 @@ pub enum ReflectorDelta<K> {
     Deleted(Arc<K>),
     /// A complete (re)list: exactly these objects exist at `resource_version` (the list's,
     /// or the streaming list's closing bookmark's). The FIFO turns keys it knows that are
-    /// absent into deleted-final-state-unknown tombstones.
+    /// absent into deleted-final-state-unknown tombstones, and should hand the version on
+    /// (client-go's `Replace(list, resourceVersion)` → the indexer's last-sync version; today
+    /// `delta_fifo.rs` drops it — left to the FIFO's rewrite, issue 11).
     Replace {
         objects: Vec<Arc<K>>,
         resource_version: ResourceVersion,
