@@ -395,7 +395,12 @@ where
                         let item = match item {
                             WatchItem::Quarantined(quarantined) => {
                                 let resource_version = quarantined.resource_version.clone();
-                                self.quarantine(quarantined);
+                                if state == State::StreamingInitial {
+                                    // Part of the list: reported with its Replace.
+                                    collected.quarantined.push(quarantined);
+                                } else {
+                                    self.quarantine(quarantined);
+                                }
                                 let Some(resource_version) = resource_version else {
                                     continue;
                                 };

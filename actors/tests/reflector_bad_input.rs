@@ -333,3 +333,34 @@ async fn should_restart_a_list_whose_continue_token_expired() {
         .count();
     assert!(firsts >= 2, "the list restarted from its first page: {:?}", server.requests());
 }
+
+#[actix_rt::test]
+async fn should_quarantine_initial_events_of_a_streaming_list_and_sync_the_rest() {
+    let server = RawServer::start(move |target| {
+        assert!(is_watch(target), "a streaming list only watches: {target}");
+        let end = r#"{"kind":"Pod","apiVersion":"v1","metadata":{"resourceVersion":"9","annotations":{"k8s.io/initial-events-end":"true"}}}"#;
+        Reply::Chunked(
+            vec![
+                event("ADDED", &pod("good", 5)),
+                event(
+                    "ADDED",
+                    r#"{"metadata":{"name":"bad","namespace":"default","resourceVersion":"6"},"spec":7}"#,
+                ),
+                event("BOOKMARK", end),
+            ],
+            End::Hang(Duration::from_secs(60)),
+        )
+    })
+    .await;
+    let config = ReflectorConfig {
+        streaming_lists: true,
+        ..dropping_managed_fields()
+    };
+    let (recorder, _reflector) = start(&server, config);
+    let report = report_where(&recorder, "a synced report", |r| r.synced).await;
+    assert_eq!(recorder.replaces(), [["good"]]);
+    let quarantined: Vec<_> = report.quarantined.iter().map(|q| q.key.as_str()).collect();
+    assert_eq!(quarantined, ["default/bad"]);
+    assert_eq!(count(&report, BadInput::Undecodable), 1);
+    assert_eq!(report.last_resource_version, Some("9".into()));
+}
