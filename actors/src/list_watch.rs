@@ -98,7 +98,11 @@ impl Failure {
         }
     }
 
-    pub(crate) fn bad_input(request: Request, reason: BadInput, message: impl Into<String>) -> Self {
+    pub(crate) fn bad_input(
+        request: Request,
+        reason: BadInput,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             bad_input: Some(reason),
             ..Self::transient(request, message)
@@ -218,7 +222,10 @@ pub fn decode_page_with<K: DeserializeOwned>(
     let bytes = cut.as_deref().unwrap_or(body);
     let (metadata, items, quarantined) = match serde_json::from_slice::<WirePage<K>>(bytes) {
         Ok(page) => (page.metadata, page.items.unwrap_or_default(), Vec::new()),
-        Err(whole) => decode_page_by_item(bytes, managed_fields, &whole)?,
+        Err(whole) => {
+            let (metadata, sorted) = decode_page_by_item(bytes, managed_fields, &whole)?;
+            (metadata, sorted.objects, sorted.quarantined)
+        }
     };
     Ok(Page {
         items,
@@ -234,7 +241,7 @@ fn decode_page_by_item<K: DeserializeOwned>(
     bytes: &[u8],
     managed_fields: ManagedFields,
     whole: &serde_json::Error,
-) -> Result<(ListMeta, Vec<Arc<K>>, Vec<Quarantined>), Failure> {
+) -> Result<(ListMeta, quarantine::Sorted<K>), Failure> {
     let invalid = |what: &str| {
         Failure::bad_input(
             Request::List,
@@ -255,7 +262,7 @@ fn decode_page_by_item<K: DeserializeOwned>(
         None => Vec::new(),
     };
     let sorted = quarantine::sort_objects::<K>(&raw_items, managed_fields);
-    Ok((metadata, sorted.objects, sorted.quarantined))
+    Ok((metadata, sorted))
 }
 
 /// The `continue` token of an undecoded page, if the server wrote the list metadata before the
@@ -443,7 +450,9 @@ pub enum WatchItem<K> {
     Skipped(BadInput),
     /// The stream ended: the server's timeout, a dropped connection, or idle silence
     /// (`stalled`). Resume.
-    Ended { stalled: bool },
+    Ended {
+        stalled: bool,
+    },
     Failed(Failure),
 }
 
@@ -567,8 +576,7 @@ impl<K: DeserializeOwned> WatchStream<K> {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
                         drained += data.len();
-                        self.lines
-                            .push(&data, &mut batch.lines, &mut batch.skipped);
+                        self.lines.push(&data, &mut batch.lines, &mut batch.skipped);
                     }
                 }
             }
@@ -662,9 +670,7 @@ fn decode_line<K: DeserializeOwned>(
             let status = serde_json::from_slice::<Status>(object).map_err(|_| invalid())?;
             return Err(Failure::from_status(Request::Watch, &status, None));
         }
-        "BOOKMARK" => {
-            WatchEvent::Bookmark(serde_json::from_slice(object).map_err(|_| invalid())?)
-        }
+        "BOOKMARK" => WatchEvent::Bookmark(serde_json::from_slice(object).map_err(|_| invalid())?),
         "ADDED" | "MODIFIED" | "DELETED" => {
             match quarantine::decode_object::<K>(object, ManagedFields::Keep) {
                 Ok(obj) if kind == "ADDED" => WatchEvent::Added(obj),

@@ -102,8 +102,7 @@ fn find_cuts(json: &[u8]) -> Option<Vec<(usize, usize)>> {
                     let depth = stack.len();
                     let top = stack.last_mut()?;
                     top.key = (i + 1, end - 1);
-                    if top.role == Role::Metadata && json.get(i + 1..end - 1)? == b"managedFields"
-                    {
+                    if top.role == Role::Metadata && json.get(i + 1..end - 1)? == b"managedFields" {
                         if std::mem::replace(&mut top.cut, true) {
                             return None;
                         }

@@ -190,13 +190,19 @@ mod tests {
     fn should_keep_good_objects_and_name_the_bad_ones() {
         let items = [
             raw(r#"{"metadata":{"name":"a","namespace":"ns"}}"#),
-            raw(r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"ns"}}"#),
+            raw(
+                r#"{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"cm","namespace":"ns"}}"#,
+            ),
             raw(r#"{"metadata":{"name":"b","namespace":"ns"},"spec":{"containers":7}}"#),
             raw(r#"{"metadata":7}"#),
         ];
         let refs: Vec<&RawValue> = items.iter().map(AsRef::as_ref).collect();
         let sorted = sort_objects::<Pod>(&refs, ManagedFields::Drop);
-        let names: Vec<_> = sorted.objects.iter().map(|p| p.metadata.name.clone()).collect();
+        let names: Vec<_> = sorted
+            .objects
+            .iter()
+            .map(|p| p.metadata.name.clone())
+            .collect();
         assert_eq!(names, [Some("a".to_owned())]);
         let bad: Vec<_> = sorted
             .quarantined

@@ -353,7 +353,8 @@ where
                 }
                 State::StreamInitial { ref from } => {
                     let resource_version = from.query_value().to_owned();
-                    let (outcome, span) = self.open_watch(&resource_version, true, &mut watch).await;
+                    let (outcome, span) =
+                        self.open_watch(&resource_version, true, &mut watch).await;
                     state = self.advance(state, outcome, &mut collected, &mut out);
                     span
                 }
@@ -556,9 +557,10 @@ where
             let list_watch = self.list_watch.clone();
             let token = next.clone();
             let from = from.clone();
-            let handle = tokio::spawn(async move {
-                list_watch.fetch_page(&from, Some(&token), limit).await
-            });
+            let handle =
+                tokio::spawn(
+                    async move { list_watch.fetch_page(&from, Some(&token), limit).await },
+                );
             collected.prefetch = Some(Prefetch {
                 continue_token: next.clone(),
                 handle,
@@ -753,7 +755,12 @@ fn watch_outcome<K: kube::Resource>(
             ));
         }
     };
-    tracing::trace!(resource_version = resource_version.as_ref().map_or("", ResourceVersion::as_str), "watch event");
+    tracing::trace!(
+        resource_version = resource_version
+            .as_ref()
+            .map_or("", ResourceVersion::as_str),
+        "watch event"
+    );
     match delta {
         ReflectorDelta::Added(obj) | ReflectorDelta::Modified(obj) if initial => partial.push(obj),
         ReflectorDelta::Deleted(_) if initial => {

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use k8s_openapi::api::core::v1::Pod;
+use panoptes_actors::ids::ClusterId;
 use panoptes_actors::managed_fields::ManagedFields;
 use panoptes_actors::quarantine::BadInput;
-use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::{
     Reflector, ReflectorBatch, ReflectorConfig, ReflectorDelta, ReflectorReport,
 };
@@ -130,7 +130,11 @@ fn is_watch(target: &str) -> bool {
 #[actix_rt::test]
 async fn should_sync_a_list_holding_a_pod_with_managed_fields_twice() {
     let twice = r#"{"metadata":{"name":"twice","namespace":"default","resourceVersion":"6","managedFields":[],"managedFields":[]}}"#;
-    let body = page(9, None, &[pod("good-1", 5), twice.to_owned(), pod("good-2", 7)]);
+    let body = page(
+        9,
+        None,
+        &[pod("good-1", 5), twice.to_owned(), pod("good-2", 7)],
+    );
     let server = RawServer::start(move |target| {
         if is_watch(target) {
             Reply::Chunked(Vec::new(), End::Hang(Duration::from_secs(60)))
@@ -162,7 +166,8 @@ async fn report_where(
 /// Watch events, in order, as `ADDED name`.
 fn watch_events(recorder: &Recorder) -> Vec<String> {
     let batches = recorder.batches.lock();
-    let named = |kind: &str, o: &Pod| format!("{kind} {}", o.metadata.name.clone().unwrap_or_default());
+    let named =
+        |kind: &str, o: &Pod| format!("{kind} {}", o.metadata.name.clone().unwrap_or_default());
     batches
         .iter()
         .flatten()
@@ -215,7 +220,11 @@ async fn should_cache_the_rest_of_a_list_and_quarantine_what_the_type_cannot_hol
     );
     assert_eq!(count(&report, BadInput::WrongKind), 1);
     assert_eq!(count(&report, BadInput::Undecodable), 1);
-    assert_eq!(server.requests().iter().filter(|t| !is_watch(t)).count(), 1, "no relist");
+    assert_eq!(
+        server.requests().iter().filter(|t| !is_watch(t)).count(),
+        1,
+        "no relist"
+    );
 }
 
 #[actix_rt::test]
@@ -264,17 +273,37 @@ async fn should_skip_bad_watch_events_and_resume_after_invalid_frames() {
         watch_events(&recorder).contains(&"ADDED c".to_owned())
     })
     .await;
-    assert_eq!(watch_events(&recorder), ["ADDED b", "MODIFIED b", "ADDED c"]);
-    let report = report_where(&recorder, "the counts", |r| count(r, BadInput::TruncatedBody) == 1).await;
-    for reason in [BadInput::WrongKind, BadInput::Oversized, BadInput::InvalidFrame] {
+    assert_eq!(
+        watch_events(&recorder),
+        ["ADDED b", "MODIFIED b", "ADDED c"]
+    );
+    let report = report_where(&recorder, "the counts", |r| {
+        count(r, BadInput::TruncatedBody) == 1
+    })
+    .await;
+    for reason in [
+        BadInput::WrongKind,
+        BadInput::Oversized,
+        BadInput::InvalidFrame,
+    ] {
         assert_eq!(count(&report, reason), 1, "{reason}");
     }
     assert_eq!(report.quarantined.len(), 1);
     assert_eq!(report.quarantined[0].key, "default/s");
-    let watch_requests: Vec<_> = server.requests().into_iter().filter(|t| is_watch(t)).collect();
+    let watch_requests: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|t| is_watch(t))
+        .collect();
     assert_eq!(watch_requests.len(), 3, "{watch_requests:?}");
-    assert!(watch_requests[1].contains("resourceVersion=12"), "{watch_requests:?}");
-    assert!(watch_requests[2].contains("resourceVersion=13"), "{watch_requests:?}");
+    assert!(
+        watch_requests[1].contains("resourceVersion=12"),
+        "{watch_requests:?}"
+    );
+    assert!(
+        watch_requests[2].contains("resourceVersion=13"),
+        "{watch_requests:?}"
+    );
     assert_eq!(report.lists, 1, "resumed, never relisted");
 }
 
@@ -331,7 +360,11 @@ async fn should_restart_a_list_whose_continue_token_expired() {
         .iter()
         .filter(|t| !is_watch(t) && !t.contains("continue="))
         .count();
-    assert!(firsts >= 2, "the list restarted from its first page: {:?}", server.requests());
+    assert!(
+        firsts >= 2,
+        "the list restarted from its first page: {:?}",
+        server.requests()
+    );
 }
 
 #[actix_rt::test]

@@ -453,7 +453,11 @@ async fn should_tear_down_a_stalled_watch_and_resume_it_without_relisting() {
     // Healthy but idle: bookmarks keep the watch alive past the silence limit.
     let opened = cluster.counters().watches("pods");
     tokio::time::sleep(4 * bookmark_interval).await;
-    assert_eq!(cluster.counters().watches("pods"), opened, "an idle watch with bookmarks is not stalled");
+    assert_eq!(
+        cluster.counters().watches("pods"),
+        opened,
+        "an idle watch with bookmarks is not stalled"
+    );
 
     cluster.faults().stall_watches(true);
     cluster.faults().drop_watches();
@@ -472,6 +476,10 @@ async fn should_tear_down_a_stalled_watch_and_resume_it_without_relisting() {
         .send(GetReflectorReport)
         .await
         .expect("reflector answers");
-    assert_eq!((report.lists, report.relists), (1, 0), "resumed, never relisted");
+    assert_eq!(
+        (report.lists, report.relists),
+        (1, 0),
+        "resumed, never relisted"
+    );
     assert_eq!(cluster.counters().lists("pods"), 1);
 }

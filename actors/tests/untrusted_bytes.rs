@@ -197,7 +197,8 @@ fn page_bytes() -> impl Strategy<Value = Vec<u8>> {
 type Outcome = Result<(Vec<Pod>, Vec<(String, BadInput)>), String>;
 
 fn page_outcome(bytes: &[u8], managed_fields: ManagedFields) -> Outcome {
-    let page = decode_page_with::<Pod>(bytes, managed_fields).map_err(|f| format!("{:?}", f.bad_input))?;
+    let page =
+        decode_page_with::<Pod>(bytes, managed_fields).map_err(|f| format!("{:?}", f.bad_input))?;
     let pods = page
         .items
         .iter()
@@ -207,7 +208,11 @@ fn page_outcome(bytes: &[u8], managed_fields: ManagedFields) -> Outcome {
             pod
         })
         .collect();
-    let quarantined = page.quarantined.into_iter().map(|q| (q.key, q.reason)).collect();
+    let quarantined = page
+        .quarantined
+        .into_iter()
+        .map(|q| (q.key, q.reason))
+        .collect();
     Ok((pods, quarantined))
 }
 

@@ -37,6 +37,9 @@ use tokio::task::JoinHandle;
 
 use crate::metrics::{CONTENT_TYPE, Metrics};
 
+/// An engaged (cluster, resource).
+type Pair = (ClusterId, String);
+
 /// Which (cluster, resource) caches are synced; shared by whoever engages clusters and the
 /// `/readyz` handler. Clones share one state.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +47,7 @@ pub struct Readiness {
     /// Every engaged pair; `true` once its first list has been delivered to the cache.
     pairs: Arc<RwLock<BTreeMap<(ClusterId, String), bool>>>,
     /// Objects set aside per engaged pair (pairs with none are absent).
-    quarantined: Arc<RwLock<BTreeMap<(ClusterId, String), Vec<Quarantined>>>>,
+    quarantined: Arc<RwLock<BTreeMap<Pair, Vec<Quarantined>>>>,
 }
 
 impl Readiness {
@@ -80,11 +83,13 @@ impl Readiness {
     /// Every quarantined object, in (cluster, resource) order.
     pub fn quarantined(&self) -> Vec<(ClusterId, String, Quarantined)> {
         let quarantined = self.quarantined.read();
-        let pairs = quarantined.iter().flat_map(|((cluster, resource), objects)| {
-            objects
-                .iter()
-                .map(move |q| (cluster.clone(), resource.clone(), q.clone()))
-        });
+        let pairs = quarantined
+            .iter()
+            .flat_map(|((cluster, resource), objects)| {
+                objects
+                    .iter()
+                    .map(move |q| (cluster.clone(), resource.clone(), q.clone()))
+            });
         pairs.collect()
     }
 

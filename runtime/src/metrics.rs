@@ -332,7 +332,12 @@ impl Metrics {
 
     /// The `panoptes_informer_bad_input_total` counter for one reason (a
     /// [`BadInput`](panoptes_actors::quarantine::BadInput) label).
-    pub fn informer_bad_input(&self, cluster: &str, resource: &str, reason: &'static str) -> Counter {
+    pub fn informer_bad_input(
+        &self,
+        cluster: &str,
+        resource: &str,
+        reason: &'static str,
+    ) -> Counter {
         let labels = BadInputLabels {
             cluster: cluster.into(),
             resource: resource.into(),

@@ -457,10 +457,10 @@ impl Runtime {
                     status.quarantined.clone(),
                 );
                 for (reason, count) in &status.bad_input {
-                    let counter = self
-                        .inner
-                        .metrics
-                        .informer_bad_input(cluster, resource, reason.label());
+                    let counter =
+                        self.inner
+                            .metrics
+                            .informer_bad_input(cluster, resource, reason.label());
                     counter.inc_by(count.saturating_sub(counter.get()));
                 }
                 let metrics = self.inner.metrics.informer(cluster, resource);

@@ -119,9 +119,13 @@ async fn readyz_names_quarantined_objects_without_holding_back_readiness() {
     use panoptes_actors::quarantine::{BadInput, Quarantined};
     let metrics = Metrics::new();
     let readiness = Readiness::new();
-    let server = HealthServer::start("127.0.0.1:0".parse().unwrap(), metrics.clone(), readiness.clone())
-        .await
-        .expect("start health server");
+    let server = HealthServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await
+    .expect("start health server");
     let addr = server.local_addr();
     let east = ClusterId::from("east");
     readiness.set(&east, "v1/pods", true);

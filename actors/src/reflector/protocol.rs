@@ -276,7 +276,9 @@ impl Machine {
             }
             (State::StreamingInitial, Outcome::WatchStalled) => {
                 // A stall is a dead connection, not a refusal of streaming: list again.
-                tracing::info!("streaming list stalled (silent past twice the bookmark interval); listing again");
+                tracing::info!(
+                    "streaming list stalled (silent past twice the bookmark interval); listing again"
+                );
                 self.stalled_watches += 1;
                 (self.start(), Some(Effect::Discard))
             }
@@ -604,11 +606,7 @@ mod tests {
         let mut m = machine(false);
         let state = synced(&mut m, "10", now);
         let (state, _) = m.step(state, event("11"), now);
-        let (state, _) = m.step(
-            state,
-            bookmark("15", false),
-            now,
-        );
+        let (state, _) = m.step(state, bookmark("15", false), now);
         assert_eq!(m.last_rv, Some("15".into()));
         let (state, effect) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(300));
         assert_eq!((state, effect), (open_watch("15"), None));
@@ -641,7 +639,10 @@ mod tests {
         let state = m.start();
         let (state, _) = m.step(state, page("10", Some("c1")), now);
         let (state, effect) = m.step(state, failure(FailureKind::Expired, 410, None), now);
-        assert_eq!((state, effect), (list(ListFrom::Consistent), Some(Effect::Discard)));
+        assert_eq!(
+            (state, effect),
+            (list(ListFrom::Consistent), Some(Effect::Discard))
+        );
         assert_eq!(m.lists, 2);
     }
 
@@ -746,20 +747,12 @@ mod tests {
         let (state, _) = m.step(state, Outcome::WatchOpened, now);
         assert_eq!(state, State::StreamingInitial);
         let (state, _) = m.step(state, event("5"), now);
-        let (state, effect) = m.step(
-            state,
-            bookmark("9", false),
-            now,
-        );
+        let (state, effect) = m.step(state, bookmark("9", false), now);
         assert_eq!(
             (state.clone(), effect, m.synced),
             (State::StreamingInitial, None, false)
         );
-        let (state, effect) = m.step(
-            state,
-            bookmark("9", true),
-            now,
-        );
+        let (state, effect) = m.step(state, bookmark("9", true), now);
         assert_eq!(
             effect,
             Some(Effect::Replace {
@@ -768,7 +761,10 @@ mod tests {
         );
         assert_eq!(state, State::Watching);
         assert!(m.synced);
-        assert_eq!((m.lists, m.watches, m.last_rv.clone()), (1, 1, Some("9".into())));
+        assert_eq!(
+            (m.lists, m.watches, m.last_rv.clone()),
+            (1, 1, Some("9".into()))
+        );
         let (state, _) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(400));
         assert_eq!(state, open_watch("9"));
     }
@@ -779,7 +775,10 @@ mod tests {
         let mut m = machine(true);
         let state = m.start();
         let (state, effect) = m.step(state, failure(FailureKind::Rejected, 422, None), now);
-        assert_eq!((state, effect), (list(ListFrom::Any), Some(Effect::Discard)));
+        assert_eq!(
+            (state, effect),
+            (list(ListFrom::Any), Some(Effect::Discard))
+        );
         assert!(m.streaming_refused && !m.streaming);
         assert_eq!(m.lists, 2);
     }
@@ -792,7 +791,10 @@ mod tests {
         let (state, _) = m.step(state, Outcome::WatchOpened, now);
         let (state, _) = m.step(state, event("5"), now);
         let (state, effect) = m.step(state, Outcome::WatchEnded, now + Duration::from_secs(600));
-        assert_eq!((state, effect), (list(ListFrom::Any), Some(Effect::Discard)));
+        assert_eq!(
+            (state, effect),
+            (list(ListFrom::Any), Some(Effect::Discard))
+        );
         assert!(m.streaming_refused);
     }
 
