@@ -2,6 +2,9 @@
 //! objects of the wrong kind, invalid watch frames, bodies cut off mid-chunk. Each request is
 //! answered by the test's script; the server stops when the test's runtime ends.
 
+// Shared by test crates that each use part of it.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
