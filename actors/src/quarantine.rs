@@ -30,7 +30,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use crate::ids::ResourceVersion;
+use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::managed_fields::{self, ManagedFields};
 
 /// Why bytes from a server were set aside (the `reason` label of the bad-input metric).
@@ -90,6 +90,77 @@ pub struct Quarantined {
     pub error: String,
     /// The object's resourceVersion when readable (a watch resumes after it).
     pub resource_version: Option<ResourceVersion>,
+}
+
+/// What one reflector has set aside: bad input counted by reason, each reason logged once
+/// (later ones at debug), and the objects quarantined now, each logged once by key.
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    cluster: ClusterId,
+    resource: String,
+    counts: BTreeMap<BadInput, u64>,
+    /// By key; replaced by each complete list's, a key released by a good watch event.
+    quarantined: BTreeMap<String, Quarantined>,
+}
+
+impl Ledger {
+    pub(crate) fn new(cluster: ClusterId, resource: String) -> Self {
+        Self {
+            cluster,
+            resource,
+            counts: BTreeMap::new(),
+            quarantined: BTreeMap::new(),
+        }
+    }
+
+    /// Counts bad input; logs the first of each reason.
+    pub(crate) fn count(&mut self, reason: BadInput, detail: &str) {
+        let count = self.counts.entry(reason).or_default();
+        *count += 1;
+        let (cluster, resource) = (&self.cluster, &self.resource);
+        if *count == 1 {
+            tracing::warn!(%cluster, %resource, %reason, detail,
+                "bad input from the server; recovering (further ones of this reason at debug)");
+        } else {
+            tracing::debug!(%cluster, %resource, %reason, detail, "bad input");
+        }
+    }
+
+    /// Sets an object aside: counted, logged once per key, reported.
+    pub(crate) fn quarantine(&mut self, quarantined: Quarantined) {
+        *self.counts.entry(quarantined.reason).or_default() += 1;
+        if !self.quarantined.contains_key(&quarantined.key) {
+            tracing::warn!(cluster = %self.cluster, resource = %self.resource,
+                key = %quarantined.key, reason = %quarantined.reason, error = %quarantined.error,
+                "object quarantined: the cache's type cannot hold it; the rest is cached");
+        }
+        self.quarantined
+            .insert(quarantined.key.clone(), quarantined);
+    }
+
+    /// A complete list: exactly these objects are set aside now.
+    pub(crate) fn replace(&mut self, list: Vec<Quarantined>) {
+        self.quarantined.clear();
+        for quarantined in list {
+            self.quarantine(quarantined);
+        }
+    }
+
+    /// The object decoded again (a watch event): no longer set aside.
+    pub(crate) fn release(&mut self, key: &ObjectKey) {
+        if !self.quarantined.is_empty() {
+            self.quarantined.remove(key.as_str());
+        }
+    }
+
+    pub(crate) fn counts(&self) -> &BTreeMap<BadInput, u64> {
+        &self.counts
+    }
+
+    /// The objects set aside now, by key.
+    pub(crate) fn quarantined(&self) -> impl Iterator<Item = &Quarantined> {
+        self.quarantined.values()
+    }
 }
 
 /// What decoding a list of raw objects kept and set aside, in order.
@@ -216,6 +287,27 @@ mod tests {
                 ("ns/b", BadInput::Undecodable),
                 ("item 3", BadInput::Undecodable)
             ]
+        );
+    }
+
+    #[test]
+    fn should_keep_what_the_last_list_set_aside_until_a_good_event_releases_it() {
+        let set_aside = |key: &str| Quarantined {
+            key: key.to_owned(),
+            reason: BadInput::Undecodable,
+            error: "bad".to_owned(),
+            resource_version: None,
+        };
+        let mut ledger = Ledger::new(ClusterId::from("c"), "v1/pods".to_owned());
+        ledger.quarantine(set_aside("ns/old"));
+        ledger.replace(vec![set_aside("ns/a"), set_aside("ns/b")]);
+        ledger.release(&ObjectKey::from("ns/a"));
+        let keys: Vec<_> = ledger.quarantined().map(|q| q.key.as_str()).collect();
+        assert_eq!(keys, ["ns/b"]);
+        ledger.count(BadInput::Oversized, "a long line");
+        assert_eq!(
+            ledger.counts().clone(),
+            BTreeMap::from([(BadInput::Undecodable, 3), (BadInput::Oversized, 1)])
         );
     }
 

@@ -81,6 +81,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use kube::api::WatchEvent;
 use parking_lot::Mutex;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -94,7 +95,7 @@ use crate::list_watch::{
 };
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
-use crate::quarantine::{BadInput, Quarantined};
+use crate::quarantine::{BadInput, Ledger, Quarantined};
 
 mod protocol;
 
@@ -237,10 +238,8 @@ struct Driver<K: Send + Sync + 'static> {
     sink: Recipient<ReflectorBatch<K>>,
     reports: Option<Recipient<ReflectorReport>>,
     machine: Machine,
-    /// Bad input met so far, by reason.
-    bad_input: BTreeMap<BadInput, u64>,
-    /// Objects set aside now, by key (replaced by each list's, cleared by a good event).
-    quarantined: BTreeMap<String, Quarantined>,
+    /// Bad input met so far, and the objects set aside now.
+    ledger: Ledger,
     /// The last report sent (also read by the actor for the final `Stopped` report).
     last_report: Arc<Mutex<ReflectorReport>>,
 }
@@ -400,7 +399,7 @@ where
                                     // Part of the list: reported with its Replace.
                                     collected.quarantined.push(quarantined);
                                 } else {
-                                    self.quarantine(quarantined);
+                                    self.ledger.quarantine(quarantined);
                                 }
                                 let Some(resource_version) = resource_version else {
                                     continue;
@@ -413,13 +412,18 @@ where
                                 continue;
                             }
                             WatchItem::Skipped(reason) => {
-                                self.bad_input(reason, "watch bytes skipped");
+                                self.ledger.count(reason, "watch bytes skipped");
                                 continue;
                             }
                             item => item,
                         };
-                        if !self.quarantined.is_empty() {
-                            self.release(&item);
+                        if let WatchItem::Event(
+                            WatchEvent::Added(obj)
+                            | WatchEvent::Modified(obj)
+                            | WatchEvent::Deleted(obj),
+                        ) = &item
+                        {
+                            self.ledger.release(&ObjectKey::of(obj));
                         }
                         let outcome = watch_outcome(item, &state, &mut collected.objects, &mut out);
                         state = self.advance(state, outcome, &mut collected, &mut out);
@@ -490,7 +494,7 @@ where
     ) -> State {
         if let Outcome::Failed(failure) = &outcome {
             if let Some(reason) = failure.bad_input {
-                self.bad_input(reason, &failure.message);
+                self.ledger.count(reason, &failure.message);
             }
             let mid_list = matches!(
                 state,
@@ -500,17 +504,16 @@ where
                 }
             );
             if mid_list && failure.kind == FailureKind::Expired {
-                self.bad_input(BadInput::ExpiredContinue, &failure.message);
+                self.ledger
+                    .count(BadInput::ExpiredContinue, &failure.message);
             }
         }
         let (next, effect) = self.machine.step(state, outcome, Instant::now());
         match effect {
             Some(Effect::Replace { resource_version }) => {
                 let objects = std::mem::take(&mut collected.objects);
-                self.quarantined.clear();
-                for quarantined in std::mem::take(&mut collected.quarantined) {
-                    self.quarantine(quarantined);
-                }
+                self.ledger
+                    .replace(std::mem::take(&mut collected.quarantined));
                 collected.clear();
                 out.push(ReflectorDelta::Replace {
                     objects,
@@ -608,51 +611,11 @@ where
         }
     }
 
-    /// Counts bad input; logs the first of each reason (later ones at debug).
-    fn bad_input(&mut self, reason: BadInput, detail: &str) {
-        let count = self.bad_input.entry(reason).or_default();
-        *count += 1;
-        if *count == 1 {
-            tracing::warn!(cluster = %self.cluster, resource = %self.resource, %reason, detail,
-                "bad input from the server; recovering (further ones of this reason at debug)");
-        } else {
-            tracing::debug!(cluster = %self.cluster, resource = %self.resource, %reason, detail, "bad input");
-        }
-    }
-
-    /// Sets an object aside: counted, logged once per key, reported.
-    fn quarantine(&mut self, quarantined: Quarantined) {
-        *self.bad_input.entry(quarantined.reason).or_default() += 1;
-        if !self.quarantined.contains_key(&quarantined.key) {
-            tracing::warn!(cluster = %self.cluster, resource = %self.resource,
-                key = %quarantined.key, reason = %quarantined.reason, error = %quarantined.error,
-                "object quarantined: the cache's type cannot hold it; the rest is cached");
-        }
-        self.quarantined
-            .insert(quarantined.key.clone(), quarantined);
-    }
-
-    /// A watch event that decoded releases its key from quarantine.
-    fn release(&mut self, item: &WatchItem<K>) {
-        use kube::api::WatchEvent;
-        if let WatchItem::Event(
-            WatchEvent::Added(obj) | WatchEvent::Modified(obj) | WatchEvent::Deleted(obj),
-        ) = item
-        {
-            self.quarantined.remove(ObjectKey::of(obj).as_str());
-        }
-    }
-
     /// Sends a report if anything but the resourceVersion changed since the last one.
     fn report(&mut self) {
         let m = &self.machine;
         let mut last = self.last_report.lock();
-        let quarantined_changed = last.quarantined.len() != self.quarantined.len()
-            || !last
-                .quarantined
-                .iter()
-                .zip(self.quarantined.values())
-                .all(|(a, b)| a == b);
+        let quarantined_changed = !self.ledger.quarantined().eq(last.quarantined.iter());
         let changed = last.state != m.status
             || last.synced != m.synced
             || last.lists != m.lists
@@ -660,7 +623,7 @@ where
             || last.watches != m.watches
             || last.streaming_refused != m.streaming_refused
             || last.stalled_watches != m.stalled_watches
-            || last.bad_input != self.bad_input
+            || &last.bad_input != self.ledger.counts()
             || quarantined_changed;
         last.last_resource_version.clone_from(&m.last_rv);
         if !changed {
@@ -673,8 +636,8 @@ where
         last.watches = m.watches;
         last.streaming_refused = m.streaming_refused;
         last.stalled_watches = m.stalled_watches;
-        last.bad_input.clone_from(&self.bad_input);
-        last.quarantined = self.quarantined.values().cloned().collect();
+        last.bad_input.clone_from(self.ledger.counts());
+        last.quarantined = self.ledger.quarantined().cloned().collect();
         if let Some(reports) = &self.reports {
             reports.do_send(last.clone());
         }
@@ -707,7 +670,6 @@ fn watch_outcome<K: kube::Resource>(
     partial: &mut Vec<Arc<K>>,
     out: &mut Vec<ReflectorDelta<K>>,
 ) -> Outcome {
-    use kube::api::WatchEvent;
     let initial = matches!(state, State::StreamingInitial);
     let event = match item {
         WatchItem::Event(event) => event,
@@ -837,6 +799,7 @@ where
         );
         let machine = Machine::new(config.streaming_lists, StdRng::from_os_rng());
         let driver = Driver {
+            ledger: Ledger::new(cluster.clone(), resource.clone()),
             cluster,
             resource,
             list_watch,
@@ -844,8 +807,6 @@ where
             sink,
             reports: reports.clone(),
             machine,
-            bad_input: BTreeMap::new(),
-            quarantined: BTreeMap::new(),
             last_report: last_report.clone(),
         };
         Self {
