@@ -40,6 +40,7 @@ pub mod object;
 pub mod processor;
 pub mod reflector;
 pub mod registry;
+pub mod selector;
 pub mod store;
 pub mod transform;
 
