@@ -9,11 +9,15 @@
 //!   keyed by its `Arc`: the same closure shares, a different one does not.
 //! - **Attach.** A request for a running key gets a handle on that pipeline: no new list,
 //!   no new watch.
-//! - **Filtered views** (beyond client-go). A request with a namespace and/or a label
-//!   selector is served from a running pipeline of the same key *without* them (the
-//!   cluster-wide informer) through a [`View`]: its events and reads are filtered as the
-//!   server would filter them (an update that moves an object into the selector is an add,
-//!   out of it a delete). Only when no such pipeline runs is a narrower watch opened.
+//! - **Filtered views** (beyond client-go). A request with a namespace, a label selector
+//!   and/or a field selector on `metadata.name`/`metadata.namespace` is served from a
+//!   running pipeline of the same key *without* them (the cluster-wide informer) through a
+//!   [`View`]: its events and reads are filtered as the server would filter them (one
+//!   [`selector`](crate::selector) grammar; an update that moves an object into the selector
+//!   is an add, out of it a delete). A field selector on any other field cannot be evaluated
+//!   locally: such a request views the pipeline with the same field selector, or opens its
+//!   own narrow watch. Whether a view applies is decided before anything else; a
+//!   syntactically invalid selector is an error whatever runs.
 //! - **Reference counting.** Every [`InformerHandle`] (clones share one reference) and every
 //!   handler added through one holds the pipeline. When the last goes — the handle dropped,
 //!   the handler removed with [`InformerHandle::remove_handler`] — the pipeline stops and
@@ -36,7 +40,6 @@
 //! # drop((all_pods, again, in_prod)); Ok(()) }
 //! ```
 
-mod label_selector;
 mod relay;
 
 use std::any::{Any, TypeId};
@@ -46,11 +49,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use kube::api::{ApiResource, DynamicObject};
-use kube::core::Selector;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-pub use label_selector::LabelSelectorError;
 pub use relay::{EventMap, Relay, map_handler};
 
 use crate::event::{Event, EventHandler};
@@ -59,6 +60,9 @@ use crate::informer::Informer;
 use crate::informer_factory::{FactoryOptions, InformerFactory, ListScope, resource_name};
 use crate::listener::{HandlerId, HandlerOptions, HandlerStatus};
 use crate::object::CacheObject;
+use crate::selector::{
+    FieldSelector, LabelSelector, METADATA_FIELDS, SelectorError, metadata_field,
+};
 use crate::store::NAMESPACE_INDEX;
 use crate::transform::Transform;
 
@@ -143,12 +147,14 @@ impl fmt::Debug for PipelineRequest {
 /// A request the registry cannot serve.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A selector the API server would refuse (with its own words): failing here gives the
+    /// same answer whether or not a wider pipeline runs, instead of a list retried forever.
     #[error("cluster {cluster}, {resource}: {source}")]
-    LabelSelector {
+    Selector {
         cluster: ClusterId,
         resource: String,
         #[source]
-        source: LabelSelectorError,
+        source: SelectorError,
     },
 }
 
@@ -320,38 +326,27 @@ impl Registry {
     fn acquire<K: CacheObject>(
         &self,
         request: &PipelineRequest,
-        key: PipelineKey,
+        mut key: PipelineKey,
         create: impl FnOnce(&InformerFactory) -> Informer<K>,
     ) -> Result<InformerHandle<K>, RegistryError> {
-        let view = match (&key.namespace, &key.label_selector) {
-            (None, None) => None,
-            (namespace, selector) => {
-                let selector = match selector {
-                    Some(text) => label_selector::parse(text).map_err(|source| {
-                        RegistryError::LabelSelector {
-                            cluster: request.cluster.clone(),
-                            resource: key.resource.clone(),
-                            source,
-                        }
-                    })?,
-                    None => Selector::default(),
-                };
-                Some(Arc::new(View {
-                    namespace: namespace.clone(),
-                    selector,
-                }))
-            }
+        let invalid = |source| RegistryError::Selector {
+            cluster: request.cluster.clone(),
+            resource: key.resource.clone(),
+            source,
         };
+        let labels = LabelSelector::parse(key.label_selector.as_deref().unwrap_or_default())
+            .map_err(invalid)?;
+        let fields = FieldSelector::parse(key.field_selector.as_deref().unwrap_or_default())
+            .map_err(invalid)?;
+        // Keyed (and sent) in canonical form: every spelling of a selector shares one watch.
+        key.label_selector = Some(labels.to_string()).filter(|s| !s.is_empty());
+        key.field_selector = Some(fields.to_string()).filter(|s| !s.is_empty());
         let mut pipelines = self.state.lock();
         if let Some(handle) = self.attach(&mut pipelines, &key, None) {
             return Ok(handle);
         }
-        if let Some(view) = view {
-            let widest = key.widest();
-            if let Some(handle) = self.attach(&mut pipelines, &widest, Some(view)) {
-                tracing::debug!(?key, "served from the cluster-wide pipeline through a view");
-                return Ok(handle);
-            }
+        if let Some(handle) = self.attach_view(&mut pipelines, &key, labels, fields) {
+            return Ok(handle);
         }
         let factory = InformerFactory::new(
             request.client.clone(),
@@ -387,6 +382,43 @@ impl Registry {
         })
     }
 
+    /// Serves `key` through a [`View`] over a running wider pipeline, when one runs and the
+    /// view can evaluate locally what that pipeline's watch does not filter: the cluster-wide
+    /// pipeline when the field selector reads only [`METADATA_FIELDS`], else the one with the
+    /// same field selector. `None`: the request needs its own narrow watch, with its
+    /// selectors evaluated by the server.
+    fn attach_view<K: CacheObject>(
+        &self,
+        pipelines: &mut HashMap<PipelineKey, Entry>,
+        key: &PipelineKey,
+        labels: LabelSelector,
+        fields: FieldSelector,
+    ) -> Option<InformerHandle<K>> {
+        let narrowed = key.namespace.is_some() || key.label_selector.is_some();
+        let fields_local = fields.fields().all(|f| METADATA_FIELDS.contains(&f));
+        let unfiltered = PipelineKey {
+            field_selector: None,
+            ..key.widest()
+        };
+        let candidates = [
+            (fields_local && (narrowed || !fields.is_empty())).then_some((unfiltered, fields)),
+            (narrowed && key.field_selector.is_some())
+                .then(|| (key.widest(), FieldSelector::default())),
+        ];
+        for (wider, fields) in candidates.into_iter().flatten() {
+            let view = Arc::new(View {
+                namespace: key.namespace.clone(),
+                labels: labels.clone(),
+                fields,
+            });
+            if let Some(handle) = self.attach(pipelines, &wider, Some(view)) {
+                tracing::debug!(?key, ?wider, "served from a wider pipeline through a view");
+                return Some(handle);
+            }
+        }
+        None
+    }
+
     /// A new reference on a running pipeline, if `key` runs with informers of type `K`.
     fn attach<K: CacheObject>(
         &self,
@@ -414,11 +446,13 @@ impl Registry {
     }
 }
 
-/// A namespace and label filter over a wider pipeline's events and cache.
+/// A namespace, label and field filter over a wider pipeline's events and cache.
 #[derive(Debug, Clone)]
 pub struct View {
     pub namespace: Option<String>,
-    pub selector: Selector,
+    pub labels: LabelSelector,
+    /// Reads only [`METADATA_FIELDS`] (or is empty).
+    pub fields: FieldSelector,
 }
 
 impl View {
@@ -429,7 +463,11 @@ impl View {
             Some(ns) => meta.namespace.as_deref() == Some(ns.as_str()),
             None => true,
         };
-        in_namespace && label_selector::matches(&self.selector, meta.labels.as_ref())
+        static NO_LABELS: std::collections::BTreeMap<String, String> =
+            std::collections::BTreeMap::new();
+        in_namespace
+            && self.labels.matches(meta.labels.as_ref().unwrap_or(&NO_LABELS))
+            && self.fields.matches(|field| metadata_field(meta, field))
     }
 
     /// The event a watch with this namespace and selector would have produced, if any.
