@@ -55,8 +55,12 @@ fn ranked_config(clusters: &Clusters) -> PanoptesConfig {
          [[watch]]\nresource = \"v1/pods\"\nlabel_selector = \"rank>3\"\n",
         clusters.kubeconfig.display().to_string()
     );
-    PanoptesConfig::parse(&text, &clusters.dir.path().join("clusters.toml"), std::iter::empty())
-        .expect("a selector the server accepts loads")
+    PanoptesConfig::parse(
+        &text,
+        &clusters.dir.path().join("clusters.toml"),
+        std::iter::empty(),
+    )
+    .expect("a selector the server accepts loads")
 }
 
 async fn greater_than_selector_through_a_watch_entry(with_wider_pipeline: bool) {
@@ -69,22 +73,31 @@ async fn greater_than_selector_through_a_watch_entry(with_wider_pipeline: bool) 
     let api: Api<Pod> = Api::namespaced(runtime.client(&cluster).unwrap(), "ranked");
     for rank in 0..6 {
         let labels = json!({"rank": rank.to_string()});
-        api.create(&PostParams::default(), &pod(&format!("rank-{rank}"), labels, "n"))
-            .await
-            .unwrap();
+        api.create(
+            &PostParams::default(),
+            &pod(&format!("rank-{rank}"), labels, "n"),
+        )
+        .await
+        .unwrap();
     }
     let counters = clusters.sim.cluster(0).counters();
 
     let everything = with_wider_pipeline.then(|| runtime.watch(&config.watches[0]));
     if let Some(everything) = &everything {
         assert!(everything.wait_synced(&cluster, DEADLINE).await);
-        eventually("the wide watch opens", || counters.open_watches("pods") == 1).await;
+        eventually("the wide watch opens", || {
+            counters.open_watches("pods") == 1
+        })
+        .await;
     }
     let ranked = runtime.watch(&config.watches[1]);
     let (seen, handler) = recorder();
     ranked.add_handler_fn(handler, HandlerOptions::default());
     assert!(ranked.wait_synced(&cluster, DEADLINE).await);
-    eventually("the ranked watch opens", || counters.open_watches("pods") == 1).await;
+    eventually("the ranked watch opens", || {
+        counters.open_watches("pods") == 1
+    })
+    .await;
     assert_eq!(
         (counters.lists("pods"), counters.watches("pods")),
         (1, 1),
@@ -125,7 +138,10 @@ async fn greater_than_selector_through_a_watch_entry(with_wider_pipeline: bool) 
     let six = pod("rank-6", json!({"rank": "6"}), "n");
     api.create(&PostParams::default(), &six).await.unwrap();
     eventually("rank-6 arrives", || {
-        seen.lock().unwrap().iter().any(|(_, key)| key == "ranked/rank-6")
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, key)| key == "ranked/rank-6")
     })
     .await;
     let seen = seen.lock().unwrap().clone();
@@ -166,7 +182,10 @@ async fn a_field_selector_a_view_cannot_read_gets_its_own_watch() {
 
     let everything = runtime.informer::<Pod>();
     assert!(everything.wait_synced(&cluster, DEADLINE).await);
-    eventually("the wide watch opens", || counters.open_watches("pods") == 1).await;
+    eventually("the wide watch opens", || {
+        counters.open_watches("pods") == 1
+    })
+    .await;
 
     let on_node = runtime.informer_with::<Pod>(InformerSpec {
         field_selector: Some("spec.nodeName=node-x".into()),
@@ -176,7 +195,10 @@ async fn a_field_selector_a_view_cannot_read_gets_its_own_watch() {
     on_node.add_handler_fn(handler, HandlerOptions::default());
     assert!(on_node.wait_synced(&cluster, DEADLINE).await);
     assert!(on_node.handle(&cluster).unwrap().view().is_none());
-    eventually("a second, narrow watch", || counters.open_watches("pods") == 2).await;
+    eventually("a second, narrow watch", || {
+        counters.open_watches("pods") == 2
+    })
+    .await;
     assert_eq!(runtime.registry().len(), 2);
 
     for (name, node) in [("a", "node-x"), ("b", "node-y"), ("c", "node-x")] {

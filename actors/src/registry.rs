@@ -466,7 +466,9 @@ impl View {
         static NO_LABELS: std::collections::BTreeMap<String, String> =
             std::collections::BTreeMap::new();
         in_namespace
-            && self.labels.matches(meta.labels.as_ref().unwrap_or(&NO_LABELS))
+            && self
+                .labels
+                .matches(meta.labels.as_ref().unwrap_or(&NO_LABELS))
             && self.fields.matches(|field| metadata_field(meta, field))
     }
 

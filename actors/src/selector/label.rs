@@ -47,13 +47,11 @@ pub enum LabelOp {
 impl LabelSelector {
     /// Parses `text` as the API server does; the empty string selects everything.
     pub fn parse(text: &str) -> Result<Self, SelectorError> {
-        let mut requirements = Parser::new(text)
-            .parse()
-            .map_err(|message| SelectorError {
-                kind: SelectorKind::Label,
-                selector: text.to_string(),
-                message,
-            })?;
+        let mut requirements = Parser::new(text).parse().map_err(|message| SelectorError {
+            kind: SelectorKind::Label,
+            selector: text.to_string(),
+            message,
+        })?;
         // The server sorts by key ("to grant deterministic parsing"); requirements on one
         // key are sorted as rendered too, so that every spelling renders the same.
         requirements.sort_by_cached_key(|r| (r.key.clone(), r.to_string()));
@@ -580,10 +578,12 @@ fn is_qualified_name_part(s: &str) -> bool {
 fn is_dns1123_subdomain(s: &str) -> bool {
     s.split('.').all(|label| {
         let b = label.as_bytes();
-        let end_ok = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let end_ok =
+            |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         end_ok(b.first())
             && end_ok(b.last())
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
     })
 }
 
@@ -604,7 +604,11 @@ fn qualified_name_problems(key: &str) -> Vec<String> {
                 if !is_dns1123_subdomain(prefix) {
                     problems.push(format!(
                         "prefix part {}",
-                        regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"])
+                        regex_error(
+                            DNS1123_SUBDOMAIN_MSG,
+                            DNS1123_SUBDOMAIN_FMT,
+                            &["example.com"]
+                        )
                     ));
                 }
             }

@@ -86,10 +86,17 @@ mod tests {
             Ok(())
         );
         assert_eq!(check_field_selector("spec.nodeName="), Ok(()));
-        assert_eq!(check_field_selector("a=b,,c=d"), Ok(()), "empty terms are skipped");
+        assert_eq!(
+            check_field_selector("a=b,,c=d"),
+            Ok(()),
+            "empty terms are skipped"
+        );
         assert_eq!(check_field_selector(r"metadata.name=a\,b"), Ok(()));
         let err = check_field_selector("metadata.name").unwrap_err();
-        assert!(err.message.contains("can't understand 'metadata.name'"), "{err}");
+        assert!(
+            err.message.contains("can't understand 'metadata.name'"),
+            "{err}"
+        );
         let err = check_field_selector("=x").unwrap_err();
         assert!(err.message.contains("not a field path"), "{err}");
         let err = check_field_selector("metadata.name=a,b").unwrap_err();

@@ -69,7 +69,10 @@ fn escapes_and_unescapes_values() {
     }
     for invalid in [r"\", r"\\\", r"\a"] {
         let error = unescape_value(invalid).unwrap_err();
-        assert!(error.contains("invalid escape sequence"), "{invalid}: {error}");
+        assert!(
+            error.contains("invalid escape sequence"),
+            "{invalid}: {error}"
+        );
     }
 }
 
@@ -79,7 +82,14 @@ fn good_selectors_render_back_and_bad_ones_fail() {
         let selector = FieldSelector::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(selector.to_string(), text);
     }
-    for text in ["x=a||y=b", "x==a==b", "x=a,b", "x in (a)", "x in (a,b,c)", "x"] {
+    for text in [
+        "x=a||y=b",
+        "x==a==b",
+        "x=a,b",
+        "x in (a)",
+        "x in (a,b,c)",
+        "x",
+    ] {
         assert!(FieldSelector::parse(text).is_err(), "{text}");
     }
     assert_eq!(
@@ -90,8 +100,10 @@ fn good_selectors_render_back_and_bad_ones_fail() {
 
 #[test]
 fn selectors_match_as_apimachinery_says() {
-    let fieldset: BTreeMap<&str, &str> = [("foo", "bar"), ("baz", "blah"), ("complex", r"=value\,\")].into();
-    let cases: &[(&str, &[(&str, &str)], bool)] = &[
+    let fieldset: BTreeMap<&str, &str> =
+        [("foo", "bar"), ("baz", "blah"), ("complex", r"=value\,\")].into();
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+    let cases: &[(&str, Fields, bool)] = &[
         ("", &[("x", "y")], true),
         ("x=y", &[("x", "y")], true),
         ("x=y,z=w", &[("x", "y"), ("z", "w")], true),
@@ -107,7 +119,11 @@ fn selectors_match_as_apimachinery_says() {
     for (text, fields, expected) in cases {
         let fields: BTreeMap<&str, &str> = fields.iter().copied().collect();
         let selector = FieldSelector::parse(text).unwrap();
-        assert_eq!(selector.matches(|f| fields.get(f).copied()), *expected, "{text}");
+        assert_eq!(
+            selector.matches(|f| fields.get(f).copied()),
+            *expected,
+            "{text}"
+        );
     }
     for (text, expected) in [
         ("foo=bar", true),
@@ -119,19 +135,35 @@ fn selectors_match_as_apimachinery_says() {
         ("foo=bar,foobar=bar,baz=blah", false),
     ] {
         let selector = FieldSelector::parse(text).unwrap();
-        assert_eq!(selector.matches(|f| fieldset.get(f).copied()), expected, "{text}");
+        assert_eq!(
+            selector.matches(|f| fieldset.get(f).copied()),
+            expected,
+            "{text}"
+        );
     }
 }
 
 #[test]
 fn errors_carry_the_servers_words() {
     let cases = [
-        ("status.phase", "invalid selector: 'status.phase'; can't understand 'status.phase'"),
+        (
+            "status.phase",
+            "invalid selector: 'status.phase'; can't understand 'status.phase'",
+        ),
         ("a=1,b", "invalid selector: 'a=1,b'; can't understand 'b'"),
-        ("x=a||y=b", "invalid field selector: unescaped character in value: 61"),
+        (
+            "x=a||y=b",
+            "invalid field selector: unescaped character in value: 61",
+        ),
         ("x=a,b", "invalid selector: 'x=a,b'; can't understand 'b'"),
-        (r"x=\a", r"invalid field selector: invalid escape sequence: \a"),
-        (r"x=a\", r"invalid field selector: invalid escape sequence: \"),
+        (
+            r"x=\a",
+            r"invalid field selector: invalid escape sequence: \a",
+        ),
+        (
+            r"x=a\",
+            r"invalid field selector: invalid escape sequence: \",
+        ),
     ];
     for (text, message) in cases {
         let error = FieldSelector::parse(text).expect_err(text);

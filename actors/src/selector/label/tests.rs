@@ -98,7 +98,9 @@ fn lexer_sequences() {
         ),
         (
             "key in ( value1, value2 )",
-            &[Identifier, In, OpenPar, Identifier, Comma, Identifier, ClosedPar],
+            &[
+                Identifier, In, OpenPar, Identifier, Comma, Identifier, ClosedPar,
+            ],
         ),
         ("key", &[Identifier]),
         ("!key", &[DoesNotExist, Identifier]),
@@ -109,7 +111,15 @@ fn lexer_sequences() {
         ),
         (
             "== != (), = notin",
-            &[DoubleEquals, NotEquals, OpenPar, ClosedPar, Comma, Equals, NotIn],
+            &[
+                DoubleEquals,
+                NotEquals,
+                OpenPar,
+                ClosedPar,
+                Comma,
+                Equals,
+                NotIn,
+            ],
         ),
         ("key>2", &[Identifier, GreaterThan, Identifier]),
         ("key<1", &[Identifier, LessThan, Identifier]),
@@ -150,8 +160,16 @@ fn selectors_match_as_apimachinery_says() {
         ("baz=bar", labelset.clone(), false),
         ("foo=bar,foobar=bar,baz=blah", labelset, false),
         // TestRequirementSelectorMatching
-        ("x in (foo),y notin (alpha)", set(&[("x", "foo"), ("y", "baz")]), true),
-        ("x in (foo),y in (alpha)", set(&[("x", "foo"), ("y", "baz")]), false),
+        (
+            "x in (foo),y notin (alpha)",
+            set(&[("x", "foo"), ("y", "baz")]),
+            true,
+        ),
+        (
+            "x in (foo),y in (alpha)",
+            set(&[("x", "foo"), ("y", "baz")]),
+            false,
+        ),
         ("x notin (),y", set(&[("y", "")]), true),
         ("!x,y", set(&[("y", "")]), true),
         ("x notin (),!y", set(&[("y", "")]), false),
@@ -176,7 +194,10 @@ fn set_selector_parser_cases() {
         ("\rx", vec![requirement("x", Exists)]),
         (
             "this-is-a-dns.domain.com/key-with-dash",
-            vec![requirement("this-is-a-dns.domain.com/key-with-dash", Exists)],
+            vec![requirement(
+                "this-is-a-dns.domain.com/key-with-dash",
+                Exists,
+            )],
         ),
         (
             "this-is-another-dns.domain.com/key-with-dash in (so,what)",
@@ -192,14 +213,26 @@ fn set_selector_parser_cases() {
                 NotIn(values(&["10.10.100.1", "tick.tack.clock"])),
             )],
         ),
-        ("foo  in\t (abc)", vec![requirement("foo", In(values(&["abc"])))]),
-        ("x notin\n (abc)", vec![requirement("x", NotIn(values(&["abc"])))]),
+        (
+            "foo  in\t (abc)",
+            vec![requirement("foo", In(values(&["abc"])))],
+        ),
+        (
+            "x notin\n (abc)",
+            vec![requirement("x", NotIn(values(&["abc"])))],
+        ),
         (
             "x  notin\t\t\t(abc,def)",
             vec![requirement("x", NotIn(values(&["abc", "def"])))],
         ),
-        ("x in (abc,def)", vec![requirement("x", In(values(&["abc", "def"])))]),
-        ("x in (abc,)", vec![requirement("x", In(values(&["abc", ""])))]),
+        (
+            "x in (abc,def)",
+            vec![requirement("x", In(values(&["abc", "def"])))],
+        ),
+        (
+            "x in (abc,)",
+            vec![requirement("x", In(values(&["abc", ""])))],
+        ),
         ("x in ()", vec![requirement("x", In(values(&[""])))]),
         (
             "x notin (abc,,def),bar,z in (),w",
@@ -212,7 +245,10 @@ fn set_selector_parser_cases() {
         ),
         (
             "x,y in (a)",
-            vec![requirement("x", Exists), requirement("y", In(values(&["a"])))],
+            vec![
+                requirement("x", Exists),
+                requirement("y", In(values(&["a"]))),
+            ],
         ),
         ("x=a", vec![requirement("x", Equals("a".into()))]),
         ("x>1", vec![requirement("x", GreaterThan(1))]),
@@ -233,11 +269,17 @@ fn set_selector_parser_cases() {
             ],
         ),
         ("x notin ( )", vec![requirement("x", NotIn(values(&[""])))]),
-        ("x notin (, a)", vec![requirement("x", NotIn(values(&["", "a"])))]),
+        (
+            "x notin (, a)",
+            vec![requirement("x", NotIn(values(&["", "a"])))],
+        ),
         ("a ", vec![requirement("a", Exists)]),
         (
             "a in (x,y,notin, z,in)",
-            vec![requirement("a", In(values(&["in", "notin", "x", "y", "z"])))],
+            vec![requirement(
+                "a",
+                In(values(&["in", "notin", "x", "y", "z"])),
+            )],
         ),
     ];
     for (text, expected) in ok {
@@ -263,9 +305,15 @@ fn set_selector_parser_cases() {
 #[test]
 fn renders_the_canonical_form() {
     let cases = [
-        ("x in (def,abc),y notin (jkl),z", "x in (abc,def),y notin (jkl),z"),
+        (
+            "x in (def,abc),y notin (jkl),z",
+            "x in (abc,def),y notin (jkl),z",
+        ),
         ("x notin (abc,def),y!=jkl,!z", "x notin (abc,def),y!=jkl,!z"),
-        ("z notin (),y in (mno, jkl),x notin (abc)", "x notin (abc),y in (jkl,mno),z notin ()"),
+        (
+            "z notin (),y in (mno, jkl),x notin (abc)",
+            "x notin (abc),y in (jkl,mno),z notin ()",
+        ),
         ("x=abc,y==jkl,z!=a", "x=abc,y=jkl,z!=a"),
         ("x>2,y<8,z", "x>2,y<8,z"),
         ("a in (b,b,a)", "a in (a,b)"),
@@ -344,7 +392,9 @@ fn several_value_errors_aggregate_in_brackets() {
 fn go_quotes_control_characters_as_go_does() {
     let error = LabelSelector::parse("a\u{1}b").unwrap_err();
     assert!(
-        error.message.starts_with("unable to parse requirement: <nil>: Invalid value: \"a\\x01b\": "),
+        error
+            .message
+            .starts_with("unable to parse requirement: <nil>: Invalid value: \"a\\x01b\": "),
         "{}",
         error.message
     );
