@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use multicluster_support::{Clusters, DEADLINE, eventually};
-use panoptes_actors::{Event, HandlerOptions, ids::ClusterId};
+use panoptes_actors::registry::{ClusterKey, PipelineRequest, RegistryError};
+use panoptes_actors::{Event, HandlerOptions, Transform, ids::ClusterId};
 use panoptes_runtime::{InformerSpec, PanoptesConfig, Runtime};
 use serde_json::json;
 
@@ -255,4 +256,46 @@ async fn a_field_selector_a_view_cannot_read_gets_its_own_watch() {
     assert_eq!(names, ["b"]);
     assert_eq!(counters.watches("pods"), 2);
     assert_eq!(runtime.registry().len(), 2);
+}
+
+#[actix_rt::test]
+async fn two_spellings_of_one_selector_share_one_watch_and_a_bad_one_fails_at_once() {
+    let clusters = Clusters::start(1, 3);
+    let runtime = Runtime::start(&clusters.config(&[("only", "sim-1")]))
+        .await
+        .unwrap();
+    let cluster = ClusterId::new("only");
+    let counters = clusters.sim.cluster(0).counters();
+    let spec = |selector: &str| InformerSpec {
+        label_selector: Some(selector.into()),
+        ..InformerSpec::default()
+    };
+    let first = runtime.informer_with::<Pod>(spec("tier in (b, a),app"));
+    let second = runtime.informer_with::<Pod>(spec("app, tier in (a,b,a)"));
+    assert!(first.wait_synced(&cluster, DEADLINE).await);
+    assert!(second.wait_synced(&cluster, DEADLINE).await);
+    assert_eq!(runtime.registry().len(), 1);
+    let key = first.handle(&cluster).unwrap().pipeline().clone();
+    assert_eq!(key.label_selector.as_deref(), Some("app,tier in (a,b)"));
+    assert_eq!(&key, second.handle(&cluster).unwrap().pipeline());
+    eventually("the watch opens", || counters.open_watches("pods") == 1).await;
+    assert_eq!((counters.lists("pods"), counters.watches("pods")), (1, 1));
+
+    let request = PipelineRequest::new(
+        cluster.clone(),
+        ClusterKey::new("only-identity"),
+        runtime.client(&cluster).unwrap(),
+    )
+    .label_selector("a===b");
+    let error = runtime
+        .registry()
+        .informer::<Pod>(&request, Transform::default())
+        .err()
+        .expect("a selector the server refuses is refused");
+    let RegistryError::Selector { source, .. } = &error;
+    assert_eq!(
+        source.message,
+        "unable to parse requirement: found '=', expected: identifier"
+    );
+    assert_eq!(runtime.registry().len(), 1, "nothing started for it");
 }

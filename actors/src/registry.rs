@@ -16,8 +16,9 @@
 //!   [`selector`](crate::selector) grammar; an update that moves an object into the selector
 //!   is an add, out of it a delete). A field selector on any other field cannot be evaluated
 //!   locally: such a request views the pipeline with the same field selector, or opens its
-//!   own narrow watch. Whether a view applies is decided before anything else; a
-//!   syntactically invalid selector is an error whatever runs.
+//!   own narrow watch. Selectors are read first, with the server's grammar (so a selector
+//!   the server takes never fails here, and one it refuses fails whatever runs); then the
+//!   view-or-narrow decision is made, in one place (`attach_view`).
 //! - **Reference counting.** Every [`InformerHandle`] (clones share one reference) and every
 //!   handler added through one holds the pipeline. When the last goes — the handle dropped,
 //!   the handler removed with [`InformerHandle::remove_handler`] — the pipeline stops and
