@@ -44,6 +44,7 @@ pub mod store;
 pub mod auth;
 pub mod cli;
 mod cluster;
+mod cluster_state;
 pub mod counters;
 pub mod discovery;
 pub mod faults;

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterShared;
+use crate::cluster_state::ClusterState;
 use crate::faults::{forbidden_status, watch_list_disabled_status};
 use crate::negotiation::{Endpoint, Representation, negotiate};
 use crate::query::Query;
@@ -34,13 +34,13 @@ const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 const RETURN_DELETED_OBJECT: [(&str, &str); 1] = [("", "pods")];
 
 pub(crate) async fn serve(
-    shared: Arc<ClusterShared>,
+    state: Arc<ClusterState>,
     request: Request<Incoming>,
     req: ResourceRequest,
     query: Query,
     shutdown: CancellationToken,
 ) -> Response<Body> {
-    let store = shared.store();
+    let store = state.store();
     let resources = store.resources();
     if !crate::discovery::serves_group_version(&resources, &req.group, &req.version) {
         return response::page_not_found();
@@ -61,11 +61,11 @@ pub(crate) async fn serve(
         return status(&failure);
     }
     match req.verb {
-        Verb::List => shared.counters.count_list(&rt.plural),
-        Verb::Watch => shared.counters.count_watch(&rt.plural),
+        Verb::List => state.counters.count_list(&rt.plural),
+        Verb::Watch => state.counters.count_watch(&rt.plural),
         _ => {}
     }
-    let faults = &shared.faults;
+    let faults = &state.faults;
     if faults.is_forbidden(&rt.plural) {
         let forbidden = forbidden_status(
             crate::auth::ADMIN_USER,
@@ -121,7 +121,7 @@ pub(crate) async fn serve(
             .get(&rt, namespace, req.name.as_deref().unwrap_or_default(), sub)
             .map(|o| ctx.object(StatusCode::OK, &o)),
         Verb::List => ctx.list(),
-        Verb::Watch => ctx.watch(&shared, shutdown),
+        Verb::Watch => ctx.watch(&state, shutdown),
         Verb::Create => ctx.decode(content_type.as_deref(), &body).and_then(|obj| {
             store
                 .create(
@@ -389,11 +389,11 @@ impl Ctx<'_> {
 
     fn watch(
         &self,
-        shared: &ClusterShared,
+        state: &ClusterState,
         shutdown: CancellationToken,
     ) -> Result<Response<Body>, Status> {
         let mut options = self.query.watch_options();
-        if options.send_initial_events.is_some() && shared.faults.watch_list_refused() {
+        if options.send_initial_events.is_some() && state.faults.watch_list_refused() {
             return Err(watch_list_disabled_status());
         }
         if let Some(name) = &self.req.name {
@@ -409,8 +409,8 @@ impl Ctx<'_> {
             table: (self.representation == Representation::Table)
                 .then(|| (self.table_columns(), self.include_object())),
         };
-        let guard = shared.counters.open_watch(&self.rt.plural);
-        let source = if shared.faults.watches_stalled() {
+        let guard = state.counters.open_watch(&self.rt.plural);
+        let source = if state.faults.watches_stalled() {
             WatchSource::Stalled
         } else {
             let watch = self
