@@ -236,6 +236,8 @@ pub(crate) mod tests {
             .to_vec(),
             status_subresource: true,
             scale_subresource: plural == "deployments",
+            custom_resource: group.contains('.'),
+            storage_version: version.into(),
         })
     }
 

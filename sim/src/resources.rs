@@ -16,12 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cluster_state::ClusterState;
 use crate::faults::{forbidden_status, watch_list_disabled_status};
+use crate::list_body::{self, ItemForm};
 use crate::negotiation::{Endpoint, Representation, negotiate};
+use crate::partial_metadata;
 use crate::query::Query;
 use crate::request_info::{ResourceRequest, Verb};
 use crate::response::{self, Body, json_bytes, status, with_content_type};
 use crate::store::{
-    ClusterStore, DeleteOutcome, ListPage, PatchType, ResourceType, Status, StoredObject,
+    ClusterStore, DeleteOutcome, PatchType, ResourceType, Status, StoredObject,
     Subresource, WriteOptions,
 };
 use crate::table::{self, Column, IncludeObject};
@@ -161,7 +163,7 @@ pub(crate) async fn serve(
         Verb::DeleteCollection => query.delete_options(&body).and_then(|opts| {
             store
                 .delete_collection(&rt, namespace, &query.list_options(), &opts)
-                .map(|outcomes| ctx.deleted_collection(outcomes))
+                .and_then(|outcomes| ctx.deleted_collection(outcomes))
         }),
         Verb::Other => Err(response::method_not_allowed()),
     };
@@ -328,6 +330,7 @@ impl Ctx<'_> {
         IncludeObject::parse(self.query.include_object.as_deref())
     }
 
+    /// An object answer (get, writes, a deleted object) in the negotiated representation.
     fn object(&self, code: StatusCode, object: &StoredObject) -> Response<Body> {
         match self.representation {
             Representation::Table if self.sub == Subresource::Main => {
@@ -342,6 +345,12 @@ impl Ctx<'_> {
                         true,
                     ),
                 )
+            }
+            Representation::PartialObjectMetadata => {
+                json_bytes(code, partial_metadata::object(&object.json))
+            }
+            Representation::PartialObjectMetadataList => {
+                status(&partial_metadata::list_kind_on_an_object(self.rt))
             }
             Representation::Yaml => yaml(code, &object.value()),
             _ => json_bytes(code, object.json.clone()),
@@ -364,26 +373,60 @@ impl Ctx<'_> {
         if let Some(remaining) = page.remaining_item_count {
             metadata["remainingItemCount"] = json!(remaining);
         }
+        let items: Vec<&StoredObject> = page.items.iter().map(|o| o.as_ref()).collect();
+        self.list_answer(&items, &metadata)
+    }
+
+    /// A list answer (list, deletecollection) in the negotiated representation.
+    fn list_answer(
+        &self,
+        items: &[&StoredObject],
+        metadata: &Value,
+    ) -> Result<Response<Body>, Status> {
+        let rt = self.rt;
         Ok(match self.representation {
-            Representation::Table => {
-                let objects: Vec<&StoredObject> = page.items.iter().map(|o| o.as_ref()).collect();
-                json_bytes(
-                    StatusCode::OK,
-                    table::render(
-                        &self.table_columns(),
-                        &objects,
-                        self.include_object(),
-                        &metadata,
-                        true,
-                    ),
-                )
+            Representation::Table => json_bytes(
+                StatusCode::OK,
+                table::render(
+                    &self.table_columns(),
+                    items,
+                    self.include_object(),
+                    metadata,
+                    true,
+                ),
+            ),
+            Representation::PartialObjectMetadata => {
+                return Err(partial_metadata::object_kind_on_a_list(rt));
             }
+            Representation::PartialObjectMetadataList => json_bytes(
+                StatusCode::OK,
+                list_body::render(
+                    partial_metadata::LIST_KIND,
+                    partial_metadata::API_VERSION,
+                    metadata,
+                    items,
+                    ItemForm::Metadata,
+                ),
+            ),
             Representation::Yaml => {
-                let items: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
-                let list = json!({"apiVersion": self.rt.api_version(), "items": items, "kind": self.rt.list_kind, "metadata": metadata});
+                let form = ItemForm::of(rt);
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|o| list_body::item_value(o, form))
+                    .collect();
+                let list = json!({"apiVersion": rt.api_version(), "items": items, "kind": rt.list_kind, "metadata": metadata});
                 yaml(StatusCode::OK, &list)
             }
-            _ => json_bytes(StatusCode::OK, list_json(self.rt, &page, &metadata)),
+            Representation::Json | Representation::AggregatedDiscovery => json_bytes(
+                StatusCode::OK,
+                list_body::render(
+                    &rt.list_kind,
+                    &rt.api_version(),
+                    metadata,
+                    items,
+                    ItemForm::of(rt),
+                ),
+            ),
         })
     }
 
@@ -404,10 +447,14 @@ impl Ctx<'_> {
                 None => by_name,
             });
         }
+        if self.representation == Representation::PartialObjectMetadataList {
+            return Err(partial_metadata::list_kind_on_an_object(self.rt));
+        }
         let encoding = WatchEncoding {
             resource: self.rt.clone(),
             table: (self.representation == Representation::Table)
                 .then(|| (self.table_columns(), self.include_object())),
+            metadata_only: self.representation == Representation::PartialObjectMetadata,
         };
         let guard = state.counters.open_watch(&self.rt.plural);
         let source = if state.faults.watches_stalled() {
@@ -446,43 +493,17 @@ impl Ctx<'_> {
         }
     }
 
-    fn deleted_collection(&self, outcomes: Vec<DeleteOutcome>) -> Response<Body> {
+    fn deleted_collection(&self, outcomes: Vec<DeleteOutcome>) -> Result<Response<Body>, Status> {
         let items: Vec<Arc<StoredObject>> = outcomes
             .into_iter()
             .map(|o| match o {
                 DeleteOutcome::Deleted(obj) | DeleteOutcome::Pending(obj) => obj,
             })
             .collect();
-        let page = ListPage {
-            items,
-            resource_version: self.store.resource_version(),
-            continue_token: None,
-            remaining_item_count: None,
-        };
-        let metadata = json!({"resourceVersion": page.resource_version.to_string()});
-        json_bytes(StatusCode::OK, list_json(self.rt, &page, &metadata))
+        let items: Vec<&StoredObject> = items.iter().map(|o| o.as_ref()).collect();
+        let metadata = json!({"resourceVersion": self.store.resource_version().to_string()});
+        self.list_answer(&items, &metadata)
     }
-}
-
-/// A `<Kind>List` with the items' cached JSON spliced in.
-pub fn list_json(rt: &ResourceType, page: &ListPage, metadata: &Value) -> Vec<u8> {
-    let payload: usize = page.items.iter().map(|o| o.json.len() + 1).sum();
-    let mut out = Vec::with_capacity(payload + 256);
-    out.extend_from_slice(b"{\"kind\":");
-    out.extend_from_slice(&serde_json::to_vec(&rt.list_kind).unwrap_or_default());
-    out.extend_from_slice(b",\"apiVersion\":");
-    out.extend_from_slice(&serde_json::to_vec(&rt.api_version()).unwrap_or_default());
-    out.extend_from_slice(b",\"metadata\":");
-    out.extend_from_slice(&serde_json::to_vec(metadata).unwrap_or_default());
-    out.extend_from_slice(b",\"items\":[");
-    for (i, item) in page.items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(&item.json);
-    }
-    out.extend_from_slice(b"]}");
-    out
 }
 
 fn yaml(code: StatusCode, value: &Value) -> Response<Body> {
