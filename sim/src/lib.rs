@@ -53,6 +53,7 @@ pub mod list_body;
 pub mod negotiation;
 pub mod openapi;
 pub mod partial_metadata;
+pub mod pod_subresources;
 pub mod query;
 pub mod request_info;
 mod resources;

@@ -13,6 +13,9 @@
 //! `PartialObjectMetadata(List)` and their YAML or protobuf encodings are not offered, so a
 //! client asking only for them gets 406 (kubectl and kube send v1 JSON first).
 
+use crate::response;
+use crate::store::{PatchType, Status};
+
 /// How a response body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Representation {
@@ -97,9 +100,39 @@ fn media_range(range: &str, endpoint: Endpoint) -> Option<Representation> {
     }
 }
 
+/// The patch type a PATCH's Content-Type names; 415 for anything else.
+pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, Status> {
+    let media = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    match media {
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/strategic-merge-patch+json" => Ok(PatchType::StrategicMerge),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
+        _ => Err(response::unsupported_media_type()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patch_types_by_content_type() {
+        assert_eq!(
+            patch_type(Some("application/merge-patch+json")),
+            Ok(PatchType::Merge)
+        );
+        assert_eq!(
+            patch_type(Some("application/apply-patch+yaml; charset=utf-8")),
+            Ok(PatchType::Apply)
+        );
+        assert_eq!(patch_type(Some("text/plain")).map_err(|s| s.code), Err(415));
+    }
 
     const KUBECTL_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
     const KUBECTL_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";

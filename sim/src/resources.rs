@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::cluster_state::ClusterState;
 use crate::faults::{forbidden_status, watch_list_disabled_status};
 use crate::list_body::{self, ItemForm};
-use crate::negotiation::{Endpoint, Representation, negotiate};
+use crate::negotiation::{Endpoint, Representation, negotiate, patch_type};
+use crate::pod_subresources::{self, PodSubresourceRequest, SubresourceAnswer};
 use crate::partial_metadata;
 use crate::query::Query;
 use crate::request_info::{ResourceRequest, Verb};
@@ -53,13 +54,21 @@ pub(crate) async fn serve(
     if !rt.namespaced && req.namespace.is_some() {
         return status(&response::unknown_resource());
     }
+    let extra = req
+        .subresource
+        .as_deref()
+        .and_then(|name| pod_subresources::find(&rt, name));
     let sub = match req.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if rt.status_subresource => Subresource::Status,
         Some("scale") if rt.scale_subresource => Subresource::Scale,
+        // Its own verbs are checked when it is served.
+        Some(_) if extra.is_some() && req.name.is_some() => Subresource::Main,
         Some(_) => return status(&response::unknown_resource()),
     };
-    if let Err(failure) = method_allowed(&rt, &req, sub) {
+    if extra.is_none()
+        && let Err(failure) = method_allowed(&rt, &req, sub)
+    {
         return status(&failure);
     }
     match req.verb {
@@ -105,6 +114,8 @@ pub(crate) async fn serve(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let raw_query = request.uri().query().map(str::to_string);
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(failure) => return status(&failure),
@@ -118,6 +129,33 @@ pub(crate) async fn serve(
         sub,
     };
     let namespace = req.namespace.as_deref();
+    if let Some(spec) = extra {
+        let sub_request = PodSubresourceRequest {
+            store: &store,
+            pods: &rt,
+            namespace,
+            name: req.name.as_deref().unwrap_or_default(),
+            spec,
+            verb: req.verb,
+            query: &query,
+            raw_query: raw_query.as_deref(),
+            content_type: content_type.as_deref(),
+            body: &body,
+            upgrade,
+            field_manager: Some(default_field_manager(user_agent.as_deref())),
+        };
+        return match pod_subresources::serve(&sub_request) {
+            Ok(SubresourceAnswer::Object(object)) => ctx.object(StatusCode::OK, &object),
+            Ok(SubresourceAnswer::Success(code)) => response::json_value(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
+                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}),
+            ),
+            Ok(SubresourceAnswer::Text(text)) => {
+                with_content_type(StatusCode::OK, "text/plain", response::full(text))
+            }
+            Err(failure) => status(&failure),
+        };
+    }
     let result = match req.verb {
         Verb::Get => store
             .get(&rt, namespace, req.name.as_deref().unwrap_or_default(), sub)
@@ -179,7 +217,9 @@ fn method_allowed(
     let has_name = req.name.is_some();
     let allowed = match req.verb {
         Verb::Get | Verb::Update | Verb::Patch => has_name,
-        Verb::List | Verb::Watch | Verb::DeleteCollection => !has_name && sub == Subresource::Main,
+        Verb::List | Verb::DeleteCollection => !has_name && sub == Subresource::Main,
+        // A name comes only with the legacy `/watch/<resource>/<name>` path.
+        Verb::Watch => sub == Subresource::Main,
         Verb::Create => !has_name,
         Verb::Delete => sub == Subresource::Main,
         Verb::Other => false,
@@ -189,22 +229,6 @@ fn method_allowed(
         Ok(())
     } else {
         Err(response::method_not_allowed())
-    }
-}
-
-fn patch_type(content_type: Option<&str>) -> Result<PatchType, Status> {
-    let media = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
-    match media {
-        "application/merge-patch+json" => Ok(PatchType::Merge),
-        "application/json-patch+json" => Ok(PatchType::Json),
-        "application/strategic-merge-patch+json" => Ok(PatchType::StrategicMerge),
-        "application/apply-patch+yaml" => Ok(PatchType::Apply),
-        _ => Err(response::unsupported_media_type()),
     }
 }
 
@@ -566,19 +590,6 @@ mod tests {
         );
         assert_eq!(default_field_manager(Some("kube-rs/5.0")), "kube-rs");
         assert_eq!(default_field_manager(None), "unknown");
-    }
-
-    #[test]
-    fn patch_types_by_content_type() {
-        assert_eq!(
-            patch_type(Some("application/merge-patch+json")),
-            Ok(PatchType::Merge)
-        );
-        assert_eq!(
-            patch_type(Some("application/apply-patch+yaml; charset=utf-8")),
-            Ok(PatchType::Apply)
-        );
-        assert_eq!(patch_type(Some("text/plain")).map_err(|s| s.code), Err(415));
     }
 
     #[test]
