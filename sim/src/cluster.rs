@@ -70,13 +70,12 @@ impl SimCluster {
             addr,
             name: settings.name,
         });
-        let server =
-            RunningServer::start(state.clone(), listener, &runtime).map_err(|source| {
-                crate::SimError::Bind {
-                    cluster: state.name.clone(),
-                    source,
-                }
-            })?;
+        let server = RunningServer::start(state.clone(), listener, &runtime).map_err(|source| {
+            crate::SimError::Bind {
+                cluster: state.name.clone(),
+                source,
+            }
+        })?;
         Ok(SimCluster {
             state,
             runtime,

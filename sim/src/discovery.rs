@@ -168,8 +168,11 @@ pub fn api_resource_list(
         if !rt.categories.is_empty() {
             entry["categories"] = json!(rt.categories);
         }
-        entry["storageVersionHash"] =
-            json!(storage_version_hash(&rt.group, &rt.storage_version, &rt.kind));
+        entry["storageVersionHash"] = json!(storage_version_hash(
+            &rt.group,
+            &rt.storage_version,
+            &rt.kind
+        ));
         list.push(entry);
         for sub in subresources(rt) {
             let mut entry = json!({
@@ -328,7 +331,10 @@ pub(crate) mod tests {
         // discovery/api-v1.json and apis-apps-v1.json of a real v1.28 server.
         assert_eq!(storage_version_hash("", "v1", "ConfigMap"), "qFsyl6wFWjQ=");
         assert_eq!(storage_version_hash("", "v1", "Pod"), "xPOwRZ+Yhw8=");
-        assert_eq!(storage_version_hash("apps", "v1", "Deployment"), "8aSe+NMegvE=");
+        assert_eq!(
+            storage_version_hash("apps", "v1", "Deployment"),
+            "8aSe+NMegvE="
+        );
         let resources = fake();
         let core = api_resource_list(&resources, "", "v1").expect("core");
         let pods: Vec<&Value> = core["resources"]
@@ -338,13 +344,25 @@ pub(crate) mod tests {
             .filter(|r| r["name"].as_str().unwrap().starts_with("pods"))
             .collect();
         assert_eq!(pods[0]["storageVersionHash"], "xPOwRZ+Yhw8=");
-        assert!(pods[1..].iter().all(|r| r.get("storageVersionHash").is_none()));
+        assert!(
+            pods[1..]
+                .iter()
+                .all(|r| r.get("storageVersionHash").is_none())
+        );
         let names: Vec<&str> = pods.iter().map(|r| r["name"].as_str().unwrap()).collect();
         assert_eq!(
             names,
             [
-                "pods", "pods/attach", "pods/binding", "pods/ephemeralcontainers", "pods/eviction",
-                "pods/exec", "pods/log", "pods/portforward", "pods/proxy", "pods/status"
+                "pods",
+                "pods/attach",
+                "pods/binding",
+                "pods/ephemeralcontainers",
+                "pods/eviction",
+                "pods/exec",
+                "pods/log",
+                "pods/portforward",
+                "pods/proxy",
+                "pods/status"
             ]
         );
     }

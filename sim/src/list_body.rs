@@ -205,7 +205,10 @@ mod tests {
             serde_json::from_slice::<Value>(&out).unwrap(),
             json!({"metadata": {"name": "a"}})
         );
-        assert_eq!(strip_leading_type_meta(br#"{"kind":"A","kind":"B","x":1}"#), None);
+        assert_eq!(
+            strip_leading_type_meta(br#"{"kind":"A","kind":"B","x":1}"#),
+            None
+        );
         assert_eq!(strip_leading_type_meta(br#"{"kind":"A\"","#), None);
     }
 
@@ -215,7 +218,13 @@ mod tests {
         let objects = [stored(gadget.clone())];
         let refs: Vec<&StoredObject> = objects.iter().collect();
         let meta = json!({"resourceVersion": "9"});
-        let full = render("GadgetList", "example.com/v1", &meta, &refs, ItemForm::Unstructured);
+        let full = render(
+            "GadgetList",
+            "example.com/v1",
+            &meta,
+            &refs,
+            ItemForm::Unstructured,
+        );
         assert_eq!(items_of(&full), vec![gadget.clone()]);
         let partial = render(
             partial_metadata::LIST_KIND,
@@ -226,8 +235,13 @@ mod tests {
         );
         assert_eq!(
             items_of(&partial),
-            vec![json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "g"}})]
+            vec![
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": {"name": "g"}})
+            ]
         );
-        assert_eq!(item_value(&objects[0], ItemForm::Metadata), items_of(&partial)[0]);
+        assert_eq!(
+            item_value(&objects[0], ItemForm::Metadata),
+            items_of(&partial)[0]
+        );
     }
 }

@@ -87,8 +87,7 @@ fn media_range(range: &str, endpoint: Endpoint) -> Option<Representation> {
             && group == Some("meta.k8s.io")
             && version == Some("v1"))
         .then_some(Representation::PartialObjectMetadata),
-        ("application/json", Some("PartialObjectMetadataList")) => (endpoint
-            == Endpoint::Resource
+        ("application/json", Some("PartialObjectMetadataList")) => (endpoint == Endpoint::Resource
             && group == Some("meta.k8s.io")
             && version == Some("v1"))
         .then_some(Representation::PartialObjectMetadataList),
@@ -163,7 +162,8 @@ mod tests {
 
     #[test]
     fn metadata_only_accepts_with_and_without_a_fallback() {
-        let list = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json";
+        let list =
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json";
         assert_eq!(
             negotiate(Some(list), Endpoint::Resource),
             Some(Representation::PartialObjectMetadataList)

@@ -98,11 +98,7 @@ fn index(store: &ClusterStore, kubernetes_minor: u32) -> Value {
 }
 
 fn hex_upper(digest: ring::digest::Digest) -> String {
-    digest
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect()
+    digest.as_ref().iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// The document of one group version (`api/v1`, `apis/apps/v1`), if served.
@@ -274,40 +270,92 @@ fn builtin_fields(kind: &str) -> (&'static str, &'static [Field]) {
         ),
         "Lease" => (
             "Lease defines a lease concept.",
-            &[("spec", "object", "spec contains the specification of the Lease.")],
+            &[(
+                "spec",
+                "object",
+                "spec contains the specification of the Lease.",
+            )],
         ),
         "ConfigMap" => (
             "ConfigMap holds configuration data for pods to consume.",
             &[
-                ("binaryData", "object", "BinaryData contains the binary data."),
+                (
+                    "binaryData",
+                    "object",
+                    "BinaryData contains the binary data.",
+                ),
                 ("data", "object", "Data contains the configuration data."),
-                ("immutable", "boolean", "Immutable, if set to true, ensures that data stored in the ConfigMap cannot be updated (only object metadata can be modified)."),
+                (
+                    "immutable",
+                    "boolean",
+                    "Immutable, if set to true, ensures that data stored in the ConfigMap cannot be updated (only object metadata can be modified).",
+                ),
             ],
         ),
         "Secret" => (
             "Secret holds secret data of a certain type. The total bytes of the values in the Data field must be less than MaxSecretSize bytes.",
             &[
                 ("data", "object", "Data contains the secret data."),
-                ("immutable", "boolean", "Immutable, if set to true, ensures that data stored in the Secret cannot be updated (only object metadata can be modified)."),
-                ("stringData", "object", "stringData allows specifying non-binary secret data in string form."),
-                ("type", "string", "Used to facilitate programmatic handling of secret data."),
+                (
+                    "immutable",
+                    "boolean",
+                    "Immutable, if set to true, ensures that data stored in the Secret cannot be updated (only object metadata can be modified).",
+                ),
+                (
+                    "stringData",
+                    "object",
+                    "stringData allows specifying non-binary secret data in string form.",
+                ),
+                (
+                    "type",
+                    "string",
+                    "Used to facilitate programmatic handling of secret data.",
+                ),
             ],
         ),
         "ServiceAccount" => (
             "ServiceAccount binds together: * a name, understood by users, and perhaps by peripheral systems, for an identity * a principal that can be authenticated and authorized * a set of secrets",
             &[
-                ("automountServiceAccountToken", "boolean", "AutomountServiceAccountToken indicates whether pods running as this service account should have an API token automatically mounted."),
-                ("imagePullSecrets", "array", "ImagePullSecrets is a list of references to secrets in the same namespace to use for pulling any images in pods that reference this ServiceAccount."),
-                ("secrets", "array", "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."),
+                (
+                    "automountServiceAccountToken",
+                    "boolean",
+                    "AutomountServiceAccountToken indicates whether pods running as this service account should have an API token automatically mounted.",
+                ),
+                (
+                    "imagePullSecrets",
+                    "array",
+                    "ImagePullSecrets is a list of references to secrets in the same namespace to use for pulling any images in pods that reference this ServiceAccount.",
+                ),
+                (
+                    "secrets",
+                    "array",
+                    "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use.",
+                ),
             ],
         ),
         "Event" => (
             "Event is a report of an event somewhere in the cluster.  Events have a limited retention time and triggers and messages may evolve with time.",
             &[
-                ("involvedObject", "object", "The object that this event is about."),
-                ("message", "string", "A human-readable description of the status of this operation."),
-                ("reason", "string", "This should be a short, machine understandable string that gives the reason for the transition into the object's current status."),
-                ("type", "string", "Type of this event (Normal, Warning), new types could be added in the future"),
+                (
+                    "involvedObject",
+                    "object",
+                    "The object that this event is about.",
+                ),
+                (
+                    "message",
+                    "string",
+                    "A human-readable description of the status of this operation.",
+                ),
+                (
+                    "reason",
+                    "string",
+                    "This should be a short, machine understandable string that gives the reason for the transition into the object's current status.",
+                ),
+                (
+                    "type",
+                    "string",
+                    "Type of this event (Normal, Warning), new types could be added in the future",
+                ),
             ],
         ),
         _ => ("", SPEC_STATUS),
@@ -363,9 +411,7 @@ fn custom_resource_schema(store: &ClusterStore, rt: &ResourceType) -> Value {
         Some(Value::Object(map)) => map,
         _ => Map::from_iter([("type".to_string(), json!("object"))]),
     };
-    let properties = schema
-        .entry("properties")
-        .or_insert_with(|| json!({}));
+    let properties = schema.entry("properties").or_insert_with(|| json!({}));
     if let Some(properties) = properties.as_object_mut() {
         for (name, field) in type_and_object_meta() {
             properties.entry(name).or_insert(field);
@@ -404,7 +450,10 @@ mod tests {
             .expect("api/v1");
         let hash = url.strip_prefix("/openapi/v3/api/v1?hash=").expect("hash");
         assert_eq!(hash.len(), 128);
-        assert!(hash.chars().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase()));
+        assert!(
+            hash.chars()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        );
         assert!(index["paths"]["apis/apps/v1"].is_object());
         let doc = group_version_document(&store, "api/v1", 28).expect("core");
         let pod = &doc["components"]["schemas"]["io.k8s.api.core.v1.Pod"];

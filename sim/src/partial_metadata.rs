@@ -60,7 +60,10 @@ pub fn object(object_json: &[u8]) -> Vec<u8> {
 /// custom resources `*unstructured.Unstructured(List)`.
 fn go_type(rt: &ResourceType, list: bool) -> String {
     if rt.custom_resource {
-        return format!("*unstructured.Unstructured{}", if list { "List" } else { "" });
+        return format!(
+            "*unstructured.Unstructured{}",
+            if list { "List" } else { "" }
+        );
     }
     let package = if rt.group.is_empty() {
         "core"
@@ -120,13 +123,19 @@ mod tests {
             object_kind_on_a_list(&cm).message,
             "you requested PartialObjectMetadata, but the requested object is a list (*core.ConfigMapList)"
         );
-        let deploy = crate::discovery::tests::resource("apps", "v1", "Deployment", "deployments", true);
+        let deploy =
+            crate::discovery::tests::resource("apps", "v1", "Deployment", "deployments", true);
         assert_eq!(
             list_kind_on_an_object(&deploy).message,
             "you requested PartialObjectMetadataList, but the requested object is not a list (*apps.Deployment)"
         );
-        let gadget = crate::discovery::tests::resource("example.com", "v1", "Gadget", "gadgets", true);
+        let gadget =
+            crate::discovery::tests::resource("example.com", "v1", "Gadget", "gadgets", true);
         assert_eq!(list_kind_on_an_object(&gadget).code, 406);
-        assert!(object_kind_on_a_list(&gadget).message.ends_with("(*unstructured.UnstructuredList)"));
+        assert!(
+            object_kind_on_a_list(&gadget)
+                .message
+                .ends_with("(*unstructured.UnstructuredList)")
+        );
     }
 }

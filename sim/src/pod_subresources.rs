@@ -219,7 +219,10 @@ fn bind(req: &PodSubresourceRequest<'_>, pod: &StoredObject) -> Result<Subresour
     {
         return Err(binding_conflict(
             req.name,
-            &format!("pod {} is already assigned to node \"{assigned}\"", req.name),
+            &format!(
+                "pod {} is already assigned to node \"{assigned}\"",
+                req.name
+            ),
         ));
     }
     let mut patch = json!({
@@ -296,7 +299,9 @@ fn invalid_binding(name: &str, field: &str, detail: &str) -> Status {
         code: 422,
         reason: "Invalid".into(),
         message: format!("Binding \"{name}\" is invalid: {field}: {detail}"),
-        details: Some(json!({"name": name, "kind": "Binding", "causes": [{"reason": reason, "message": detail, "field": field}]})),
+        details: Some(
+            json!({"name": name, "kind": "Binding", "causes": [{"reason": reason, "message": detail, "field": field}]}),
+        ),
         metadata: None,
     }
 }
@@ -314,8 +319,7 @@ fn evict(req: &PodSubresourceRequest<'_>) -> Result<SubresourceAnswer, Status> {
         .map(Value::to_string)
         .unwrap_or_default();
     let opts = req.query.delete_options(delete_options.as_bytes())?;
-    req.store
-        .delete(req.pods, req.namespace, req.name, &opts)?;
+    req.store.delete(req.pods, req.namespace, req.name, &opts)?;
     Ok(SubresourceAnswer::Success(201))
 }
 
@@ -410,7 +414,10 @@ fn node_name(pod: &Value) -> Option<&str> {
 /// 404 when the Node does not exist (connection info comes from the Node object).
 fn kubelet_address(req: &PodSubresourceRequest<'_>, node: &str) -> Result<String, Status> {
     let nodes = req.store.builtin("", "nodes");
-    let node_object = req.store.get(&nodes, None, node, Subresource::Main)?.value();
+    let node_object = req
+        .store
+        .get(&nodes, None, node, Subresource::Main)?
+        .value();
     let internal_ip = node_object
         .pointer("/status/addresses")
         .and_then(Value::as_array)
@@ -479,7 +486,9 @@ fn proxy(pod: &Value) -> Result<SubresourceAnswer, Status> {
     Err(Status {
         code: 503,
         reason: "ServiceUnavailable".into(),
-        message: format!("error trying to reach service: dial tcp {ip}:80: connect: connection refused"),
+        message: format!(
+            "error trying to reach service: dial tcp {ip}:80: connect: connection refused"
+        ),
         details: None,
         metadata: None,
     })
@@ -495,8 +504,14 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort_unstable();
         assert_eq!(names, sorted);
-        let eviction = POD_SUBRESOURCES.iter().find(|s| s.name == "eviction").unwrap();
-        assert_eq!((eviction.group, eviction.version, eviction.kind), ("policy", "v1", "Eviction"));
+        let eviction = POD_SUBRESOURCES
+            .iter()
+            .find(|s| s.name == "eviction")
+            .unwrap();
+        assert_eq!(
+            (eviction.group, eviction.version, eviction.kind),
+            ("policy", "v1", "Eviction")
+        );
         let cm = crate::discovery::tests::resource("", "v1", "ConfigMap", "configmaps", true);
         assert!(extra_subresources(&cm).is_empty());
     }

@@ -18,14 +18,14 @@ use crate::cluster_state::ClusterState;
 use crate::faults::{forbidden_status, watch_list_disabled_status};
 use crate::list_body::{self, ItemForm};
 use crate::negotiation::{Endpoint, Representation, negotiate, patch_type};
-use crate::pod_subresources::{self, PodSubresourceRequest, SubresourceAnswer};
 use crate::partial_metadata;
+use crate::pod_subresources::{self, PodSubresourceRequest, SubresourceAnswer};
 use crate::query::Query;
 use crate::request_info::{ResourceRequest, Verb};
 use crate::response::{self, Body, json_bytes, status, with_content_type};
 use crate::store::{
-    ClusterStore, DeleteOutcome, PatchType, ResourceType, Status, StoredObject,
-    Subresource, WriteOptions,
+    ClusterStore, DeleteOutcome, PatchType, ResourceType, Status, StoredObject, Subresource,
+    WriteOptions,
 };
 use crate::table::{self, Column, IncludeObject};
 use crate::watch_stream::{self, WatchEncoding, WatchSource};

@@ -96,8 +96,7 @@ fn json_with(
 fn non_resource(state: &ClusterState, request: &Request<Incoming>, path: &str) -> Response<Body> {
     let path = path.trim_end_matches('/');
     if path.starts_with("/openapi/")
-        && let Some(response) =
-            crate::openapi::serve(path, &state.store(), state.kubernetes_minor)
+        && let Some(response) = crate::openapi::serve(path, &state.store(), state.kubernetes_minor)
     {
         return response;
     }

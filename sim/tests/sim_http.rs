@@ -50,7 +50,10 @@ async fn ensure_namespace(client: &kube::Client, name: &str) {
         Some(("application/json", &body.to_string())),
     )
     .await;
-    assert!(code == 201 || code == 409, "namespace {name}: {code} {text}");
+    assert!(
+        code == 201 || code == 409,
+        "namespace {name}: {code} {text}"
+    );
 }
 
 fn parse(text: &str) -> Value {
@@ -78,7 +81,17 @@ fn cluster(sim: &Sim) -> &SimCluster {
 #[tokio::test]
 async fn metadata_only_lists_page_like_full_lists_and_carry_the_meta_kinds() {
     let (_sim, client) = sim_with_configmaps(5).await;
-    let full = parse(&common::raw(&client, "GET", "/api/v1/namespaces/fx/configmaps?limit=2", None, None).await.2);
+    let full = parse(
+        &common::raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/fx/configmaps?limit=2",
+            None,
+            None,
+        )
+        .await
+        .2,
+    );
     let (code, content_type, text) = common::raw(
         &client,
         "GET",
@@ -91,7 +104,10 @@ async fn metadata_only_lists_page_like_full_lists_and_carry_the_meta_kinds() {
     let list = parse(&text);
     assert_eq!(list["kind"], "PartialObjectMetadataList");
     assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
-    assert_eq!(list["metadata"]["remainingItemCount"], 4, "cm-2..cm-4, kube-root-ca.crt");
+    assert_eq!(
+        list["metadata"]["remainingItemCount"], 4,
+        "cm-2..cm-4, kube-root-ca.crt"
+    );
     assert!(list["metadata"]["continue"].is_string());
     assert_eq!(
         list["metadata"]["resourceVersion"],
@@ -100,11 +116,19 @@ async fn metadata_only_lists_page_like_full_lists_and_carry_the_meta_kinds() {
     let items = list["items"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     for (item, full_item) in items.iter().zip(full["items"].as_array().expect("items")) {
-        let keys: BTreeSet<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: BTreeSet<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, BTreeSet::from(["apiVersion", "kind", "metadata"]));
         assert_eq!(item["kind"], "PartialObjectMetadata");
         assert_eq!(item["apiVersion"], "meta.k8s.io/v1");
-        assert_eq!(item["metadata"], full_item["metadata"], "the whole metadata");
+        assert_eq!(
+            item["metadata"], full_item["metadata"],
+            "the whole metadata"
+        );
     }
 
     // kube's list_metadata, following continue tokens, sees every object once.
@@ -136,7 +160,10 @@ async fn metadata_only_gets_and_writes_answer_partial_objects_and_mismatches_are
     let (_sim, client) = sim_with_configmaps(1).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "fx");
     let meta = cms.get_metadata("cm-0").await.expect("get_metadata");
-    assert_eq!(meta.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(
+        meta.types.as_ref().map(|t| t.kind.as_str()),
+        Some("PartialObjectMetadata")
+    );
     assert_eq!(meta.metadata.labels.expect("labels")["app"], "web");
 
     let (code, _, text) = common::raw(
@@ -195,7 +222,10 @@ async fn metadata_only_gets_and_writes_answer_partial_objects_and_mismatches_are
         None,
     )
     .await;
-    assert_eq!((code, parse(&text)["reason"].as_str()), (406, Some("NotAcceptable")));
+    assert_eq!(
+        (code, parse(&text)["reason"].as_str()),
+        (406, Some("NotAcceptable"))
+    );
 }
 
 #[tokio::test]
@@ -217,7 +247,12 @@ async fn metadata_only_watches_send_partial_objects_bookmarks_and_error_statuses
     assert_eq!(added.len(), 3, "cm-0, cm-1, kube-root-ca.crt: {body}");
     for event in &added {
         assert_eq!(event["type"], "ADDED");
-        let keys: BTreeSet<&str> = event["object"].as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: BTreeSet<&str> = event["object"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         assert_eq!(keys, BTreeSet::from(["apiVersion", "kind", "metadata"]));
         assert_eq!(event["object"]["kind"], "PartialObjectMetadata");
     }
@@ -311,7 +346,10 @@ async fn kube_runtime_metadata_watcher_follows_creates_and_deletes() {
     reflect.abort();
     assert!(converged, "the metadata watcher should hold {expected:?}");
     let counters = cluster(&sim).counters();
-    assert!(counters.lists("configmaps") >= 2, "paged metadata-only list");
+    assert!(
+        counters.lists("configmaps") >= 2,
+        "paged metadata-only list"
+    );
     assert!(counters.watches("configmaps") >= 1);
 }
 
@@ -320,30 +358,107 @@ async fn kube_runtime_metadata_watcher_follows_creates_and_deletes() {
 #[tokio::test]
 async fn list_items_carry_no_kind_but_gets_watch_events_and_custom_resources_do() {
     let (_sim, client) = sim_with_configmaps(2).await;
-    let list = parse(&common::raw(&client, "GET", "/api/v1/namespaces/fx/configmaps", None, None).await.2);
-    assert_eq!((list["kind"].as_str(), list["apiVersion"].as_str()), (Some("ConfigMapList"), Some("v1")));
+    let list = parse(
+        &common::raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/fx/configmaps",
+            None,
+            None,
+        )
+        .await
+        .2,
+    );
+    assert_eq!(
+        (list["kind"].as_str(), list["apiVersion"].as_str()),
+        (Some("ConfigMapList"), Some("v1"))
+    );
     for item in list["items"].as_array().expect("items") {
-        assert!(item.get("kind").is_none() && item.get("apiVersion").is_none(), "{item}");
-        assert!(item["data"].is_object(), "the rest of the object is kept: {item}");
+        assert!(
+            item.get("kind").is_none() && item.get("apiVersion").is_none(),
+            "{item}"
+        );
+        assert!(
+            item["data"].is_object(),
+            "the rest of the object is kept: {item}"
+        );
     }
-    let yaml = common::raw(&client, "GET", "/api/v1/namespaces/fx/configmaps", Some("application/yaml"), None).await.2;
+    let yaml = common::raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/fx/configmaps",
+        Some("application/yaml"),
+        None,
+    )
+    .await
+    .2;
     let yaml: Value = serde_yaml::from_str(&yaml).expect("yaml");
     assert_eq!(yaml["kind"], "ConfigMapList");
     assert!(yaml["items"][0].get("kind").is_none());
-    let table = parse(&common::raw(&client, "GET", "/api/v1/namespaces/fx/configmaps", Some("application/json;as=Table;v=v1;g=meta.k8s.io"), None).await.2);
+    let table = parse(
+        &common::raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/fx/configmaps",
+            Some("application/json;as=Table;v=v1;g=meta.k8s.io"),
+            None,
+        )
+        .await
+        .2,
+    );
     assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
 
-    let get = parse(&common::raw(&client, "GET", "/api/v1/namespaces/fx/configmaps/cm-0", None, None).await.2);
-    assert_eq!((get["kind"].as_str(), get["apiVersion"].as_str()), (Some("ConfigMap"), Some("v1")));
-    let watch = common::raw(&client, "GET", "/api/v1/namespaces/fx/configmaps?watch=1&timeoutSeconds=1", None, None).await.2;
-    assert!(events(&watch).iter().all(|e| e["object"]["kind"] == "ConfigMap"), "{watch}");
+    let get = parse(
+        &common::raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/fx/configmaps/cm-0",
+            None,
+            None,
+        )
+        .await
+        .2,
+    );
+    assert_eq!(
+        (get["kind"].as_str(), get["apiVersion"].as_str()),
+        (Some("ConfigMap"), Some("v1"))
+    );
+    let watch = common::raw(
+        &client,
+        "GET",
+        "/api/v1/namespaces/fx/configmaps?watch=1&timeoutSeconds=1",
+        None,
+        None,
+    )
+    .await
+    .2;
+    assert!(
+        events(&watch)
+            .iter()
+            .all(|e| e["object"]["kind"] == "ConfigMap"),
+        "{watch}"
+    );
 
     // kube decodes such lists into typed objects.
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "fx");
-    assert_eq!(cms.list(&ListParams::default()).await.expect("list").items.len(), 3);
+    assert_eq!(
+        cms.list(&ListParams::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        3
+    );
 
     // deletecollection answers a list too, items without kind.
-    let (code, _, text) = common::raw(&client, "DELETE", "/api/v1/namespaces/fx/configmaps", None, None).await;
+    let (code, _, text) = common::raw(
+        &client,
+        "DELETE",
+        "/api/v1/namespaces/fx/configmaps",
+        None,
+        None,
+    )
+    .await;
     assert_eq!(code, 200);
     let deleted = parse(&text);
     assert_eq!(deleted["kind"], "ConfigMapList");
@@ -359,12 +474,36 @@ async fn list_items_carry_no_kind_but_gets_watch_events_and_custom_resources_do(
                  "versions": [{"name": "v1", "served": true, "storage": true,
                                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
     });
-    let (code, _, text) = common::raw(&client, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", None, Some(("application/json", &crd.to_string()))).await;
+    let (code, _, text) = common::raw(
+        &client,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        None,
+        Some(("application/json", &crd.to_string())),
+    )
+    .await;
     assert_eq!(code, 201, "{text}");
     let gadget = json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g1"}, "spec": {"size": 1}});
-    let (code, _, text) = common::raw(&client, "POST", "/apis/example.com/v1/namespaces/fx/gadgets", None, Some(("application/json", &gadget.to_string()))).await;
+    let (code, _, text) = common::raw(
+        &client,
+        "POST",
+        "/apis/example.com/v1/namespaces/fx/gadgets",
+        None,
+        Some(("application/json", &gadget.to_string())),
+    )
+    .await;
     assert_eq!(code, 201, "{text}");
-    let gadgets = parse(&common::raw(&client, "GET", "/apis/example.com/v1/namespaces/fx/gadgets", None, None).await.2);
+    let gadgets = parse(
+        &common::raw(
+            &client,
+            "GET",
+            "/apis/example.com/v1/namespaces/fx/gadgets",
+            None,
+            None,
+        )
+        .await
+        .2,
+    );
     assert_eq!(gadgets["items"][0]["kind"], "Gadget");
     assert_eq!(gadgets["items"][0]["apiVersion"], "example.com/v1");
 }
@@ -380,7 +519,11 @@ fn fixture(name: &str) -> Value {
 /// recorded document (name, kind, group/version, verbs, scope, storageVersionHash).
 async fn assert_resource_list_matches(client: &kube::Client, uri: &str, recorded: &Value) {
     let served = parse(&common::raw(client, "GET", uri, None, None).await.2);
-    let recorded: Vec<&Value> = recorded["resources"].as_array().expect("resources").iter().collect();
+    let recorded: Vec<&Value> = recorded["resources"]
+        .as_array()
+        .expect("resources")
+        .iter()
+        .collect();
     let served = served["resources"].as_array().expect("resources");
     assert!(!served.is_empty());
     for entry in served {
@@ -388,7 +531,16 @@ async fn assert_resource_list_matches(client: &kube::Client, uri: &str, recorded
         let Some(real) = recorded.iter().find(|r| r["name"] == name) else {
             panic!("{uri}: {name} is not in the recording");
         };
-        for field in ["kind", "group", "version", "verbs", "namespaced", "singularName", "storageVersionHash", "shortNames"] {
+        for field in [
+            "kind",
+            "group",
+            "version",
+            "verbs",
+            "namespaced",
+            "singularName",
+            "storageVersionHash",
+            "shortNames",
+        ] {
             assert_eq!(entry.get(field), real.get(field), "{uri} {name}: {field}");
         }
     }
@@ -410,11 +562,31 @@ async fn discovery_lists_storage_version_hashes_and_pod_subresources_as_recorded
         .collect();
     assert_eq!(
         pod_entries,
-        ["pods/attach", "pods/binding", "pods/ephemeralcontainers", "pods/eviction", "pods/exec", "pods/log", "pods/portforward", "pods/proxy", "pods/status"]
+        [
+            "pods/attach",
+            "pods/binding",
+            "pods/ephemeralcontainers",
+            "pods/eviction",
+            "pods/exec",
+            "pods/log",
+            "pods/portforward",
+            "pods/proxy",
+            "pods/status"
+        ]
     );
 
     // Aggregated discovery (what kubectl asks for) lists the same pod subresources.
-    let aggregated = parse(&common::raw(&client, "GET", "/api", Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"), None).await.2);
+    let aggregated = parse(
+        &common::raw(
+            &client,
+            "GET",
+            "/api",
+            Some("application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"),
+            None,
+        )
+        .await
+        .2,
+    );
     let pods = |doc: &Value| -> Value {
         doc["items"][0]["versions"][0]["resources"]
             .as_array()
@@ -436,22 +608,53 @@ async fn discovery_lists_storage_version_hashes_and_pod_subresources_as_recorded
                      {"name": "v1beta1", "served": true, "storage": false, "schema": {"openAPIV3Schema": {"type": "object"}}},
                      {"name": "v1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object"}}}]}
     });
-    let (code, _, text) = common::raw(&client, "POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", None, Some(("application/json", &crd.to_string()))).await;
+    let (code, _, text) = common::raw(
+        &client,
+        "POST",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+        None,
+        Some(("application/json", &crd.to_string())),
+    )
+    .await;
     assert_eq!(code, 201, "{text}");
     let expected = panoptes_sim::discovery::storage_version_hash("example.com", "v1", "Gadget");
     for version in ["v1", "v1beta1"] {
-        let list = parse(&common::raw(&client, "GET", &format!("/apis/example.com/{version}"), None, None).await.2);
-        assert_eq!(list["resources"][0]["storageVersionHash"], expected.as_str(), "{version}");
+        let list = parse(
+            &common::raw(
+                &client,
+                "GET",
+                &format!("/apis/example.com/{version}"),
+                None,
+                None,
+            )
+            .await
+            .2,
+        );
+        assert_eq!(
+            list["resources"][0]["storageVersionHash"],
+            expected.as_str(),
+            "{version}"
+        );
     }
 }
 
 fn pod(name: &str, containers: &[&str]) -> Pod {
-    let containers: Vec<Value> = containers.iter().map(|c| json!({"name": c, "image": "nginx"})).collect();
+    let containers: Vec<Value> = containers
+        .iter()
+        .map(|c| json!({"name": c, "image": "nginx"}))
+        .collect();
     serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": {"containers": containers}})).expect("pod")
 }
 
 async fn post(client: &kube::Client, uri: &str, body: &Value) -> (u16, Value) {
-    let (code, _, text) = common::raw(client, "POST", uri, None, Some(("application/json", &body.to_string()))).await;
+    let (code, _, text) = common::raw(
+        client,
+        "POST",
+        uri,
+        None,
+        Some(("application/json", &body.to_string())),
+    )
+    .await;
     (code, parse(&text))
 }
 
@@ -459,25 +662,79 @@ async fn post(client: &kube::Client, uri: &str, body: &Value) -> (u16, Value) {
 async fn pods_bind_once_and_evict_as_the_real_server() {
     let (_sim, client) = sim_with_configmaps(0).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "fx");
-    pods.create(&PostParams::default(), &pod("web", &["app"])).await.expect("create");
+    pods.create(&PostParams::default(), &pod("web", &["app"]))
+        .await
+        .expect("create");
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web", "annotations": {"scheduled-by": "test"}}, "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}});
     let (code, answer) = post(&client, "/api/v1/namespaces/fx/pods/web/binding", &binding).await;
     assert_eq!(code, 201, "{answer}");
-    assert_eq!(answer, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}));
+    assert_eq!(
+        answer,
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+    );
     let bound = pods.get("web").await.expect("get");
-    assert_eq!(bound.spec.as_ref().and_then(|s| s.node_name.as_deref()), Some("node-1"));
-    assert_eq!(bound.metadata.annotations.as_ref().map(|a| a["scheduled-by"].as_str()), Some("test"));
+    assert_eq!(
+        bound.spec.as_ref().and_then(|s| s.node_name.as_deref()),
+        Some("node-1")
+    );
+    assert_eq!(
+        bound
+            .metadata
+            .annotations
+            .as_ref()
+            .map(|a| a["scheduled-by"].as_str()),
+        Some("test")
+    );
     let scheduled = bound.status.and_then(|s| s.conditions).unwrap_or_default();
-    assert!(scheduled.iter().any(|c| c.type_ == "PodScheduled" && c.status == "True"), "{scheduled:?}");
+    assert!(
+        scheduled
+            .iter()
+            .any(|c| c.type_ == "PodScheduled" && c.status == "True"),
+        "{scheduled:?}"
+    );
 
     let (code, answer) = post(&client, "/api/v1/namespaces/fx/pods/web/binding", &binding).await;
     assert_eq!(code, 409, "{answer}");
-    assert_eq!(answer["message"], "Operation cannot be fulfilled on pods/binding \"web\": pod web is already assigned to node \"node-1\"");
+    assert_eq!(
+        answer["message"],
+        "Operation cannot be fulfilled on pods/binding \"web\": pod web is already assigned to node \"node-1\""
+    );
     let wrong_name = json!({"metadata": {"name": "other"}, "target": {"name": "node-1"}});
-    assert_eq!(post(&client, "/api/v1/namespaces/fx/pods/web/binding", &wrong_name).await.0, 400);
+    assert_eq!(
+        post(
+            &client,
+            "/api/v1/namespaces/fx/pods/web/binding",
+            &wrong_name
+        )
+        .await
+        .0,
+        400
+    );
     // binding is create-only; an unknown pod subresource is a 404 Status.
-    assert_eq!(common::raw(&client, "GET", "/api/v1/namespaces/fx/pods/web/binding", None, None).await.0, 405);
-    assert_eq!(common::raw(&client, "GET", "/api/v1/namespaces/fx/pods/web/nonsense", None, None).await.0, 404);
+    assert_eq!(
+        common::raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/fx/pods/web/binding",
+            None,
+            None
+        )
+        .await
+        .0,
+        405
+    );
+    assert_eq!(
+        common::raw(
+            &client,
+            "GET",
+            "/api/v1/namespaces/fx/pods/web/nonsense",
+            None,
+            None
+        )
+        .await
+        .0,
+        404
+    );
 
     // Eviction (no PodDisruptionBudgets in sim): 201 Success, and the pod is deleted.
     let status = pods
@@ -490,7 +747,12 @@ async fn pods_bind_once_and_evict_as_the_real_server() {
         Some(p) => p.metadata.deletion_timestamp.is_some(),
     };
     assert!(gone_or_terminating, "an evicted pod is deleted");
-    let (code, answer) = post(&client, "/api/v1/namespaces/fx/pods/web/eviction", &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web"}})).await;
+    let (code, answer) = post(
+        &client,
+        "/api/v1/namespaces/fx/pods/web/eviction",
+        &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web"}}),
+    )
+    .await;
     let gone = code == 404 && answer["reason"] == "NotFound";
     assert!(gone || code == 201, "{code} {answer}");
 }
@@ -499,8 +761,12 @@ async fn pods_bind_once_and_evict_as_the_real_server() {
 async fn pod_streams_answer_as_a_server_without_kubelets() {
     let (_sim, client) = sim_with_configmaps(0).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "fx");
-    pods.create(&PostParams::default(), &pod("one", &["app"])).await.expect("create");
-    pods.create(&PostParams::default(), &pod("two", &["app", "sidecar"])).await.expect("create");
+    pods.create(&PostParams::default(), &pod("one", &["app"]))
+        .await
+        .expect("create");
+    pods.create(&PostParams::default(), &pod("two", &["app", "sidecar"]))
+        .await
+        .expect("create");
     let get = |uri: &'static str| {
         let client = client.clone();
         async move {
@@ -509,41 +775,89 @@ async fn pod_streams_answer_as_a_server_without_kubelets() {
         }
     };
     // Not scheduled: no logs yet, no host to stream from.
-    assert_eq!(get("/api/v1/namespaces/fx/pods/one/log").await, (200, String::new()));
+    assert_eq!(
+        get("/api/v1/namespaces/fx/pods/one/log").await,
+        (200, String::new())
+    );
     let (code, text) = get("/api/v1/namespaces/fx/pods/two/log").await;
     assert_eq!(code, 400);
-    assert_eq!(parse(&text)["message"], "a container name must be specified for pod two, choose one of: [app sidecar]");
+    assert_eq!(
+        parse(&text)["message"],
+        "a container name must be specified for pod two, choose one of: [app sidecar]"
+    );
     let (code, text) = get("/api/v1/namespaces/fx/pods/one/exec?command=ls").await;
-    assert_eq!((code, parse(&text)["message"].as_str()), (400, Some("pod one does not have a host assigned")));
+    assert_eq!(
+        (code, parse(&text)["message"].as_str()),
+        (400, Some("pod one does not have a host assigned"))
+    );
     let (code, text) = get("/api/v1/namespaces/fx/pods/one/proxy").await;
-    assert_eq!((code, parse(&text)["message"].as_str()), (400, Some("address not allowed")));
+    assert_eq!(
+        (code, parse(&text)["message"].as_str()),
+        (400, Some("address not allowed"))
+    );
 
     // Scheduled on a node that does not exist: 404 for the node.
-    let binding = json!({"metadata": {"name": "one"}, "target": {"kind": "Node", "name": "node-x"}});
-    assert_eq!(post(&client, "/api/v1/namespaces/fx/pods/one/binding", &binding).await.0, 201);
+    let binding =
+        json!({"metadata": {"name": "one"}, "target": {"kind": "Node", "name": "node-x"}});
+    assert_eq!(
+        post(&client, "/api/v1/namespaces/fx/pods/one/binding", &binding)
+            .await
+            .0,
+        201
+    );
     let (code, text) = get("/api/v1/namespaces/fx/pods/one/log").await;
-    assert_eq!((code, parse(&text)["message"].as_str()), (404, Some("nodes \"node-x\" not found")));
+    assert_eq!(
+        (code, parse(&text)["message"].as_str()),
+        (404, Some("nodes \"node-x\" not found"))
+    );
     // The node exists but no kubelet answers.
     let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-x"}});
     assert_eq!(post(&client, "/api/v1/nodes", &node).await.0, 201);
-    let addresses = json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}]}});
-    let (code, _, text) = common::raw(&client, "PATCH", "/api/v1/nodes/node-x/status", None, Some(("application/merge-patch+json", &addresses.to_string()))).await;
+    let addresses =
+        json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.9.9.9"}]}});
+    let (code, _, text) = common::raw(
+        &client,
+        "PATCH",
+        "/api/v1/nodes/node-x/status",
+        None,
+        Some(("application/merge-patch+json", &addresses.to_string())),
+    )
+    .await;
     assert_eq!(code, 200, "{text}");
     let (code, text) = get("/api/v1/namespaces/fx/pods/one/exec?command=ls").await;
-    assert_eq!((code, parse(&text)["message"].as_str()), (400, Some("Upgrade request required")));
+    assert_eq!(
+        (code, parse(&text)["message"].as_str()),
+        (400, Some("Upgrade request required"))
+    );
     let (code, text) = get("/api/v1/namespaces/fx/pods/one/log").await;
     assert_eq!(code, 500, "{text}");
-    assert!(parse(&text)["message"].as_str().unwrap().contains("10.9.9.9:10250"), "{text}");
+    assert!(
+        parse(&text)["message"]
+            .as_str()
+            .unwrap()
+            .contains("10.9.9.9:10250"),
+        "{text}"
+    );
 
     // ephemeralcontainers: the pod; a write changes only spec.ephemeralContainers.
     let (code, text) = get("/api/v1/namespaces/fx/pods/one/ephemeralcontainers").await;
     assert_eq!((code, parse(&text)["kind"].as_str()), (200, Some("Pod")));
     let patch = json!({"metadata": {"labels": {"dropped": "yes"}}, "spec": {"ephemeralContainers": [{"name": "debug", "image": "busybox"}]}});
-    let (code, _, text) = common::raw(&client, "PATCH", "/api/v1/namespaces/fx/pods/one/ephemeralcontainers", None, Some(("application/merge-patch+json", &patch.to_string()))).await;
+    let (code, _, text) = common::raw(
+        &client,
+        "PATCH",
+        "/api/v1/namespaces/fx/pods/one/ephemeralcontainers",
+        None,
+        Some(("application/merge-patch+json", &patch.to_string())),
+    )
+    .await;
     assert_eq!(code, 200, "{text}");
     let patched = parse(&text);
     assert_eq!(patched["spec"]["ephemeralContainers"][0]["name"], "debug");
-    assert!(patched["metadata"]["labels"].get("dropped").is_none(), "{text}");
+    assert!(
+        patched["metadata"]["labels"].get("dropped").is_none(),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -551,13 +865,26 @@ async fn legacy_watch_paths_are_served_as_watches() {
     let (_sim, client) = sim_with_configmaps(2).await;
     for (uri, expected) in [
         ("/api/v1/watch/namespaces/fx/configmaps?timeoutSeconds=1", 3),
-        ("/api/v1/watch/namespaces/fx/configmaps/cm-1?timeoutSeconds=1", 1),
-        ("/api/v1/watch/configmaps?timeoutSeconds=1&labelSelector=app%3Dweb", 2),
+        (
+            "/api/v1/watch/namespaces/fx/configmaps/cm-1?timeoutSeconds=1",
+            1,
+        ),
+        (
+            "/api/v1/watch/configmaps?timeoutSeconds=1&labelSelector=app%3Dweb",
+            2,
+        ),
         ("/api/v1/watch/namespaces/fx?timeoutSeconds=1", 1),
-        ("/apis/apps/v1/watch/namespaces/fx/deployments?timeoutSeconds=1", 0),
+        (
+            "/apis/apps/v1/watch/namespaces/fx/deployments?timeoutSeconds=1",
+            0,
+        ),
     ] {
         let (code, content_type, body) = common::raw(&client, "GET", uri, None, None).await;
-        assert_eq!((code, content_type.as_str()), (200, "application/json"), "{uri}: {body}");
+        assert_eq!(
+            (code, content_type.as_str()),
+            (200, "application/json"),
+            "{uri}: {body}"
+        );
         let events = events(&body);
         assert_eq!(events.len(), expected, "{uri}: {body}");
         assert!(events.iter().all(|e| e["type"] == "ADDED"), "{uri}: {body}");
