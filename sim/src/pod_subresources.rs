@@ -5,8 +5,8 @@
 //!
 //! Served as the real server does, because controllers use them:
 //! - `binding` (POST): sets `spec.nodeName` (and the binding's annotations) and the
-//!   `PodScheduled=True` condition; answers `201` Status Success; a pod already bound is
-//!   `409 Conflict` ("pod P is already assigned to node \"N\"").
+//!   `PodScheduled=True` condition; answers `201` Status Success; a pod already bound or
+//!   being deleted is `409 Conflict` ("pod P is already assigned to node \"N\"").
 //! - `eviction` (POST, policy/v1 `Eviction`): deletes the pod with the eviction's
 //!   `deleteOptions`, as the real server does when no PodDisruptionBudget applies (`sim` has
 //!   none); answers `201` Status Success.
@@ -140,8 +140,8 @@ pub struct PodSubresourceRequest<'a> {
 pub enum SubresourceAnswer {
     /// The pod, in the negotiated representation.
     Object(Arc<StoredObject>),
-    /// A `Status` Success with this HTTP code.
-    Success(u16),
+    /// `201` with a `Status` Success.
+    Created,
     /// A plain-text body (logs).
     Text(String),
 }
@@ -212,6 +212,15 @@ fn bind(req: &PodSubresourceRequest<'_>, pod: &StoredObject) -> Result<Subresour
         ));
     }
     let value = pod.value();
+    if value.pointer("/metadata/deletionTimestamp").is_some() {
+        return Err(binding_conflict(
+            req.name,
+            &format!(
+                "pod {} is being deleted, cannot be assigned to a host",
+                req.name
+            ),
+        ));
+    }
     if let Some(assigned) = value
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
@@ -249,7 +258,7 @@ fn bind(req: &PodSubresourceRequest<'_>, pod: &StoredObject) -> Result<Subresour
             _ => status,
         })?;
     if opts.dry_run {
-        return Ok(SubresourceAnswer::Success(201));
+        return Ok(SubresourceAnswer::Created);
     }
     let mut conditions: Vec<Value> = bound
         .value()
@@ -269,7 +278,7 @@ fn bind(req: &PodSubresourceRequest<'_>, pod: &StoredObject) -> Result<Subresour
         status_patch.to_string().as_bytes(),
         &opts,
     )?;
-    Ok(SubresourceAnswer::Success(201))
+    Ok(SubresourceAnswer::Created)
 }
 
 fn now() -> String {
@@ -320,7 +329,7 @@ fn evict(req: &PodSubresourceRequest<'_>) -> Result<SubresourceAnswer, Status> {
         .unwrap_or_default();
     let opts = req.query.delete_options(delete_options.as_bytes())?;
     req.store.delete(req.pods, req.namespace, req.name, &opts)?;
-    Ok(SubresourceAnswer::Success(201))
+    Ok(SubresourceAnswer::Created)
 }
 
 /// EphemeralContainersREST: the pod; a write takes only `spec.ephemeralContainers` from what

@@ -146,10 +146,9 @@ pub(crate) async fn serve(
         };
         return match pod_subresources::serve(&sub_request) {
             Ok(SubresourceAnswer::Object(object)) => ctx.object(StatusCode::OK, &object),
-            Ok(SubresourceAnswer::Success(code)) => response::json_value(
-                StatusCode::from_u16(code).unwrap_or(StatusCode::OK),
-                &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code}),
-            ),
+            Ok(SubresourceAnswer::Created) => {
+                response::json_value(StatusCode::CREATED, &response::created_success())
+            }
             Ok(SubresourceAnswer::Text(text)) => {
                 with_content_type(StatusCode::OK, "text/plain", response::full(text))
             }
