@@ -56,6 +56,27 @@ async fn pods_bind_once_and_evict_as_the_real_server() {
         answer["message"],
         "Operation cannot be fulfilled on pods/binding \"web\": pod web is already assigned to node \"node-1\""
     );
+    // A pod being deleted (a finalizer holds it) cannot be bound.
+    let mut held = pod("held", &["app"]);
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    pods.create(&PostParams::default(), &held)
+        .await
+        .expect("create");
+    pods.delete("held", &kube::api::DeleteParams::default())
+        .await
+        .expect("delete");
+    let bind_held = json!({"metadata": {"name": "held"}, "target": {"name": "node-1"}});
+    let (code, answer) = post(
+        &client,
+        "/api/v1/namespaces/fx/pods/held/binding",
+        &bind_held,
+    )
+    .await;
+    assert_eq!(code, 409, "{answer}");
+    assert_eq!(
+        answer["message"],
+        "Operation cannot be fulfilled on pods/binding \"held\": pod held is being deleted, cannot be assigned to a host"
+    );
     let wrong_name = json!({"metadata": {"name": "other"}, "target": {"name": "node-1"}});
     assert_eq!(
         post(
