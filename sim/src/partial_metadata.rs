@@ -10,6 +10,11 @@
 //! object, or the object kind on a list, is a 406 naming the mismatch, as on the real server
 //! (which names the Go type it holds, e.g. `*core.ConfigMapList`; here the same spelling is
 //! made from the group and kind).
+//!
+//! Difference from a real server: a watch asked for `PartialObjectMetadataList` gets that 406
+//! before streaming; v1.28 starts the stream and its per-event transform fails (logged, the
+//! event passed on untransformed). No client sends it (kube and client-go ask watches for
+//! `PartialObjectMetadata`).
 
 use serde::Deserialize;
 use serde_json::Value;
