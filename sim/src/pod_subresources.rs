@@ -521,7 +521,8 @@ mod tests {
             (eviction.group, eviction.version, eviction.kind),
             ("policy", "v1", "Eviction")
         );
-        let cm = crate::discovery::tests::resource("", "v1", "ConfigMap", "configmaps", true);
+        let cm = crate::store::ClusterStore::new(crate::store::StoreConfig::default())
+            .builtin("", "configmaps");
         assert!(extra_subresources(&cm).is_empty());
     }
 }
