@@ -138,6 +138,12 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Has a `/scale` subresource (deployments, replicasets, CRDs that declare it).
     pub scale_subresource: bool,
+    /// Served from a CustomResourceDefinition. Its lists are unstructured, so their items keep
+    /// `kind` and `apiVersion`; built-in lists are typed and their items carry neither.
+    pub custom_resource: bool,
+    /// The version objects are stored in (a CRD's `storage: true` version), which discovery's
+    /// `storageVersionHash` is computed from.
+    pub storage_version: String,
 }
 
 impl ResourceType {
