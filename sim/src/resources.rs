@@ -410,8 +410,8 @@ impl Ctx<'_> {
                 .then(|| (self.table_columns(), self.include_object())),
         };
         let guard = shared.counters.open_watch(&self.rt.plural);
-        let source = if shared.faults.watches_stalled() {
-            WatchSource::Stalled
+        let source = if let Some(ended) = shared.faults.watch_stall() {
+            WatchSource::Stalled { ended }
         } else {
             let watch = self
                 .store
