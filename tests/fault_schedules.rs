@@ -83,18 +83,22 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, seed: u64, elapsed: Duration, outcome: Result<SeedReport, String>) {
+    fn add(
+        &mut self,
+        seed: u64,
+        elapsed: Duration,
+        report: SeedReport,
+        outcome: Result<(), String>,
+    ) {
         self.durations.push(elapsed);
+        for (kind, n) in report.faults {
+            *self.faults.entry(kind).or_default() += n;
+        }
+        self.events += report.events;
+        self.tombstones += report.tombstones;
+        self.lost += report.lost;
         match outcome {
-            Ok(report) => {
-                self.passed += 1;
-                for (kind, n) in report.faults {
-                    *self.faults.entry(kind).or_default() += n;
-                }
-                self.events += report.events;
-                self.tombstones += report.tombstones;
-                self.lost += report.lost;
-            }
+            Ok(()) => self.passed += 1,
             Err(why) => self.failed.push((seed, why)),
         }
     }
@@ -142,7 +146,7 @@ async fn seeded_fault_schedules_leave_every_cache_and_handler_equal_to_the_serve
                 };
                 let schedule = Schedule::generate(seed, CLUSTERS_PER_LANE);
                 let seed_started = Instant::now();
-                let outcome = lane.run(&schedule).await;
+                let (report, outcome) = lane.run(&schedule).await;
                 if let Err(why) = &outcome {
                     let steps: Vec<String> = schedule.steps.iter().map(|s| s.to_string()).collect();
                     eprintln!(
@@ -150,7 +154,9 @@ async fn seeded_fault_schedules_leave_every_cache_and_handler_equal_to_the_serve
                         steps.join("; ")
                     );
                 }
-                totals.borrow_mut().add(seed, seed_started.elapsed(), outcome);
+                totals
+                    .borrow_mut()
+                    .add(seed, seed_started.elapsed(), report, outcome);
             }
         }
     });

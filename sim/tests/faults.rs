@@ -174,7 +174,10 @@ async fn drop_watches_ends_stalled_watches_too() {
     let end = tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
         .expect("the stalled stream ends once watches are dropped");
-    assert!(end.is_none(), "a stalled watch ends without events: {end:?}");
+    assert!(
+        end.is_none(),
+        "a stalled watch ends without events: {end:?}"
+    );
     assert!(
         common::eventually(Duration::from_secs(5), || cluster
             .counters()

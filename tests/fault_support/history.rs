@@ -111,7 +111,15 @@ impl History {
         let tombstones = events
             .values()
             .flatten()
-            .filter(|s| matches!(s, Seen::Deleted { tombstone: true, .. }))
+            .filter(|s| {
+                matches!(
+                    s,
+                    Seen::Deleted {
+                        tombstone: true,
+                        ..
+                    }
+                )
+            })
             .count() as u64;
         (all, tombstones)
     }
@@ -132,7 +140,11 @@ pub fn replay(key: &Key, steps: &[Seen]) -> Result<Option<Version>, String> {
     let mut state: Option<Version> = None;
     let mut latest: Option<Version> = None;
     for (i, step) in steps.iter().enumerate() {
-        let bad = |why: &str| Err(format!("{key:?}: step {i} {step:?} {why}; history {steps:?}"));
+        let bad = |why: &str| {
+            Err(format!(
+                "{key:?}: step {i} {step:?} {why}; history {steps:?}"
+            ))
+        };
         let at = match step {
             Seen::Added { at, .. } | Seen::Deleted { at, .. } => *at,
             Seen::Updated { to, .. } => *to,
@@ -147,13 +159,17 @@ pub fn replay(key: &Key, steps: &[Seen]) -> Result<Option<Version>, String> {
             (Some(_), Seen::Added { .. }) => return bad("adds a key that is present"),
             (Some(current), Seen::Updated { from, to }) => {
                 if *from != current {
-                    return bad(&format!("updates from {from:?}, but the handler held {current:?}"));
+                    return bad(&format!(
+                        "updates from {from:?}, but the handler held {current:?}"
+                    ));
                 }
                 Some(*to)
             }
             (Some(current), Seen::Deleted { at, tombstone }) => {
                 if *tombstone && *at != current {
-                    return bad(&format!("is a tombstone for {at:?}, but the handler held {current:?}"));
+                    return bad(&format!(
+                        "is a tombstone for {at:?}, but the handler held {current:?}"
+                    ));
                 }
                 None
             }
@@ -186,7 +202,10 @@ fn replay_rejects_impossible_histories() {
         replay(&key, &[added.clone(), update.clone(), deleted.clone()]),
         Ok(None)
     );
-    assert!(replay(&key, &[update.clone()]).is_err(), "update before add");
+    assert!(
+        replay(&key, &[update.clone()]).is_err(),
+        "update before add"
+    );
     assert!(
         replay(&key, &[added.clone(), deleted.clone(), deleted.clone()]).is_err(),
         "deleted twice"

@@ -33,8 +33,8 @@ pub const CONVERGE_DEADLINE: Duration = Duration::from_secs(90);
 /// dozen writes, with the versions the informers resume from. Were it to catch up, a resume
 /// would be accepted and the loss go unnoticed — the hazard etcd's
 /// `snapshot restore --bump-revision --mark-compacted` exists for, which no informer can
-/// detect.
-const RESOURCE_VERSION_FLOOR: u64 = 1_000;
+/// detect. For the same reason a schedule loses a cluster's state at most once.
+pub const RESOURCE_VERSION_FLOOR: u64 = 1_000;
 
 /// What one seed did and saw.
 #[derive(Debug, Default)]
@@ -101,8 +101,21 @@ impl Lane {
         PanoptesConfig::parse(&text, &file, std::iter::empty()).expect("the lane's config is valid")
     }
 
-    /// Runs one schedule and checks the outcome; `Err` says what broke.
-    pub async fn run(&mut self, schedule: &Schedule) -> Result<SeedReport, String> {
+    /// Runs one schedule and checks the outcome: what happened, and `Err` saying what broke.
+    pub async fn run(&mut self, schedule: &Schedule) -> (SeedReport, Result<(), String>) {
+        let mut report = SeedReport::default();
+        for fault in schedule.faults() {
+            *report.faults.entry(fault.kind()).or_default() += 1;
+        }
+        let outcome = self.run_into(schedule, &mut report).await;
+        (report, outcome)
+    }
+
+    async fn run_into(
+        &mut self,
+        schedule: &Schedule,
+        report: &mut SeedReport,
+    ) -> Result<(), String> {
         let namespace = format!("seed-{}", schedule.seed);
         for cluster in &self.clusters {
             cluster.faults().clear();
@@ -137,10 +150,6 @@ impl Lane {
             informer.add_handler_fn(move |e| history.record(&e), HandlerOptions::default());
         }
 
-        let mut report = SeedReport::default();
-        for fault in schedule.faults() {
-            *report.faults.entry(fault.kind()).or_default() += 1;
-        }
         for step in &schedule.steps {
             self.apply(step, &namespace).await?;
         }
@@ -155,8 +164,9 @@ impl Lane {
         drop(namespaced);
         drop(cluster_wide);
         runtime.shutdown();
-        report.lost = outcome?;
-        Ok(report)
+        let (lost, outcome) = outcome;
+        report.lost = lost;
+        outcome
     }
 
     async fn apply(&mut self, step: &Step, namespace: &str) -> Result<(), String> {
@@ -260,20 +270,23 @@ impl Lane {
         Ok(())
     }
 
-    /// Polls until caches and handlers agree with the servers; returns the keys still wrong
-    /// at the deadline (0) or why the run failed.
+    /// Polls until caches and handlers agree with the servers. Returns the keys a handler
+    /// still holds wrongly when it stopped (its lost events) and whether the run passed.
     async fn converge(
         &self,
         namespace: &str,
         namespaced: &MultiInformer<Pod>,
         cluster_wide: Option<&MultiInformer<Pod>>,
         recorded: &Recorded,
-    ) -> Result<u64, String> {
+    ) -> (u64, Result<(), String>) {
         let deadline = tokio::time::Instant::now() + CONVERGE_DEADLINE;
         loop {
-            let problems = self.differences(namespace, namespaced, cluster_wide, recorded)?;
+            let problems = match self.differences(namespace, namespaced, cluster_wide, recorded) {
+                Ok(problems) => problems,
+                Err(impossible) => return (0, Err(impossible)),
+            };
             if problems.is_empty() {
-                return Ok(0);
+                return (0, Ok(()));
             }
             if tokio::time::Instant::now() >= deadline {
                 let statuses: Vec<String> = namespaced
@@ -281,11 +294,15 @@ impl Lane {
                     .iter()
                     .map(|s| format!("{}: synced {} state {:?}", s.cluster, s.synced, s.state))
                     .collect();
-                return Err(format!(
-                    "not converged after {CONVERGE_DEADLINE:?}: {} differences, first: {:?}; informers: {statuses:?}",
-                    problems.len(),
-                    &problems[..problems.len().min(5)]
-                ));
+                let lost = problems.iter().filter(|p| p.contains("handler")).count() as u64;
+                return (
+                    lost,
+                    Err(format!(
+                        "not converged after {CONVERGE_DEADLINE:?}: {} differences, first: {:?}; informers: {statuses:?}",
+                        problems.len(),
+                        &problems[..problems.len().min(5)]
+                    )),
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -396,7 +413,11 @@ fn cached(cluster: &str, pods: Option<Vec<Arc<Pod>>>) -> BTreeMap<Key, u64> {
 pub fn server_pods(cluster: &SimCluster, namespace: Option<&str>) -> BTreeMap<Key, u64> {
     let store = cluster.store();
     let page = store
-        .list(&store.builtin("", "pods"), namespace, &ListOptions::default())
+        .list(
+            &store.builtin("", "pods"),
+            namespace,
+            &ListOptions::default(),
+        )
         .expect("the store lists pods");
     page.items
         .iter()
