@@ -9,7 +9,8 @@
 //! `/readyz` pages, the `Debug` output of what the runtime hands out and every panic message
 //! are searched for the tokens, the key and the exec plugin's output.
 //!
-//! The subscriber is process-global, so this binary holds this one test.
+//! The subscriber is process-global: nextest runs each test in its own process, and the other
+//! test here installs none.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -98,7 +99,10 @@ async fn collector() -> (SocketAddr, Buffer) {
             "/v1/traces",
             post(|State(bodies): State<Buffer>, body: Bytes| async move {
                 bodies.lock().unwrap().extend_from_slice(&body);
-                ([("content-type", "application/x-protobuf")], Vec::<u8>::new())
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
             }),
         )
         .with_state(bodies.clone());
@@ -111,7 +115,9 @@ async fn collector() -> (SocketAddr, Buffer) {
 async fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut answer = String::new();
@@ -268,13 +274,18 @@ current-context: exec
         ));
     }
     text.push_str("[[watch]]\nresource = \"v1/pods\"\n");
-    let config = PanoptesConfig::parse(&text, &dir.path().join("clusters.toml"), std::iter::empty())
-        .expect("the config is valid");
+    let config =
+        PanoptesConfig::parse(&text, &dir.path().join("clusters.toml"), std::iter::empty())
+            .expect("the config is valid");
 
     let (metrics, readiness) = (Metrics::new(), Readiness::new());
-    let health = HealthServer::start(config.runtime.metrics_addr, metrics.clone(), readiness.clone())
-        .await
-        .expect("the health server starts");
+    let health = HealthServer::start(
+        config.runtime.metrics_addr,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await
+    .expect("the health server starts");
     let runtime = Runtime::start_with(&config, metrics.clone(), readiness.clone())
         .await
         .expect("the runtime starts");
@@ -282,7 +293,11 @@ current-context: exec
     let delivered = Arc::new(Mutex::new(Vec::new()));
     let sink = delivered.clone();
     pods.add_handler_fn(
-        move |event| sink.lock().unwrap().push(format!("{} {}", event.cluster(), event.key())),
+        move |event| {
+            sink.lock()
+                .unwrap()
+                .push(format!("{} {}", event.cluster(), event.key()))
+        },
         HandlerOptions::default(),
     );
     for name in ["exec", "client-key", "insecure"] {
@@ -298,40 +313,63 @@ current-context: exec
     }
     eventually("a pod of every reachable cluster is delivered", || {
         let seen = delivered.lock().unwrap();
-        ["exec", "client-key", "insecure"]
-            .iter()
-            .all(|c| seen.iter().any(|s| s.starts_with(&format!("{c} default/pod-0000"))))
+        ["exec", "client-key", "insecure"].iter().all(|c| {
+            seen.iter()
+                .any(|s| s.starts_with(&format!("{c} default/pod-0000")))
+        })
     })
     .await;
     // TLS verification is on: the wrong CA never connects, and says why.
-    eprintln!("status: {:?}", pods.status());
     eventually("the wrong CA is reported as a failure", || {
         pods.status().iter().any(|s| {
             s.cluster.as_str() == "wrong-ca"
                 && !s.synced
-                && matches!(&s.state, Some(panoptes_actors::reflector::ReflectorState::BackingOff { .. }))
+                && matches!(
+                    &s.state,
+                    Some(panoptes_actors::reflector::ReflectorState::BackingOff { .. })
+                )
         })
     })
     .await;
     eventually("the wrong token is reported as a failure", || {
         pods.status().iter().any(|s| {
             s.cluster.as_str() == "wrong-token"
-                && matches!(&s.state, Some(panoptes_actors::reflector::ReflectorState::BackingOff { .. }))
+                && matches!(
+                    &s.state,
+                    Some(panoptes_actors::reflector::ReflectorState::BackingOff { .. })
+                )
         })
     })
     .await;
     eventually("readiness names both failing clusters", || {
-        let waiting: Vec<String> = readiness.not_ready().iter().map(|(c, _)| c.to_string()).collect();
+        let waiting: Vec<String> = readiness
+            .not_ready()
+            .iter()
+            .map(|(c, _)| c.to_string())
+            .collect();
         waiting == ["wrong-ca", "wrong-token"]
     })
     .await;
+
+    // Exactly one warning, naming the cluster whose kubeconfig skips verification (counted
+    // before this test connects the entries once more for their `Debug` output).
+    let log_so_far = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let warnings: Vec<&str> = log_so_far
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("TLS verification is off"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert!(warnings[0].contains("cluster=insecure"), "{}", warnings[0]);
 
     let mut outputs: Vec<(&str, String)> = vec![
         ("/metrics", http_get(health.local_addr(), "/metrics").await),
         ("/readyz", http_get(health.local_addr(), "/readyz").await),
         ("metrics", metrics.encode()),
         ("status Debug", format!("{:?}", runtime.status())),
-        ("connection errors Debug", format!("{:?}", runtime.connection_errors())),
+        (
+            "connection errors Debug",
+            format!("{:?}", runtime.connection_errors()),
+        ),
         ("config Debug", format!("{config:?}")),
     ];
     for cluster in &config.clusters {
@@ -360,7 +398,10 @@ current-context: exec
     let logs = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
     let spans = String::from_utf8_lossy(&spans.lock().unwrap()).into_owned();
     let exported = String::from_utf8_lossy(&exported.lock().unwrap()).into_owned();
-    assert!(logs.contains("cluster client ready"), "the log was captured");
+    assert!(
+        logs.contains("cluster client ready"),
+        "the log was captured"
+    );
     assert!(spans.contains("span "), "spans were captured");
     assert!(!exported.is_empty(), "spans were exported over OTLP");
     outputs.push(("log", logs.clone()));
@@ -385,20 +426,13 @@ current-context: exec
         for (output_name, output) in &outputs {
             if let Some(at) = output.find(secret.as_str()) {
                 let from = at.saturating_sub(200);
-                let context: String = output[from..(at + secret.len()).min(output.len())].to_string();
+                let context: String =
+                    output[from..(at + secret.len()).min(output.len())].to_string();
                 leaks.push(format!("{secret_name} in {output_name}: …{context}"));
             }
         }
     }
     assert!(leaks.is_empty(), "secrets leaked:\n{}", leaks.join("\n\n"));
-
-    // Exactly one warning, naming the cluster whose kubeconfig skips verification.
-    let warnings: Vec<&str> = logs
-        .lines()
-        .filter(|l| l.contains("WARN") && l.contains("TLS verification is off"))
-        .collect();
-    assert_eq!(warnings.len(), 1, "{warnings:#?}");
-    assert!(warnings[0].contains("cluster=insecure"), "{}", warnings[0]);
 }
 
 #[test]
@@ -414,5 +448,8 @@ fn metrics_and_health_listen_on_loopback_unless_configured() {
     );
     let open = format!("[runtime]\nmetrics_addr = \"0.0.0.0:9464\"\n{text}");
     let config = PanoptesConfig::parse(&open, &file, std::iter::empty()).expect("valid");
-    assert!(config.runtime.metrics_addr.ip().is_unspecified(), "configured address is kept");
+    assert!(
+        config.runtime.metrics_addr.ip().is_unspecified(),
+        "configured address is kept"
+    );
 }
