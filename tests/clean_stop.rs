@@ -146,7 +146,7 @@ async fn run_and_stop(clusters: &Clusters, stop: Stop) {
             pods.clusters().is_empty() && view.clusters().is_empty()
         })
         .await;
-        released(&sims, &ports, threads_before, stop).await;
+        released(sims, &ports, threads_before, stop).await;
     }
     // The informers keep their handlers for clusters that may join later; once the program
     // drops them, the handler actors stop.
@@ -154,7 +154,7 @@ async fn run_and_stop(clusters: &Clusters, stop: Stop) {
     drop(view);
     drop(dynamic);
     drop(runtime);
-    released(&sims, &ports, threads_before, stop).await;
+    released(sims, &ports, threads_before, stop).await;
     eventually("the handler actor stopped", || {
         live_actors.load(Ordering::SeqCst) == 0
     })

@@ -203,7 +203,7 @@ fn replay_rejects_impossible_histories() {
         Ok(None)
     );
     assert!(
-        replay(&key, &[update.clone()]).is_err(),
+        replay(&key, std::slice::from_ref(&update)).is_err(),
         "update before add"
     );
     assert!(

@@ -293,7 +293,8 @@ impl Generator {
             let conflicts = (model.down
                 && matches!(candidate, Fault::Restart | Fault::RestartLosingState))
                 || (model.lost_state && candidate == Fault::RestartLosingState);
-            if !(disrupts && disrupted) && !conflicts {
+            let over_budget = disrupts && disrupted;
+            if !over_budget && !conflicts {
                 break candidate;
             }
         };
