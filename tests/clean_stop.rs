@@ -4,7 +4,7 @@
 //! TCP connections to the servers — back to what the process had before the runtime started.
 //!
 //! Threads are counted in `/proc/self/task`, connections in `/proc/net/tcp` (established
-//! sockets whose remote end is one of the sims' ports), watches by the sim's own counters.
+//! sockets to 127.0.0.1 on one of the sims' ports), watches by the sim's own counters.
 //! The baseline is taken with the sim already running, so its threads are in it.
 
 mod multicluster_support;
@@ -25,23 +25,23 @@ fn threads() -> usize {
         .count()
 }
 
-/// Established TCP connections (IPv4 and IPv6) whose remote port is one of `ports`.
+/// Established TCP connections to 127.0.0.1 on one of `ports` (the sims listen there only).
 fn connections_to(ports: &[u16]) -> usize {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .flat_map(|table| {
-            table
-                .lines()
-                .skip(1)
-                .filter_map(|line| {
-                    let fields: Vec<&str> = line.split_whitespace().collect();
-                    let remote_port = fields.get(2)?.rsplit(':').next()?;
-                    let established = *fields.get(3)? == "01";
-                    let port = u16::from_str_radix(remote_port, 16).ok()?;
-                    (established && ports.contains(&port)).then_some(())
-                })
-                .collect::<Vec<_>>()
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp is readable");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(remote), Some(state)) = (fields.get(2), fields.get(3)) else {
+                return false;
+            };
+            let Some((address, port)) = remote.split_once(':') else {
+                return false;
+            };
+            let port = u16::from_str_radix(port, 16).unwrap_or(0);
+            // 127.0.0.1 in the kernel's little-endian hex; 01 is ESTABLISHED.
+            address == "0100007F" && *state == "01" && ports.contains(&port)
         })
         .count()
 }
