@@ -18,6 +18,11 @@
 //!   (default 8).
 //!
 //! Without a time limit every seed must run; with one, at least one must.
+//!
+//! Measured (2-core machine shared with other builds, load average about 14): the default 200
+//! seeds in about 100 s (median 1.8 s per seed); a soak of seeds 1000–2999 in 1025 s, 15,399
+//! faults injected, 115,796 events delivered (8,293 tombstones for missed deletions), none
+//! lost.
 
 mod fault_support;
 
