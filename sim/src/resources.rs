@@ -480,8 +480,8 @@ impl Ctx<'_> {
             metadata_only: self.representation == Representation::PartialObjectMetadata,
         };
         let guard = state.counters.open_watch(&self.rt.plural);
-        let source = if state.faults.watches_stalled() {
-            WatchSource::Stalled
+        let source = if let Some(ended) = state.faults.watch_stall() {
+            WatchSource::Stalled { ended }
         } else {
             let watch = self
                 .store

@@ -47,8 +47,9 @@ pub enum WatchSource {
         watch: Watch,
         timeout: Option<Duration>,
     },
-    /// The `stall_watches` fault: headers, then silence until the client leaves or the server stops.
-    Stalled,
+    /// The `stall_watches` fault: headers, then silence until the client leaves, the server
+    /// stops or `ended` is cancelled (`drop_watches`).
+    Stalled { ended: CancellationToken },
 }
 
 /// Starts streaming and returns the response whose body carries the events.
@@ -76,10 +77,11 @@ async fn pump(
     tx: mpsc::Sender<Bytes>,
 ) {
     let (mut watch, timeout) = match source {
-        WatchSource::Stalled => {
+        WatchSource::Stalled { ended } => {
             tokio::select! {
                 _ = tx.closed() => {}
                 _ = shutdown.cancelled() => {}
+                _ = ended.cancelled() => {}
             }
             return;
         }
