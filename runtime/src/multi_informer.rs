@@ -28,7 +28,7 @@ use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::ReflectorState;
 use panoptes_actors::registry::{PipelineRequest, RegistryError, map_handler};
 use panoptes_actors::{
-    CacheObject, Event, EventHandler, HandlerId, HandlerOptions, InformerHandle,
+    CacheObject, Event, EventHandler, HandlerId, HandlerOptions, HandlerStatus, InformerHandle,
 };
 use parking_lot::Mutex;
 
@@ -201,6 +201,14 @@ impl<K: CacheObject> MultiInformer<K> {
     pub fn get(&self, cluster: &ClusterId, namespace: Option<&str>, name: &str) -> Option<Arc<K>> {
         let handle = self.handle(cluster)?;
         handle.get(namespace, name)
+    }
+
+    /// What the copy of handler `id` on `cluster` has delivered, dropped and buffered;
+    /// `None` if either is unknown.
+    pub fn handler_status(&self, cluster: &ClusterId, id: MultiHandlerId) -> Option<HandlerStatus> {
+        let members = self.inner.members.lock();
+        let member = members.get(cluster)?;
+        member.handle.handler_status(*member.handlers.get(&id)?)
     }
 
     /// The pipeline handle of one cluster (its unfiltered informer, handler status, ...).
