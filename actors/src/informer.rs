@@ -1,7 +1,9 @@
 //! client-go's `SharedIndexInformer` (`tools/cache/shared_informer.go`): one pipeline — the
-//! reflector, the [delta FIFO](crate::delta_fifo), the [indexer](crate::indexer), the
-//! [processor](crate::processor) and one [listener](crate::listener) per handler — for one
-//! resource in one cluster, behind one cheap, clonable handle.
+//! reflector, the [delta FIFO](crate::delta_fifo), the [indexer](crate::indexer) hosting the
+//! [processor](crate::processor), and one [listener](crate::listener) per handler — for one
+//! resource in one cluster, behind one cheap, clonable handle. The data flows one way,
+//! reflector → FIFO → indexer (+ processor) → listeners → handlers; the reflector's reports
+//! go to the pipeline's [supervisor](crate::supervisor).
 //!
 //! # Threads
 //! Each informer runs its actors on its own actix [`Arbiter`] (one OS thread per pipeline):
@@ -28,12 +30,13 @@ use crate::delta_fifo::{DeltaFifo, FifoStatus, GetFifoStatus, SetResyncPeriod};
 use crate::event::EventHandler;
 use crate::ids::{ClusterId, IndexName};
 use crate::indexer::{AddIndexers, Indexer};
-use crate::listener::{HandlerId, HandlerOptions, HandlerStatus, ListenerCounters};
+use crate::listener::{HandlerOptions, HandlerStatus, Listener, ListenerCounters};
 use crate::lister::Lister;
 use crate::object::CacheObject;
-use crate::processor::{AddListener, Processor, RemoveListener};
+use crate::processor::{AddListener, HandlerId, RemoveListener};
 use crate::reflector::{ReflectorBatch, ReflectorReport, StopReflector};
-use crate::store::{IndexError, IndexFn, Store};
+use crate::store::{IndexError, IndexFn, Store, StoreWriter};
+use crate::supervisor::{LatestReport, PipelineSupervisor};
 use crate::transform::Transform;
 
 /// Starts a reflector on the pipeline's arbiter, feeding the FIFO; returns how to stop it.
@@ -80,13 +83,13 @@ struct Inner<K: CacheObject> {
     arbiter: ArbiterHandle,
     fifo: Addr<DeltaFifo<K>>,
     indexer: Addr<Indexer<K>>,
-    processor: Addr<Processor<K>>,
+    supervisor: Addr<PipelineSupervisor>,
     source: Mutex<Source<K>>,
     /// The FIFO resyncs at the shortest period of these.
     handlers: Mutex<HashMap<HandlerId, RegisteredHandler>>,
     default_resync: Option<Duration>,
     next_handler: AtomicU64,
-    reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+    reflector_report: LatestReport,
 }
 
 /// A shared informer: one watch, one cache, any number of handlers.
@@ -126,22 +129,25 @@ impl<K: CacheObject> Informer<K> {
     ) -> Self {
         let resource: Arc<str> = resource.into();
         let arbiter = Arbiter::new().handle();
-        let store = Store::new();
-        let reflector_report = Arc::new(Mutex::new(None));
+        let writer = StoreWriter::new();
+        let store = writer.reader();
+        let reflector_report = LatestReport::default();
         let indexer = {
-            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
-            Indexer::start_in_arbiter(&arbiter, move |_| Indexer::new(cluster, resource, store))
-        };
-        let processor = {
-            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
-            Processor::start_in_arbiter(&arbiter, move |_| Processor::new(cluster, resource, store))
+            let (cluster, resource) = (cluster.clone(), resource.clone());
+            Indexer::start_in_arbiter(&arbiter, move |_| Indexer::new(cluster, resource, writer))
         };
         let fifo = {
-            let (cluster, resource, report) =
-                (cluster.clone(), resource.clone(), reflector_report.clone());
-            let (indexer, processor) = (indexer.clone().recipient(), processor.clone().recipient());
+            let (cluster, resource) = (cluster.clone(), resource.clone());
+            let indexer = indexer.clone().recipient();
             DeltaFifo::start_in_arbiter(&arbiter, move |_| {
-                DeltaFifo::new(cluster, resource, transform, indexer, processor, report)
+                DeltaFifo::new(cluster, resource, transform, indexer)
+            })
+        };
+        let supervisor = {
+            let (cluster, resource, latest) =
+                (cluster.clone(), resource.clone(), reflector_report.clone());
+            PipelineSupervisor::start_in_arbiter(&arbiter, move |_| {
+                PipelineSupervisor::new(cluster, resource, latest)
             })
         };
         let source = match source {
@@ -156,7 +162,7 @@ impl<K: CacheObject> Informer<K> {
                 arbiter,
                 fifo,
                 indexer,
-                processor,
+                supervisor,
                 source: Mutex::new(source),
                 handlers: Mutex::new(HashMap::new()),
                 default_resync,
@@ -205,11 +211,10 @@ impl<K: CacheObject> Informer<K> {
             let Source::Pending(start) = std::mem::replace(&mut *source, Source::None) else {
                 unreachable!()
             };
-            let fifo = self.inner.fifo.clone();
             *source = Source::Running(start(
                 &self.inner.arbiter,
-                fifo.clone().recipient(),
-                fifo.recipient(),
+                self.inner.fifo.clone().recipient(),
+                self.inner.supervisor.clone().recipient(),
             ));
         }
     }
@@ -257,11 +262,16 @@ impl<K: CacheObject> Informer<K> {
                 resync: options.resync,
             },
         );
-        self.inner.processor.do_send(AddListener {
+        self.inner.indexer.do_send(AddListener {
             id,
-            handler: handler.into(),
-            options,
-            counters,
+            start: Listener::starter(
+                id,
+                self.inner.cluster.clone(),
+                self.inner.resource.clone(),
+                handler.into(),
+                options,
+                counters,
+            ),
         });
         self.update_resync_period();
         id
@@ -271,7 +281,7 @@ impl<K: CacheObject> Informer<K> {
     pub fn remove_handler(&self, id: HandlerId) -> bool {
         let removed = self.inner.handlers.lock().remove(&id).is_some();
         if removed {
-            self.inner.processor.do_send(RemoveListener(id));
+            self.inner.indexer.do_send(RemoveListener(id));
             self.update_resync_period();
         }
         removed

@@ -42,14 +42,12 @@ use crate::ids::{ClusterId, ObjectKey};
 use crate::listener_buffer::{BufferMode, ListenerBuffer, Numbered};
 use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
+use crate::processor::{HandlerId, ListenerEndpoint, Notify, StartListener, StopListener};
+use crate::store::Snapshot;
 
 /// Closure handlers run at most this many events per turn before yielding the thread, so
 /// one busy listener cannot starve the rest of the pipeline.
 const FN_EVENTS_PER_TURN: usize = 64;
-
-/// Identifies one registered handler within an informer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HandlerId(pub u64);
 
 /// How one handler is fed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -117,19 +115,6 @@ pub struct HandlerStatus {
     /// Events discarded because a caller-owned handler actor stopped.
     pub dropped: u64,
 }
-
-/// A batch of notifications to buffer. Sent by the processor with `do_send`.
-pub struct Notify<K>(pub Arc<NotificationBatch<K>>);
-
-impl<K: CacheObject> Message for Notify<K> {
-    type Result = ();
-}
-
-/// Stops the listener for good. Sent by the processor with `do_send`, right before it drops
-/// its address (so the supervisor does not restart it).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct StopListener;
 
 /// When this listener's resync is due (client-go's `shouldResync`, per FIFO resync round).
 #[derive(Debug)]
@@ -206,9 +191,27 @@ pub struct Listener<K: CacheObject> {
 }
 
 impl<K: CacheObject> Listener<K> {
-    /// A listener whose handler first gets `replay` (the cache as of batch `replay_seq`) as
-    /// initial adds. `cache_synced`: whether that cache had synced.
-    #[allow(clippy::too_many_arguments)]
+    /// How the processor starts this handler's listener: on the current arbiter, under a
+    /// `Supervisor`, primed with the snapshot it is given.
+    pub fn starter(
+        id: HandlerId,
+        cluster: ClusterId,
+        resource: Arc<str>,
+        handler: EventHandler<K>,
+        options: HandlerOptions,
+        counters: Arc<ListenerCounters>,
+    ) -> StartListener<K> {
+        Box::new(move |snapshot| {
+            let listener = Self::new(id, cluster, resource, handler, options, counters, snapshot);
+            let addr = Supervisor::start(move |_| listener);
+            ListenerEndpoint {
+                notify: addr.clone().recipient(),
+                stop: addr.recipient(),
+            }
+        })
+    }
+
+    /// A listener whose handler first gets `snapshot`'s objects as initial adds.
     pub fn new(
         id: HandlerId,
         cluster: ClusterId,
@@ -216,9 +219,7 @@ impl<K: CacheObject> Listener<K> {
         handler: EventHandler<K>,
         options: HandlerOptions,
         counters: Arc<ListenerCounters>,
-        replay: Vec<Arc<K>>,
-        replay_seq: u64,
-        cache_synced: bool,
+        snapshot: Snapshot<K>,
     ) -> Self {
         let handler = match handler {
             EventHandler::Recipient(recipient) => HandlerSlot::Recipient {
@@ -232,14 +233,14 @@ impl<K: CacheObject> Listener<K> {
             EventHandler::Fn(f) => HandlerSlot::Fn(f),
         };
         let mut buffer = ListenerBuffer::new(options.buffer);
-        for obj in replay {
+        for obj in snapshot.objects {
             buffer.push(Notification::Added {
                 key: ObjectKey::of(obj.as_ref()),
                 obj,
                 initial: true,
             });
         }
-        let sync_marker = cache_synced.then(|| buffer.next_seq());
+        let sync_marker = snapshot.synced.then(|| buffer.next_seq());
         let listener = Self {
             id,
             cluster,
@@ -248,7 +249,7 @@ impl<K: CacheObject> Listener<K> {
             buffer,
             in_flight: None,
             sending: false,
-            skip_through: replay_seq,
+            skip_through: snapshot.seq,
             sync_marker,
             resync: ResyncClock::new(options.resync, Instant::now()),
             counters,
@@ -535,6 +536,11 @@ mod tests {
         replay_seq: u64,
         synced: bool,
     ) -> (Addr<Listener<Pod>>, Arc<ListenerCounters>) {
+        let snapshot = Snapshot {
+            objects: replay,
+            seq: replay_seq,
+            synced,
+        };
         let counters = Arc::new(ListenerCounters::default());
         let listener = Listener::new(
             HandlerId(1),
@@ -543,9 +549,7 @@ mod tests {
             handler,
             HandlerOptions::default(),
             counters.clone(),
-            replay,
-            replay_seq,
-            synced,
+            snapshot,
         );
         listener.check_invariants();
         (Supervisor::start(move |_| listener), counters)

@@ -57,8 +57,9 @@ use crate::event::{Event, EventHandler};
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::informer_factory::{FactoryOptions, InformerFactory, ListScope, resource_name};
-use crate::listener::{HandlerId, HandlerOptions, HandlerStatus};
+use crate::listener::{HandlerOptions, HandlerStatus};
 use crate::object::CacheObject;
+use crate::processor::HandlerId;
 use crate::store::NAMESPACE_INDEX;
 use crate::transform::Transform;
 
