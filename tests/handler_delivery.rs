@@ -68,7 +68,6 @@ async fn watched_cluster(initial: usize) -> (Clusters, Runtime, ClusterId) {
 }
 
 #[actix_rt::test]
-#[ignore = "fails until the Relay actor is replaced by the listener's event map"]
 async fn events_for_a_handler_that_is_gone_behind_a_view_are_dropped_not_delivered() {
     let (clusters, runtime, cluster) = watched_cluster(3).await;
     let everything = runtime.informer::<Pod>();
@@ -106,7 +105,6 @@ async fn events_for_a_handler_that_is_gone_behind_a_view_are_dropped_not_deliver
 }
 
 #[actix_rt::test]
-#[ignore = "fails until the Relay actor is replaced by the listener's event map"]
 async fn events_for_a_handler_that_is_gone_behind_a_multi_cluster_informer_are_dropped() {
     let (clusters, runtime, cluster) = watched_cluster(3).await;
     let pods = runtime.informer::<Pod>();
@@ -135,7 +133,6 @@ async fn events_for_a_handler_that_is_gone_behind_a_multi_cluster_informer_are_d
 }
 
 #[actix_rt::test]
-#[ignore = "fails until the Relay actor is replaced by the listener's event map"]
 async fn an_event_a_restartable_handler_dies_on_behind_a_view_is_retried_once() {
     let (clusters, runtime, cluster) = watched_cluster(2).await;
     let everything = runtime.informer::<Pod>();

@@ -30,7 +30,7 @@ use crate::delta_fifo::{DeltaFifo, FifoStatus, GetFifoStatus, SetResyncPeriod};
 use crate::event::EventHandler;
 use crate::ids::{ClusterId, IndexName};
 use crate::indexer::{AddIndexers, Indexer};
-use crate::listener::{HandlerOptions, HandlerStatus, Listener, ListenerCounters};
+use crate::listener::{EventMap, HandlerOptions, HandlerStatus, Listener, ListenerCounters};
 use crate::lister::Lister;
 use crate::object::CacheObject;
 use crate::processor::{AddListener, HandlerId, RemoveListener};
@@ -249,6 +249,17 @@ impl<K: CacheObject> Informer<K> {
         handler: impl Into<EventHandler<K>>,
         options: HandlerOptions,
     ) -> HandlerId {
+        self.add_mapped_handler(handler, options, None)
+    }
+
+    /// Registers a handler whose events pass through `map` first, inside its listener (see
+    /// [`EventMap`]): what filtered views and multi-cluster informers use.
+    pub fn add_mapped_handler(
+        &self,
+        handler: impl Into<EventHandler<K>>,
+        options: HandlerOptions,
+        map: Option<EventMap<K>>,
+    ) -> HandlerId {
         let id = HandlerId(self.inner.next_handler.fetch_add(1, Ordering::Relaxed));
         let options = HandlerOptions {
             resync: options.resync.or(self.inner.default_resync),
@@ -270,6 +281,7 @@ impl<K: CacheObject> Informer<K> {
                 self.inner.resource.clone(),
                 handler.into(),
                 options,
+                map,
                 counters,
             ),
         });

@@ -51,7 +51,7 @@ mod test_support;
 pub use event::{Event, EventHandler, handler_actor, handler_fn};
 pub use informer::{Informer, InformerError};
 pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
-pub use listener::{HandlerOptions, HandlerStatus};
+pub use listener::{EventMap, HandlerOptions, HandlerStatus};
 pub use listener_buffer::BufferMode;
 pub use lister::Lister;
 pub use object::CacheObject;

@@ -37,7 +37,6 @@
 //! ```
 
 mod label_selector;
-mod relay;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -51,13 +50,12 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 pub use label_selector::LabelSelectorError;
-pub use relay::{EventMap, Relay, map_handler};
 
 use crate::event::{Event, EventHandler};
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::informer_factory::{FactoryOptions, InformerFactory, ListScope, resource_name};
-use crate::listener::{HandlerOptions, HandlerStatus};
+use crate::listener::{EventMap, HandlerOptions, HandlerStatus};
 use crate::object::CacheObject;
 use crate::processor::HandlerId;
 use crate::store::NAMESPACE_INDEX;
@@ -88,7 +86,8 @@ impl fmt::Display for ClusterKey {
 #[derive(Clone)]
 pub struct PipelineRequest {
     /// Names a *new* pipeline in logs, traces and events; an attached request reuses the
-    /// running pipeline's name (relabel with [`map_handler`] if that matters).
+    /// running pipeline's name (relabel with [`InformerHandle::add_mapped_handler`] if that
+    /// matters).
     pub cluster: ClusterId,
     pub identity: ClusterKey,
     pub client: kube::Client,
@@ -507,14 +506,25 @@ impl<K: CacheObject> InformerHandle<K> {
         handler: impl Into<EventHandler<K>>,
         options: HandlerOptions,
     ) -> HandlerId {
-        let handler = match &self.view {
-            Some(view) => {
-                let view = view.clone();
-                map_handler(handler.into(), Arc::new(move |event| view.filter(event)))
-            }
-            None => handler.into(),
+        self.add_mapped_handler(handler, options, None)
+    }
+
+    /// Registers a handler whose events (filtered first, for a view) pass through `map`,
+    /// inside the handler's listener. It holds the pipeline until removed.
+    pub fn add_mapped_handler(
+        &self,
+        handler: impl Into<EventHandler<K>>,
+        options: HandlerOptions,
+        map: Option<EventMap<K>>,
+    ) -> HandlerId {
+        let map: Option<EventMap<K>> = match (self.view.clone(), map) {
+            (None, map) => map,
+            (Some(view), None) => Some(Arc::new(move |event| view.filter(event))),
+            (Some(view), Some(map)) => Some(Arc::new(move |event| {
+                view.filter(event).and_then(|e| map(e))
+            })),
         };
-        let id = self.informer.add_handler(handler, options);
+        let id = self.informer.add_mapped_handler(handler, options, map);
         if let Some(state) = self.lease.state.upgrade() {
             if let Some(entry) = state.lock().get_mut(&self.key) {
                 entry.refs += 1;

@@ -26,9 +26,10 @@ use std::time::Duration;
 use actix::Recipient;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::ReflectorState;
-use panoptes_actors::registry::{PipelineRequest, RegistryError, map_handler};
+use panoptes_actors::registry::{PipelineRequest, RegistryError};
 use panoptes_actors::{
-    CacheObject, Event, EventHandler, HandlerId, HandlerOptions, HandlerStatus, InformerHandle,
+    CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
+    InformerHandle,
 };
 use parking_lot::Mutex;
 
@@ -382,18 +383,14 @@ fn install<K: CacheObject>(
 ) -> HandlerId {
     let handler: EventHandler<K> = match &spec.kind {
         HandlerKind::Fn(f) => {
-            let (f, cluster) = (f.clone(), cluster.clone());
-            EventHandler::Fn(Box::new(move |event| f(relabel(event, &cluster))))
+            let f = f.clone();
+            EventHandler::Fn(Box::new(move |event| f(event)))
         }
-        HandlerKind::Recipient(recipient) => {
-            let cluster = cluster.clone();
-            map_handler(
-                EventHandler::Recipient(recipient.clone()),
-                Arc::new(move |event| Some(relabel(event, &cluster))),
-            )
-        }
+        HandlerKind::Recipient(recipient) => EventHandler::Recipient(recipient.clone()),
     };
-    handle.add_handler(handler, spec.options)
+    let cluster = cluster.clone();
+    let relabel: EventMap<K> = Arc::new(move |event| Some(relabel(event, &cluster)));
+    handle.add_mapped_handler(handler, spec.options, Some(relabel))
 }
 
 /// The event as coming from `cluster` (the configured name, not the pipeline's).

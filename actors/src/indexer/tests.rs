@@ -296,6 +296,7 @@ mod distribution {
                 "v1/pods".into(),
                 recorder.start().recipient().into(),
                 options,
+                None,
                 counters.clone(),
             ),
         });
