@@ -17,7 +17,11 @@
 //!
 //! # Lifecycle
 //! Started by [`Informer`](crate::Informer) on the pipeline's arbiter, before the reflector.
-//! It stops with its arbiter (`Informer::stop`) or when the indexer is gone.
+//! It stops with its arbiter (`Informer::stop`) or when the indexer is gone. A panic in its
+//! own code (the transform runs here) is caught and reported to the pipeline's
+//! [supervisor](crate::supervisor) ([`StageFailed`]), which answers [`ResetQueue`]: the queue
+//! is rebuilt from the cache (nothing pending, the known keys are the cached ones) and a new
+//! reflector relists.
 //!
 //! # Backpressure
 //! One batch is in flight at a time. Meanwhile reflector batches keep arriving (the reflector
@@ -39,12 +43,17 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use actix::prelude::*;
 use tracing::Instrument;
 
 use crate::ids::{ClusterId, ObjectKey};
 use crate::object::CacheObject;
 use crate::reflector::{ReflectorBatch, ReflectorDelta};
+use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
+use crate::store::Store;
+use crate::supervisor::ResetQueue;
 use crate::transform::Transform;
 
 /// Most keys popped in one batch: large enough to amortise a message round trip, small
@@ -278,6 +287,19 @@ impl<K: CacheObject> FifoQueue<K> {
         merge_delta(deltas, delta);
     }
 
+    /// Forgets everything pending and takes `cached` (the cache's objects) as the known keys,
+    /// before a relist rebuilds the rest. The batch numbering and resync rounds go on.
+    pub fn reset(&mut self, cached: Vec<Arc<K>>, cache_synced: bool) {
+        self.items.clear();
+        self.queue.clear();
+        self.known = cached
+            .into_iter()
+            .map(|obj| (ObjectKey::of(obj.as_ref()), obj))
+            .collect();
+        self.sync_announced = cache_synced;
+        self.initial_population = cache_synced.then_some(0);
+    }
+
     /// Queues a `Sync` for every known key with nothing pending; returns how many.
     pub fn resync(&mut self) -> usize {
         self.resync_generation += 1;
@@ -440,6 +462,9 @@ pub struct DeltaFifo<K: CacheObject> {
     resync_timer: Option<SpawnHandle>,
     /// The span of the latest reflector batch: the parent of the next pop's span.
     last_push_span: tracing::Span,
+    /// The cache, to rebuild the queue from after a fault.
+    store: Store<K>,
+    faults: Recipient<StageFailed>,
 }
 
 impl<K: CacheObject> DeltaFifo<K> {
@@ -448,6 +473,8 @@ impl<K: CacheObject> DeltaFifo<K> {
         resource: Arc<str>,
         transform: Transform<K>,
         indexer: Recipient<PoppedBatch<K>>,
+        store: Store<K>,
+        faults: Recipient<StageFailed>,
     ) -> Self {
         Self {
             cluster,
@@ -458,6 +485,23 @@ impl<K: CacheObject> DeltaFifo<K> {
             resync_period: None,
             resync_timer: None,
             last_push_span: tracing::Span::none(),
+            store,
+            faults,
+        }
+    }
+
+    /// Runs `f` on the queue; a panic in it is reported to the supervisor (which resets the
+    /// queue and relists) instead of killing the actor.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut FifoQueue<K>) -> T) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(|| f(&mut self.queue))) {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                self.faults.do_send(StageFailed {
+                    stage: Stage::Fifo,
+                    message: panic_message(payload.as_ref()),
+                });
+                None
+            }
         }
     }
 
@@ -466,7 +510,10 @@ impl<K: CacheObject> DeltaFifo<K> {
         if self.in_flight {
             return;
         }
-        let Some(mut batch) = self.queue.pop_batch(MAX_POP_BATCH) else {
+        let Some(mut batch) = self
+            .guarded(|queue| queue.pop_batch(MAX_POP_BATCH))
+            .flatten()
+        else {
             return;
         };
         self.in_flight = true;
@@ -495,8 +542,8 @@ impl<K: CacheObject> DeltaFifo<K> {
         }
         if let Some(period) = period {
             self.resync_timer = Some(ctx.run_interval(period, |act, ctx| {
-                let queued = act.queue.resync();
-                tracing::debug!(cluster = %act.cluster, resource = %act.resource, queued, "resync");
+                let queued = act.guarded(FifoQueue::resync);
+                tracing::debug!(cluster = %act.cluster, resource = %act.resource, ?queued, "resync");
                 act.pop_next(ctx);
             }));
         }
@@ -513,10 +560,30 @@ impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
     fn handle(&mut self, msg: ReflectorBatch<K>, ctx: &mut Self::Context) {
         let _span = tracing::debug_span!(parent: &msg.span, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()).entered();
         self.last_push_span = msg.span.clone();
-        for delta in msg.deltas {
-            self.queue.push(delta);
-        }
+        self.guarded(|queue| {
+            for delta in msg.deltas {
+                queue.push(delta);
+            }
+        });
         self.pop_next(ctx);
+    }
+}
+
+impl<K: CacheObject> Handler<ResetQueue> for DeltaFifo<K> {
+    type Result = ();
+
+    fn handle(&mut self, _msg: ResetQueue, _ctx: &mut Self::Context) {
+        let snapshot = self.store.snapshot();
+        tracing::info!(cluster = %self.cluster, resource = %self.resource, cached = snapshot.objects.len(), "delta FIFO rebuilt from the cache before a relist");
+        self.queue.reset(snapshot.objects, snapshot.synced);
+    }
+}
+
+impl<K: CacheObject> Handler<InjectPanic> for DeltaFifo<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectPanic, _ctx: &mut Self::Context) {
+        self.guarded(|_| msg.fire());
     }
 }
 

@@ -15,7 +15,13 @@
 //!
 //! # Lifecycle
 //! Started by the informer on the pipeline's arbiter before the FIFO; stopped with the
-//! arbiter.
+//! arbiter. A panic while applying a batch (user index functions run here) or distributing
+//! it is caught: the batch is not distributed, its keys are remembered as *unannounced*, and
+//! the [supervisor](crate::supervisor) is told ([`StageFailed`]) and restarts the pipeline
+//! from a relist. The relist re-announces every unannounced key it lists, even at an
+//! unchanged resourceVersion, so no handler misses a change the cache took. A key the failed
+//! batch deleted from the cache is not re-announced (the relist no longer lists it): one
+//! deletion may go unannounced when a user index function panics while unindexing it.
 //!
 //! # Backpressure
 //! The FIFO sends one batch at a time and waits until it has been applied and distributed.
@@ -24,15 +30,18 @@
 //! Index functions can be added at any time (the existing objects are indexed then); client-go
 //! refuses once the informer has started.
 
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::delta_fifo::{DeltaObject, DeltaType, PoppedBatch, PoppedKey};
-use crate::ids::{ClusterId, IndexName};
+use crate::ids::{ClusterId, IndexName, ObjectKey};
 use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
 use crate::processor::{AddListener, Processor, RemoveListener};
+use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
 use crate::store::{Cache, IndexError, IndexFn, StoreWriter};
 
 /// Adds index functions. Sent by the informer with `send`.
@@ -50,16 +59,42 @@ pub struct Indexer<K: CacheObject> {
     resource: Arc<str>,
     writer: StoreWriter<K>,
     processor: Processor<K>,
+    /// Keys of a batch that failed: the cache may hold changes no handler heard of.
+    unannounced: HashSet<ObjectKey>,
+    faults: Recipient<StageFailed>,
 }
 
 impl<K: CacheObject> Indexer<K> {
-    pub fn new(cluster: ClusterId, resource: Arc<str>, writer: StoreWriter<K>) -> Self {
+    pub fn new(
+        cluster: ClusterId,
+        resource: Arc<str>,
+        writer: StoreWriter<K>,
+        faults: Recipient<StageFailed>,
+    ) -> Self {
         let processor = Processor::new(cluster.clone(), resource.clone(), writer.reader());
         Self {
             cluster,
             resource,
             writer,
             processor,
+            unannounced: HashSet::new(),
+            faults,
+        }
+    }
+
+    fn report(&self, stage: Stage, payload: &(dyn std::any::Any + Send)) {
+        self.faults.do_send(StageFailed {
+            stage,
+            message: panic_message(payload),
+        });
+    }
+
+    /// Applies and distributes `batch`; a panic is caught and reported (see the module docs).
+    fn apply_guarded(&mut self, batch: PoppedBatch<K>) {
+        let keys: Vec<ObjectKey> = batch.keys.iter().map(|k| k.key.clone()).collect();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.apply(batch))) {
+            self.unannounced.extend(keys);
+            self.report(Stage::Indexer, payload.as_ref());
         }
     }
 
@@ -71,8 +106,9 @@ impl<K: CacheObject> Indexer<K> {
             resync_generation,
             span,
         } = batch;
+        let unannounced = &mut self.unannounced;
         let (notifications, newly_synced) = self.writer.write(|cache| {
-            let notes = process_deltas(cache, keys, resync_generation);
+            let notes = process_deltas(cache, keys, resync_generation, unannounced);
             (notes, cache.finish_batch(seq, marks_synced))
         });
         if newly_synced {
@@ -89,11 +125,13 @@ impl<K: CacheObject> Indexer<K> {
 }
 
 /// Applies popped deltas to `cache` in order and says what changed (client-go's
-/// `processDeltas`; see the module's contract).
+/// `processDeltas`; see the module's contract). A relisted key in `unannounced` is announced
+/// even at an unchanged resourceVersion, and leaves the set.
 pub(crate) fn process_deltas<K: CacheObject>(
     cache: &mut Cache<K>,
     popped: Vec<PoppedKey<K>>,
     resync_generation: u64,
+    unannounced: &mut HashSet<ObjectKey>,
 ) -> Vec<Notification<K>> {
     let mut notes = Vec::with_capacity(popped.len());
     for PoppedKey {
@@ -135,7 +173,8 @@ pub(crate) fn process_deltas<K: CacheObject>(
                     match cache.get(&key).cloned() {
                         Some(old)
                             if kind == DeltaType::Replaced
-                                && same_version(old.as_ref(), obj.as_ref()) => {}
+                                && same_version(old.as_ref(), obj.as_ref())
+                                && !unannounced.remove(&key) => {}
                         Some(old) => {
                             cache.insert(key.clone(), obj.clone());
                             notes.push(Notification::Updated {
@@ -182,7 +221,7 @@ impl<K: CacheObject> Handler<PoppedBatch<K>> for Indexer<K> {
             .map(|k| k.key.to_string())
             .unwrap_or_default();
         let _span = tracing::debug_span!(parent: &batch.span, "indexer.apply", cluster = %self.cluster, resource = %self.resource, key = %first_key, keys = batch.keys.len(), seq = batch.seq).entered();
-        self.apply(batch);
+        self.apply_guarded(batch);
     }
 }
 
@@ -208,6 +247,20 @@ impl<K: CacheObject> Handler<RemoveListener> for Indexer<K> {
 
     fn handle(&mut self, msg: RemoveListener, _ctx: &mut Self::Context) -> bool {
         self.processor.remove(msg.0)
+    }
+}
+
+impl<K: CacheObject> Handler<InjectPanic> for Indexer<K> {
+    type Result = ();
+
+    /// Fault injection for the indexer and for the processor it hosts.
+    fn handle(&mut self, msg: InjectPanic, _ctx: &mut Self::Context) {
+        let processor = &self.processor;
+        let Err(payload) = catch_unwind(AssertUnwindSafe(|| match msg.0 {
+            Stage::Processor => processor.inject_panic(msg),
+            _ => msg.fire(),
+        }));
+        self.report(msg.0, payload.as_ref());
     }
 }
 

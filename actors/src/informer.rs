@@ -35,26 +35,27 @@ use crate::lister::Lister;
 use crate::object::CacheObject;
 use crate::processor::{AddListener, HandlerId, RemoveListener};
 use crate::reflector::{ReflectorBatch, ReflectorReport, StopReflector};
+use crate::stage_fault::{InjectPanic, Stage, StageRestartCounters};
 use crate::store::{IndexError, IndexFn, Store, StoreWriter};
-use crate::supervisor::{LatestReport, PipelineSupervisor};
+use crate::supervisor::{LatestReport, PipelineSupervisor, StartReflector, StopPipeline, Wire};
 use crate::transform::Transform;
 
-/// Starts a reflector on the pipeline's arbiter, feeding the FIFO; returns how to stop it.
-pub(crate) type StartSource<K> = Box<
-    dyn FnOnce(
+/// Starts a reflector on the pipeline's arbiter, feeding the FIFO and reporting to the
+/// supervisor; called again for each restart.
+pub(crate) type StartSource<K> = Arc<
+    dyn Fn(
             &ArbiterHandle,
             Recipient<ReflectorBatch<K>>,
             Recipient<ReflectorReport>,
-        ) -> Recipient<StopReflector>
-        + Send,
+        ) -> RunningReflector
+        + Send
+        + Sync,
 >;
 
-enum Source<K: CacheObject> {
-    /// Not started yet.
-    Pending(StartSource<K>),
-    Running(Recipient<StopReflector>),
-    /// Fed by the caller ([`Informer::detached`]) or stopped.
-    None,
+/// How the supervisor reaches a running reflector.
+pub struct RunningReflector {
+    pub stop: Recipient<StopReflector>,
+    pub inject: Recipient<InjectPanic>,
 }
 
 /// A failed informer operation.
@@ -83,8 +84,8 @@ struct Inner<K: CacheObject> {
     arbiter: ArbiterHandle,
     fifo: Addr<DeltaFifo<K>>,
     indexer: Addr<Indexer<K>>,
-    supervisor: Addr<PipelineSupervisor>,
-    source: Mutex<Source<K>>,
+    supervisor: Addr<PipelineSupervisor<K>>,
+    restarts: Arc<StageRestartCounters>,
     /// The FIFO resyncs at the shortest period of these.
     handlers: Mutex<HashMap<HandlerId, RegisteredHandler>>,
     default_resync: Option<Duration>,
@@ -132,28 +133,34 @@ impl<K: CacheObject> Informer<K> {
         let writer = StoreWriter::new();
         let store = writer.reader();
         let reflector_report = LatestReport::default();
+        let restarts = Arc::new(StageRestartCounters::default());
+        let supervisor = {
+            let (cluster, resource) = (cluster.clone(), resource.clone());
+            let (latest, restarts) = (reflector_report.clone(), restarts.clone());
+            PipelineSupervisor::start_in_arbiter(&arbiter, move |_| {
+                PipelineSupervisor::new(cluster, resource, latest, restarts)
+            })
+        };
         let indexer = {
             let (cluster, resource) = (cluster.clone(), resource.clone());
-            Indexer::start_in_arbiter(&arbiter, move |_| Indexer::new(cluster, resource, writer))
+            let faults = supervisor.clone().recipient();
+            Indexer::start_in_arbiter(&arbiter, move |_| {
+                Indexer::new(cluster, resource, writer, faults)
+            })
         };
         let fifo = {
-            let (cluster, resource) = (cluster.clone(), resource.clone());
+            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
             let indexer = indexer.clone().recipient();
+            let faults = supervisor.clone().recipient();
             DeltaFifo::start_in_arbiter(&arbiter, move |_| {
-                DeltaFifo::new(cluster, resource, transform, indexer)
+                DeltaFifo::new(cluster, resource, transform, indexer, store, faults)
             })
         };
-        let supervisor = {
-            let (cluster, resource, latest) =
-                (cluster.clone(), resource.clone(), reflector_report.clone());
-            PipelineSupervisor::start_in_arbiter(&arbiter, move |_| {
-                PipelineSupervisor::new(cluster, resource, latest)
-            })
-        };
-        let source = match source {
-            Some(start) => Source::Pending(start),
-            None => Source::None,
-        };
+        supervisor.do_send(Wire {
+            fifo: fifo.clone().recipient(),
+            reset: fifo.clone().recipient(),
+            source,
+        });
         Self {
             inner: Arc::new(Inner {
                 cluster,
@@ -163,7 +170,7 @@ impl<K: CacheObject> Informer<K> {
                 fifo,
                 indexer,
                 supervisor,
-                source: Mutex::new(source),
+                restarts,
                 handlers: Mutex::new(HashMap::new()),
                 default_resync,
                 next_handler: AtomicU64::new(1),
@@ -206,27 +213,30 @@ impl<K: CacheObject> Informer<K> {
 
     /// Starts the reflector (idempotent; client-go's `Run`).
     pub fn start(&self) {
-        let mut source = self.inner.source.lock();
-        if let Source::Pending(_) = &*source {
-            let Source::Pending(start) = std::mem::replace(&mut *source, Source::None) else {
-                unreachable!()
-            };
-            *source = Source::Running(start(
-                &self.inner.arbiter,
-                self.inner.fifo.clone().recipient(),
-                self.inner.supervisor.clone().recipient(),
-            ));
-        }
+        self.inner.supervisor.do_send(StartReflector);
     }
 
     /// Stops the reflector and every actor of the pipeline. The cache keeps its last state.
     pub fn stop(&self) {
-        if let Source::Running(reflector) =
-            std::mem::replace(&mut *self.inner.source.lock(), Source::None)
-        {
-            reflector.do_send(StopReflector);
-        }
+        self.inner.supervisor.do_send(StopPipeline);
         self.inner.arbiter.stop();
+    }
+
+    /// Makes `stage` panic, as a bug there would; the pipeline's supervisor then restarts it
+    /// from a relist (see [`supervisor`](crate::supervisor)). Fault injection for tests and
+    /// fault schedules, not for production code.
+    #[doc(hidden)]
+    pub fn inject_stage_panic(&self, stage: Stage) {
+        match stage {
+            Stage::Reflector => self.inner.supervisor.do_send(InjectPanic(stage)),
+            Stage::Fifo => self.inner.fifo.do_send(InjectPanic(stage)),
+            Stage::Indexer | Stage::Processor => self.inner.indexer.do_send(InjectPanic(stage)),
+        }
+    }
+
+    /// How many times the pipeline was restarted because `stage` failed.
+    pub fn stage_restarts(&self, stage: Stage) -> u64 {
+        self.inner.restarts.get(stage)
     }
 
     /// Registers a handler (client-go's `AddEventHandlerWithResyncPeriod`). It first gets

@@ -79,7 +79,7 @@ mod tests {
                 }
             })
             .collect();
-        writer.write(|c| crate::indexer::process_deltas(c, keys, 0));
+        writer.write(|c| crate::indexer::process_deltas(c, keys, 0, &mut Default::default()));
         let lister = Lister::new(writer.reader());
         assert!(lister.get(Some("ns"), "a").is_some());
         assert!(lister.get(Some("other"), "a").is_none());

@@ -39,6 +39,7 @@ use actix::prelude::*;
 use crate::ids::ClusterId;
 use crate::notification::NotificationBatch;
 use crate::object::CacheObject;
+use crate::stage_fault::InjectPanic;
 use crate::store::{Snapshot, Store};
 
 /// Identifies one registered handler within an informer.
@@ -123,6 +124,11 @@ impl<K: CacheObject> Processor<K> {
             );
             previous.stop.do_send(StopListener);
         }
+    }
+
+    /// Fault injection: panics in the processor's code (the indexer hosting it reports it).
+    pub(crate) fn inject_panic(&self, msg: InjectPanic) -> ! {
+        msg.fire()
     }
 
     /// Stops a listener; whether it was registered.

@@ -29,7 +29,7 @@ use panoptes_actors::reflector::ReflectorState;
 use panoptes_actors::registry::{PipelineRequest, RegistryError};
 use panoptes_actors::{
     CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
-    InformerHandle,
+    InformerHandle, Stage,
 };
 use parking_lot::Mutex;
 
@@ -75,6 +75,8 @@ pub struct ClusterInformerStatus {
     pub backlog: usize,
     pub lists: u64,
     pub watches: u64,
+    /// Pipeline restarts after a stage panicked, per stage.
+    pub stage_restarts: Vec<(Stage, u64)>,
 }
 
 pub(crate) struct Inner<K: CacheObject> {
@@ -293,6 +295,10 @@ impl<K: CacheObject> MultiInformer<K> {
                     lists: report.as_ref().map_or(0, |r| r.lists),
                     watches: report.as_ref().map_or(0, |r| r.watches),
                     state: report.map(|r| r.state),
+                    stage_restarts: Stage::ALL
+                        .iter()
+                        .map(|stage| (*stage, member.handle.informer().stage_restarts(*stage)))
+                        .collect(),
                 }
             })
             .collect();
@@ -309,6 +315,7 @@ impl<K: CacheObject> MultiInformer<K> {
                 backlog: 0,
                 lists: 0,
                 watches: 0,
+                stage_restarts: Vec::new(),
             });
         }
         statuses

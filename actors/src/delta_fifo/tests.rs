@@ -226,7 +226,7 @@ mod actor {
     use crate::notification::{Notification, NotificationBatch};
     use crate::processor::{AddListener, HandlerId, ListenerEndpoint, Notify, StopListener};
     use crate::store::{Store, StoreWriter};
-    use crate::test_support::cluster;
+    use crate::test_support::{cluster, ignore_faults};
 
     /// What reached the listener, with the cache's size when it arrived.
     type Received = Arc<Mutex<Vec<(Arc<NotificationBatch<Pod>>, usize)>>>;
@@ -259,7 +259,7 @@ mod actor {
     fn pipeline() -> (Addr<DeltaFifo<Pod>>, Store<Pod>, Received) {
         let writer = StoreWriter::new();
         let store = writer.reader();
-        let indexer = Indexer::new(cluster(), "v1/pods".into(), writer).start();
+        let indexer = Indexer::new(cluster(), "v1/pods".into(), writer, ignore_faults()).start();
         let received = Received::default();
         let recorder = Recorder {
             received: received.clone(),
@@ -280,6 +280,8 @@ mod actor {
             "v1/pods".into(),
             Transform::Keep,
             indexer.recipient(),
+            store.clone(),
+            ignore_faults(),
         )
         .start();
         (fifo, store, received)

@@ -24,7 +24,7 @@ fn apply(
     popped: Vec<PoppedKey<Pod>>,
     generation: u64,
 ) -> Vec<Notification<Pod>> {
-    writer.write(|c| process_deltas(c, popped, generation))
+    writer.write(|c| process_deltas(c, popped, generation, &mut Default::default()))
 }
 
 fn by_node(pod: &Pod) -> Vec<String> {
@@ -174,6 +174,7 @@ fn should_keep_user_indexes_exact_through_moves_and_deletes() {
                 popped(DeltaType::Added, pod_on("c", 3, None)),
             ],
             0,
+            &mut Default::default(),
         )
     });
     writer.write(|c| {
@@ -184,6 +185,7 @@ fn should_keep_user_indexes_exact_through_moves_and_deletes() {
                 popped(DeltaType::Deleted, pod_on("b", 5, Some("n1"))),
             ],
             0,
+            &mut Default::default(),
         )
     });
     writer.write(|c| c.check_invariants());
@@ -220,6 +222,7 @@ fn should_index_objects_already_cached_when_an_index_is_added_late() {
             c,
             vec![popped(DeltaType::Added, pod_on("a", 1, Some("n1")))],
             0,
+            &mut Default::default(),
         )
     });
     writer
@@ -258,11 +261,41 @@ fn should_share_stored_objects_instead_of_copying() {
     let mut writer: StoreWriter<Pod> = StoreWriter::new();
     let store: Store<Pod> = writer.reader();
     let obj = pod("a", 1);
-    writer.write(|c| process_deltas(c, vec![popped(DeltaType::Added, obj.clone())], 0));
+    writer.write(|c| {
+        process_deltas(
+            c,
+            vec![popped(DeltaType::Added, obj.clone())],
+            0,
+            &mut Default::default(),
+        )
+    });
     assert!(Arc::ptr_eq(
         &store.get(&ObjectKey::new("ns/a")).unwrap(),
         &obj
     ));
+}
+
+#[test]
+fn should_reannounce_a_relisted_key_a_failed_batch_left_unannounced() {
+    let mut writer = StoreWriter::new();
+    apply(&mut writer, vec![popped(DeltaType::Added, pod("a", 1))], 0);
+    let mut unannounced = std::collections::HashSet::from([ObjectKey::new("ns/a")]);
+    let notes = writer.write(|c| {
+        process_deltas(
+            c,
+            vec![
+                popped(DeltaType::Replaced, pod("a", 1)),
+                popped(DeltaType::Replaced, pod("b", 2)),
+            ],
+            0,
+            &mut unannounced,
+        )
+    });
+    assert_eq!(
+        summary(&notes),
+        vec![("updated", "a".into(), 1), ("added", "b".into(), 2)]
+    );
+    assert!(unannounced.is_empty(), "announced once, then forgotten");
 }
 
 /// The indexer actor with its processor: fan-out and late listeners.
@@ -277,7 +310,7 @@ mod distribution {
     use crate::event::Event;
     use crate::listener::{HandlerOptions, Listener, ListenerCounters};
     use crate::processor::{AddListener, HandlerId, RemoveListener};
-    use crate::test_support::{Recorder, cluster, wait_until};
+    use crate::test_support::{Recorder, cluster, ignore_faults, wait_until};
 
     const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -317,7 +350,13 @@ mod distribution {
 
     #[actix_rt::test]
     async fn should_fan_out_without_waiting_for_a_slow_handler() {
-        let indexer = Indexer::new(cluster(), "v1/pods".into(), StoreWriter::new()).start();
+        let indexer = Indexer::new(
+            cluster(),
+            "v1/pods".into(),
+            StoreWriter::new(),
+            ignore_faults(),
+        )
+        .start();
         let (fast_seen, slow_seen) = (
             Arc::new(Mutex::new(Vec::new())),
             Arc::new(Mutex::new(Vec::new())),
@@ -379,7 +418,13 @@ mod distribution {
 
     #[actix_rt::test]
     async fn should_replay_the_cache_to_a_late_handler_and_stop_a_removed_one() {
-        let indexer = Indexer::new(cluster(), "v1/pods".into(), StoreWriter::new()).start();
+        let indexer = Indexer::new(
+            cluster(),
+            "v1/pods".into(),
+            StoreWriter::new(),
+            ignore_faults(),
+        )
+        .start();
         indexer
             .send(PoppedBatch {
                 seq: 1,
