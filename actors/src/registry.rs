@@ -20,6 +20,16 @@
 //!   its watch is closed at the server. A view holds the pipeline it reads.
 //! - Pipelines start when created; handlers added later get the cache replayed first.
 //!
+//! # The registry actor
+//! The pipeline table has one owner, the [`PipelineTable`](table) actor on the registry's own
+//! arbiter: it attaches, starts, counts references and stops pipelines, one message at a
+//! time. Releases are asynchronous (`do_send` from a dropped handle or a removed handler);
+//! an acquisition waits for the actor's answer (the caller's thread blocks for the few
+//! microseconds an attach takes, or for a new pipeline's actors to be started; the table
+//! runs on its own thread, so this never waits on the caller's own arbiter). `len` and
+//! `keys` read a snapshot the actor publishes after every change, without a message. The
+//! actor and its thread stop once the registry and every handle are gone.
+//!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), panoptes_actors::registry::RegistryError> {
 //! use k8s_openapi::api::core::v1::Pod;
@@ -37,16 +47,18 @@
 //! ```
 
 mod label_selector;
+mod table;
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix::prelude::*;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::Selector;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 
 pub use label_selector::LabelSelectorError;
@@ -150,6 +162,12 @@ pub enum RegistryError {
         #[source]
         source: LabelSelectorError,
     },
+    /// The registry's actor is gone (its actix system stopped).
+    #[error("cluster {cluster}, {resource}: the pipeline registry is stopped")]
+    Stopped {
+        cluster: ClusterId,
+        resource: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -194,49 +212,75 @@ impl PipelineKey {
     }
 }
 
-struct Entry {
-    informer: Box<dyn Any + Send + Sync>,
-    stop: Box<dyn Fn() + Send + Sync>,
-    /// Handles (one per acquisition, shared by clones) plus handlers.
-    refs: usize,
-    handler_leases: Arc<Mutex<HashMap<HandlerId, Lease>>>,
+/// A pipeline's informer, type-erased (an `Informer<K>`).
+type SharedInformer = Arc<dyn Any + Send + Sync>;
+
+/// The leases of the handlers added through any handle on one pipeline.
+type HandlerLeases = Arc<Mutex<HashMap<HandlerId, Lease>>>;
+
+/// Builds and starts a new pipeline; returns its informer and how to stop it.
+type CreatePipeline = Box<dyn FnOnce() -> (SharedInformer, Box<dyn Fn() + Send>) + Send>;
+
+/// Asks the table for a pipeline: `key` if it runs, else `widest` (through a view) if it
+/// runs, else a new one made by `create`. The answer goes to `reply`. Sent by [`Registry`]
+/// with `do_send`; the caller waits on `reply`.
+struct Acquire {
+    key: PipelineKey,
+    widest: Option<PipelineKey>,
+    create: CreatePipeline,
+    reply: std::sync::mpsc::SyncSender<Acquired>,
 }
 
-type State = Mutex<HashMap<PipelineKey, Entry>>;
+impl Message for Acquire {
+    type Result = ();
+}
+
+/// What an acquisition got (with one reference counted for it).
+struct Acquired {
+    /// The pipeline read: `key`, or `widest` for a view.
+    key: PipelineKey,
+    through_view: bool,
+    informer: SharedInformer,
+    handler_leases: HandlerLeases,
+}
+
+/// One more reference on a running pipeline (a handler added). Sent by [`InformerHandle`]
+/// with `do_send`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Retain(PipelineKey);
+
+/// One reference fewer; the last stops the pipeline. Sent by a dropped [`Lease`] with
+/// `do_send`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Release(PipelineKey);
 
 /// One reference on a pipeline; the last one dropped stops it.
 struct Lease {
-    state: Weak<State>,
+    table: Addr<table::PipelineTable>,
     key: PipelineKey,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(state) = self.state.upgrade() else {
-            return;
-        };
-        let stopped = {
-            let mut pipelines = state.lock();
-            let Some(entry) = pipelines.get_mut(&self.key) else {
-                return;
-            };
-            entry.refs -= 1;
-            if entry.refs > 0 {
-                return;
-            }
-            pipelines.remove(&self.key)
-        };
-        if let Some(entry) = stopped {
-            tracing::debug!(key = ?self.key, "last reference gone; stopping the pipeline");
-            (entry.stop)();
-        }
+        self.table.do_send(Release(self.key.clone()));
     }
 }
 
-/// The process's shared pipelines. Cheap to clone; clones share one registry.
-#[derive(Clone, Default)]
+/// The process's shared pipelines: a handle on the registry actor. Cheap to clone; clones
+/// share one registry. Needs a running actix `System`.
+#[derive(Clone)]
 pub struct Registry {
-    state: Arc<State>,
+    table: Addr<table::PipelineTable>,
+    /// The keys of the running pipelines, as the actor last published them.
+    running: Arc<RwLock<HashSet<PipelineKey>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -248,13 +292,19 @@ impl fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// Starts the registry's actor on its own arbiter.
     pub fn new() -> Self {
-        Self::default()
+        let running = Arc::new(RwLock::new(HashSet::new()));
+        let published = running.clone();
+        let table = table::PipelineTable::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+            table::PipelineTable::new(published)
+        });
+        Self { table, running }
     }
 
     /// Pipelines running now.
     pub fn len(&self) -> usize {
-        self.state.lock().len()
+        self.running.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -263,7 +313,7 @@ impl Registry {
 
     /// The keys of the running pipelines (diagnostics, tests).
     pub fn keys(&self) -> Vec<PipelineKey> {
-        self.state.lock().keys().cloned().collect()
+        self.running.read().iter().cloned().collect()
     }
 
     /// A handle on the shared informer for `K`: attached, a view, or newly started.
@@ -321,7 +371,7 @@ impl Registry {
         &self,
         request: &PipelineRequest,
         key: PipelineKey,
-        create: impl FnOnce(&InformerFactory) -> Informer<K>,
+        create: impl FnOnce(&InformerFactory) -> Informer<K> + Send + 'static,
     ) -> Result<InformerHandle<K>, RegistryError> {
         let view = match (&key.namespace, &key.label_selector) {
             (None, None) => None,
@@ -342,75 +392,51 @@ impl Registry {
                 }))
             }
         };
-        let mut pipelines = self.state.lock();
-        if let Some(handle) = self.attach(&mut pipelines, &key, None) {
-            return Ok(handle);
-        }
-        if let Some(view) = view {
-            let widest = key.widest();
-            if let Some(handle) = self.attach(&mut pipelines, &widest, Some(view)) {
-                tracing::debug!(?key, "served from the cluster-wide pipeline through a view");
-                return Ok(handle);
-            }
-        }
-        let factory = InformerFactory::new(
-            request.client.clone(),
-            request.cluster.clone(),
-            FactoryOptions {
-                namespace: key.namespace.clone(),
-                label_selector: key.label_selector.clone(),
-                field_selector: key.field_selector.clone(),
-                default_resync: request.default_resync,
-                ..FactoryOptions::default()
-            },
-        );
-        let informer = create(&factory);
-        informer.start();
-        tracing::debug!(?key, "started a pipeline");
-        let stopper = informer.clone();
-        let handler_leases = Arc::new(Mutex::new(HashMap::new()));
-        pipelines.insert(
-            key.clone(),
-            Entry {
-                informer: Box::new(informer.clone()),
-                stop: Box::new(move || stopper.stop()),
-                refs: 1,
-                handler_leases: handler_leases.clone(),
-            },
-        );
+        let widest = view.as_ref().map(|_| key.widest());
+        let (cluster, resource) = (request.cluster.clone(), key.resource.clone());
+        let options = FactoryOptions {
+            namespace: key.namespace.clone(),
+            label_selector: key.label_selector.clone(),
+            field_selector: key.field_selector.clone(),
+            default_resync: request.default_resync,
+            ..FactoryOptions::default()
+        };
+        let (client, factory_cluster) = (request.client.clone(), request.cluster.clone());
+        let create: CreatePipeline = Box::new(move || {
+            let factory = InformerFactory::new(client, factory_cluster, options);
+            let informer = create(&factory);
+            informer.start();
+            let stopper = informer.clone();
+            (Arc::new(informer), Box::new(move || stopper.stop()))
+        });
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.table.do_send(Acquire {
+            key,
+            widest,
+            create,
+            reply,
+        });
+        let stopped = || RegistryError::Stopped {
+            cluster: cluster.clone(),
+            resource: resource.clone(),
+        };
+        let acquired = answer.recv().map_err(|_| stopped())?;
+        let lease = Arc::new(Lease {
+            table: self.table.clone(),
+            key: acquired.key.clone(),
+        });
+        let informer = acquired
+            .informer
+            .downcast_ref::<Informer<K>>()
+            .expect("the key names the informer's type")
+            .clone();
         Ok(InformerHandle {
             informer,
-            view: None,
-            key: key.clone(),
-            lease: Arc::new(self.lease(key)),
-            handler_leases,
+            view: if acquired.through_view { view } else { None },
+            key: acquired.key,
+            lease,
+            handler_leases: acquired.handler_leases,
         })
-    }
-
-    /// A new reference on a running pipeline, if `key` runs with informers of type `K`.
-    fn attach<K: CacheObject>(
-        &self,
-        pipelines: &mut HashMap<PipelineKey, Entry>,
-        key: &PipelineKey,
-        view: Option<Arc<View>>,
-    ) -> Option<InformerHandle<K>> {
-        let entry = pipelines.get_mut(key)?;
-        let informer = entry.informer.downcast_ref::<Informer<K>>()?.clone();
-        entry.refs += 1;
-        Some(InformerHandle {
-            informer,
-            view,
-            key: key.clone(),
-            lease: Arc::new(self.lease(key.clone())),
-            handler_leases: entry.handler_leases.clone(),
-        })
-    }
-
-    fn lease(&self, key: PipelineKey) -> Lease {
-        Lease {
-            state: Arc::downgrade(&self.state),
-            key,
-        }
     }
 }
 
@@ -525,16 +551,12 @@ impl<K: CacheObject> InformerHandle<K> {
             })),
         };
         let id = self.informer.add_mapped_handler(handler, options, map);
-        if let Some(state) = self.lease.state.upgrade() {
-            if let Some(entry) = state.lock().get_mut(&self.key) {
-                entry.refs += 1;
-            }
-            let lease = Lease {
-                state: self.lease.state.clone(),
-                key: self.key.clone(),
-            };
-            self.handler_leases.lock().insert(id, lease);
-        }
+        self.lease.table.do_send(Retain(self.key.clone()));
+        let lease = Lease {
+            table: self.lease.table.clone(),
+            key: self.key.clone(),
+        };
+        self.handler_leases.lock().insert(id, lease);
         id
     }
 
