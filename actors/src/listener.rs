@@ -390,7 +390,12 @@ impl<K: CacheObject> Listener<K> {
         match &mut self.handler {
             HandlerSlot::Recipient { gone, .. } => {
                 *gone = true;
-                let lost = self.buffer.clear() + usize::from(self.in_flight.take().is_some());
+                // What the handler would have got: buffered events its map keeps, and the one
+                // in flight.
+                let mut lost = usize::from(self.in_flight.take().is_some());
+                while let Some((_, note)) = self.buffer.pop() {
+                    lost += usize::from(self.event_for(note).is_some());
+                }
                 self.counters
                     .dropped
                     .fetch_add(lost as u64, Ordering::Relaxed);
