@@ -292,7 +292,9 @@ async fn two_spellings_of_one_selector_share_one_watch_and_a_bad_one_fails_at_on
         .informer::<Pod>(&request, Transform::default())
         .err()
         .expect("a selector the server refuses is refused");
-    let RegistryError::Selector { source, .. } = &error;
+    let RegistryError::Selector { source, .. } = &error else {
+        panic!("expected a selector error, got {error}");
+    };
     assert_eq!(
         source.message,
         "unable to parse requirement: found '=', expected: identifier"

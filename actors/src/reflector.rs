@@ -697,6 +697,18 @@ where
     }
 }
 
+impl<K> Handler<crate::stage_fault::InjectPanic> for Reflector<K>
+where
+    K: CacheObject + DeserializeOwned,
+{
+    type Result = ();
+
+    /// Fault injection: dies as a bug would; the pipeline's supervisor restarts it.
+    fn handle(&mut self, msg: crate::stage_fault::InjectPanic, _ctx: &mut Context<Self>) {
+        msg.fire()
+    }
+}
+
 impl<K> Handler<GetReflectorReport> for Reflector<K>
 where
     K: CacheObject + DeserializeOwned,

@@ -26,9 +26,10 @@ use std::time::Duration;
 use actix::Recipient;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::ReflectorState;
-use panoptes_actors::registry::{PipelineRequest, RegistryError, map_handler};
+use panoptes_actors::registry::{PipelineRequest, RegistryError};
 use panoptes_actors::{
-    CacheObject, Event, EventHandler, HandlerId, HandlerOptions, InformerHandle,
+    CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
+    InformerHandle, Stage,
 };
 use parking_lot::Mutex;
 
@@ -74,6 +75,8 @@ pub struct ClusterInformerStatus {
     pub backlog: usize,
     pub lists: u64,
     pub watches: u64,
+    /// Pipeline restarts after a stage panicked, per stage.
+    pub stage_restarts: Vec<(Stage, u64)>,
 }
 
 pub(crate) struct Inner<K: CacheObject> {
@@ -203,6 +206,14 @@ impl<K: CacheObject> MultiInformer<K> {
         handle.get(namespace, name)
     }
 
+    /// What the copy of handler `id` on `cluster` has delivered, dropped and buffered;
+    /// `None` if either is unknown.
+    pub fn handler_status(&self, cluster: &ClusterId, id: MultiHandlerId) -> Option<HandlerStatus> {
+        let members = self.inner.members.lock();
+        let member = members.get(cluster)?;
+        member.handle.handler_status(*member.handlers.get(&id)?)
+    }
+
     /// The pipeline handle of one cluster (its unfiltered informer, handler status, ...).
     pub fn handle(&self, cluster: &ClusterId) -> Option<InformerHandle<K>> {
         self.inner
@@ -284,6 +295,10 @@ impl<K: CacheObject> MultiInformer<K> {
                     lists: report.as_ref().map_or(0, |r| r.lists),
                     watches: report.as_ref().map_or(0, |r| r.watches),
                     state: report.map(|r| r.state),
+                    stage_restarts: Stage::ALL
+                        .iter()
+                        .map(|stage| (*stage, member.handle.informer().stage_restarts(*stage)))
+                        .collect(),
                 }
             })
             .collect();
@@ -300,6 +315,7 @@ impl<K: CacheObject> MultiInformer<K> {
                 backlog: 0,
                 lists: 0,
                 watches: 0,
+                stage_restarts: Vec::new(),
             });
         }
         statuses
@@ -374,18 +390,14 @@ fn install<K: CacheObject>(
 ) -> HandlerId {
     let handler: EventHandler<K> = match &spec.kind {
         HandlerKind::Fn(f) => {
-            let (f, cluster) = (f.clone(), cluster.clone());
-            EventHandler::Fn(Box::new(move |event| f(relabel(event, &cluster))))
+            let f = f.clone();
+            EventHandler::Fn(Box::new(move |event| f(event)))
         }
-        HandlerKind::Recipient(recipient) => {
-            let cluster = cluster.clone();
-            map_handler(
-                EventHandler::Recipient(recipient.clone()),
-                Arc::new(move |event| Some(relabel(event, &cluster))),
-            )
-        }
+        HandlerKind::Recipient(recipient) => EventHandler::Recipient(recipient.clone()),
     };
-    handle.add_handler(handler, spec.options)
+    let cluster = cluster.clone();
+    let relabel: EventMap<K> = Arc::new(move |event| Some(relabel(event, &cluster)));
+    handle.add_mapped_handler(handler, spec.options, Some(relabel))
 }
 
 /// The event as coming from `cluster` (the configured name, not the pipeline's).
