@@ -248,8 +248,11 @@ pub struct WatchOptions {
     pub resource_version_match: Option<ResourceVersionMatch>,
     pub allow_bookmarks: bool,
     /// `sendInitialEvents=true`: ADDED for all, then a BOOKMARK annotated
-    /// `k8s.io/initial-events-end: "true"` (422 without resourceVersionMatch=NotOlderThan).
+    /// `k8s.io/initial-events-end: "true"` (422 without resourceVersionMatch=NotOlderThan);
+    /// when that bookmark comes: [`StoreConfig::prompt_initial_events_end`].
     pub send_initial_events: Option<bool>,
+    /// `timeoutSeconds`: the last bookmark is due 2 s before it.
+    pub timeout: Option<Duration>,
 }
 
 /// One event of a watch stream, as it goes on the wire (`{"type":..,"object":..}`).
@@ -274,31 +277,53 @@ pub struct Watch {
     pub events: tokio::sync::mpsc::Receiver<WatchEvent>,
 }
 
-/// Tuning of one cluster's store.
+/// Tuning of one cluster's store. The defaults are kube-apiserver v1.28's (with etcd 3.4);
+/// tests shorten the times.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Events kept per resource for watch resumes (the watch cache window); older → 410.
-    pub history_per_resource: usize,
+    /// How often etcd is compacted (`--etcd-compaction-interval`, 5 min): each run compacts
+    /// to the revision the previous run saw, so lists and continues from before it get 410.
+    pub compaction_interval: Duration,
+    /// The watch cache window's smallest capacity per resource (100).
+    pub watch_cache_min: usize,
+    /// Its largest capacity (102 400).
+    pub watch_cache_max: usize,
+    /// The window grows while it holds less than this much time (75 s).
+    pub watch_cache_fresh: Duration,
+    /// Most revisions kept per resource for lists at an old resourceVersion; past it the
+    /// oldest are compacted early (etcd keeps them on disk, `sim` in memory).
+    pub history_limit: usize,
     /// Per-watch buffer; a watcher this far behind is closed, as the real server does.
     pub watch_buffer: usize,
-    /// How long list snapshots (for continue tokens) are kept; older tokens → 410 Expired.
+    /// How long list snapshots (for continue tokens) are kept in memory; a continue after
+    /// that is read again from the history (410 once compacted).
     pub snapshot_ttl: Duration,
-    /// How often watches that allow bookmarks get a BOOKMARK (a real server: about 60 s).
-    /// The store sends them through the watch's own channel, so a bookmark's resourceVersion
-    /// never runs ahead of events already queued for that watch.
+    /// How often a watch that allows bookmarks is due one (a real server: 60 s; also 2 s
+    /// before its `timeoutSeconds` ends). It gets one only if its resource changed since the
+    /// watch started. The store sends them through the watch's own channel, so a
+    /// bookmark's resourceVersion never runs ahead of events already queued for that watch.
     pub bookmark_interval: Duration,
-    /// How long a list or watch at a resourceVersion the store has not reached waits for it
-    /// before answering 504 Timeout (a real server: 3 s).
+    /// Send a streaming list's `k8s.io/initial-events-end` bookmark right after its initial
+    /// events, as v1.30+ servers do. Off (v1.28): it waits for a bookmark at the
+    /// resourceVersion the request asked for, which on a quiet resource is its next write.
+    pub prompt_initial_events_end: bool,
+    /// How long a list (or a streaming list) at a resourceVersion the store has not reached
+    /// waits for it before answering 504 Timeout (a real server: 3 s).
     pub too_large_rv_wait: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            history_per_resource: 10_000,
+            compaction_interval: Duration::from_secs(300),
+            watch_cache_min: 100,
+            watch_cache_max: 100 * 1024,
+            watch_cache_fresh: Duration::from_secs(75),
+            history_limit: 100 * 1024,
             watch_buffer: 10_000,
             snapshot_ttl: Duration::from_secs(300),
             bookmark_interval: Duration::from_secs(60),
+            prompt_initial_events_end: false,
             too_large_rv_wait: Duration::from_secs(3),
         }
     }
@@ -329,9 +354,14 @@ struct Shared {
     state: Mutex<state::State>,
 }
 
-/// How often the background thread looks for due bookmarks, expired snapshots, and whether
-/// the store is still alive (at most this long after the last clone is dropped it exits).
+/// How often the background thread looks for due bookmarks, compactions, expired snapshots,
+/// and whether the store is still alive (at most this long after the last clone is dropped
+/// it exits).
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(200);
+
+/// How often due watches are offered a bookmark (the cacher's bookmark timer: 1 s, jittered
+/// by up to 25 % there, not here).
+const BOOKMARK_TIMER: Duration = Duration::from_secs(1);
 
 /// How often a wait for a future resourceVersion looks again.
 const RV_POLL: Duration = Duration::from_millis(5);
@@ -342,8 +372,8 @@ impl ClusterStore {
     /// and a `kube-root-ca.crt` ConfigMap as the controller-manager would make.
     pub fn new(config: StoreConfig) -> Self {
         let shared = Arc::new(Shared {
+            state: Mutex::new(state::State::new(config.clone())),
             config,
-            state: Mutex::new(state::State::new()),
         });
         let store = ClusterStore { shared };
         let namespaces = store.builtin("", "namespaces");
@@ -425,6 +455,11 @@ impl ClusterStore {
         let requested = read::parse_rv(opts.resource_version.as_deref())?;
         if opts.resource_version_match.is_some() && requested == read::RequestedRv::Latest {
             return Err(Status::resource_version_match_without_rv());
+        }
+        if opts.resource_version_match == Some(ResourceVersionMatch::Exact)
+            && requested == read::RequestedRv::Any
+        {
+            return Err(Status::exact_match_at_zero());
         }
         if let read::RequestedRv::At(rv) = requested
             && opts.continue_token.as_deref().is_none_or(str::is_empty)
@@ -599,36 +634,29 @@ impl ClusterStore {
         if send_initial && opts.resource_version_match != Some(ResourceVersionMatch::NotOlderThan) {
             return Err(Status::send_initial_events_needs_not_older_than());
         }
-        if let read::RequestedRv::At(rv) = requested
+        // v1.28's cacher waits for a resourceVersion only for a streaming list; a plain
+        // watch from a future one is accepted and stays silent until the store gets there.
+        if send_initial
+            && let read::RequestedRv::At(rv) = requested
             && let Err(status) = self.wait_for_rv(rv)
         {
             return Ok(read::failed_watch(status));
         }
-        // Without sendInitialEvents, only "no RV" and "0" start with the current objects.
-        let initial_events = opts.send_initial_events.unwrap_or(matches!(
-            requested,
-            read::RequestedRv::Latest | read::RequestedRv::Any
-        ));
-        let since = match requested {
-            read::RequestedRv::At(rv) if !initial_events => Some(rv),
-            _ => None,
-        };
-        let mut state = self.shared.state.lock();
-        let since = since.or_else(|| (!initial_events).then_some(state.rv));
-        state.open_watch(read::WatchStart {
+        let deadline = opts.timeout.map(|timeout| Instant::now() + timeout);
+        self.shared.state.lock().open_watch(read::WatchStart {
             rt,
             namespace,
             filter,
+            requested,
+            send_initial_events: opts.send_initial_events,
             allow_bookmarks: opts.allow_bookmarks,
-            initial_events,
-            initial_events_end: send_initial,
-            since,
+            deadline,
             buffer: self.shared.config.watch_buffer,
         })
     }
 
-    /// Fault: forget all watch history and list snapshots, so that any resume or continue
-    /// from a resourceVersion before now gets 410 Expired.
+    /// Fault: compact etcd at the current resourceVersion and empty every watch cache
+    /// window, so that any list, continue or watch from before now gets 410 Expired.
     pub fn compact(&self) {
         self.shared.state.lock().compact();
     }
@@ -640,7 +668,7 @@ impl ClusterStore {
 
     /// Sends a BOOKMARK now to every open watch that allows bookmarks (tests, faults).
     pub fn send_bookmarks_now(&self) {
-        self.shared.state.lock().send_bookmarks(None);
+        self.shared.state.lock().send_bookmarks_now();
     }
 
     /// Number of open watches on a resource (plural), for counters and tests.
@@ -693,33 +721,63 @@ fn scale_object(rt: &ResourceType, object: &StoredObject) -> Result<Arc<StoredOb
     Ok(Arc::new(StoredObject::new(&scale, object.resource_version)))
 }
 
-/// The store's background thread: bookmarks when due, expired list snapshots. It holds only
-/// a weak reference, so it ends once the last `ClusterStore` clone is dropped.
+/// The store's background thread: the cacher's bookmark timer, etcd's compactor and the
+/// expiry of list snapshots. It holds only a weak reference, so it ends once the last
+/// `ClusterStore` clone is dropped.
 fn spawn_housekeeping(shared: Weak<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("sim-store-housekeeping".into())
         .spawn(move || {
+            let mut compactor = Compactor::default();
+            let mut next_bookmarks = Instant::now();
             loop {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                let interval = shared.config.bookmark_interval;
-                let tick = HOUSEKEEPING_TICK
-                    .min(interval / 2)
-                    .max(Duration::from_millis(1));
+                let config = &shared.config;
+                let bookmark_timer = BOOKMARK_TIMER.min(config.bookmark_interval);
+                let now = Instant::now();
                 {
                     let mut state = shared.state.lock();
-                    if let Some(due) = Instant::now().checked_sub(interval) {
-                        state.send_bookmarks(Some(due));
+                    if now >= next_bookmarks {
+                        state.dispatch_bookmarks(now);
+                        next_bookmarks = now + bookmark_timer;
                     }
-                    state.expire_snapshots(shared.config.snapshot_ttl);
+                    if let Some(rv) = compactor.due(now, config.compaction_interval, state.rv) {
+                        state.compact_etcd(rv);
+                    }
+                    state.expire_snapshots(config.snapshot_ttl);
                 }
+                let tick = HOUSEKEEPING_TICK
+                    .min(bookmark_timer)
+                    .min(config.compaction_interval / 2)
+                    .max(Duration::from_millis(1));
                 drop(shared);
                 std::thread::sleep(tick);
             }
         });
     if let Err(error) = spawned {
-        tracing::error!(%error, "could not start the store's housekeeping thread: no periodic bookmarks");
+        tracing::error!(%error, "could not start the store's housekeeping thread: no bookmarks, no compaction");
+    }
+}
+
+/// kube-apiserver's etcd `compactor`: every interval it compacts to the revision it saw at
+/// the previous run (the first run only records one).
+#[derive(Default)]
+struct Compactor {
+    last_run: Option<Instant>,
+    seen: Option<u64>,
+}
+
+impl Compactor {
+    /// The revision to compact to now, if a run is due; `current` is the store's rv.
+    fn due(&mut self, now: Instant, interval: Duration, current: u64) -> Option<u64> {
+        let last_run = *self.last_run.get_or_insert(now);
+        if now.saturating_duration_since(last_run) < interval {
+            return None;
+        }
+        self.last_run = Some(now);
+        self.seen.replace(current)
     }
 }
 

@@ -1061,7 +1061,8 @@ fn a_watch_from_before_a_compaction_gets_one_410_error_and_ends() {
 #[test]
 fn a_watch_history_window_evicts_old_events() {
     let store = ClusterStore::new(StoreConfig {
-        history_per_resource: 2,
+        watch_cache_min: 2,
+        watch_cache_max: 2,
         ..Default::default()
     });
     let cms = configmaps(&store);
