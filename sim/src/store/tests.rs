@@ -1175,7 +1175,10 @@ fn send_initial_events_ends_with_the_annotated_bookmark() {
     assert_eq!(drain(&mut watch).0, ["ADDED a", "ADDED kube-root-ca.crt"]);
     let unrelated = create_cm(&store, "kube-system", "unrelated", json!({}));
     store.shared.state.lock().dispatch_bookmarks(Instant::now());
-    let end = watch.events.try_recv().expect("the end bookmark after a write");
+    let end = watch
+        .events
+        .try_recv()
+        .expect("the end bookmark after a write");
     assert!(matches!(
         end,
         WatchEvent::Bookmark { resource_version, initial_events_end: true }
@@ -1186,7 +1189,9 @@ fn send_initial_events_ends_with_the_annotated_bookmark() {
         prompt_initial_events_end: true,
         ..Default::default()
     });
-    let mut watch = prompt.watch(&configmaps(&prompt), Some("default"), &opts).unwrap();
+    let mut watch = prompt
+        .watch(&configmaps(&prompt), Some("default"), &opts)
+        .unwrap();
     assert_eq!(
         drain(&mut watch).0,
         ["ADDED kube-root-ca.crt", "BOOKMARK end=true"]

@@ -334,9 +334,7 @@ impl Watcher {
             return !self.tx.is_closed();
         }
         let open = match self.initial_events_end_after {
-            Some(after) if last_event < after || last_event < self.start_rv => {
-                !self.tx.is_closed()
-            }
+            Some(after) if last_event < after || last_event < self.start_rv => !self.tx.is_closed(),
             Some(_) => {
                 self.initial_events_end_after = None;
                 self.offer(WatchEvent::Bookmark {
