@@ -306,14 +306,16 @@ impl State {
             }
         }
         let allow_bookmarks = start.allow_bookmarks && !served_by_etcd;
-        let mut initial_events_end_after = match start.requested {
-            _ if start.send_initial_events != Some(true) || !allow_bookmarks => None,
+        let owes_end_bookmark = start.send_initial_events == Some(true) && allow_bookmarks;
+        let initial_events_end_after = match start.requested {
+            _ if !owes_end_bookmark || prompt_end => None,
             RequestedRv::Latest => Some(global_rv),
             RequestedRv::Any => Some(cache_rv),
             RequestedRv::At(rv) => Some(rv),
         }
+        // v1.28 never annotates a bookmark when the version to wait for is 0.
         .filter(|rv| *rv > 0);
-        if prompt_end && initial_events_end_after.take().is_some() {
+        if owes_end_bookmark && prompt_end {
             backlog.push(WatchEvent::Bookmark {
                 resource_version: global_rv,
                 initial_events_end: true,
