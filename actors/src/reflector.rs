@@ -334,23 +334,18 @@ where
                         // them off this thread, which meanwhile keeps the connection read.
                         Some(stream) if state == State::StreamingInitial => {
                             let wait = protocol::INITIAL_EVENTS_END_WAIT;
-                            match tokio::time::timeout(wait, stream.next_raw()).await {
-                                Ok(raw) => {
-                                    let managed_fields = self.config.managed_fields;
-                                    tokio::task::spawn_blocking(move || {
-                                        list_watch::decode_batch_with::<K>(raw, managed_fields)
-                                    })
-                                    .await
-                                    .unwrap_or_else(|e| {
-                                        let message = format!("watch decode task failed: {e}");
-                                        vec![WatchItem::Failed(transient_watch_failure(message))]
-                                    })
-                                }
-                                Err(_) => {
-                                    overdue = true;
-                                    Vec::new()
-                                }
-                            }
+                            let raw = tokio::time::timeout(wait, stream.next_raw()).await;
+                            overdue = raw.is_err();
+                            let raw = raw.unwrap_or_default();
+                            let managed_fields = self.config.managed_fields;
+                            tokio::task::spawn_blocking(move || {
+                                list_watch::decode_batch_with::<K>(raw, managed_fields)
+                            })
+                            .await
+                            .unwrap_or_else(|e| {
+                                let message = format!("watch decode task failed: {e}");
+                                vec![WatchItem::Failed(transient_watch_failure(message))]
+                            })
                         }
                         Some(stream) => list_watch::decode_batch_with(
                             stream.next_raw().await,

@@ -769,7 +769,11 @@ mod tests {
             )
         );
         let relist = m.start();
-        assert_eq!(relist, list("12"), "the server stays remembered as one that waits");
+        assert_eq!(
+            relist,
+            list("12"),
+            "the server stays remembered as one that waits"
+        );
     }
 
     #[test]

@@ -1095,6 +1095,73 @@ fn a_watch_history_window_evicts_old_events() {
 }
 
 #[test]
+fn the_watch_cache_window_grows_while_it_holds_less_than_the_fresh_duration() {
+    for (fresh, served) in [(Duration::from_secs(3600), true), (Duration::ZERO, false)] {
+        let store = ClusterStore::new(StoreConfig {
+            watch_cache_min: 2,
+            watch_cache_max: 8,
+            watch_cache_fresh: fresh,
+            ..Default::default()
+        });
+        let cms = configmaps(&store);
+        let start = store.resource_version();
+        for i in 0..6 {
+            create_cm(&store, "default", &format!("c{i}"), json!({}));
+        }
+        let mut watch = store
+            .watch(
+                &cms,
+                None,
+                &WatchOptions {
+                    resource_version: Some(start.to_string()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let events = drain(&mut watch).0;
+        if served {
+            assert_eq!(events.len(), 6, "all six writes are younger than {fresh:?}");
+        } else {
+            assert!(events[0].starts_with("ERROR 410"), "{events:?}");
+        }
+    }
+}
+
+#[test]
+fn a_list_at_an_old_exact_version_is_rebuilt_from_history_until_compacted() {
+    let store = store();
+    let cms = configmaps(&store);
+    create_cm(&store, "default", "a", json!({}));
+    let at = store.resource_version();
+    store
+        .delete(&cms, Some("default"), "a", &DeleteOptions::default())
+        .unwrap();
+    create_cm(&store, "default", "b", json!({}));
+    let exact = ListOptions {
+        resource_version: Some(at.to_string()),
+        resource_version_match: Some(ResourceVersionMatch::Exact),
+        ..Default::default()
+    };
+    let page = store.list(&cms, Some("default"), &exact).unwrap();
+    assert_eq!(
+        (names(&page.items), page.resource_version),
+        (vec!["a".to_string(), "kube-root-ca.crt".to_string()], at)
+    );
+    store.shared.state.lock().compact_etcd(at + 1);
+    let expired = store.list(&cms, Some("default"), &exact).unwrap_err();
+    assert_eq!(
+        (expired.code, expired.message.as_str()),
+        (410, "The resourceVersion for the provided list is too old.")
+    );
+    let zero = ListOptions {
+        resource_version: Some("0".into()),
+        resource_version_match: Some(ResourceVersionMatch::Exact),
+        ..Default::default()
+    };
+    assert_eq!(store.list(&cms, None, &zero).unwrap_err().code, 422);
+}
+
+#[test]
 fn objects_entering_and_leaving_a_selector_arrive_as_added_and_deleted() {
     let store = store();
     let cms = configmaps(&store);

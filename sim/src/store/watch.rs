@@ -198,8 +198,9 @@ impl History {
 
     /// Window events after `rv`, oldest first.
     pub fn since(&self, rv: u64) -> impl Iterator<Item = &HistoryEvent> {
-        let window = self.events.range(self.events.len() - self.window..);
-        window.skip_while(move |e| e.resource_version() <= rv)
+        let window_start = self.events.len() - self.window;
+        let first_after = self.events.partition_point(|e| e.resource_version() <= rv);
+        self.events.range(first_after.max(window_start)..)
     }
 
     /// The objects as they were at revision `rv`, from the current ones (at or after every
