@@ -351,7 +351,7 @@ async fn a_watch_at_a_future_resource_version_is_silent_and_ends_at_its_timeout(
         "headers at once (watch/watchlist-variants.timed.txt)"
     );
     assert!(
-        opened.elapsed() < Duration::from_secs(2),
+        opened.elapsed() < Duration::from_millis(2500),
         "no 3 s wait for the revision"
     );
     assert!(
@@ -452,7 +452,7 @@ async fn the_v1_28_initial_events_end_bookmark_waits_for_the_next_write() {
         json!({"type": "BOOKMARK", "object": {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"resourceVersion": elsewhere.to_string(), "creationTimestamp": null, "annotations": {"k8s.io/initial-events-end": "true"}}}})
     );
     assert!(
-        written.elapsed() < Duration::from_secs(3),
+        written.elapsed() < Duration::from_secs(4),
         "about a second after the write"
     );
 }
