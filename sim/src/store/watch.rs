@@ -331,7 +331,7 @@ impl Watcher {
     /// `last_event` (0: none since the store started, so no bookmark at all); false when the
     /// watch must be closed.
     pub fn bookmark(&mut self, now: Instant, last_event: u64, interval: Duration) -> bool {
-        if !self.next_bookmark.is_some_and(|due| due <= now) || last_event == 0 {
+        if self.next_bookmark.is_none_or(|due| due > now) || last_event == 0 {
             return !self.tx.is_closed();
         }
         let open = match self.initial_events_end_after {
