@@ -100,7 +100,10 @@ fn sim_subcommand_takes_history_flags_and_rejects_a_zero_compaction_interval() {
     let line = lines
         .recv_timeout(Duration::from_secs(20))
         .expect("a ready line within 20 s");
-    assert!(line.starts_with("sim-1 ready at https://127.0.0.1:"), "{line}");
+    assert!(
+        line.starts_with("sim-1 ready at https://127.0.0.1:"),
+        "{line}"
+    );
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")

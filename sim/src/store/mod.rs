@@ -78,9 +78,9 @@
 //! disk until the compactor runs); "fresh enough" waits (lists and streaming lists at
 //! resourceVersion N, 504 after 3 s) compare N with the global revision, where v1.28's watch
 //! cache compares it with the resource's own last write (so a real server also answers 504
-//! to an N taken from another resource's list while this one is quiet); the bookmark timer
-//! is not jittered; a plain watch without resourceVersion (served by etcd, no bookmarks) and
-//! with it (the watch cache) otherwise behave alike.
+//! to an N taken from another resource's list while this one is quiet); a plain watch
+//! without resourceVersion (served by etcd, no bookmarks) and one with it (the watch cache)
+//! otherwise behave alike.
 
 mod continue_token;
 mod defaults;
@@ -382,8 +382,8 @@ struct Shared {
 /// it exits).
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(200);
 
-/// How often due watches are offered a bookmark (the cacher's bookmark timer: 1 s, jittered
-/// by up to 25 % there, not here).
+/// How often due watches are offered a bookmark (the cacher's bookmark timer: 1 s, plus a
+/// jitter of up to 25 % as `wait.Jitter(time.Second, 0.25)` adds).
 const BOOKMARK_TIMER: Duration = Duration::from_secs(1);
 
 /// How often a wait for a future resourceVersion looks again.
@@ -764,7 +764,8 @@ fn spawn_housekeeping(shared: Weak<Shared>) {
                     let mut state = shared.state.lock();
                     if now >= next_bookmarks {
                         state.dispatch_bookmarks(now);
-                        next_bookmarks = now + bookmark_timer;
+                        let jitter: f64 = rand::random();
+                        next_bookmarks = now + bookmark_timer.mul_f64(1.0 + 0.25 * jitter);
                     }
                     if let Some(rv) = compactor.due(now, config.compaction_interval, state.rv) {
                         state.compact_etcd(rv);
