@@ -514,3 +514,65 @@ async fn an_object_leaving_the_selector_is_deleted_with_its_old_state_at_the_pat
     );
     assert_eq!(event["object"]["data"]["k"], "v0");
 }
+
+#[tokio::test]
+async fn a_version_is_fresh_enough_for_the_watch_cache_only_once_its_resource_reached_it() {
+    let sim = sim(StoreConfig {
+        too_large_rv_wait: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let cluster = sim.cluster(0);
+    // Without kube's retries, which would retry the 504s.
+    let client = common::client_with_retry(&cluster.kubeconfig_yaml(), cluster.name(), false).await;
+    let configmaps_rv = create_cm(&client, "default", "a", json!({})).await;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "newer"}});
+    let global = rv_of(
+        &write(
+            &client,
+            "POST",
+            "/api/v1/namespaces/default/secrets",
+            secret,
+        )
+        .await,
+    );
+
+    let (_, cached) = get_json(&client, &format!("{CMS}?resourceVersion=0")).await;
+    assert_eq!(
+        cached["metadata"]["resourceVersion"],
+        json!(configmaps_rv.to_string()),
+        "the watch cache answers at its own version"
+    );
+    let too_large =
+        format!("Timeout: Too large resource version: {global}, current: {configmaps_rv}");
+    let mut watch = WatchLines::open(
+        &client,
+        &format!("{CMS}?{WATCH_LIST}&resourceVersion={global}"),
+    )
+    .await;
+    assert_eq!(watch.status, 200);
+    let event = watch.event(Duration::from_secs(5)).await;
+    assert_eq!(
+        (
+            event["type"].as_str(),
+            event["object"]["code"].as_u64(),
+            event["object"]["message"].as_str()
+        ),
+        (Some("ERROR"), Some(504), Some(too_large.as_str())),
+        "watch/watchlist-configmaps-with-rv.timed.txt"
+    );
+    let (status, body) = get_json(&client, &format!("{CMS}?resourceVersion={global}")).await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (504, Some(too_large.as_str()))
+    );
+    let (status, body) =
+        get_json(&client, &format!("{CMS}?resourceVersion={global}&limit=5")).await;
+    assert_eq!(
+        status, 200,
+        "etcd serves a paginated list at its revision: {body}"
+    );
+    assert_eq!(
+        body["metadata"]["resourceVersion"],
+        json!(global.to_string())
+    );
+}

@@ -33,6 +33,10 @@
 //!   store gets there. Events come in resourceVersion order through a bounded channel; a watch
 //!   whose consumer falls `watch_buffer` events behind is closed, as are all watches on
 //!   [`ClusterStore::drop_watches`]. An object leaving a selector is DELETED with its old state.
+//! - **Freshness**: what the watch cache serves (lists at `resourceVersion=0` or at N
+//!   without `limit`, streaming lists) carries the resource's own last write as its
+//!   resourceVersion, and waits until that reaches N (504 "Too large resource version" after
+//!   `too_large_rv_wait`), so a version taken from another resource may be too new.
 //! - **Bookmarks** follow v1.28's cacher: a watch is due one every `bookmark_interval` (60 s)
 //!   and 2 s before its `timeoutSeconds`, and gets it only if its resource changed since the
 //!   watch's resourceVersion; a streaming list's `initial-events-end` bookmark waits for the
@@ -75,12 +79,8 @@
 //! namespace deletion removes the contents at once (no finalizer wait); pods are deleted
 //! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED). History: a resource
 //! keeping more than `history_limit` revisions compacts its oldest early (etcd keeps them on
-//! disk until the compactor runs); "fresh enough" waits (lists and streaming lists at
-//! resourceVersion N, 504 after 3 s) compare N with the global revision, where v1.28's watch
-//! cache compares it with the resource's own last write (so a real server also answers 504
-//! to an N taken from another resource's list while this one is quiet); a plain watch
-//! without resourceVersion (served by etcd, no bookmarks) and one with it (the watch cache)
-//! otherwise behave alike.
+//! disk until the compactor runs); a plain watch without resourceVersion (served by etcd,
+//! no bookmarks) and one with it (the watch cache) otherwise behave alike.
 
 mod continue_token;
 mod defaults;
@@ -487,7 +487,10 @@ impl ClusterStore {
         if let read::RequestedRv::At(rv) = requested
             && opts.continue_token.as_deref().is_none_or(str::is_empty)
         {
-            self.wait_for_rv(rv)?;
+            // Served by the watch cache unless etcd reads it (Exact, or a limit).
+            let from_cache = opts.resource_version_match != Some(ResourceVersionMatch::Exact)
+                && opts.limit.is_none();
+            self.wait_for_rv(from_cache.then_some(rt), rv)?;
         }
         let source = self
             .shared
@@ -661,7 +664,7 @@ impl ClusterStore {
         // watch from a future one is accepted and stays silent until the store gets there.
         if send_initial
             && let read::RequestedRv::At(rv) = requested
-            && let Err(status) = self.wait_for_rv(rv)
+            && let Err(status) = self.wait_for_rv(Some(rt), rv)
         {
             return Ok(read::failed_watch(status));
         }
@@ -714,11 +717,19 @@ impl ClusterStore {
         )
     }
 
-    /// Waits (without the lock) until the store reaches `rv`, at most `too_large_rv_wait`.
-    fn wait_for_rv(&self, rv: u64) -> Result<()> {
+    /// Waits (without the lock) until the store reaches `rv`, at most `too_large_rv_wait`:
+    /// the watch cache of `cache` (its resource's own last write, as v1.28's
+    /// `waitUntilFreshAndBlock` compares), or etcd's revision when `cache` is `None`.
+    fn wait_for_rv(&self, cache: Option<&ResourceType>, rv: u64) -> Result<()> {
         let deadline = Instant::now() + self.shared.config.too_large_rv_wait;
         loop {
-            let current = self.resource_version();
+            let current = {
+                let state = self.shared.state.lock();
+                match cache {
+                    Some(rt) => state.storage(rt)?.last_write,
+                    None => state.rv,
+                }
+            };
             if current >= rv {
                 return Ok(());
             }

@@ -3,7 +3,8 @@
 //! Which one answers a list follows v1.28's `shouldDelegateList` and etcd3's `GetList`:
 //! - `resourceVersion=0` (without `Exact`): the watch cache, any recent state, `limit`
 //!   ignored; `resourceVersion=N` without `limit` (and without `Exact`): the watch cache once
-//!   it reached N, the current state.
+//!   it reached N, the current state. Both carry the cache's resourceVersion: the resource's
+//!   last write, not the global revision.
 //! - unset: etcd, the current state, paginated.
 //! - `resourceVersion=N&resourceVersionMatch=Exact`, and the legacy `resourceVersion=N&limit=L`
 //!   (no match): etcd **at revision N**, the historical state, list resourceVersion N, 410
@@ -127,6 +128,15 @@ impl State {
                 Ok(ListSource::Current(
                     storage.history.state_at(&storage.objects, rv),
                     rv,
+                ))
+            }
+            // The watch cache answers at its own resourceVersion, etcd at its revision.
+            None if requested == RequestedRv::Any
+                || matches!(requested, RequestedRv::At(_)) && opts.limit.is_none() =>
+            {
+                Ok(ListSource::Current(
+                    storage.objects.clone(),
+                    storage.last_write,
                 ))
             }
             _ => Ok(ListSource::Current(storage.objects.clone(), self.rv)),
