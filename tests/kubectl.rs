@@ -621,3 +621,46 @@ fn every_installed_kubectl_version_works_against_the_sim() {
         k.ok(&["delete", "namespace", ns]);
     }
 }
+
+const GIZMO_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: A gizmo for the explain test.
+        properties:
+          spec:
+            type: object
+            description: What the gizmo should be.
+            properties:
+              size: {type: integer, description: How big the gizmo is.}
+"#;
+
+/// `kubectl explain` reads the sim's `/openapi/v3`: built-in kinds with their top-level
+/// fields, custom resources with their CRD's own schema.
+#[test]
+fn kubectl_explain_reads_the_sims_openapi_v3() {
+    let (_sim, k, _dir) = setup();
+    let pods = k.ok(&["explain", "pods"]);
+    assert!(
+        pods.contains("KIND:") && pods.contains("Pod") && pods.contains("collection of containers"),
+        "{pods}"
+    );
+    assert!(pods.contains("spec") && pods.contains("metadata"), "{pods}");
+    let labels = k.ok(&["explain", "configmaps.metadata.labels"]);
+    assert!(labels.contains("organize and categorize"), "{labels}");
+    k.ok_on("sim-1", &["apply", "-f", "-"], Some(GIZMO_CRD));
+    let size = k.ok(&["explain", "gizmos.spec.size"]);
+    assert!(size.contains("How big the gizmo is"), "{size}");
+}

@@ -63,3 +63,54 @@ fn sim_subcommand_serves_until_sigterm() {
         "panoptes sim exits 0 on SIGTERM, got {status}"
     );
 }
+
+#[test]
+fn sim_subcommand_takes_history_flags_and_rejects_a_zero_compaction_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let rejected = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .args(["sim", "--etcd-compaction-interval", "0", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .expect("panoptes runs");
+    assert!(!rejected.status.success());
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(stderr.contains("--etcd-compaction-interval"), "{stderr}");
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_panoptes"))
+        .args([
+            "sim",
+            "--etcd-compaction-interval",
+            "1",
+            "--prompt-initial-events-end",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("panoptes runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let line = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a ready line within 20 s");
+    assert!(
+        line.starts_with("sim-1 ready at https://127.0.0.1:"),
+        "{line}"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    assert!(child.wait().expect("exit").success());
+}

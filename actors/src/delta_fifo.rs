@@ -3,21 +3,25 @@
 //!
 //! # Contract
 //! - A key is queued at most once; its deltas pop together, oldest first.
-//! - A popped batch goes to the indexer first and, once the indexer has applied it, to the
-//!   processor: a handler reading the cache sees at least the state it is told about.
+//! - A popped batch goes to the indexer ([`PoppedBatch`], the one message this stage sends),
+//!   which applies it and only then hands it on to the processor: a handler reading the
+//!   cache sees at least the state it is told about. Nothing comes back but the indexer's
+//!   acknowledgement that the batch is done.
 //! - Consecutive deletes of a key collapse into one (the one carrying a real final state wins
 //!   over a tombstone).
 //! - A `Replace` (relist) turns every key the FIFO knows that the list lacks into a `Deleted`
 //!   delta carrying a [`DeletedFinalStateUnknown`] tombstone with the last known state.
 //! - The transform runs here, once per object, before anything stores it.
 //! - After the first `Replace`, once all keys it queued have popped and been applied, the
-//!   cache has synced ([`NotificationBatch::marks_synced`](crate::notification::NotificationBatch::marks_synced)).
+//!   cache has synced ([`PoppedBatch::marks_synced`]).
 //!
 //! # Lifecycle
 //! Started by [`Informer`](crate::Informer) on the pipeline's arbiter, before the reflector.
-//! It stops with its arbiter (`Informer::stop`) or when the indexer or processor is gone. It
-//! is not supervised: a restart would lose the queue and the known keys, and only a relist
-//! could rebuild them.
+//! It stops with its arbiter (`Informer::stop`) or when the indexer is gone. A panic in its
+//! own code (the transform runs here) is caught and reported to the pipeline's
+//! [supervisor](crate::supervisor) ([`StageFailed`]), which answers [`ResetQueue`]: the queue
+//! is rebuilt from the cache (nothing pending, the known keys are the cached ones) and a new
+//! reflector relists.
 //!
 //! # Backpressure
 //! One batch is in flight at a time. Meanwhile reflector batches keep arriving (the reflector
@@ -30,7 +34,8 @@
 //! - Known keys are the FIFO's own view (the state after every delta it accepted), not the
 //!   indexer's, so a batch in flight to the indexer cannot hide a deletion from `Replace`.
 //! - Updates coalesce; client-go keeps every delta and only dedups deletes.
-//! - No `Pop` loop with a process function: the actor pops when the previous batch is done.
+//! - No `Pop` loop with a process function: the actor pops when the indexer has acknowledged
+//!   the previous batch.
 //! - Resync enqueues `Sync` for keys without pending deltas (as client-go); whether a
 //!   handler gets it is decided by its listener.
 
@@ -38,18 +43,20 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use actix::prelude::*;
-use parking_lot::Mutex;
 use tracing::Instrument;
 
 use crate::ids::{ClusterId, ObjectKey};
-use crate::indexer::ApplyDeltas;
 use crate::object::CacheObject;
-use crate::processor::Distribute;
-use crate::reflector::{ReflectorBatch, ReflectorDelta, ReflectorReport};
+use crate::reflector::{ReflectorBatch, ReflectorDelta};
+use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
+use crate::store::Store;
+use crate::supervisor::ResetQueue;
 use crate::transform::Transform;
 
-/// Most keys popped in one batch: large enough to amortise two message round trips, small
+/// Most keys popped in one batch: large enough to amortise a message round trip, small
 /// enough that one batch never holds the pipeline's thread for long.
 pub const MAX_POP_BATCH: usize = 512;
 
@@ -172,6 +179,8 @@ pub struct FifoQueue<K> {
     sync_announced: bool,
     /// Counts resync rounds, so listeners can tell one round from the next.
     resync_generation: u64,
+    /// Batches popped so far (the last one's `seq`).
+    popped: u64,
     transform: Transform<K>,
 }
 
@@ -184,6 +193,7 @@ impl<K: CacheObject> FifoQueue<K> {
             initial_population: None,
             sync_announced: false,
             resync_generation: 0,
+            popped: 0,
             transform,
         }
     }
@@ -277,6 +287,19 @@ impl<K: CacheObject> FifoQueue<K> {
         merge_delta(deltas, delta);
     }
 
+    /// Forgets everything pending and takes `cached` (the cache's objects) as the known keys,
+    /// before a relist rebuilds the rest. The batch numbering and resync rounds go on.
+    pub fn reset(&mut self, cached: Vec<Arc<K>>, cache_synced: bool) {
+        self.items.clear();
+        self.queue.clear();
+        self.known = cached
+            .into_iter()
+            .map(|obj| (ObjectKey::of(obj.as_ref()), obj))
+            .collect();
+        self.sync_announced = cache_synced;
+        self.initial_population = cache_synced.then_some(0);
+    }
+
     /// Queues a `Sync` for every known key with nothing pending; returns how many.
     pub fn resync(&mut self) -> usize {
         self.resync_generation += 1;
@@ -326,10 +349,13 @@ impl<K: CacheObject> FifoQueue<K> {
         if marks_synced {
             self.sync_announced = true;
         }
+        self.popped += 1;
         Some(PoppedBatch {
+            seq: self.popped,
             keys,
             marks_synced,
             resync_generation: self.resync_generation,
+            span: tracing::Span::none(),
         })
     }
 
@@ -374,12 +400,22 @@ impl<K: CacheObject> FifoQueue<K> {
     }
 }
 
-/// What one pop hands to the indexer.
+/// One pop, handed to the indexer. Sent by the delta FIFO with `send` (awaited: one batch
+/// in flight; the answer means it was applied and distributed).
 #[derive(Debug)]
 pub struct PoppedBatch<K> {
+    /// Increases by one per pop.
+    pub seq: u64,
     pub keys: Vec<PoppedKey<K>>,
+    /// This pop finished the first complete list: after it the cache has synced.
     pub marks_synced: bool,
     pub resync_generation: u64,
+    /// The FIFO's pop span (itself a child of the latest reflector batch's span).
+    pub span: tracing::Span,
+}
+
+impl<K: CacheObject> Message for PoppedBatch<K> {
+    type Result = ();
 }
 
 /// Appends `delta` to a key's pending deltas, coalescing: a non-delete after a non-delete
@@ -418,19 +454,17 @@ pub struct DeltaFifo<K: CacheObject> {
     cluster: ClusterId,
     resource: Arc<str>,
     queue: FifoQueue<K>,
-    indexer: Recipient<ApplyDeltas<K>>,
-    processor: Recipient<Distribute<K>>,
-    /// Invariant: true from a pop until the processor accepted that batch; nothing else pops
-    /// meanwhile.
+    indexer: Recipient<PoppedBatch<K>>,
+    /// Invariant: true from a pop until the indexer acknowledged that batch; nothing else
+    /// pops meanwhile.
     in_flight: bool,
-    /// Sequence number of the last popped batch.
-    last_seq: u64,
     resync_period: Option<Duration>,
     resync_timer: Option<SpawnHandle>,
     /// The span of the latest reflector batch: the parent of the next pop's span.
     last_push_span: tracing::Span,
-    /// The reflector's latest report, read by the informer.
-    reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+    /// The cache, to rebuild the queue from after a fault.
+    store: Store<K>,
+    faults: Recipient<StageFailed>,
 }
 
 impl<K: CacheObject> DeltaFifo<K> {
@@ -438,60 +472,60 @@ impl<K: CacheObject> DeltaFifo<K> {
         cluster: ClusterId,
         resource: Arc<str>,
         transform: Transform<K>,
-        indexer: Recipient<ApplyDeltas<K>>,
-        processor: Recipient<Distribute<K>>,
-        reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+        indexer: Recipient<PoppedBatch<K>>,
+        store: Store<K>,
+        faults: Recipient<StageFailed>,
     ) -> Self {
         Self {
             cluster,
             resource,
             queue: FifoQueue::new(transform),
             indexer,
-            processor,
             in_flight: false,
-            last_seq: 0,
             resync_period: None,
             resync_timer: None,
             last_push_span: tracing::Span::none(),
-            reflector_report,
+            store,
+            faults,
         }
     }
 
-    /// Pops the next batch unless one is in flight, and sends it indexer-first.
+    /// Runs `f` on the queue; a panic in it is reported to the supervisor (which resets the
+    /// queue and relists) instead of killing the actor.
+    fn guarded<T>(&mut self, f: impl FnOnce(&mut FifoQueue<K>) -> T) -> Option<T> {
+        match catch_unwind(AssertUnwindSafe(|| f(&mut self.queue))) {
+            Ok(value) => Some(value),
+            Err(payload) => {
+                self.faults.do_send(StageFailed {
+                    stage: Stage::Fifo,
+                    message: panic_message(payload.as_ref()),
+                });
+                None
+            }
+        }
+    }
+
+    /// Pops the next batch unless one is in flight, and hands it to the indexer.
     fn pop_next(&mut self, ctx: &mut Context<Self>) {
         if self.in_flight {
             return;
         }
-        let Some(batch) = self.queue.pop_batch(MAX_POP_BATCH) else {
+        let Some(mut batch) = self
+            .guarded(|queue| queue.pop_batch(MAX_POP_BATCH))
+            .flatten()
+        else {
             return;
         };
         self.in_flight = true;
-        self.last_seq += 1;
-        let seq = self.last_seq;
-        let span = tracing::debug_span!(parent: &self.last_push_span, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq, keys = batch.keys.len());
-        let apply = ApplyDeltas {
-            seq,
-            keys: batch.keys,
-            marks_synced: batch.marks_synced,
-            resync_generation: batch.resync_generation,
-            span: span.clone(),
-        };
-        let indexer = self.indexer.clone();
-        let processor = self.processor.clone();
-        let delivery = async move {
-            let notifications = indexer.send(apply).await.map_err(|e| ("indexer", e))?;
-            processor
-                .send(Distribute(Arc::new(notifications)))
-                .await
-                .map_err(|e| ("processor", e))
-        }
-        .instrument(span);
+        let span = tracing::debug_span!(parent: &self.last_push_span, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq = batch.seq, keys = batch.keys.len());
+        batch.span = span.clone();
+        let delivery = self.indexer.send(batch).instrument(span);
         ctx.spawn(delivery.into_actor(self).map(|result, act, ctx| {
             act.in_flight = false;
             match result {
                 Ok(()) => act.pop_next(ctx),
-                Err((consumer, error)) => {
-                    tracing::warn!(cluster = %act.cluster, resource = %act.resource, consumer, %error, "delta FIFO consumer gone; stopping");
+                Err(error) => {
+                    tracing::warn!(cluster = %act.cluster, resource = %act.resource, %error, "indexer gone; the delta FIFO stops");
                     ctx.stop();
                 }
             }
@@ -508,8 +542,8 @@ impl<K: CacheObject> DeltaFifo<K> {
         }
         if let Some(period) = period {
             self.resync_timer = Some(ctx.run_interval(period, |act, ctx| {
-                let queued = act.queue.resync();
-                tracing::debug!(cluster = %act.cluster, resource = %act.resource, queued, "resync");
+                let queued = act.guarded(FifoQueue::resync);
+                tracing::debug!(cluster = %act.cluster, resource = %act.resource, ?queued, "resync");
                 act.pop_next(ctx);
             }));
         }
@@ -526,19 +560,30 @@ impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
     fn handle(&mut self, msg: ReflectorBatch<K>, ctx: &mut Self::Context) {
         let _span = tracing::debug_span!(parent: &msg.span, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()).entered();
         self.last_push_span = msg.span.clone();
-        for delta in msg.deltas {
-            self.queue.push(delta);
-        }
+        self.guarded(|queue| {
+            for delta in msg.deltas {
+                queue.push(delta);
+            }
+        });
         self.pop_next(ctx);
     }
 }
 
-impl<K: CacheObject> Handler<ReflectorReport> for DeltaFifo<K> {
+impl<K: CacheObject> Handler<ResetQueue> for DeltaFifo<K> {
     type Result = ();
 
-    fn handle(&mut self, report: ReflectorReport, _ctx: &mut Self::Context) {
-        tracing::debug!(cluster = %report.cluster, resource = %report.resource, state = ?report.state, synced = report.synced, "reflector report");
-        *self.reflector_report.lock() = Some(report);
+    fn handle(&mut self, _msg: ResetQueue, _ctx: &mut Self::Context) {
+        let snapshot = self.store.snapshot();
+        tracing::info!(cluster = %self.cluster, resource = %self.resource, cached = snapshot.objects.len(), "delta FIFO rebuilt from the cache before a relist");
+        self.queue.reset(snapshot.objects, snapshot.synced);
+    }
+}
+
+impl<K: CacheObject> Handler<InjectPanic> for DeltaFifo<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: InjectPanic, _ctx: &mut Self::Context) {
+        self.guarded(|_| msg.fire());
     }
 }
 

@@ -1,48 +1,48 @@
-//! client-go's Indexer (`tools/cache/index.go`, `thread_safe_store.go`) as an actor: the only
-//! writer of an informer's cache.
+//! client-go's Indexer and `processDeltas` (`tools/cache/index.go`, `thread_safe_store.go`,
+//! `shared_informer.go`) as an actor: the only writer of an informer's cache, and the host
+//! of its [processor](crate::processor).
 //!
 //! # Contract
-//! - Applies each FIFO batch under one write lock, in order, and answers with the
-//!   notifications it implies, computed against the cache's previous state; the FIFO forwards
-//!   them to the processor only after this answer, so the cache is never behind a handler.
+//! - Applies each FIFO batch under one write lock, in order, deciding what each delta means
+//!   against the cache's previous state (client-go's `processDeltas`: an upsert is an add
+//!   when the key is absent, else an update; a relisted object with an unchanged
+//!   resourceVersion is not re-announced; a delete of an absent key announces nothing).
+//! - Then, and only then, hands the batch's notifications to the processor: the cache is
+//!   never behind what a handler has been told.
 //! - Keeps the namespace index and every user index exact after each batch.
-//! - Reads never come here: they go through [`Store`] handles.
+//! - Reads never come here: they go through [`Store`](crate::Store) readers; this actor holds
+//!   the cache's only [`StoreWriter`].
 //!
 //! # Lifecycle
 //! Started by the informer on the pipeline's arbiter before the FIFO; stopped with the
-//! arbiter. Its state lives in the [`Store`] it shares, so a restart would lose nothing, but
-//! it is not supervised: it runs no user code.
+//! arbiter. A panic while applying a batch (user index functions run here) or distributing
+//! it is caught: the batch is not distributed, its keys are remembered as *unannounced*, and
+//! the [supervisor](crate::supervisor) is told ([`StageFailed`]) and restarts the pipeline
+//! from a relist. The relist re-announces every unannounced key it lists, even at an
+//! unchanged resourceVersion, so no handler misses a change the cache took. A key the failed
+//! batch deleted from the cache is not re-announced (the relist no longer lists it): one
+//! deletion may go unannounced when a user index function panics while unindexing it.
 //!
 //! # Backpressure
-//! None needed: the FIFO sends one batch at a time and waits for the answer.
+//! The FIFO sends one batch at a time and waits until it has been applied and distributed.
 //!
 //! # Differences from client-go
 //! Index functions can be added at any time (the existing objects are indexed then); client-go
 //! refuses once the informer has started.
 
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::delta_fifo::PoppedKey;
-use crate::ids::{ClusterId, IndexName};
-use crate::notification::NotificationBatch;
+use crate::delta_fifo::{DeltaObject, DeltaType, PoppedBatch, PoppedKey};
+use crate::ids::{ClusterId, IndexName, ObjectKey};
+use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
-use crate::store::{IndexError, IndexFn, Store};
-
-/// One FIFO pop to apply. Sent by the delta FIFO with `send` (awaited: one in flight).
-pub struct ApplyDeltas<K> {
-    pub seq: u64,
-    pub keys: Vec<PoppedKey<K>>,
-    pub marks_synced: bool,
-    pub resync_generation: u64,
-    /// The FIFO's pop span (itself a child of the latest reflector batch's span).
-    pub span: tracing::Span,
-}
-
-impl<K: CacheObject> Message for ApplyDeltas<K> {
-    type Result = NotificationBatch<K>;
-}
+use crate::processor::{AddListener, Processor, RemoveListener};
+use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
+use crate::store::{Cache, IndexError, IndexFn, StoreWriter};
 
 /// Adds index functions. Sent by the informer with `send`.
 pub struct AddIndexers<K> {
@@ -57,40 +57,153 @@ impl<K: CacheObject> Message for AddIndexers<K> {
 pub struct Indexer<K: CacheObject> {
     cluster: ClusterId,
     resource: Arc<str>,
-    store: Store<K>,
+    writer: StoreWriter<K>,
+    processor: Processor<K>,
+    /// Keys of a batch that failed: the cache may hold changes no handler heard of.
+    unannounced: HashSet<ObjectKey>,
+    faults: Recipient<StageFailed>,
 }
 
 impl<K: CacheObject> Indexer<K> {
-    pub fn new(cluster: ClusterId, resource: Arc<str>, store: Store<K>) -> Self {
+    pub fn new(
+        cluster: ClusterId,
+        resource: Arc<str>,
+        writer: StoreWriter<K>,
+        faults: Recipient<StageFailed>,
+    ) -> Self {
+        let processor = Processor::new(cluster.clone(), resource.clone(), writer.reader());
         Self {
             cluster,
             resource,
-            store,
+            writer,
+            processor,
+            unannounced: HashSet::new(),
+            faults,
         }
     }
 
-    fn apply(&mut self, msg: ApplyDeltas<K>) -> NotificationBatch<K> {
-        let ApplyDeltas {
+    fn report(&self, stage: Stage, payload: &(dyn std::any::Any + Send)) {
+        self.faults.do_send(StageFailed {
+            stage,
+            message: panic_message(payload),
+        });
+    }
+
+    /// Applies and distributes `batch`; a panic is caught and reported (see the module docs).
+    fn apply_guarded(&mut self, batch: PoppedBatch<K>) {
+        let keys: Vec<ObjectKey> = batch.keys.iter().map(|k| k.key.clone()).collect();
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.apply(batch))) {
+            self.unannounced.extend(keys);
+            self.report(Stage::Indexer, payload.as_ref());
+        }
+    }
+
+    fn apply(&mut self, batch: PoppedBatch<K>) {
+        let PoppedBatch {
             seq,
             keys,
             marks_synced,
             resync_generation,
             span,
-        } = msg;
-        let (notifications, newly_synced) = self.store.write(|cache| {
-            let notes = cache.apply(keys, resync_generation);
+        } = batch;
+        let unannounced = &mut self.unannounced;
+        let (notifications, newly_synced) = self.writer.write(|cache| {
+            let notes = process_deltas(cache, keys, resync_generation, unannounced);
             (notes, cache.finish_batch(seq, marks_synced))
         });
         if newly_synced {
-            self.store.announce_synced();
-            tracing::info!(cluster = %self.cluster, resource = %self.resource, objects = self.store.len(), "cache synced");
+            self.writer.announce_synced();
+            tracing::info!(cluster = %self.cluster, resource = %self.resource, objects = self.writer.reader().len(), "cache synced");
         }
-        NotificationBatch {
+        self.processor.distribute(Arc::new(NotificationBatch {
             seq,
             notifications,
             marks_synced,
             span,
+        }));
+    }
+}
+
+/// Applies popped deltas to `cache` in order and says what changed (client-go's
+/// `processDeltas`; see the module's contract). A relisted key in `unannounced` is announced
+/// even at an unchanged resourceVersion, and leaves the set.
+pub(crate) fn process_deltas<K: CacheObject>(
+    cache: &mut Cache<K>,
+    popped: Vec<PoppedKey<K>>,
+    resync_generation: u64,
+    unannounced: &mut HashSet<ObjectKey>,
+) -> Vec<Notification<K>> {
+    let mut notes = Vec::with_capacity(popped.len());
+    for PoppedKey {
+        key,
+        deltas,
+        initial_list,
+    } in popped
+    {
+        for delta in deltas {
+            match (delta.kind, delta.object) {
+                (DeltaType::Deleted, object) => {
+                    let final_state_unknown = matches!(object, DeltaObject::Tombstone(_));
+                    if cache.remove(&key).is_some() {
+                        notes.push(Notification::Deleted {
+                            key: key.clone(),
+                            obj: object.object().clone(),
+                            final_state_unknown,
+                        });
+                    }
+                }
+                (DeltaType::Sync, object) => match cache.get(&key) {
+                    Some(current) => notes.push(Notification::Resync {
+                        key: key.clone(),
+                        obj: current.clone(),
+                        generation: resync_generation,
+                    }),
+                    None => {
+                        let obj = object.object().clone();
+                        cache.insert(key.clone(), obj.clone());
+                        notes.push(Notification::Added {
+                            key: key.clone(),
+                            obj,
+                            initial: false,
+                        });
+                    }
+                },
+                (kind, object) => {
+                    let obj = object.object().clone();
+                    match cache.get(&key).cloned() {
+                        Some(old)
+                            if kind == DeltaType::Replaced
+                                && same_version(old.as_ref(), obj.as_ref())
+                                && !unannounced.remove(&key) => {}
+                        Some(old) => {
+                            cache.insert(key.clone(), obj.clone());
+                            notes.push(Notification::Updated {
+                                key: key.clone(),
+                                old,
+                                new: obj,
+                            });
+                        }
+                        None => {
+                            cache.insert(key.clone(), obj.clone());
+                            notes.push(Notification::Added {
+                                key: key.clone(),
+                                obj,
+                                initial: initial_list,
+                            });
+                        }
+                    }
+                }
+            }
         }
+    }
+    notes
+}
+
+/// Two states of one object with the same (non-empty) resourceVersion are the same state.
+fn same_version<K: kube::Resource>(a: &K, b: &K) -> bool {
+    match (&a.meta().resource_version, &b.meta().resource_version) {
+        (Some(a), Some(b)) => !a.is_empty() && a == b,
+        _ => false,
     }
 }
 
@@ -98,17 +211,17 @@ impl<K: CacheObject> Actor for Indexer<K> {
     type Context = Context<Self>;
 }
 
-impl<K: CacheObject> Handler<ApplyDeltas<K>> for Indexer<K> {
-    type Result = MessageResult<ApplyDeltas<K>>;
+impl<K: CacheObject> Handler<PoppedBatch<K>> for Indexer<K> {
+    type Result = ();
 
-    fn handle(&mut self, msg: ApplyDeltas<K>, _ctx: &mut Self::Context) -> Self::Result {
-        let first_key = msg
+    fn handle(&mut self, batch: PoppedBatch<K>, _ctx: &mut Self::Context) {
+        let first_key = batch
             .keys
             .first()
             .map(|k| k.key.to_string())
             .unwrap_or_default();
-        let _span = tracing::debug_span!(parent: &msg.span, "indexer.apply", cluster = %self.cluster, resource = %self.resource, key = %first_key, keys = msg.keys.len(), seq = msg.seq).entered();
-        MessageResult(self.apply(msg))
+        let _span = tracing::debug_span!(parent: &batch.span, "indexer.apply", cluster = %self.cluster, resource = %self.resource, key = %first_key, keys = batch.keys.len(), seq = batch.seq).entered();
+        self.apply_guarded(batch);
     }
 }
 
@@ -117,6 +230,39 @@ impl<K: CacheObject> Handler<AddIndexers<K>> for Indexer<K> {
 
     fn handle(&mut self, msg: AddIndexers<K>, _ctx: &mut Self::Context) -> Self::Result {
         let _span = tracing::debug_span!("indexer.add_indexers", cluster = %self.cluster, resource = %self.resource).entered();
-        self.store.write(|cache| cache.add_indexers(msg.indexers))
+        self.writer.write(|cache| cache.add_indexers(msg.indexers))
     }
 }
+
+impl<K: CacheObject> Handler<AddListener<K>> for Indexer<K> {
+    type Result = ();
+
+    fn handle(&mut self, msg: AddListener<K>, _ctx: &mut Self::Context) {
+        self.processor.add(msg);
+    }
+}
+
+impl<K: CacheObject> Handler<RemoveListener> for Indexer<K> {
+    type Result = bool;
+
+    fn handle(&mut self, msg: RemoveListener, _ctx: &mut Self::Context) -> bool {
+        self.processor.remove(msg.0)
+    }
+}
+
+impl<K: CacheObject> Handler<InjectPanic> for Indexer<K> {
+    type Result = ();
+
+    /// Fault injection for the indexer and for the processor it hosts.
+    fn handle(&mut self, msg: InjectPanic, _ctx: &mut Self::Context) {
+        let processor = &self.processor;
+        let Err(payload) = catch_unwind(AssertUnwindSafe(|| match msg.0 {
+            Stage::Processor => processor.inject_panic(msg),
+            _ => msg.fire(),
+        }));
+        self.report(msg.0, payload.as_ref());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,9 @@
 //! client-go's `SharedIndexInformer` (`tools/cache/shared_informer.go`): one pipeline — the
-//! reflector, the [delta FIFO](crate::delta_fifo), the [indexer](crate::indexer), the
-//! [processor](crate::processor) and one [listener](crate::listener) per handler — for one
-//! resource in one cluster, behind one cheap, clonable handle.
+//! reflector, the [delta FIFO](crate::delta_fifo), the [indexer](crate::indexer) hosting the
+//! [processor](crate::processor), and one [listener](crate::listener) per handler — for one
+//! resource in one cluster, behind one cheap, clonable handle. The data flows one way,
+//! reflector → FIFO → indexer (+ processor) → listeners → handlers; the reflector's reports
+//! go to the pipeline's [supervisor](crate::supervisor).
 //!
 //! # Threads
 //! Each informer runs its actors on its own actix [`Arbiter`] (one OS thread per pipeline):
@@ -28,30 +30,32 @@ use crate::delta_fifo::{DeltaFifo, FifoStatus, GetFifoStatus, SetResyncPeriod};
 use crate::event::EventHandler;
 use crate::ids::{ClusterId, IndexName};
 use crate::indexer::{AddIndexers, Indexer};
-use crate::listener::{HandlerId, HandlerOptions, HandlerStatus, ListenerCounters};
+use crate::listener::{EventMap, HandlerOptions, HandlerStatus, Listener, ListenerCounters};
 use crate::lister::Lister;
 use crate::object::CacheObject;
-use crate::processor::{AddListener, Processor, RemoveListener};
+use crate::processor::{AddListener, HandlerId, RemoveListener};
 use crate::reflector::{ReflectorBatch, ReflectorReport, StopReflector};
-use crate::store::{IndexError, IndexFn, Store};
+use crate::stage_fault::{InjectPanic, Stage, StageRestartCounters};
+use crate::store::{IndexError, IndexFn, Store, StoreWriter};
+use crate::supervisor::{LatestReport, PipelineSupervisor, StartReflector, StopPipeline, Wire};
 use crate::transform::Transform;
 
-/// Starts a reflector on the pipeline's arbiter, feeding the FIFO; returns how to stop it.
-pub(crate) type StartSource<K> = Box<
-    dyn FnOnce(
+/// Starts a reflector on the pipeline's arbiter, feeding the FIFO and reporting to the
+/// supervisor; called again for each restart.
+pub(crate) type StartSource<K> = Arc<
+    dyn Fn(
             &ArbiterHandle,
             Recipient<ReflectorBatch<K>>,
             Recipient<ReflectorReport>,
-        ) -> Recipient<StopReflector>
-        + Send,
+        ) -> RunningReflector
+        + Send
+        + Sync,
 >;
 
-enum Source<K: CacheObject> {
-    /// Not started yet.
-    Pending(StartSource<K>),
-    Running(Recipient<StopReflector>),
-    /// Fed by the caller ([`Informer::detached`]) or stopped.
-    None,
+/// How the supervisor reaches a running reflector.
+pub struct RunningReflector {
+    pub stop: Recipient<StopReflector>,
+    pub inject: Recipient<InjectPanic>,
 }
 
 /// A failed informer operation.
@@ -80,13 +84,13 @@ struct Inner<K: CacheObject> {
     arbiter: ArbiterHandle,
     fifo: Addr<DeltaFifo<K>>,
     indexer: Addr<Indexer<K>>,
-    processor: Addr<Processor<K>>,
-    source: Mutex<Source<K>>,
+    supervisor: Addr<PipelineSupervisor<K>>,
+    restarts: Arc<StageRestartCounters>,
     /// The FIFO resyncs at the shortest period of these.
     handlers: Mutex<HashMap<HandlerId, RegisteredHandler>>,
     default_resync: Option<Duration>,
     next_handler: AtomicU64,
-    reflector_report: Arc<Mutex<Option<ReflectorReport>>>,
+    reflector_report: LatestReport,
 }
 
 /// A shared informer: one watch, one cache, any number of handlers.
@@ -126,28 +130,37 @@ impl<K: CacheObject> Informer<K> {
     ) -> Self {
         let resource: Arc<str> = resource.into();
         let arbiter = Arbiter::new().handle();
-        let store = Store::new();
-        let reflector_report = Arc::new(Mutex::new(None));
-        let indexer = {
-            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
-            Indexer::start_in_arbiter(&arbiter, move |_| Indexer::new(cluster, resource, store))
-        };
-        let processor = {
-            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
-            Processor::start_in_arbiter(&arbiter, move |_| Processor::new(cluster, resource, store))
-        };
-        let fifo = {
-            let (cluster, resource, report) =
-                (cluster.clone(), resource.clone(), reflector_report.clone());
-            let (indexer, processor) = (indexer.clone().recipient(), processor.clone().recipient());
-            DeltaFifo::start_in_arbiter(&arbiter, move |_| {
-                DeltaFifo::new(cluster, resource, transform, indexer, processor, report)
+        let writer = StoreWriter::new();
+        let store = writer.reader();
+        let reflector_report = LatestReport::default();
+        let restarts = Arc::new(StageRestartCounters::default());
+        let supervisor = {
+            let (cluster, resource) = (cluster.clone(), resource.clone());
+            let (latest, restarts) = (reflector_report.clone(), restarts.clone());
+            PipelineSupervisor::start_in_arbiter(&arbiter, move |_| {
+                PipelineSupervisor::new(cluster, resource, latest, restarts)
             })
         };
-        let source = match source {
-            Some(start) => Source::Pending(start),
-            None => Source::None,
+        let indexer = {
+            let (cluster, resource) = (cluster.clone(), resource.clone());
+            let faults = supervisor.clone().recipient();
+            Indexer::start_in_arbiter(&arbiter, move |_| {
+                Indexer::new(cluster, resource, writer, faults)
+            })
         };
+        let fifo = {
+            let (cluster, resource, store) = (cluster.clone(), resource.clone(), store.clone());
+            let indexer = indexer.clone().recipient();
+            let faults = supervisor.clone().recipient();
+            DeltaFifo::start_in_arbiter(&arbiter, move |_| {
+                DeltaFifo::new(cluster, resource, transform, indexer, store, faults)
+            })
+        };
+        supervisor.do_send(Wire {
+            fifo: fifo.clone().recipient(),
+            reset: fifo.clone().recipient(),
+            source,
+        });
         Self {
             inner: Arc::new(Inner {
                 cluster,
@@ -156,8 +169,8 @@ impl<K: CacheObject> Informer<K> {
                 arbiter,
                 fifo,
                 indexer,
-                processor,
-                source: Mutex::new(source),
+                supervisor,
+                restarts,
                 handlers: Mutex::new(HashMap::new()),
                 default_resync,
                 next_handler: AtomicU64::new(1),
@@ -200,28 +213,30 @@ impl<K: CacheObject> Informer<K> {
 
     /// Starts the reflector (idempotent; client-go's `Run`).
     pub fn start(&self) {
-        let mut source = self.inner.source.lock();
-        if let Source::Pending(_) = &*source {
-            let Source::Pending(start) = std::mem::replace(&mut *source, Source::None) else {
-                unreachable!()
-            };
-            let fifo = self.inner.fifo.clone();
-            *source = Source::Running(start(
-                &self.inner.arbiter,
-                fifo.clone().recipient(),
-                fifo.recipient(),
-            ));
-        }
+        self.inner.supervisor.do_send(StartReflector);
     }
 
     /// Stops the reflector and every actor of the pipeline. The cache keeps its last state.
     pub fn stop(&self) {
-        if let Source::Running(reflector) =
-            std::mem::replace(&mut *self.inner.source.lock(), Source::None)
-        {
-            reflector.do_send(StopReflector);
-        }
+        self.inner.supervisor.do_send(StopPipeline);
         self.inner.arbiter.stop();
+    }
+
+    /// Makes `stage` panic, as a bug there would; the pipeline's supervisor then restarts it
+    /// from a relist (see [`supervisor`](crate::supervisor)). Fault injection for tests and
+    /// fault schedules, not for production code.
+    #[doc(hidden)]
+    pub fn inject_stage_panic(&self, stage: Stage) {
+        match stage {
+            Stage::Reflector => self.inner.supervisor.do_send(InjectPanic(stage)),
+            Stage::Fifo => self.inner.fifo.do_send(InjectPanic(stage)),
+            Stage::Indexer | Stage::Processor => self.inner.indexer.do_send(InjectPanic(stage)),
+        }
+    }
+
+    /// How many times the pipeline was restarted because `stage` failed.
+    pub fn stage_restarts(&self, stage: Stage) -> u64 {
+        self.inner.restarts.get(stage)
     }
 
     /// Registers a handler (client-go's `AddEventHandlerWithResyncPeriod`). It first gets
@@ -244,6 +259,17 @@ impl<K: CacheObject> Informer<K> {
         handler: impl Into<EventHandler<K>>,
         options: HandlerOptions,
     ) -> HandlerId {
+        self.add_mapped_handler(handler, options, None)
+    }
+
+    /// Registers a handler whose events pass through `map` first, inside its listener (see
+    /// [`EventMap`]): what filtered views and multi-cluster informers use.
+    pub fn add_mapped_handler(
+        &self,
+        handler: impl Into<EventHandler<K>>,
+        options: HandlerOptions,
+        map: Option<EventMap<K>>,
+    ) -> HandlerId {
         let id = HandlerId(self.inner.next_handler.fetch_add(1, Ordering::Relaxed));
         let options = HandlerOptions {
             resync: options.resync.or(self.inner.default_resync),
@@ -257,11 +283,17 @@ impl<K: CacheObject> Informer<K> {
                 resync: options.resync,
             },
         );
-        self.inner.processor.do_send(AddListener {
+        self.inner.indexer.do_send(AddListener {
             id,
-            handler: handler.into(),
-            options,
-            counters,
+            start: Listener::starter(
+                id,
+                self.inner.cluster.clone(),
+                self.inner.resource.clone(),
+                handler.into(),
+                options,
+                map,
+                counters,
+            ),
         });
         self.update_resync_period();
         id
@@ -271,7 +303,7 @@ impl<K: CacheObject> Informer<K> {
     pub fn remove_handler(&self, id: HandlerId) -> bool {
         let removed = self.inner.handlers.lock().remove(&id).is_some();
         if removed {
-            self.inner.processor.do_send(RemoveListener(id));
+            self.inner.indexer.do_send(RemoveListener(id));
             self.update_resync_period();
         }
         removed

@@ -39,7 +39,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::ids::ClusterId;
-use crate::informer::{Informer, StartSource};
+use crate::informer::{Informer, RunningReflector, StartSource};
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::reflector::{Reflector, ReflectorConfig};
@@ -348,11 +348,16 @@ impl InformerFactory {
             config.page_size = page_size;
         }
         let (cluster, name) = (self.cluster.clone(), resource.clone());
-        let start: StartSource<K> = Box::new(move |arbiter, sink, reports| {
-            Reflector::start_in_arbiter(arbiter, move |_| {
+        let start: StartSource<K> = Arc::new(move |arbiter, sink, reports| {
+            let (cluster, name, api, config) =
+                (cluster.clone(), name.clone(), api.clone(), config.clone());
+            let reflector = Reflector::start_in_arbiter(arbiter, move |_| {
                 Reflector::new(cluster, name, api, config, sink, Some(reports))
-            })
-            .recipient()
+            });
+            RunningReflector {
+                stop: reflector.clone().recipient(),
+                inject: reflector.recipient(),
+            }
         });
         let informer = Informer::build(
             self.cluster.clone(),

@@ -14,13 +14,14 @@
 //!
 //! # The pipeline (one per resource and cluster, on its own thread)
 //! ```text
-//! API server ─▶ reflector ─▶ delta_fifo ─▶ indexer (Store: reads, indexes)
-//!                                  └──────▶ processor ─▶ listener ─▶ your handler
-//!                                                     └─▶ listener ─▶ another handler
+//! API server ─▶ reflector ─▶ delta_fifo ─▶ indexer ─(processor)─▶ listener ─▶ your handler
+//!                  │                       │  writes Store     └──────▶ listener ─▶ another handler
+//!                  └─ reports ─▶ supervisor └─▶ Store readers (listers, indexes)
 //! ```
 //! Each stage is a module with its contract at the top: [`reflector`], [`delta_fifo`],
 //! [`indexer`] (+ [`store`], [`lister`]), [`processor`], [`listener`]
-//! (+ [`listener_buffer`]), [`event`]. The messages between them are public so that tests
+//! (+ [`listener_buffer`]), [`event`]. Each stage owns the message it *sends*, so imports
+//! point one way, from a stage to the ones before it. The messages are public so that tests
 //! can stand in for any stage; they may change between versions.
 
 pub mod backoff;
@@ -41,7 +42,10 @@ pub mod processor;
 pub mod quarantine;
 pub mod reflector;
 pub mod registry;
+pub mod selector;
+pub mod stage_fault;
 pub mod store;
+pub mod supervisor;
 pub mod transform;
 
 #[cfg(test)]
@@ -50,10 +54,12 @@ mod test_support;
 pub use event::{Event, EventHandler, handler_actor, handler_fn};
 pub use informer::{Informer, InformerError};
 pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
-pub use listener::{HandlerId, HandlerOptions, HandlerStatus};
+pub use listener::{EventMap, HandlerOptions, HandlerStatus};
 pub use listener_buffer::BufferMode;
 pub use lister::Lister;
 pub use object::CacheObject;
+pub use processor::HandlerId;
 pub use registry::{InformerHandle, Registry};
-pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Store};
+pub use stage_fault::Stage;
+pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Snapshot, Store, StoreWriter};
 pub use transform::Transform;

@@ -11,6 +11,12 @@
 //!   `Arc` for every cached object, about once per period.
 //! - `has_synced` turns true once the informer has synced and the handler has handled every
 //!   event queued before that point (its initial list or its replay).
+//! - An optional [`EventMap`] rewrites or drops each event right before delivery: filtered
+//!   views use it to show a namespace or a label selector as a server-side watch would, and
+//!   multi-cluster informers to name the configured cluster. It runs inside the listener, so
+//!   every rule here holds for mapped handlers too, with no actor in between.
+//! - "Delivered" means the handler took the event. Events for a caller-owned handler actor
+//!   that has stopped are counted as dropped, never as delivered.
 //!
 //! # Lifecycle
 //! Started by the processor under an actix [`Supervisor`] when a handler is added; stopped
@@ -39,17 +45,19 @@ use tokio::time::Instant;
 
 use crate::event::{Event, EventHandler};
 use crate::ids::{ClusterId, ObjectKey};
-use crate::listener_buffer::{BufferMode, ListenerBuffer, Numbered};
+use crate::listener_buffer::{BufferMode, ListenerBuffer};
 use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
+use crate::processor::{HandlerId, ListenerEndpoint, Notify, StartListener, StopListener};
+use crate::store::Snapshot;
+
+/// Rewrites an event on its way to one handler, or drops it with `None`. Must be pure: a
+/// retried event is mapped again.
+pub type EventMap<K> = Arc<dyn Fn(Event<K>) -> Option<Event<K>> + Send + Sync>;
 
 /// Closure handlers run at most this many events per turn before yielding the thread, so
 /// one busy listener cannot starve the rest of the pipeline.
 const FN_EVENTS_PER_TURN: usize = 64;
-
-/// Identifies one registered handler within an informer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HandlerId(pub u64);
 
 /// How one handler is fed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -118,19 +126,6 @@ pub struct HandlerStatus {
     pub dropped: u64,
 }
 
-/// A batch of notifications to buffer. Sent by the processor with `do_send`.
-pub struct Notify<K>(pub Arc<NotificationBatch<K>>);
-
-impl<K: CacheObject> Message for Notify<K> {
-    type Result = ();
-}
-
-/// Stops the listener for good. Sent by the processor with `do_send`, right before it drops
-/// its address (so the supervisor does not restart it).
-#[derive(Message, Debug, Clone, Copy)]
-#[rtype(result = "()")]
-pub struct StopListener;
-
 /// When this listener's resync is due (client-go's `shouldResync`, per FIFO resync round).
 #[derive(Debug)]
 struct ResyncClock {
@@ -184,6 +179,14 @@ enum HandlerSlot<K: CacheObject> {
     Fn(crate::event::EventFn<K>),
 }
 
+/// An event handed to an actor handler and not yet acknowledged.
+struct InFlight<K> {
+    seq: u64,
+    key: ObjectKey,
+    event: Event<K>,
+    attempts: u32,
+}
+
 /// The listener actor. See the module docs.
 pub struct Listener<K: CacheObject> {
     id: HandlerId,
@@ -191,10 +194,11 @@ pub struct Listener<K: CacheObject> {
     resource: Arc<str>,
     handler: HandlerSlot<K>,
     buffer: ListenerBuffer<K>,
-    /// The event handed to an actor handler and not yet acknowledged, with its attempts.
-    /// Invariant: `Some` only for actor handlers; delivery waits while it is `Some` and a
-    /// send is outstanding.
-    in_flight: Option<(Numbered<K>, u32)>,
+    /// The event handed to an actor handler and not yet acknowledged (with the number of
+    /// its notification and its attempts). Invariant: `Some` only for actor handlers;
+    /// delivery waits while it is `Some` and a send is outstanding.
+    in_flight: Option<InFlight<K>>,
+    map: Option<EventMap<K>>,
     sending: bool,
     /// Batches up to this number are already in the replay this listener started with.
     skip_through: u64,
@@ -206,8 +210,31 @@ pub struct Listener<K: CacheObject> {
 }
 
 impl<K: CacheObject> Listener<K> {
-    /// A listener whose handler first gets `replay` (the cache as of batch `replay_seq`) as
-    /// initial adds. `cache_synced`: whether that cache had synced.
+    /// How the processor starts this handler's listener: on the current arbiter, under a
+    /// `Supervisor`, primed with the snapshot it is given.
+    pub fn starter(
+        id: HandlerId,
+        cluster: ClusterId,
+        resource: Arc<str>,
+        handler: EventHandler<K>,
+        options: HandlerOptions,
+        map: Option<EventMap<K>>,
+        counters: Arc<ListenerCounters>,
+    ) -> StartListener<K> {
+        Box::new(move |snapshot| {
+            let listener = Self::new(
+                id, cluster, resource, handler, options, map, counters, snapshot,
+            );
+            let addr = Supervisor::start(move |_| listener);
+            ListenerEndpoint {
+                notify: addr.clone().recipient(),
+                stop: addr.recipient(),
+            }
+        })
+    }
+
+    /// A listener whose handler first gets `snapshot`'s objects as initial adds, each event
+    /// passed through `map` first.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: HandlerId,
@@ -215,10 +242,9 @@ impl<K: CacheObject> Listener<K> {
         resource: Arc<str>,
         handler: EventHandler<K>,
         options: HandlerOptions,
+        map: Option<EventMap<K>>,
         counters: Arc<ListenerCounters>,
-        replay: Vec<Arc<K>>,
-        replay_seq: u64,
-        cache_synced: bool,
+        snapshot: Snapshot<K>,
     ) -> Self {
         let handler = match handler {
             EventHandler::Recipient(recipient) => HandlerSlot::Recipient {
@@ -232,14 +258,14 @@ impl<K: CacheObject> Listener<K> {
             EventHandler::Fn(f) => HandlerSlot::Fn(f),
         };
         let mut buffer = ListenerBuffer::new(options.buffer);
-        for obj in replay {
+        for obj in snapshot.objects {
             buffer.push(Notification::Added {
                 key: ObjectKey::of(obj.as_ref()),
                 obj,
                 initial: true,
             });
         }
-        let sync_marker = cache_synced.then(|| buffer.next_seq());
+        let sync_marker = snapshot.synced.then(|| buffer.next_seq());
         let listener = Self {
             id,
             cluster,
@@ -247,8 +273,9 @@ impl<K: CacheObject> Listener<K> {
             handler,
             buffer,
             in_flight: None,
+            map,
             sending: false,
-            skip_through: replay_seq,
+            skip_through: snapshot.seq,
             sync_marker,
             resync: ResyncClock::new(options.resync, Instant::now()),
             counters,
@@ -263,9 +290,14 @@ impl<K: CacheObject> Listener<K> {
             return;
         }
         if matches!(self.handler, HandlerSlot::Recipient { gone: true, .. }) {
+            let lost = batch
+                .notifications
+                .iter()
+                .filter(|note| self.event_for((*note).clone()).is_some())
+                .count();
             self.counters
                 .dropped
-                .fetch_add(batch.notifications.len() as u64, Ordering::Relaxed);
+                .fetch_add(lost as u64, Ordering::Relaxed);
             return;
         }
         for note in &batch.notifications {
@@ -282,6 +314,15 @@ impl<K: CacheObject> Listener<K> {
         self.update_counters();
     }
 
+    /// The event `note` becomes for this handler (`None`: its map drops it).
+    fn event_for(&self, note: Notification<K>) -> Option<Event<K>> {
+        let event = note.into_event(self.cluster.clone());
+        match &self.map {
+            Some(map) => map(event),
+            None => Some(event),
+        }
+    }
+
     fn update_counters(&self) {
         let in_flight = usize::from(self.in_flight.is_some());
         self.counters
@@ -294,7 +335,7 @@ impl<K: CacheObject> Listener<K> {
             let oldest = self
                 .in_flight
                 .as_ref()
-                .map(|((seq, _), _)| *seq)
+                .map(|in_flight| in_flight.seq)
                 .or(self.buffer.front_seq());
             if oldest.is_none_or(|seq| seq >= marker) {
                 self.counters.synced.store(true, Ordering::Release);
@@ -304,14 +345,19 @@ impl<K: CacheObject> Listener<K> {
 
     /// Runs closure handlers on up to a turn's worth of events; returns whether more remain.
     fn run_closure(&mut self) -> bool {
-        let HandlerSlot::Fn(f) = &mut self.handler else {
+        if !matches!(self.handler, HandlerSlot::Fn(_)) {
             return false;
-        };
+        }
         for _ in 0..FN_EVENTS_PER_TURN {
             let Some((_, note)) = self.buffer.pop() else {
                 break;
             };
-            let event = note.into_event(self.cluster.clone());
+            let Some(event) = self.event_for(note) else {
+                continue;
+            };
+            let HandlerSlot::Fn(f) = &mut self.handler else {
+                unreachable!("checked above");
+            };
             match catch_unwind(AssertUnwindSafe(|| f(event))) {
                 Ok(()) => self.counters.delivered.fetch_add(1, Ordering::Relaxed),
                 Err(_) => {
@@ -344,7 +390,12 @@ impl<K: CacheObject> Listener<K> {
         match &mut self.handler {
             HandlerSlot::Recipient { gone, .. } => {
                 *gone = true;
-                let lost = self.buffer.clear() + usize::from(self.in_flight.take().is_some());
+                // What the handler would have got: buffered events its map keeps, and the one
+                // in flight.
+                let mut lost = usize::from(self.in_flight.take().is_some());
+                while let Some((_, note)) = self.buffer.pop() {
+                    lost += usize::from(self.event_for(note).is_some());
+                }
                 self.counters
                     .dropped
                     .fetch_add(lost as u64, Ordering::Relaxed);
@@ -354,8 +405,8 @@ impl<K: CacheObject> Listener<K> {
             }
             HandlerSlot::Actor { current, .. } => {
                 *current = None;
-                if let Some((_, attempts)) = &self.in_flight
-                    && *attempts >= 2
+                if let Some(in_flight) = &self.in_flight
+                    && in_flight.attempts >= 2
                 {
                     self.in_flight = None;
                     self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -379,19 +430,28 @@ impl<K: CacheObject> Listener<K> {
             }
             return;
         }
-        if self.in_flight.is_none() {
-            let Some(next) = self.buffer.pop() else {
+        while self.in_flight.is_none() {
+            let Some((seq, note)) = self.buffer.pop() else {
+                self.update_counters();
                 return;
             };
-            self.in_flight = Some((next, 0));
+            let key = note.key().clone();
+            if let Some(event) = self.event_for(note) {
+                self.in_flight = Some(InFlight {
+                    seq,
+                    key,
+                    event,
+                    attempts: 0,
+                });
+            }
         }
         let Some(recipient) = self.recipient() else {
             return;
         };
-        let ((seq, note), attempts) = self.in_flight.as_mut().expect("set above");
-        *attempts += 1;
-        let span = tracing::debug_span!("listener.deliver", cluster = %self.cluster, resource = %self.resource, key = %note.key(), handler = self.id.0, seq = *seq);
-        let event = note.clone().into_event(self.cluster.clone());
+        let in_flight = self.in_flight.as_mut().expect("set above");
+        in_flight.attempts += 1;
+        let span = tracing::debug_span!("listener.deliver", cluster = %self.cluster, resource = %self.resource, key = %in_flight.key, handler = self.id.0, seq = in_flight.seq);
+        let event = in_flight.event.clone();
         self.sending = true;
         ctx.spawn(
             async move { recipient.send(event).await }
@@ -535,6 +595,11 @@ mod tests {
         replay_seq: u64,
         synced: bool,
     ) -> (Addr<Listener<Pod>>, Arc<ListenerCounters>) {
+        let snapshot = Snapshot {
+            objects: replay,
+            seq: replay_seq,
+            synced,
+        };
         let counters = Arc::new(ListenerCounters::default());
         let listener = Listener::new(
             HandlerId(1),
@@ -542,10 +607,9 @@ mod tests {
             "v1/pods".into(),
             handler,
             HandlerOptions::default(),
+            None,
             counters.clone(),
-            replay,
-            replay_seq,
-            synced,
+            snapshot,
         );
         listener.check_invariants();
         (Supervisor::start(move |_| listener), counters)

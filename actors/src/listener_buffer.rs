@@ -190,17 +190,6 @@ impl<K> ListenerBuffer<K> {
         }
     }
 
-    /// Drops everything pending; returns how many.
-    pub fn clear(&mut self) -> usize {
-        let dropped = self.len;
-        self.ordered.clear();
-        self.by_key.clear();
-        self.key_order.clear();
-        self.stale = 0;
-        self.len = 0;
-        dropped
-    }
-
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         let held: usize =

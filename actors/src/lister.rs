@@ -64,7 +64,7 @@ mod tests {
 
     #[test]
     fn should_get_by_namespace_and_name_and_filter_by_labels() {
-        let store = Store::new();
+        let mut writer = crate::store::StoreWriter::new();
         let keys = ["a", "b"]
             .iter()
             .map(|n| {
@@ -79,8 +79,8 @@ mod tests {
                 }
             })
             .collect();
-        store.write(|c| c.apply(keys, 0));
-        let lister = Lister::new(store);
+        writer.write(|c| crate::indexer::process_deltas(c, keys, 0, &mut Default::default()));
+        let lister = Lister::new(writer.reader());
         assert!(lister.get(Some("ns"), "a").is_some());
         assert!(lister.get(Some("other"), "a").is_none());
         let only_b: Selector = Expression::Equal("app".into(), "b".into()).into();

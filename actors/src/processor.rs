@@ -1,5 +1,5 @@
-//! client-go's `sharedProcessor` (`tools/cache/shared_informer.go`) as an actor: fans each
-//! batch of cache changes out to one supervised [`Listener`] per registered handler.
+//! client-go's `sharedProcessor` (`tools/cache/shared_informer.go`): fans each batch of cache
+//! changes out to one supervised listener per registered handler.
 //!
 //! # Contract
 //! - Every listener gets every notification, in the order the cache applied them; the
@@ -10,13 +10,22 @@
 //!   `has_synced`.
 //! - A removed handler receives nothing more.
 //!
+//! # Where it runs
+//! Not an actor of its own: the [indexer](crate::indexer) actor owns it and calls
+//! [`Processor::distribute`] right after applying a batch, as client-go's `HandleDeltas`
+//! calls `processor.distribute` right after updating the indexer. So the cache is updated
+//! before any listener hears of a change, a late listener's replay is taken between two
+//! batches, and the chain saves a mailbox hop. The messages that add and remove listeners
+//! are handled by the indexer actor on its behalf.
+//!
 //! # Lifecycle
-//! Started by the informer on the pipeline's arbiter; stops with it. Listeners run under
-//! actix [`Supervisor`]s on the same arbiter and are restarted without touching the others.
+//! Listeners are started by the informer's [`StartListener`] closure on the pipeline's
+//! arbiter, under actix `Supervisor`s, and are restarted without touching the others. The
+//! processor knows them only by their [`ListenerEndpoint`], so it does not depend on the
+//! listener module (imports point one way: the listener reads the messages sent here).
 //!
 //! # Backpressure
-//! None of its own: each batch moves on at once into the listeners' buffers. The FIFO waits
-//! for `Distribute` to be handled before it pops again, so batches do not pile up here.
+//! None of its own: each batch moves on at once into the listeners' buffers.
 //!
 //! # Differences from client-go
 //! Resync rounds reach every listener and each decides whether it is due, instead of the
@@ -27,46 +36,63 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::event::EventHandler;
 use crate::ids::ClusterId;
-use crate::listener::{
-    HandlerId, HandlerOptions, Listener, ListenerCounters, Notify, StopListener,
-};
 use crate::notification::NotificationBatch;
 use crate::object::CacheObject;
-use crate::store::Store;
+use crate::stage_fault::InjectPanic;
+use crate::store::{Snapshot, Store};
 
-/// One batch of changes the indexer applied. Sent by the delta FIFO with `send` (awaited).
-pub struct Distribute<K>(pub Arc<NotificationBatch<K>>);
+/// Identifies one registered handler within an informer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandlerId(pub u64);
 
-impl<K: CacheObject> Message for Distribute<K> {
+/// A batch of notifications to buffer. Sent by the processor to every listener with
+/// `do_send`.
+pub struct Notify<K>(pub Arc<NotificationBatch<K>>);
+
+impl<K: CacheObject> Message for Notify<K> {
     type Result = ();
 }
 
-/// Registers a handler. Sent by the informer with `do_send`.
+/// Stops a listener for good. Sent by the processor with `do_send`, right before it drops
+/// the listener's endpoint (so its supervisor does not restart it).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub struct StopListener;
+
+/// How the processor reaches one listener.
+pub struct ListenerEndpoint<K: CacheObject> {
+    pub notify: Recipient<Notify<K>>,
+    pub stop: Recipient<StopListener>,
+}
+
+/// Starts a listener primed with the cache as it is (built by the informer, called by the
+/// processor between two batches).
+pub type StartListener<K> = Box<dyn FnOnce(Snapshot<K>) -> ListenerEndpoint<K> + Send>;
+
+/// Registers a handler. Sent by the informer to the indexer actor (which hosts the
+/// processor) with `do_send`.
 pub struct AddListener<K: CacheObject> {
     pub id: HandlerId,
-    pub handler: EventHandler<K>,
-    pub options: HandlerOptions,
-    pub counters: Arc<ListenerCounters>,
+    pub start: StartListener<K>,
 }
 
 impl<K: CacheObject> Message for AddListener<K> {
     type Result = ();
 }
 
-/// Unregisters a handler; answers whether it was registered. Sent by the informer with
-/// `do_send` or `send`.
+/// Unregisters a handler; answers whether it was registered. Sent by the informer to the
+/// indexer actor with `do_send` or `send`.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "bool")]
 pub struct RemoveListener(pub HandlerId);
 
-/// The processor actor. See the module docs.
+/// The listeners of one pipeline. See the module docs.
 pub struct Processor<K: CacheObject> {
     cluster: ClusterId,
     resource: Arc<str>,
     store: Store<K>,
-    listeners: HashMap<HandlerId, Addr<Listener<K>>>,
+    listeners: HashMap<HandlerId, ListenerEndpoint<K>>,
 }
 
 impl<K: CacheObject> Processor<K> {
@@ -79,220 +105,41 @@ impl<K: CacheObject> Processor<K> {
         }
     }
 
-    fn distribute(&self, batch: Arc<NotificationBatch<K>>) {
+    /// Hands one applied batch to every listener.
+    pub fn distribute(&self, batch: Arc<NotificationBatch<K>>) {
+        let _span = tracing::debug_span!(parent: &batch.span, "processor.distribute", cluster = %self.cluster, resource = %self.resource, seq = batch.seq, notifications = batch.notifications.len(), listeners = self.listeners.len()).entered();
         for listener in self.listeners.values() {
-            listener.do_send(Notify(batch.clone()));
+            listener.notify.do_send(Notify(batch.clone()));
         }
     }
 
-    /// A listener primed with the cache as it is now, aligned on the last applied batch.
-    fn listener_for(&self, msg: AddListener<K>) -> Listener<K> {
-        let (replay, replay_seq, synced) = self.store.snapshot();
-        Listener::new(
-            msg.id,
-            self.cluster.clone(),
-            self.resource.clone(),
-            msg.handler,
-            msg.options,
-            msg.counters,
-            replay,
-            replay_seq,
-            synced,
-        )
-    }
-}
-
-impl<K: CacheObject> Actor for Processor<K> {
-    type Context = Context<Self>;
-}
-
-impl<K: CacheObject> Handler<Distribute<K>> for Processor<K> {
-    type Result = ();
-
-    fn handle(&mut self, msg: Distribute<K>, _ctx: &mut Self::Context) {
-        let _span = tracing::debug_span!(parent: &msg.0.span, "processor.distribute", cluster = %self.cluster, resource = %self.resource, seq = msg.0.seq, notifications = msg.0.notifications.len(), listeners = self.listeners.len()).entered();
-        self.distribute(msg.0);
-    }
-}
-
-impl<K: CacheObject> Handler<AddListener<K>> for Processor<K> {
-    type Result = ();
-
-    fn handle(&mut self, msg: AddListener<K>, _ctx: &mut Self::Context) {
+    /// Starts a listener primed with the cache as it is now.
+    pub fn add(&mut self, msg: AddListener<K>) {
         let _span = tracing::debug_span!("processor.add_listener", cluster = %self.cluster, resource = %self.resource, handler = msg.id.0).entered();
-        let id = msg.id;
-        let listener = self.listener_for(msg);
-        let addr = Supervisor::start(move |_| listener);
-        if let Some(previous) = self.listeners.insert(id, addr) {
+        let endpoint = (msg.start)(self.store.snapshot());
+        if let Some(previous) = self.listeners.insert(msg.id, endpoint) {
             tracing::warn!(
-                handler = id.0,
+                handler = msg.id.0,
                 "handler id registered twice; the older listener is stopped"
             );
-            previous.do_send(StopListener);
+            previous.stop.do_send(StopListener);
         }
     }
-}
 
-impl<K: CacheObject> Handler<RemoveListener> for Processor<K> {
-    type Result = bool;
+    /// Fault injection: panics in the processor's code (the indexer hosting it reports it).
+    pub(crate) fn inject_panic(&self, msg: InjectPanic) -> ! {
+        msg.fire()
+    }
 
-    fn handle(&mut self, msg: RemoveListener, _ctx: &mut Self::Context) -> bool {
-        let _span = tracing::debug_span!("processor.remove_listener", cluster = %self.cluster, resource = %self.resource, handler = msg.0.0).entered();
-        match self.listeners.remove(&msg.0) {
-            Some(addr) => {
-                addr.do_send(StopListener);
+    /// Stops a listener; whether it was registered.
+    pub fn remove(&mut self, id: HandlerId) -> bool {
+        let _span = tracing::debug_span!("processor.remove_listener", cluster = %self.cluster, resource = %self.resource, handler = id.0).entered();
+        match self.listeners.remove(&id) {
+            Some(endpoint) => {
+                endpoint.stop.do_send(StopListener);
                 true
             }
             None => false,
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use k8s_openapi::api::core::v1::Pod;
-    use parking_lot::Mutex;
-
-    use super::*;
-    use crate::delta_fifo::{Delta, DeltaObject, DeltaType, PoppedKey};
-    use crate::ids::ObjectKey;
-    use crate::notification::Notification;
-    use crate::test_support::{Recorder, cluster, pod, wait_until};
-
-    const PATIENCE: Duration = Duration::from_secs(5);
-
-    fn add_listener(
-        processor: &Addr<Processor<Pod>>,
-        id: u64,
-        recorder: Recorder,
-        options: HandlerOptions,
-    ) -> Arc<ListenerCounters> {
-        let counters = Arc::new(ListenerCounters::default());
-        processor.do_send(AddListener {
-            id: HandlerId(id),
-            handler: recorder.start().recipient().into(),
-            options,
-            counters: counters.clone(),
-        });
-        counters
-    }
-
-    fn updates(seq: u64, names: impl Iterator<Item = String>) -> Distribute<Pod> {
-        let notifications = names
-            .map(|n| Notification::Updated {
-                key: ObjectKey::new(format!("ns/{n}")),
-                old: pod(&n, seq),
-                new: pod(&n, seq + 1),
-            })
-            .collect();
-        Distribute(Arc::new(NotificationBatch {
-            seq,
-            notifications,
-            marks_synced: false,
-            span: tracing::Span::none(),
-        }))
-    }
-
-    #[actix_rt::test]
-    async fn should_fan_out_without_waiting_for_a_slow_handler() {
-        let processor = Processor::new(cluster(), "v1/pods".into(), Store::new()).start();
-        let (fast_seen, slow_seen) = (
-            Arc::new(Mutex::new(Vec::new())),
-            Arc::new(Mutex::new(Vec::new())),
-        );
-        let fast = add_listener(
-            &processor,
-            1,
-            Recorder::new(fast_seen.clone()),
-            HandlerOptions::default(),
-        );
-        let mut slow_recorder = Recorder::new(slow_seen.clone());
-        slow_recorder.delay = Some(Duration::from_millis(50));
-        let slow = add_listener(
-            &processor,
-            2,
-            slow_recorder,
-            HandlerOptions::default().coalescing(),
-        );
-        for seq in 1..=20 {
-            processor
-                .send(updates(seq, (0..10).map(|i| format!("p{i}"))))
-                .await
-                .unwrap();
-        }
-        wait_until("the fast handler has all 200 events", PATIENCE, || {
-            fast.snapshot().delivered == 200
-        })
-        .await;
-        let slow_status = slow.snapshot();
-        assert!(
-            slow_status.backlog > 0,
-            "the slow handler should still be behind: {slow_status:?}"
-        );
-        assert!(
-            slow_status.backlog <= 10 + 1,
-            "coalescing bounds the backlog by keys (+ the one in hand): {slow_status:?}"
-        );
-        // Whatever the slow one got last is the latest state of each key.
-        wait_until("the slow handler catches up", PATIENCE, || {
-            slow.snapshot().backlog == 0
-        })
-        .await;
-        let last: std::collections::HashMap<String, Arc<Pod>> = slow_seen
-            .lock()
-            .iter()
-            .map(|e| {
-                (
-                    e.object().metadata.name.clone().unwrap(),
-                    e.object().clone(),
-                )
-            })
-            .collect();
-        assert!(
-            last.values()
-                .all(|p| p.metadata.resource_version.as_deref() == Some("21")),
-            "{last:?}"
-        );
-    }
-
-    #[actix_rt::test]
-    async fn should_replay_the_cache_to_a_late_handler_and_stop_a_removed_one() {
-        let store: Store<Pod> = Store::new();
-        let keys = vec![PoppedKey {
-            key: ObjectKey::new("ns/a"),
-            deltas: vec![Delta {
-                kind: DeltaType::Replaced,
-                object: DeltaObject::Live(pod("a", 1)),
-            }],
-            initial_list: true,
-        }];
-        store.write(|c| {
-            c.apply(keys, 0);
-            c.finish_batch(1, true)
-        });
-        let processor = Processor::new(cluster(), "v1/pods".into(), store).start();
-        let late_seen = Arc::new(Mutex::new(Vec::new()));
-        let late = add_listener(
-            &processor,
-            1,
-            Recorder::new(late_seen.clone()),
-            HandlerOptions::default(),
-        );
-        wait_until("the late handler syncs", PATIENCE, || late.has_synced()).await;
-        assert!(matches!(
-            &late_seen.lock()[..],
-            [Event::Added { initial: true, .. }]
-        ));
-        assert!(processor.send(RemoveListener(HandlerId(1))).await.unwrap());
-        assert!(!processor.send(RemoveListener(HandlerId(1))).await.unwrap());
-        processor
-            .send(updates(2, ["a".to_string()].into_iter()))
-            .await
-            .unwrap();
-        tokio::task::yield_now().await;
-        assert_eq!(late_seen.lock().len(), 1, "a removed handler got an event");
-    }
-    use crate::event::Event;
 }

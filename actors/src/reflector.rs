@@ -28,9 +28,10 @@
 //!   ([`crate::backoff`]); a longer `Retry-After` wins; `403` reports
 //!   [`ReflectorState::Forbidden`] once and retries at the slowest pace.
 //! - **Streaming lists** (`ReflectorConfig::streaming_lists`): a `sendInitialEvents=true`
-//!   watch replaces the list; if the server refuses it (400/422) or ends the stream before
-//!   `k8s.io/initial-events-end`, this reflector falls back to list+watch for good and says so
-//!   in [`ReflectorReport::streaming_refused`].
+//!   watch replaces the list; if the server refuses it (400/422), ends the stream before
+//!   `k8s.io/initial-events-end`, or lets that bookmark wait (`protocol`'s
+//!   `INITIAL_EVENTS_END_WAIT`, as v1.28 does on a quiet resource), this reflector falls back
+//!   to list+watch for good and says so in [`ReflectorReport::streaming_refused`].
 //! - **Sharing.** Each object is decoded once and sent behind an `Arc`; never cloned.
 //!
 //! # Requests
@@ -367,11 +368,15 @@ where
                     span
                 }
                 State::Watching | State::StreamingInitial => {
+                    let mut overdue = false;
                     let items = match watch.as_mut() {
                         // The initial events of a streaming list are the whole list: decode
                         // them off this thread, which meanwhile keeps the connection read.
                         Some(stream) if state == State::StreamingInitial => {
-                            let raw = stream.next_raw().await;
+                            let wait = protocol::INITIAL_EVENTS_END_WAIT;
+                            let raw = tokio::time::timeout(wait, stream.next_raw()).await;
+                            overdue = raw.is_err();
+                            let raw = raw.unwrap_or_default();
                             let managed_fields = self.config.managed_fields;
                             tokio::task::spawn_blocking(move || {
                                 list_watch::decode_batch_with::<K>(raw, managed_fields)
@@ -388,6 +393,11 @@ where
                         ),
                         None => vec![WatchItem::Ended { stalled: false }],
                     };
+                    if overdue {
+                        let outcome = Outcome::InitialEventsEndOverdue;
+                        state = self.advance(state, outcome, &mut collected, &mut out);
+                        watch = None;
+                    }
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
                         resource = %self.resource, events = items.len(),
                         resource_version = tracing::field::Empty);
@@ -849,6 +859,18 @@ where
 
     fn handle(&mut self, _msg: StopReflector, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+impl<K> Handler<crate::stage_fault::InjectPanic> for Reflector<K>
+where
+    K: CacheObject + DeserializeOwned,
+{
+    type Result = ();
+
+    /// Fault injection: dies as a bug would; the pipeline's supervisor restarts it.
+    fn handle(&mut self, msg: crate::stage_fault::InjectPanic, _ctx: &mut Context<Self>) {
+        msg.fire()
     }
 }
 

@@ -9,16 +9,31 @@
 //!   keyed by its `Arc`: the same closure shares, a different one does not.
 //! - **Attach.** A request for a running key gets a handle on that pipeline: no new list,
 //!   no new watch.
-//! - **Filtered views** (beyond client-go). A request with a namespace and/or a label
-//!   selector is served from a running pipeline of the same key *without* them (the
-//!   cluster-wide informer) through a [`View`]: its events and reads are filtered as the
-//!   server would filter them (an update that moves an object into the selector is an add,
-//!   out of it a delete). Only when no such pipeline runs is a narrower watch opened.
+//! - **Filtered views** (beyond client-go). A request with a namespace, a label selector
+//!   and/or a field selector on `metadata.name`/`metadata.namespace` is served from a
+//!   running pipeline of the same key *without* them (the cluster-wide informer) through a
+//!   [`View`]: its events and reads are filtered as the server would filter them (one
+//!   [`selector`](crate::selector) grammar; an update that moves an object into the selector
+//!   is an add, out of it a delete). A field selector on any other field cannot be evaluated
+//!   locally: such a request views the pipeline with the same field selector, or opens its
+//!   own narrow watch. Selectors are read first, with the server's grammar (so a selector
+//!   the server takes never fails here, and one it refuses fails whatever runs); then the
+//!   view-or-narrow decision is made, in one place (`view_candidates`).
 //! - **Reference counting.** Every [`InformerHandle`] (clones share one reference) and every
 //!   handler added through one holds the pipeline. When the last goes — the handle dropped,
 //!   the handler removed with [`InformerHandle::remove_handler`] — the pipeline stops and
 //!   its watch is closed at the server. A view holds the pipeline it reads.
 //! - Pipelines start when created; handlers added later get the cache replayed first.
+//!
+//! # The registry actor
+//! The pipeline table has one owner, the [`PipelineTable`](table) actor on the registry's own
+//! arbiter: it attaches, starts, counts references and stops pipelines, one message at a
+//! time. Releases are asynchronous (`do_send` from a dropped handle or a removed handler);
+//! an acquisition waits for the actor's answer (the caller's thread blocks for the few
+//! microseconds an attach takes, or for a new pipeline's actors to be started; the table
+//! runs on its own thread, so this never waits on the caller's own arbiter). `len` and
+//! `keys` read a snapshot the actor publishes after every change, without a message. The
+//! actor and its thread stop once the registry and every handle are gone.
 //!
 //! ```no_run
 //! # async fn demo(client: kube::Client) -> Result<(), panoptes_actors::registry::RegistryError> {
@@ -36,29 +51,30 @@
 //! # drop((all_pods, again, in_prod)); Ok(()) }
 //! ```
 
-mod label_selector;
-mod relay;
+mod table;
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
+use actix::prelude::*;
 use kube::api::{ApiResource, DynamicObject};
-use kube::core::Selector;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 
-pub use label_selector::LabelSelectorError;
-pub use relay::{EventMap, Relay, map_handler};
 
 use crate::event::{Event, EventHandler};
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::informer_factory::{FactoryOptions, InformerFactory, ListScope, resource_name};
-use crate::listener::{HandlerId, HandlerOptions, HandlerStatus};
+use crate::listener::{EventMap, HandlerOptions, HandlerStatus};
 use crate::object::CacheObject;
+use crate::processor::HandlerId;
+use crate::selector::{
+    FieldSelector, LabelSelector, METADATA_FIELDS, SelectorError, metadata_field,
+};
 use crate::store::NAMESPACE_INDEX;
 use crate::transform::Transform;
 
@@ -87,7 +103,8 @@ impl fmt::Display for ClusterKey {
 #[derive(Clone)]
 pub struct PipelineRequest {
     /// Names a *new* pipeline in logs, traces and events; an attached request reuses the
-    /// running pipeline's name (relabel with [`map_handler`] if that matters).
+    /// running pipeline's name (relabel with [`InformerHandle::add_mapped_handler`] if that
+    /// matters).
     pub cluster: ClusterId,
     pub identity: ClusterKey,
     pub client: kube::Client,
@@ -144,11 +161,19 @@ impl fmt::Debug for PipelineRequest {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("cluster {cluster}, {resource}: {source}")]
-    LabelSelector {
+    /// A selector the API server would refuse (with its own words): failing here gives the
+    /// same answer whether or not a wider pipeline runs, instead of a list retried forever.
+    Selector {
         cluster: ClusterId,
         resource: String,
         #[source]
-        source: LabelSelectorError,
+        source: SelectorError,
+    },
+    /// The registry's actor is gone (its actix system stopped).
+    #[error("cluster {cluster}, {resource}: the pipeline registry is stopped")]
+    Stopped {
+        cluster: ClusterId,
+        resource: String,
     },
 }
 
@@ -194,49 +219,75 @@ impl PipelineKey {
     }
 }
 
-struct Entry {
-    informer: Box<dyn Any + Send + Sync>,
-    stop: Box<dyn Fn() + Send + Sync>,
-    /// Handles (one per acquisition, shared by clones) plus handlers.
-    refs: usize,
-    handler_leases: Arc<Mutex<HashMap<HandlerId, Lease>>>,
+/// A pipeline's informer, type-erased (an `Informer<K>`).
+type SharedInformer = Arc<dyn Any + Send + Sync>;
+
+/// The leases of the handlers added through any handle on one pipeline.
+type HandlerLeases = Arc<Mutex<HashMap<HandlerId, Lease>>>;
+
+/// Builds and starts a new pipeline; returns its informer and how to stop it.
+type CreatePipeline = Box<dyn FnOnce() -> (SharedInformer, Box<dyn Fn() + Send>) + Send>;
+
+/// Asks the table for a pipeline: `key` if it runs, else the first of `views` whose wider
+/// pipeline runs (read through its view), else a new one made by `create`. The answer goes to `reply`. Sent by [`Registry`]
+/// with `do_send`; the caller waits on `reply`.
+struct Acquire {
+    key: PipelineKey,
+    views: Vec<(PipelineKey, Arc<View>)>,
+    create: CreatePipeline,
+    reply: std::sync::mpsc::SyncSender<Acquired>,
 }
 
-type State = Mutex<HashMap<PipelineKey, Entry>>;
+impl Message for Acquire {
+    type Result = ();
+}
+
+/// What an acquisition got (with one reference counted for it).
+struct Acquired {
+    /// The pipeline read: `key`, or a wider one read through `view`.
+    key: PipelineKey,
+    view: Option<Arc<View>>,
+    informer: SharedInformer,
+    handler_leases: HandlerLeases,
+}
+
+/// One more reference on a running pipeline (a handler added). Sent by [`InformerHandle`]
+/// with `do_send`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Retain(PipelineKey);
+
+/// One reference fewer; the last stops the pipeline. Sent by a dropped [`Lease`] with
+/// `do_send`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Release(PipelineKey);
 
 /// One reference on a pipeline; the last one dropped stops it.
 struct Lease {
-    state: Weak<State>,
+    table: Addr<table::PipelineTable>,
     key: PipelineKey,
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(state) = self.state.upgrade() else {
-            return;
-        };
-        let stopped = {
-            let mut pipelines = state.lock();
-            let Some(entry) = pipelines.get_mut(&self.key) else {
-                return;
-            };
-            entry.refs -= 1;
-            if entry.refs > 0 {
-                return;
-            }
-            pipelines.remove(&self.key)
-        };
-        if let Some(entry) = stopped {
-            tracing::debug!(key = ?self.key, "last reference gone; stopping the pipeline");
-            (entry.stop)();
-        }
+        self.table.do_send(Release(self.key.clone()));
     }
 }
 
-/// The process's shared pipelines. Cheap to clone; clones share one registry.
-#[derive(Clone, Default)]
+/// The process's shared pipelines: a handle on the registry actor. Cheap to clone; clones
+/// share one registry. Needs a running actix `System`.
+#[derive(Clone)]
 pub struct Registry {
-    state: Arc<State>,
+    table: Addr<table::PipelineTable>,
+    /// The keys of the running pipelines, as the actor last published them.
+    running: Arc<RwLock<HashSet<PipelineKey>>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -248,13 +299,19 @@ impl fmt::Debug for Registry {
 }
 
 impl Registry {
+    /// Starts the registry's actor on its own arbiter.
     pub fn new() -> Self {
-        Self::default()
+        let running = Arc::new(RwLock::new(HashSet::new()));
+        let published = running.clone();
+        let table = table::PipelineTable::start_in_arbiter(&Arbiter::new().handle(), move |_| {
+            table::PipelineTable::new(published)
+        });
+        Self { table, running }
     }
 
     /// Pipelines running now.
     pub fn len(&self) -> usize {
-        self.state.lock().len()
+        self.running.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -263,7 +320,7 @@ impl Registry {
 
     /// The keys of the running pipelines (diagnostics, tests).
     pub fn keys(&self) -> Vec<PipelineKey> {
-        self.state.lock().keys().cloned().collect()
+        self.running.read().iter().cloned().collect()
     }
 
     /// A handle on the shared informer for `K`: attached, a view, or newly started.
@@ -320,105 +377,110 @@ impl Registry {
     fn acquire<K: CacheObject>(
         &self,
         request: &PipelineRequest,
-        key: PipelineKey,
-        create: impl FnOnce(&InformerFactory) -> Informer<K>,
+        mut key: PipelineKey,
+        create: impl FnOnce(&InformerFactory) -> Informer<K> + Send + 'static,
     ) -> Result<InformerHandle<K>, RegistryError> {
-        let view = match (&key.namespace, &key.label_selector) {
-            (None, None) => None,
-            (namespace, selector) => {
-                let selector = match selector {
-                    Some(text) => label_selector::parse(text).map_err(|source| {
-                        RegistryError::LabelSelector {
-                            cluster: request.cluster.clone(),
-                            resource: key.resource.clone(),
-                            source,
-                        }
-                    })?,
-                    None => Selector::default(),
-                };
-                Some(Arc::new(View {
-                    namespace: namespace.clone(),
-                    selector,
-                }))
-            }
+        let invalid = |source| RegistryError::Selector {
+            cluster: request.cluster.clone(),
+            resource: key.resource.clone(),
+            source,
         };
-        let mut pipelines = self.state.lock();
-        if let Some(handle) = self.attach(&mut pipelines, &key, None) {
-            return Ok(handle);
-        }
-        if let Some(view) = view {
-            let widest = key.widest();
-            if let Some(handle) = self.attach(&mut pipelines, &widest, Some(view)) {
-                tracing::debug!(?key, "served from the cluster-wide pipeline through a view");
-                return Ok(handle);
-            }
-        }
-        let factory = InformerFactory::new(
-            request.client.clone(),
-            request.cluster.clone(),
-            FactoryOptions {
-                namespace: key.namespace.clone(),
-                label_selector: key.label_selector.clone(),
-                field_selector: key.field_selector.clone(),
-                default_resync: request.default_resync,
-                ..FactoryOptions::default()
-            },
-        );
-        let informer = create(&factory);
-        informer.start();
-        tracing::debug!(?key, "started a pipeline");
-        let stopper = informer.clone();
-        let handler_leases = Arc::new(Mutex::new(HashMap::new()));
-        pipelines.insert(
-            key.clone(),
-            Entry {
-                informer: Box::new(informer.clone()),
-                stop: Box::new(move || stopper.stop()),
-                refs: 1,
-                handler_leases: handler_leases.clone(),
-            },
-        );
+        let labels = LabelSelector::parse(key.label_selector.as_deref().unwrap_or_default())
+            .map_err(invalid)?;
+        let fields = FieldSelector::parse(key.field_selector.as_deref().unwrap_or_default())
+            .map_err(invalid)?;
+        // Keyed (and sent) in canonical form: every spelling of a selector shares one watch.
+        key.label_selector = Some(labels.to_string()).filter(|s| !s.is_empty());
+        key.field_selector = Some(fields.to_string()).filter(|s| !s.is_empty());
+        let views = view_candidates(&key, labels, fields);
+        let (cluster, resource) = (request.cluster.clone(), key.resource.clone());
+        let options = FactoryOptions {
+            namespace: key.namespace.clone(),
+            label_selector: key.label_selector.clone(),
+            field_selector: key.field_selector.clone(),
+            default_resync: request.default_resync,
+            ..FactoryOptions::default()
+        };
+        let (client, factory_cluster) = (request.client.clone(), request.cluster.clone());
+        let create: CreatePipeline = Box::new(move || {
+            let factory = InformerFactory::new(client, factory_cluster, options);
+            let informer = create(&factory);
+            informer.start();
+            let stopper = informer.clone();
+            (Arc::new(informer), Box::new(move || stopper.stop()))
+        });
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        self.table.do_send(Acquire {
+            key,
+            views,
+            create,
+            reply,
+        });
+        let stopped = || RegistryError::Stopped {
+            cluster: cluster.clone(),
+            resource: resource.clone(),
+        };
+        let acquired = answer.recv().map_err(|_| stopped())?;
+        let lease = Arc::new(Lease {
+            table: self.table.clone(),
+            key: acquired.key.clone(),
+        });
+        let informer = acquired
+            .informer
+            .downcast_ref::<Informer<K>>()
+            .expect("the key names the informer's type")
+            .clone();
         Ok(InformerHandle {
             informer,
-            view: None,
-            key: key.clone(),
-            lease: Arc::new(self.lease(key)),
-            handler_leases,
+            view: acquired.view,
+            key: acquired.key,
+            lease,
+            handler_leases: acquired.handler_leases,
         })
-    }
-
-    /// A new reference on a running pipeline, if `key` runs with informers of type `K`.
-    fn attach<K: CacheObject>(
-        &self,
-        pipelines: &mut HashMap<PipelineKey, Entry>,
-        key: &PipelineKey,
-        view: Option<Arc<View>>,
-    ) -> Option<InformerHandle<K>> {
-        let entry = pipelines.get_mut(key)?;
-        let informer = entry.informer.downcast_ref::<Informer<K>>()?.clone();
-        entry.refs += 1;
-        Some(InformerHandle {
-            informer,
-            view,
-            key: key.clone(),
-            lease: Arc::new(self.lease(key.clone())),
-            handler_leases: entry.handler_leases.clone(),
-        })
-    }
-
-    fn lease(&self, key: PipelineKey) -> Lease {
-        Lease {
-            state: Arc::downgrade(&self.state),
-            key,
-        }
     }
 }
 
-/// A namespace and label filter over a wider pipeline's events and cache.
+/// The wider pipelines that could serve `key` through a [`View`], in order of preference:
+/// the cluster-wide pipeline when the field selector reads only [`METADATA_FIELDS`], else the
+/// one with the same field selector. Empty: a request that runs with none of them needs its
+/// own narrow watch, with its selectors evaluated by the server.
+fn view_candidates(
+    key: &PipelineKey,
+    labels: LabelSelector,
+    fields: FieldSelector,
+) -> Vec<(PipelineKey, Arc<View>)> {
+    let narrowed = key.namespace.is_some() || key.label_selector.is_some();
+    let fields_local = fields.fields().all(|f| METADATA_FIELDS.contains(&f));
+    let unfiltered = PipelineKey {
+        field_selector: None,
+        ..key.widest()
+    };
+    let candidates = [
+        (fields_local && (narrowed || !fields.is_empty())).then_some((unfiltered, fields)),
+        (narrowed && key.field_selector.is_some())
+            .then(|| (key.widest(), FieldSelector::default())),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .map(|(wider, fields)| {
+            let view = View {
+                namespace: key.namespace.clone(),
+                labels: labels.clone(),
+                fields,
+            };
+            (wider, Arc::new(view))
+        })
+        .collect()
+}
+
+/// A namespace, label and field filter over a wider pipeline's events and cache.
 #[derive(Debug, Clone)]
 pub struct View {
     pub namespace: Option<String>,
-    pub selector: Selector,
+    pub labels: LabelSelector,
+    /// Reads only [`METADATA_FIELDS`] (or is empty).
+    pub fields: FieldSelector,
 }
 
 impl View {
@@ -429,7 +491,13 @@ impl View {
             Some(ns) => meta.namespace.as_deref() == Some(ns.as_str()),
             None => true,
         };
-        in_namespace && label_selector::matches(&self.selector, meta.labels.as_ref())
+        static NO_LABELS: std::collections::BTreeMap<String, String> =
+            std::collections::BTreeMap::new();
+        in_namespace
+            && self
+                .labels
+                .matches(meta.labels.as_ref().unwrap_or(&NO_LABELS))
+            && self.fields.matches(|field| metadata_field(meta, field))
     }
 
     /// The event a watch with this namespace and selector would have produced, if any.
@@ -506,24 +574,31 @@ impl<K: CacheObject> InformerHandle<K> {
         handler: impl Into<EventHandler<K>>,
         options: HandlerOptions,
     ) -> HandlerId {
-        let handler = match &self.view {
-            Some(view) => {
-                let view = view.clone();
-                map_handler(handler.into(), Arc::new(move |event| view.filter(event)))
-            }
-            None => handler.into(),
+        self.add_mapped_handler(handler, options, None)
+    }
+
+    /// Registers a handler whose events (filtered first, for a view) pass through `map`,
+    /// inside the handler's listener. It holds the pipeline until removed.
+    pub fn add_mapped_handler(
+        &self,
+        handler: impl Into<EventHandler<K>>,
+        options: HandlerOptions,
+        map: Option<EventMap<K>>,
+    ) -> HandlerId {
+        let map: Option<EventMap<K>> = match (self.view.clone(), map) {
+            (None, map) => map,
+            (Some(view), None) => Some(Arc::new(move |event| view.filter(event))),
+            (Some(view), Some(map)) => Some(Arc::new(move |event| {
+                view.filter(event).and_then(|e| map(e))
+            })),
         };
-        let id = self.informer.add_handler(handler, options);
-        if let Some(state) = self.lease.state.upgrade() {
-            if let Some(entry) = state.lock().get_mut(&self.key) {
-                entry.refs += 1;
-            }
-            let lease = Lease {
-                state: self.lease.state.clone(),
-                key: self.key.clone(),
-            };
-            self.handler_leases.lock().insert(id, lease);
-        }
+        let id = self.informer.add_mapped_handler(handler, options, map);
+        self.lease.table.do_send(Retain(self.key.clone()));
+        let lease = Lease {
+            table: self.lease.table.clone(),
+            key: self.key.clone(),
+        };
+        self.handler_leases.lock().insert(id, lease);
         id
     }
 

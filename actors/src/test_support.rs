@@ -104,3 +104,21 @@ impl actix::Handler<crate::event::Event<Pod>> for Recorder {
         )
     }
 }
+
+/// Swallows stage faults (for stages tested without a supervisor).
+struct FaultSink;
+
+impl actix::Actor for FaultSink {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<crate::stage_fault::StageFailed> for FaultSink {
+    type Result = ();
+    fn handle(&mut self, _msg: crate::stage_fault::StageFailed, _ctx: &mut Self::Context) {}
+}
+
+/// A recipient for a stage's faults that ignores them.
+pub fn ignore_faults() -> actix::Recipient<crate::stage_fault::StageFailed> {
+    use actix::Actor;
+    FaultSink.start().recipient()
+}

@@ -9,10 +9,20 @@
 //! # Identity
 //!
 //! The shared informer registry keys pipelines by cluster identity, so two entries reaching
-//! the same API server with the same credential share one watch (see ARCHITECTURE.md,
-//! "Registry"). [`ClusterIdentity`] is (server URL, user) where the user is the kubeconfig user
-//! name plus a SHA-256 fingerprint of every credential field (token, client key, password,
-//! exec command, impersonation). The secret itself is never stored, printed or logged.
+//! the same API server with the same credential and the same TLS trust share one watch (see
+//! ARCHITECTURE.md, "Registry"). [`ClusterIdentity`] is (server URL, user) where the user is
+//! the kubeconfig user name plus a SHA-256 fingerprint of every credential field (token,
+//! client key, password, exec command, impersonation) and of how the server is trusted (CA
+//! certificates, `insecure-skip-tls-verify`, TLS server name, proxy): an entry that verifies
+//! the server must never be served by a connection that did not. The secret itself is never
+//! stored, printed or logged.
+//!
+//! # TLS and secrets
+//!
+//! The server's certificate is verified against the kubeconfig's CA (or the system roots)
+//! unless the kubeconfig sets `insecure-skip-tls-verify: true`; then one warning naming the
+//! cluster is logged when its connection is made. Tokens, client keys and exec-plugin output
+//! stay inside kube's client: nothing here logs, prints or `Debug`s them.
 //!
 //! # Rate limits
 //!
@@ -24,7 +34,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use kube::client::ClientBuilder;
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use panoptes_actors::ids::ClusterId;
 use thiserror::Error;
 
@@ -33,13 +43,14 @@ use crate::rate_limit::RateLimitLayer;
 
 /// Who a connection talks to and as whom, without any secret.
 ///
-/// Equal when the server URL and the credential fingerprint are equal; the user *name* is a
-/// kubeconfig-local label and does not take part (two files may name one token differently).
+/// Equal when the server URL and the fingerprint of credential and TLS trust are equal; the
+/// user *name* is a kubeconfig-local label and does not take part (two files may name one
+/// token differently).
 #[derive(Clone)]
 pub struct ClusterIdentity {
     server: String,
     user: String,
-    /// SHA-256 of the canonical JSON of the credential fields.
+    /// SHA-256 of the canonical JSON of the credential fields and the TLS trust settings.
     fingerprint: [u8; 32],
 }
 
@@ -53,7 +64,7 @@ impl ClusterIdentity {
                 .trim_end_matches('/')
                 .to_string(),
             user: user.to_string(),
-            fingerprint: credential_fingerprint(&config.auth_info),
+            fingerprint: fingerprint(config),
         }
     }
 
@@ -114,12 +125,29 @@ impl fmt::Debug for ClusterIdentity {
     }
 }
 
-/// Hashes every credential field of `auth` in a canonical form (object keys sorted), so equal
-/// credentials give equal fingerprints whatever map order they were read in.
-fn credential_fingerprint(auth: &AuthInfo) -> [u8; 32] {
+/// Hashes every credential field and the TLS trust settings of `config` in a canonical form
+/// (object keys sorted), so equal credentials give equal fingerprints whatever map order they
+/// were read in.
+fn fingerprint(config: &kube::Config) -> [u8; 32] {
     // kube serializes secret fields in clear (that is how it writes kubeconfigs); the bytes
     // only ever reach the hash.
-    let value = serde_json::to_value(auth).unwrap_or(serde_json::Value::Null);
+    let auth = serde_json::to_value(&config.auth_info).unwrap_or(serde_json::Value::Null);
+    let root_certs: Vec<String> = config
+        .root_cert
+        .iter()
+        .flatten()
+        .map(|der| der.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    let value = serde_json::json!({
+        "auth": auth,
+        "tls": {
+            "root_certs": root_certs,
+            "root_cert_file": config.root_cert_file,
+            "accept_invalid_certs": config.accept_invalid_certs,
+            "tls_server_name": config.tls_server_name,
+            "proxy_url": config.proxy_url.as_ref().map(ToString::to_string),
+        },
+    });
     let mut canonical = String::new();
     write_canonical(&value, &mut canonical);
     let digest = ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes());
@@ -295,6 +323,14 @@ fn finish(
 ) -> Result<ClusterConnection, ConnectionError> {
     let identity = ClusterIdentity::of(&config, user);
     let server = identity.server().to_string();
+    if config.accept_invalid_certs {
+        tracing::warn!(
+            cluster = %cluster.name,
+            %server,
+            "TLS verification is off for this cluster (insecure-skip-tls-verify in its kubeconfig): \
+             anyone between here and the server can read its credential and its data"
+        );
+    }
     let builder = ClientBuilder::try_from(config).map_err(|source| ConnectionError::Client {
         cluster: cluster.name.clone(),
         server,

@@ -60,6 +60,13 @@ struct BadInputLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    cluster: String,
+    resource: String,
+    stage: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     cluster: String,
     resource: String,
@@ -155,6 +162,7 @@ struct Families {
     informer_objects: Family<InformerLabels, Gauge>,
     informer_bad_input: Family<BadInputLabels, Counter>,
     listener_backlog: Family<ListenerLabels, Gauge>,
+    stage_restarts: Family<StageLabels, Counter>,
 }
 
 /// The process's metrics; clones share one registry.
@@ -192,6 +200,7 @@ impl Metrics {
             informer_objects: Family::default(),
             informer_bad_input: Family::default(),
             listener_backlog: Family::default(),
+            stage_restarts: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut f.registry;
@@ -259,6 +268,11 @@ impl Metrics {
             "panoptes_listener_backlog",
             "Notifications buffered for a handler and not yet delivered",
             f.listener_backlog.clone(),
+        );
+        r.register(
+            "panoptes_pipeline_stage_restarts",
+            "Pipeline restarts (from a relist) after a stage panicked, by stage",
+            f.stage_restarts.clone(),
         );
         Self {
             families: Arc::new(f),
@@ -347,6 +361,17 @@ impl Metrics {
             .informer_bad_input
             .get_or_create(&labels)
             .clone()
+    }
+
+    /// The `panoptes_pipeline_stage_restarts_total` counter of one stage (`reflector`,
+    /// `fifo`, `indexer`, `processor`) of one informer.
+    pub fn stage_restarts(&self, cluster: &str, resource: &str, stage: &'static str) -> Counter {
+        let labels = StageLabels {
+            cluster: cluster.into(),
+            resource: resource.into(),
+            stage,
+        };
+        self.families.stage_restarts.get_or_create(&labels).clone()
     }
 
     /// The `panoptes_listener_backlog` gauge of one handler's listener.

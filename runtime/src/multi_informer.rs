@@ -27,9 +27,10 @@ use actix::Recipient;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::quarantine::{BadInput, Quarantined};
 use panoptes_actors::reflector::ReflectorState;
-use panoptes_actors::registry::{PipelineRequest, RegistryError, map_handler};
+use panoptes_actors::registry::{PipelineRequest, RegistryError};
 use panoptes_actors::{
-    CacheObject, Event, EventHandler, HandlerId, HandlerOptions, InformerHandle,
+    CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
+    InformerHandle, Stage,
 };
 use parking_lot::Mutex;
 
@@ -79,6 +80,8 @@ pub struct ClusterInformerStatus {
     pub bad_input: BTreeMap<BadInput, u64>,
     /// Objects its reflector set aside now.
     pub quarantined: Vec<Quarantined>,
+    /// Pipeline restarts after a stage panicked, per stage.
+    pub stage_restarts: Vec<(Stage, u64)>,
 }
 
 pub(crate) struct Inner<K: CacheObject> {
@@ -208,6 +211,14 @@ impl<K: CacheObject> MultiInformer<K> {
         handle.get(namespace, name)
     }
 
+    /// What the copy of handler `id` on `cluster` has delivered, dropped and buffered;
+    /// `None` if either is unknown.
+    pub fn handler_status(&self, cluster: &ClusterId, id: MultiHandlerId) -> Option<HandlerStatus> {
+        let members = self.inner.members.lock();
+        let member = members.get(cluster)?;
+        member.handle.handler_status(*member.handlers.get(&id)?)
+    }
+
     /// The pipeline handle of one cluster (its unfiltered informer, handler status, ...).
     pub fn handle(&self, cluster: &ClusterId) -> Option<InformerHandle<K>> {
         self.inner
@@ -297,6 +308,10 @@ impl<K: CacheObject> MultiInformer<K> {
                         .map(|r| r.quarantined.clone())
                         .unwrap_or_default(),
                     state: report.map(|r| r.state),
+                    stage_restarts: Stage::ALL
+                        .iter()
+                        .map(|stage| (*stage, member.handle.informer().stage_restarts(*stage)))
+                        .collect(),
                 }
             })
             .collect();
@@ -315,6 +330,7 @@ impl<K: CacheObject> MultiInformer<K> {
                 watches: 0,
                 bad_input: BTreeMap::new(),
                 quarantined: Vec::new(),
+                stage_restarts: Vec::new(),
             });
         }
         statuses
@@ -389,18 +405,14 @@ fn install<K: CacheObject>(
 ) -> HandlerId {
     let handler: EventHandler<K> = match &spec.kind {
         HandlerKind::Fn(f) => {
-            let (f, cluster) = (f.clone(), cluster.clone());
-            EventHandler::Fn(Box::new(move |event| f(relabel(event, &cluster))))
+            let f = f.clone();
+            EventHandler::Fn(Box::new(move |event| f(event)))
         }
-        HandlerKind::Recipient(recipient) => {
-            let cluster = cluster.clone();
-            map_handler(
-                EventHandler::Recipient(recipient.clone()),
-                Arc::new(move |event| Some(relabel(event, &cluster))),
-            )
-        }
+        HandlerKind::Recipient(recipient) => EventHandler::Recipient(recipient.clone()),
     };
-    handle.add_handler(handler, spec.options)
+    let cluster = cluster.clone();
+    let relabel: EventMap<K> = Arc::new(move |event| Some(relabel(event, &cluster)));
+    handle.add_mapped_handler(handler, spec.options, Some(relabel))
 }
 
 /// The event as coming from `cluster` (the configured name, not the pipeline's).

@@ -471,6 +471,13 @@ impl Runtime {
                 metrics
                     .watches
                     .inc_by(status.watches.saturating_sub(metrics.watches.get()));
+                for (stage, restarts) in &status.stage_restarts {
+                    let counter =
+                        self.inner
+                            .metrics
+                            .stage_restarts(cluster, resource, stage.as_str());
+                    counter.inc_by(restarts.saturating_sub(counter.get()));
+                }
                 self.inner
                     .metrics
                     .listener_backlog(cluster, resource, "all")

@@ -270,17 +270,44 @@ fn bad_duration_explains_the_units() {
 }
 
 #[test]
-fn bad_selectors_name_the_requirement() {
+fn bad_selectors_fail_with_the_servers_message_at_their_key() {
     let text = format!(
         "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nlabel_selector = \"app=web,tier in (a\"\n"
     );
     let message = Scratch::new().error(&text);
-    assert_names(&message, 7, &["[[watch]] #1 label_selector", "tier in (a"]);
+    assert_names(
+        &message,
+        7,
+        &[
+            "[[watch]] #1 label_selector",
+            "tier in (a",
+            "unable to parse requirement: found '', expected: ',' or ')'",
+        ],
+    );
     let text = format!(
         "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nfield_selector = \"status.phase\"\n"
     );
     let message = Scratch::new().error(&text);
-    assert_names(&message, 7, &["[[watch]] #1 field_selector", "no operator"]);
+    assert_names(
+        &message,
+        7,
+        &[
+            "[[watch]] #1 field_selector",
+            "can't understand 'status.phase'",
+        ],
+    );
+}
+
+#[test]
+fn selectors_the_server_accepts_load() {
+    let text = format!(
+        "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\nlabel_selector = \"replicas>3,tier notin (db)\"\nfield_selector = 'metadata.name!=a\\,b'\n"
+    );
+    let config = Scratch::new().load(&text).expect("valid selectors load");
+    assert_eq!(
+        config.watches[0].label_selector.as_deref(),
+        Some("replicas>3,tier notin (db)")
+    );
 }
 
 #[test]

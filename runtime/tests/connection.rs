@@ -1,6 +1,7 @@
 //! Cluster connections: clients from kubeconfig files and YAML, identities that recognise the
 //! same server and credential without ever showing the credential.
 
+use base64::Engine as _;
 use panoptes_actors::ids::ClusterId;
 use panoptes_runtime::config::{ClusterConfig, ClusterSource, EmbeddedCluster};
 use panoptes_runtime::connection::{
@@ -60,6 +61,25 @@ async fn a_different_token_or_server_is_a_different_identity() {
         identity("https://127.0.0.1:6443", "alice", "another-token").await
     );
     assert_ne!(a, identity("https://127.0.0.1:7443", "alice", SECRET).await);
+}
+
+#[tokio::test]
+async fn the_same_token_trusting_the_server_differently_is_a_different_identity() {
+    // An entry that verifies the server must not be served by a connection that does not.
+    let insecure = identity("https://127.0.0.1:6443", "alice", SECRET).await;
+    let ca = panoptes_sim::tls::ClusterTls::generate("trusted")
+        .expect("a CA")
+        .ca_pem;
+    let ca_data = base64::engine::general_purpose::STANDARD.encode(ca.as_bytes());
+    let yaml = kubeconfig("https://127.0.0.1:6443", "alice", SECRET).replace(
+        "insecure-skip-tls-verify: true",
+        &format!("certificate-authority-data: {ca_data}"),
+    );
+    let verified = connect_with_kubeconfig_yaml(&embedded("e"), &yaml, None)
+        .await
+        .expect("connect")
+        .identity;
+    assert_ne!(insecure, verified);
 }
 
 #[tokio::test]

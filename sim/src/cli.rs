@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! panoptes sim --clusters 3 --kubeconfig /tmp/sim.yaml [--pods 1000] [--churn-rate 50]
+//!              [--etcd-compaction-interval 300] [--prompt-initial-events-end]
 //! ```
 //!
 //! writes a kubeconfig with contexts `sim-1` … `sim-N`, prints
@@ -28,6 +29,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::churn::{Churn, ChurnConfig};
+use crate::store::StoreConfig;
 use crate::{Sim, SimOptions};
 
 /// Arguments of `panoptes sim`.
@@ -48,6 +50,14 @@ pub struct SimArgs {
     /// The Kubernetes minor version /version reports.
     #[arg(long, default_value_t = 28)]
     pub kubernetes_minor: u32,
+    /// Seconds between etcd compactions (kube-apiserver's `--etcd-compaction-interval`):
+    /// lists and continues older than the previous run's revision get 410.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub etcd_compaction_interval: u64,
+    /// Send a streaming list's `k8s.io/initial-events-end` bookmark right after its initial
+    /// events, as v1.30+ servers do (default: v1.28's, after the resource's next write).
+    #[arg(long)]
+    pub prompt_initial_events_end: bool,
 }
 
 /// Runs the clusters until Ctrl-C or SIGTERM.
@@ -65,6 +75,11 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
     let sim = Sim::start(SimOptions {
         clusters: args.clusters,
         kubernetes_minor: args.kubernetes_minor,
+        store: StoreConfig {
+            compaction_interval: Duration::from_secs(args.etcd_compaction_interval),
+            prompt_initial_events_end: args.prompt_initial_events_end,
+            ..Default::default()
+        },
         ..Default::default()
     })?;
     sim.write_kubeconfig(&args.kubeconfig)

@@ -1,12 +1,13 @@
 //! One simulated cluster: its identity (name, CA, token), its state (a [`ClusterStore`]
 //! that a restart may replace), its faults and counters, and its listener, which can be
 //! stopped and started again on the same port (a control-plane restart, as clients see it).
+//! The cluster owns its server; the server and its handlers see only the [`ClusterState`].
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::cluster_state::ClusterState;
 use crate::counters::Counters;
 use crate::faults::Faults;
 use crate::kubeconfig::{KubeconfigEntry, render};
@@ -14,31 +15,10 @@ use crate::server::RunningServer;
 use crate::store::{ClusterStore, StoreConfig};
 use crate::tls::ClusterTls;
 
-/// What every request handler of a cluster reads.
-pub(crate) struct ClusterShared {
-    pub name: String,
-    pub token: String,
-    pub kubernetes_minor: u32,
-    pub anonymous_auth: bool,
-    pub store: Arc<RwLock<ClusterStore>>,
-    pub store_config: StoreConfig,
-    pub faults: Faults,
-    pub counters: Counters,
-    pub tls: ClusterTls,
-    pub addr: SocketAddr,
-}
-
-impl ClusterShared {
-    /// The store serving requests now.
-    pub fn store(&self) -> ClusterStore {
-        self.store.read().clone()
-    }
-}
-
 /// A handle on one simulated cluster. Cheap to clone.
 #[derive(Clone)]
 pub struct SimCluster {
-    shared: Arc<ClusterShared>,
+    state: Arc<ClusterState>,
     runtime: tokio::runtime::Handle,
     server: Arc<Mutex<Option<RunningServer>>>,
 }
@@ -78,7 +58,7 @@ impl SimCluster {
         let store = Arc::new(RwLock::new(ClusterStore::new(
             settings.store_config.clone(),
         )));
-        let shared = Arc::new(ClusterShared {
+        let state = Arc::new(ClusterState {
             token: random_token(),
             kubernetes_minor: settings.kubernetes_minor,
             anonymous_auth: settings.anonymous_auth,
@@ -90,15 +70,14 @@ impl SimCluster {
             addr,
             name: settings.name,
         });
-        let server =
-            RunningServer::start(shared.clone(), listener, &runtime).map_err(|source| {
-                crate::SimError::Bind {
-                    cluster: shared.name.clone(),
-                    source,
-                }
-            })?;
+        let server = RunningServer::start(state.clone(), listener, &runtime).map_err(|source| {
+            crate::SimError::Bind {
+                cluster: state.name.clone(),
+                source,
+            }
+        })?;
         Ok(SimCluster {
-            shared,
+            state,
             runtime,
             server: Arc::new(Mutex::new(Some(server))),
         })
@@ -106,22 +85,22 @@ impl SimCluster {
 
     /// "sim-1", "sim-2", ...
     pub fn name(&self) -> &str {
-        &self.shared.name
+        &self.state.name
     }
 
     /// `https://127.0.0.1:PORT`; the port stays the same across stop/start.
     pub fn url(&self) -> String {
-        format!("https://{}", self.shared.addr)
+        format!("https://{}", self.state.addr)
     }
 
     /// The cluster's CA certificate (PEM).
     pub fn ca_pem(&self) -> String {
-        self.shared.tls.ca_pem.clone()
+        self.state.tls.ca_pem.clone()
     }
 
     /// The bearer token of the cluster's admin user.
     pub fn token(&self) -> String {
-        self.shared.token.clone()
+        self.state.token.clone()
     }
 
     /// A kubeconfig with one context named after the cluster.
@@ -140,15 +119,15 @@ impl SimCluster {
 
     /// The store serving requests now (a restart without state replaces it).
     pub fn store(&self) -> ClusterStore {
-        self.shared.store()
+        self.state.store()
     }
 
     pub fn faults(&self) -> Faults {
-        self.shared.faults.clone()
+        self.state.faults.clone()
     }
 
     pub fn counters(&self) -> Counters {
-        self.shared.counters.clone()
+        self.state.counters.clone()
     }
 
     /// Closes the listener and every connection (watches end); state is kept.
@@ -168,13 +147,13 @@ impl SimCluster {
             return Ok(());
         }
         let bind_err = |source| crate::SimError::Bind {
-            cluster: self.shared.name.clone(),
+            cluster: self.state.name.clone(),
             source,
         };
-        let listener = std::net::TcpListener::bind(self.shared.addr).map_err(bind_err)?;
+        let listener = std::net::TcpListener::bind(self.state.addr).map_err(bind_err)?;
         listener.set_nonblocking(true).map_err(bind_err)?;
         *server = Some(
-            RunningServer::start(self.shared.clone(), listener, &self.runtime).map_err(bind_err)?,
+            RunningServer::start(self.state.clone(), listener, &self.runtime).map_err(bind_err)?,
         );
         Ok(())
     }
@@ -183,8 +162,8 @@ impl SimCluster {
     pub fn restart(&self, keep_state: bool) -> Result<(), crate::SimError> {
         self.stop();
         if !keep_state {
-            let fresh = ClusterStore::new(self.shared.store_config.clone());
-            let old = std::mem::replace(&mut *self.shared.store.write(), fresh);
+            let fresh = ClusterStore::new(self.state.store_config.clone());
+            let old = std::mem::replace(&mut *self.state.store.write(), fresh);
             old.drop_watches();
         }
         self.start()

@@ -2,12 +2,16 @@
 //! time appear at once): `/version`, `/api` (APIVersions), `/apis` (APIGroupList),
 //! `/apis/<g>` (APIGroup), `/api/v1` and `/apis/<g>/<v>` (APIResourceList), and aggregated
 //! discovery (apidiscovery.k8s.io/v2beta1 APIGroupDiscoveryList) for `/api` and `/apis`.
-//! Shapes follow discovery/*.json of a real v1.28 server.
+//! Shapes follow discovery/*.json of a real v1.28 server: every resource has its
+//! `storageVersionHash` in the legacy documents (aggregated discovery v2beta1 has no such
+//! field), and subresources are listed in name order with their own kinds and verbs (pods:
+//! attach, binding, ephemeralcontainers, eviction, exec, log, portforward, proxy, status).
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use crate::pod_subresources::extra_subresources;
 use crate::store::ResourceType;
 
 /// `/version` reporting `v1.<minor>.0` (the kubectl dispatcher picks `kubectl.1.<minor>` from it).
@@ -83,21 +87,58 @@ pub fn serves_group_version(resources: &[Arc<ResourceType>], group: &str, versio
         .any(|rt| rt.group == group && rt.version == version)
 }
 
-fn subresources(rt: &ResourceType) -> Vec<(&'static str, Value)> {
-    let mut subs = Vec::new();
+/// One subresource of a resource, as both discovery forms list it.
+struct SubresourceEntry<'a> {
+    name: &'a str,
+    /// The response kind's group and version when not the resource's own (`scale`, `eviction`).
+    group_version: Option<(&'a str, &'a str)>,
+    kind: &'a str,
+    verbs: &'a [&'a str],
+}
+
+const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
+
+/// `rt`'s subresources in name order, as the real server lists them.
+fn subresources(rt: &ResourceType) -> Vec<SubresourceEntry<'_>> {
+    let mut subs: Vec<SubresourceEntry<'_>> = extra_subresources(rt)
+        .iter()
+        .map(|s| SubresourceEntry {
+            name: s.name,
+            group_version: (!s.group.is_empty()).then_some((s.group, s.version)),
+            kind: s.kind,
+            verbs: s.verbs,
+        })
+        .collect();
     if rt.scale_subresource {
-        subs.push((
-            "scale",
-            json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
-        ));
+        subs.push(SubresourceEntry {
+            name: "scale",
+            group_version: Some(("autoscaling", "v1")),
+            kind: "Scale",
+            verbs: STATUS_VERBS,
+        });
     }
     if rt.status_subresource {
-        subs.push((
-            "status",
-            json!({"group": "", "version": "", "kind": rt.kind}),
-        ));
+        subs.push(SubresourceEntry {
+            name: "status",
+            group_version: None,
+            kind: &rt.kind,
+            verbs: STATUS_VERBS,
+        });
     }
+    subs.sort_by(|a, b| a.name.cmp(b.name));
     subs
+}
+
+/// kube-apiserver's `discovery.StorageVersionHash`: the first 8 bytes of the SHA-256 of
+/// `<group>/<storage version>/<kind>`, base64. Clients (the storage version migrator, some
+/// caches) compare it to notice that a resource's storage encoding changed.
+pub fn storage_version_hash(group: &str, version: &str, kind: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{group}/{version}/{kind}").as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
 
 /// `/api/v1` or `/apis/<g>/<v>`, if served.
@@ -127,18 +168,23 @@ pub fn api_resource_list(
         if !rt.categories.is_empty() {
             entry["categories"] = json!(rt.categories);
         }
+        entry["storageVersionHash"] = json!(storage_version_hash(
+            &rt.group,
+            &rt.storage_version,
+            &rt.kind
+        ));
         list.push(entry);
-        for (sub, kind) in subresources(rt) {
+        for sub in subresources(rt) {
             let mut entry = json!({
-                "name": format!("{}/{sub}", rt.plural),
+                "name": format!("{}/{}", rt.plural, sub.name),
                 "singularName": "",
                 "namespaced": rt.namespaced,
-                "kind": kind["kind"],
-                "verbs": ["get", "patch", "update"],
+                "kind": sub.kind,
+                "verbs": sub.verbs,
             });
-            if sub == "scale" {
-                entry["group"] = json!("autoscaling");
-                entry["version"] = json!("v1");
+            if let Some((group, version)) = sub.group_version {
+                entry["group"] = json!(group);
+                entry["version"] = json!(version);
             }
             list.push(entry);
         }
@@ -169,7 +215,10 @@ fn aggregated_resource(rt: &ResourceType) -> Value {
     }
     let subs: Vec<Value> = subresources(rt)
         .into_iter()
-        .map(|(sub, kind)| json!({"subresource": sub, "responseKind": kind, "verbs": ["get", "patch", "update"]}))
+        .map(|sub| {
+            let (group, version) = sub.group_version.unwrap_or(("", ""));
+            json!({"subresource": sub.name, "responseKind": {"group": group, "version": version, "kind": sub.kind}, "verbs": sub.verbs})
+        })
         .collect();
     if !subs.is_empty() {
         entry["subresources"] = json!(subs);
@@ -236,6 +285,8 @@ pub(crate) mod tests {
             .to_vec(),
             status_subresource: true,
             scale_subresource: plural == "deployments",
+            custom_resource: group.contains('.'),
+            storage_version: version.into(),
         })
     }
 
@@ -272,6 +323,47 @@ pub(crate) mod tests {
         assert_eq!(
             api_group(&resources, "apps").expect("apps")["kind"],
             "APIGroup"
+        );
+    }
+
+    #[test]
+    fn storage_version_hashes_match_the_recorded_ones() {
+        // discovery/api-v1.json and apis-apps-v1.json of a real v1.28 server.
+        assert_eq!(storage_version_hash("", "v1", "ConfigMap"), "qFsyl6wFWjQ=");
+        assert_eq!(storage_version_hash("", "v1", "Pod"), "xPOwRZ+Yhw8=");
+        assert_eq!(
+            storage_version_hash("apps", "v1", "Deployment"),
+            "8aSe+NMegvE="
+        );
+        let resources = fake();
+        let core = api_resource_list(&resources, "", "v1").expect("core");
+        let pods: Vec<&Value> = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"].as_str().unwrap().starts_with("pods"))
+            .collect();
+        assert_eq!(pods[0]["storageVersionHash"], "xPOwRZ+Yhw8=");
+        assert!(
+            pods[1..]
+                .iter()
+                .all(|r| r.get("storageVersionHash").is_none())
+        );
+        let names: Vec<&str> = pods.iter().map(|r| r["name"].as_str().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "pods",
+                "pods/attach",
+                "pods/binding",
+                "pods/ephemeralcontainers",
+                "pods/eviction",
+                "pods/exec",
+                "pods/log",
+                "pods/portforward",
+                "pods/proxy",
+                "pods/status"
+            ]
         );
     }
 

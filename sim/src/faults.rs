@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::store::{ClusterStore, Status};
 
@@ -21,6 +22,8 @@ use crate::store::{ClusterStore, Status};
 pub struct Faults {
     state: Arc<Mutex<FaultState>>,
     store: Arc<RwLock<ClusterStore>>,
+    /// Cancelled (and replaced) by [`Faults::drop_watches`]: ends the stalled watches open now.
+    stalls_end: Arc<Mutex<CancellationToken>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -40,6 +43,7 @@ impl Faults {
         Faults {
             state: Arc::default(),
             store,
+            stalls_end: Arc::default(),
         }
     }
 
@@ -63,7 +67,10 @@ impl Faults {
         self.state.lock().latency = latency;
     }
 
-    /// New watches get their response headers, then nothing ever (until the client gives up).
+    /// New watches get their response headers, then nothing (until the client gives up, the
+    /// server stops or [`Faults::drop_watches`] ends them). Switching it off does not revive
+    /// the watches already stalled, as a network path coming back does not revive a dead
+    /// connection.
     pub fn stall_watches(&self, stall: bool) {
         self.state.lock().stall_watches = stall;
     }
@@ -85,9 +92,10 @@ impl Faults {
         self.state.lock().refuse_watch_list = refuse;
     }
 
-    /// Closes every open watch now (clients see their streams end).
+    /// Closes every open watch now, stalled ones included (clients see their streams end).
     pub fn drop_watches(&self) {
         self.store.read().drop_watches();
+        std::mem::take(&mut *self.stalls_end.lock()).cancel();
     }
 
     /// Forgets watch history and list snapshots: older resumes and continues get 410.
@@ -118,8 +126,10 @@ impl Faults {
         self.state.lock().latency
     }
 
-    pub(crate) fn watches_stalled(&self) -> bool {
-        self.state.lock().stall_watches
+    /// `Some(token)` when a new watch must stall: it ends when `token` is cancelled.
+    pub(crate) fn watch_stall(&self) -> Option<CancellationToken> {
+        let stalled = self.state.lock().stall_watches;
+        stalled.then(|| self.stalls_end.lock().clone())
     }
 
     pub(crate) fn is_forbidden(&self, plural: &str) -> bool {

@@ -6,9 +6,11 @@
 //! keeps its own in-memory [`store::ClusterStore`]. The HTTP side behaves like a real
 //! kube-apiserver v1.28 (the recorded ground truth is `shared/fixtures/apiserver-v1.28/`):
 //! discovery (plain and aggregated), `Status` errors with the real codes and wording, Table
-//! output for kubectl, chunked watch streams with bookmarks and 410s, and an empty OpenAPI v2
-//! document that is enough for `kubectl apply`. `kubectl`, `kube::Client` and client-go can
-//! talk to it unchanged.
+//! output for kubectl, metadata-only (`PartialObjectMetadata`) lists, gets and watches,
+//! chunked watch streams with bookmarks and 410s, the pod subresources controllers use
+//! (`binding`, `eviction`), an empty OpenAPI v2 document that is enough for `kubectl apply`
+//! and OpenAPI v3 documents enough for `kubectl explain`. `kubectl`, `kube::Client` and
+//! client-go can talk to it unchanged.
 //!
 //! `Sim` runs its servers on its own multi-thread tokio runtime, so it works from plain
 //! sync code, `#[tokio::test]` and actix systems alike; dropping it stops everything.
@@ -33,9 +35,11 @@
 //! ```
 //!
 //! Module map: [`store`] (state, store side), [`pods`] and [`churn`] (data generators);
-//! `server` (listener, TLS, HTTP/1.1 + HTTP/2), `router` (auth, non-resource paths),
-//! `resources` (verbs), `request_info`, `query`, `negotiation`, [`discovery`], `openapi`,
-//! [`table`], `watch_stream`, [`faults`], [`counters`], [`kubeconfig`], [`cli`].
+//! `cluster` (the public handle, owning its server) → `server` (listener, TLS, HTTP/1.1 +
+//! HTTP/2) → `router` (auth, non-resource paths) → `resources` (verbs), all serving from
+//! `cluster_state` (what handlers read; imports flow only this way); `request_info`, `query`,
+//! `negotiation`, [`list_body`], [`partial_metadata`], [`pod_subresources`], [`discovery`],
+//! `openapi`, [`table`], `watch_stream`, [`faults`], [`counters`], [`kubeconfig`], [`cli`].
 
 pub mod churn;
 pub mod pods;
@@ -44,12 +48,16 @@ pub mod store;
 pub mod auth;
 pub mod cli;
 mod cluster;
+mod cluster_state;
 pub mod counters;
 pub mod discovery;
 pub mod faults;
 pub mod kubeconfig;
+pub mod list_body;
 pub mod negotiation;
 pub mod openapi;
+pub mod partial_metadata;
+pub mod pod_subresources;
 pub mod query;
 pub mod request_info;
 mod resources;

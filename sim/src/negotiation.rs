@@ -1,8 +1,20 @@
 //! Content negotiation on `Accept`, as the apiserver's `negotiation` package does it: the
-//! first media range the server can produce wins. Resources can be answered as JSON, YAML
-//! or a meta.k8s.io/v1 `Table`; `/api` and `/apis` also as aggregated discovery
-//! (apidiscovery.k8s.io/v2beta1, the only version v1.28 serves). Protobuf is not produced:
-//! a client that accepts nothing else gets 406 (headers/list-406*).
+//! first media range the server can produce wins. Resources can be answered as JSON, YAML,
+//! a meta.k8s.io/v1 `Table` or meta.k8s.io/v1 `PartialObjectMetadata(List)` (metadata-only
+//! clients); `/api` and `/apis` also as aggregated discovery (apidiscovery.k8s.io/v2beta1, the
+//! only version v1.28 serves). Protobuf is not produced: a client that accepts nothing else
+//! gets 406 (headers/list-406*).
+//!
+//! As the real `RequestScope.AllowsMediaTypeTransform` does, both `PartialObjectMetadata` and
+//! `PartialObjectMetadataList` are accepted on every resource endpoint; whether the kind fits
+//! the answer (an object or a list) is decided later, with a 406 naming the mismatch.
+//!
+//! Differences from a real server: the `meta.k8s.io/v1beta1` forms of `Table` and
+//! `PartialObjectMetadata(List)` and their YAML or protobuf encodings are not offered, so a
+//! client asking only for them gets 406 (kubectl and kube send v1 JSON first).
+
+use crate::response;
+use crate::store::{PatchType, Status};
 
 /// How a response body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +25,11 @@ pub enum Representation {
     Table,
     /// apidiscovery.k8s.io/v2beta1 APIGroupDiscoveryList (`/api`, `/apis` only).
     AggregatedDiscovery,
+    /// meta.k8s.io/v1 PartialObjectMetadata: an object's metadata only (gets, writes, watch
+    /// events).
+    PartialObjectMetadata,
+    /// meta.k8s.io/v1 PartialObjectMetadataList: a list of objects' metadata only.
+    PartialObjectMetadataList,
 }
 
 /// What kind of endpoint is answering, which decides the representations on offer.
@@ -66,7 +83,15 @@ fn media_range(range: &str, endpoint: Endpoint) -> Option<Representation> {
             && group == Some("apidiscovery.k8s.io")
             && version == Some("v2beta1"))
         .then_some(Representation::AggregatedDiscovery),
-        // PartialObjectMetadata(List) and other `as=` conversions are not offered.
+        ("application/json", Some("PartialObjectMetadata")) => (endpoint == Endpoint::Resource
+            && group == Some("meta.k8s.io")
+            && version == Some("v1"))
+        .then_some(Representation::PartialObjectMetadata),
+        ("application/json", Some("PartialObjectMetadataList")) => (endpoint == Endpoint::Resource
+            && group == Some("meta.k8s.io")
+            && version == Some("v1"))
+        .then_some(Representation::PartialObjectMetadataList),
+        // Other `as=` conversions are not offered.
         (_, Some(_)) => None,
         ("application/json" | "*/*" | "application/*", None) => Some(Representation::Json),
         ("application/yaml", None) if endpoint == Endpoint::Resource => Some(Representation::Yaml),
@@ -74,9 +99,39 @@ fn media_range(range: &str, endpoint: Endpoint) -> Option<Representation> {
     }
 }
 
+/// The patch type a PATCH's Content-Type names; 415 for anything else.
+pub fn patch_type(content_type: Option<&str>) -> Result<PatchType, Status> {
+    let media = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim();
+    match media {
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/strategic-merge-patch+json" => Ok(PatchType::StrategicMerge),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
+        _ => Err(response::unsupported_media_type()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patch_types_by_content_type() {
+        assert_eq!(
+            patch_type(Some("application/merge-patch+json")),
+            Ok(PatchType::Merge)
+        );
+        assert_eq!(
+            patch_type(Some("application/apply-patch+yaml; charset=utf-8")),
+            Ok(PatchType::Apply)
+        );
+        assert_eq!(patch_type(Some("text/plain")).map_err(|s| s.code), Err(415));
+    }
 
     const KUBECTL_TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
     const KUBECTL_DISCOVERY: &str = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
@@ -103,6 +158,28 @@ mod tests {
             negotiate(None, Endpoint::Resource),
             Some(Representation::Json)
         );
+    }
+
+    #[test]
+    fn metadata_only_accepts_with_and_without_a_fallback() {
+        let list =
+            "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json";
+        assert_eq!(
+            negotiate(Some(list), Endpoint::Resource),
+            Some(Representation::PartialObjectMetadataList)
+        );
+        let get = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+        assert_eq!(
+            negotiate(Some(get), Endpoint::Resource),
+            Some(Representation::PartialObjectMetadata)
+        );
+        // Not on discovery, and not in v1beta1: the fallback range answers.
+        assert_eq!(
+            negotiate(Some(list), Endpoint::Other),
+            Some(Representation::Json)
+        );
+        let beta = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1beta1";
+        assert_eq!(negotiate(Some(beta), Endpoint::Resource), None);
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl Query {
             resource_version_match: self.resource_version_match,
             allow_bookmarks: self.allow_watch_bookmarks,
             send_initial_events: self.send_initial_events,
+            timeout: self.timeout,
         }
     }
 

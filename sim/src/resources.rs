@@ -14,15 +14,18 @@ use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterShared;
+use crate::cluster_state::ClusterState;
 use crate::faults::{forbidden_status, watch_list_disabled_status};
-use crate::negotiation::{Endpoint, Representation, negotiate};
+use crate::list_body::{self, ItemForm};
+use crate::negotiation::{Endpoint, Representation, negotiate, patch_type};
+use crate::partial_metadata;
+use crate::pod_subresources::{self, PodSubresourceRequest, SubresourceAnswer};
 use crate::query::Query;
 use crate::request_info::{ResourceRequest, Verb};
 use crate::response::{self, Body, json_bytes, status, with_content_type};
 use crate::store::{
-    ClusterStore, DeleteOutcome, ListPage, PatchType, ResourceType, Status, StoredObject,
-    Subresource, WriteOptions,
+    ClusterStore, DeleteOutcome, PatchType, ResourceType, Status, StoredObject, Subresource,
+    WriteOptions,
 };
 use crate::table::{self, Column, IncludeObject};
 use crate::watch_stream::{self, WatchEncoding, WatchSource};
@@ -34,13 +37,13 @@ const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 const RETURN_DELETED_OBJECT: [(&str, &str); 1] = [("", "pods")];
 
 pub(crate) async fn serve(
-    shared: Arc<ClusterShared>,
+    state: Arc<ClusterState>,
     request: Request<Incoming>,
     req: ResourceRequest,
     query: Query,
     shutdown: CancellationToken,
 ) -> Response<Body> {
-    let store = shared.store();
+    let store = state.store();
     let resources = store.resources();
     if !crate::discovery::serves_group_version(&resources, &req.group, &req.version) {
         return response::page_not_found();
@@ -51,21 +54,29 @@ pub(crate) async fn serve(
     if !rt.namespaced && req.namespace.is_some() {
         return status(&response::unknown_resource());
     }
+    let extra = req
+        .subresource
+        .as_deref()
+        .and_then(|name| pod_subresources::find(&rt, name));
     let sub = match req.subresource.as_deref() {
         None => Subresource::Main,
         Some("status") if rt.status_subresource => Subresource::Status,
         Some("scale") if rt.scale_subresource => Subresource::Scale,
+        // Its own verbs are checked when it is served.
+        Some(_) if extra.is_some() && req.name.is_some() => Subresource::Main,
         Some(_) => return status(&response::unknown_resource()),
     };
-    if let Err(failure) = method_allowed(&rt, &req, sub) {
+    if extra.is_none()
+        && let Err(failure) = method_allowed(&rt, &req, sub)
+    {
         return status(&failure);
     }
     match req.verb {
-        Verb::List => shared.counters.count_list(&rt.plural),
-        Verb::Watch => shared.counters.count_watch(&rt.plural),
+        Verb::List => state.counters.count_list(&rt.plural),
+        Verb::Watch => state.counters.count_watch(&rt.plural),
         _ => {}
     }
-    let faults = &shared.faults;
+    let faults = &state.faults;
     if faults.is_forbidden(&rt.plural) {
         let forbidden = forbidden_status(
             crate::auth::ADMIN_USER,
@@ -103,6 +114,8 @@ pub(crate) async fn serve(
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let upgrade = request.headers().contains_key(header::UPGRADE);
+    let raw_query = request.uri().query().map(str::to_string);
     let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(failure) => return status(&failure),
@@ -116,12 +129,38 @@ pub(crate) async fn serve(
         sub,
     };
     let namespace = req.namespace.as_deref();
+    if let Some(spec) = extra {
+        let sub_request = PodSubresourceRequest {
+            store: &store,
+            pods: &rt,
+            namespace,
+            name: req.name.as_deref().unwrap_or_default(),
+            spec,
+            verb: req.verb,
+            query: &query,
+            raw_query: raw_query.as_deref(),
+            content_type: content_type.as_deref(),
+            body: &body,
+            upgrade,
+            field_manager: Some(default_field_manager(user_agent.as_deref())),
+        };
+        return match pod_subresources::serve(&sub_request) {
+            Ok(SubresourceAnswer::Object(object)) => ctx.object(StatusCode::OK, &object),
+            Ok(SubresourceAnswer::Created) => {
+                response::json_value(StatusCode::CREATED, &response::created_success())
+            }
+            Ok(SubresourceAnswer::Text(text)) => {
+                with_content_type(StatusCode::OK, "text/plain", response::full(text))
+            }
+            Err(failure) => status(&failure),
+        };
+    }
     let result = match req.verb {
         Verb::Get => store
             .get(&rt, namespace, req.name.as_deref().unwrap_or_default(), sub)
             .map(|o| ctx.object(StatusCode::OK, &o)),
         Verb::List => ctx.list(),
-        Verb::Watch => ctx.watch(&shared, shutdown),
+        Verb::Watch => ctx.watch(&state, shutdown),
         Verb::Create => ctx.decode(content_type.as_deref(), &body).and_then(|obj| {
             store
                 .create(
@@ -161,7 +200,7 @@ pub(crate) async fn serve(
         Verb::DeleteCollection => query.delete_options(&body).and_then(|opts| {
             store
                 .delete_collection(&rt, namespace, &query.list_options(), &opts)
-                .map(|outcomes| ctx.deleted_collection(outcomes))
+                .and_then(|outcomes| ctx.deleted_collection(outcomes))
         }),
         Verb::Other => Err(response::method_not_allowed()),
     };
@@ -177,7 +216,9 @@ fn method_allowed(
     let has_name = req.name.is_some();
     let allowed = match req.verb {
         Verb::Get | Verb::Update | Verb::Patch => has_name,
-        Verb::List | Verb::Watch | Verb::DeleteCollection => !has_name && sub == Subresource::Main,
+        Verb::List | Verb::DeleteCollection => !has_name && sub == Subresource::Main,
+        // A name comes only with the legacy `/watch/<resource>/<name>` path.
+        Verb::Watch => sub == Subresource::Main,
         Verb::Create => !has_name,
         Verb::Delete => sub == Subresource::Main,
         Verb::Other => false,
@@ -187,22 +228,6 @@ fn method_allowed(
         Ok(())
     } else {
         Err(response::method_not_allowed())
-    }
-}
-
-fn patch_type(content_type: Option<&str>) -> Result<PatchType, Status> {
-    let media = content_type
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim();
-    match media {
-        "application/merge-patch+json" => Ok(PatchType::Merge),
-        "application/json-patch+json" => Ok(PatchType::Json),
-        "application/strategic-merge-patch+json" => Ok(PatchType::StrategicMerge),
-        "application/apply-patch+yaml" => Ok(PatchType::Apply),
-        _ => Err(response::unsupported_media_type()),
     }
 }
 
@@ -328,6 +353,7 @@ impl Ctx<'_> {
         IncludeObject::parse(self.query.include_object.as_deref())
     }
 
+    /// An object answer (get, writes, a deleted object) in the negotiated representation.
     fn object(&self, code: StatusCode, object: &StoredObject) -> Response<Body> {
         match self.representation {
             Representation::Table if self.sub == Subresource::Main => {
@@ -342,6 +368,12 @@ impl Ctx<'_> {
                         true,
                     ),
                 )
+            }
+            Representation::PartialObjectMetadata => {
+                json_bytes(code, partial_metadata::object(&object.json))
+            }
+            Representation::PartialObjectMetadataList => {
+                status(&partial_metadata::list_kind_on_an_object(self.rt))
             }
             Representation::Yaml => yaml(code, &object.value()),
             _ => json_bytes(code, object.json.clone()),
@@ -364,36 +396,70 @@ impl Ctx<'_> {
         if let Some(remaining) = page.remaining_item_count {
             metadata["remainingItemCount"] = json!(remaining);
         }
+        let items: Vec<&StoredObject> = page.items.iter().map(|o| o.as_ref()).collect();
+        self.list_answer(&items, &metadata)
+    }
+
+    /// A list answer (list, deletecollection) in the negotiated representation.
+    fn list_answer(
+        &self,
+        items: &[&StoredObject],
+        metadata: &Value,
+    ) -> Result<Response<Body>, Status> {
+        let rt = self.rt;
         Ok(match self.representation {
-            Representation::Table => {
-                let objects: Vec<&StoredObject> = page.items.iter().map(|o| o.as_ref()).collect();
-                json_bytes(
-                    StatusCode::OK,
-                    table::render(
-                        &self.table_columns(),
-                        &objects,
-                        self.include_object(),
-                        &metadata,
-                        true,
-                    ),
-                )
+            Representation::Table => json_bytes(
+                StatusCode::OK,
+                table::render(
+                    &self.table_columns(),
+                    items,
+                    self.include_object(),
+                    metadata,
+                    true,
+                ),
+            ),
+            Representation::PartialObjectMetadata => {
+                return Err(partial_metadata::object_kind_on_a_list(rt));
             }
+            Representation::PartialObjectMetadataList => json_bytes(
+                StatusCode::OK,
+                list_body::render(
+                    partial_metadata::LIST_KIND,
+                    partial_metadata::API_VERSION,
+                    metadata,
+                    items,
+                    ItemForm::Metadata,
+                ),
+            ),
             Representation::Yaml => {
-                let items: Vec<Value> = page.items.iter().map(|o| o.value()).collect();
-                let list = json!({"apiVersion": self.rt.api_version(), "items": items, "kind": self.rt.list_kind, "metadata": metadata});
+                let form = ItemForm::of(rt);
+                let items: Vec<Value> = items
+                    .iter()
+                    .map(|o| list_body::item_value(o, form))
+                    .collect();
+                let list = json!({"apiVersion": rt.api_version(), "items": items, "kind": rt.list_kind, "metadata": metadata});
                 yaml(StatusCode::OK, &list)
             }
-            _ => json_bytes(StatusCode::OK, list_json(self.rt, &page, &metadata)),
+            Representation::Json | Representation::AggregatedDiscovery => json_bytes(
+                StatusCode::OK,
+                list_body::render(
+                    &rt.list_kind,
+                    &rt.api_version(),
+                    metadata,
+                    items,
+                    ItemForm::of(rt),
+                ),
+            ),
         })
     }
 
     fn watch(
         &self,
-        shared: &ClusterShared,
+        state: &ClusterState,
         shutdown: CancellationToken,
     ) -> Result<Response<Body>, Status> {
         let mut options = self.query.watch_options();
-        if options.send_initial_events.is_some() && shared.faults.watch_list_refused() {
+        if options.send_initial_events.is_some() && state.faults.watch_list_refused() {
             return Err(watch_list_disabled_status());
         }
         if let Some(name) = &self.req.name {
@@ -404,14 +470,18 @@ impl Ctx<'_> {
                 None => by_name,
             });
         }
+        if self.representation == Representation::PartialObjectMetadataList {
+            return Err(partial_metadata::list_kind_on_an_object(self.rt));
+        }
         let encoding = WatchEncoding {
             resource: self.rt.clone(),
             table: (self.representation == Representation::Table)
                 .then(|| (self.table_columns(), self.include_object())),
+            metadata_only: self.representation == Representation::PartialObjectMetadata,
         };
-        let guard = shared.counters.open_watch(&self.rt.plural);
-        let source = if shared.faults.watches_stalled() {
-            WatchSource::Stalled
+        let guard = state.counters.open_watch(&self.rt.plural);
+        let source = if let Some(ended) = state.faults.watch_stall() {
+            WatchSource::Stalled { ended }
         } else {
             let watch = self
                 .store
@@ -446,43 +516,17 @@ impl Ctx<'_> {
         }
     }
 
-    fn deleted_collection(&self, outcomes: Vec<DeleteOutcome>) -> Response<Body> {
+    fn deleted_collection(&self, outcomes: Vec<DeleteOutcome>) -> Result<Response<Body>, Status> {
         let items: Vec<Arc<StoredObject>> = outcomes
             .into_iter()
             .map(|o| match o {
                 DeleteOutcome::Deleted(obj) | DeleteOutcome::Pending(obj) => obj,
             })
             .collect();
-        let page = ListPage {
-            items,
-            resource_version: self.store.resource_version(),
-            continue_token: None,
-            remaining_item_count: None,
-        };
-        let metadata = json!({"resourceVersion": page.resource_version.to_string()});
-        json_bytes(StatusCode::OK, list_json(self.rt, &page, &metadata))
+        let items: Vec<&StoredObject> = items.iter().map(|o| o.as_ref()).collect();
+        let metadata = json!({"resourceVersion": self.store.resource_version().to_string()});
+        self.list_answer(&items, &metadata)
     }
-}
-
-/// A `<Kind>List` with the items' cached JSON spliced in.
-pub fn list_json(rt: &ResourceType, page: &ListPage, metadata: &Value) -> Vec<u8> {
-    let payload: usize = page.items.iter().map(|o| o.json.len() + 1).sum();
-    let mut out = Vec::with_capacity(payload + 256);
-    out.extend_from_slice(b"{\"kind\":");
-    out.extend_from_slice(&serde_json::to_vec(&rt.list_kind).unwrap_or_default());
-    out.extend_from_slice(b",\"apiVersion\":");
-    out.extend_from_slice(&serde_json::to_vec(&rt.api_version()).unwrap_or_default());
-    out.extend_from_slice(b",\"metadata\":");
-    out.extend_from_slice(&serde_json::to_vec(metadata).unwrap_or_default());
-    out.extend_from_slice(b",\"items\":[");
-    for (i, item) in page.items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(&item.json);
-    }
-    out.extend_from_slice(b"]}");
-    out
 }
 
 fn yaml(code: StatusCode, value: &Value) -> Response<Body> {
@@ -545,19 +589,6 @@ mod tests {
         );
         assert_eq!(default_field_manager(Some("kube-rs/5.0")), "kube-rs");
         assert_eq!(default_field_manager(None), "unknown");
-    }
-
-    #[test]
-    fn patch_types_by_content_type() {
-        assert_eq!(
-            patch_type(Some("application/merge-patch+json")),
-            Ok(PatchType::Merge)
-        );
-        assert_eq!(
-            patch_type(Some("application/apply-patch+yaml; charset=utf-8")),
-            Ok(PatchType::Apply)
-        );
-        assert_eq!(patch_type(Some("text/plain")).map_err(|s| s.code), Err(415));
     }
 
     #[test]

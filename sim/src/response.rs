@@ -168,3 +168,9 @@ pub fn delete_success(group: &str, plural: &str, name: &str, uid: Option<&str>) 
     }
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
+
+/// The Status Success a create answers when it returns no object (pod `binding` and
+/// `eviction`): the create handler sets `code` to 201.
+pub fn created_success() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+}

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Identity, anonymous_may_read, authenticate, forbidden_path};
-use crate::cluster::ClusterShared;
+use crate::cluster_state::ClusterState;
 use crate::discovery;
 use crate::faults::forbidden_status;
 use crate::negotiation::{AGGREGATED_DISCOVERY_CONTENT_TYPE, Endpoint, Representation, negotiate};
@@ -19,18 +19,18 @@ use crate::response::{self, Body, json_value, page_not_found, status, text_ok};
 
 /// Serves one request of a cluster.
 pub(crate) async fn handle(
-    shared: Arc<ClusterShared>,
+    state: Arc<ClusterState>,
     request: Request<Incoming>,
     shutdown: CancellationToken,
 ) -> Response<Body> {
-    shared.counters.count_request();
+    state.counters.count_request();
     let query = match Query::parse(request.uri().query()) {
         Ok(query) => query,
         Err(failure) => return status(&failure),
     };
     let path = request.uri().path().to_string();
     let info = RequestInfo::parse(request.method(), &path, query.watch);
-    let identity = match authenticate(request.headers(), &shared.token, shared.anonymous_auth) {
+    let identity = match authenticate(request.headers(), &state.token, state.anonymous_auth) {
         Ok(identity) => identity,
         Err(failure) => return status(&failure),
     };
@@ -60,16 +60,16 @@ pub(crate) async fn handle(
         }
     }
     match info {
-        RequestInfo::NonResource { path } => non_resource(&shared, &request, &path),
+        RequestInfo::NonResource { path } => non_resource(&state, &request, &path),
         RequestInfo::GroupVersion { group, version } => {
-            let resources = shared.store().resources();
+            let resources = state.store().resources();
             match discovery::api_resource_list(&resources, &group, &version) {
                 Some(doc) => json_with(&request, Endpoint::Other, &doc),
                 None => page_not_found(),
             }
         }
         RequestInfo::Resource(resource) => {
-            crate::resources::serve(shared, request, resource, query, shutdown).await
+            crate::resources::serve(state, request, resource, query, shutdown).await
         }
     }
 }
@@ -93,13 +93,15 @@ fn json_with(
     }
 }
 
-fn non_resource(shared: &ClusterShared, request: &Request<Incoming>, path: &str) -> Response<Body> {
+fn non_resource(state: &ClusterState, request: &Request<Incoming>, path: &str) -> Response<Body> {
     let path = path.trim_end_matches('/');
-    if let Some(response) = crate::openapi::serve(path) {
+    if path.starts_with("/openapi/")
+        && let Some(response) = crate::openapi::serve(path, &state.store(), state.kubernetes_minor)
+    {
         return response;
     }
     match path {
-        "/version" => json_value(StatusCode::OK, &discovery::version(shared.kubernetes_minor)),
+        "/version" => json_value(StatusCode::OK, &discovery::version(state.kubernetes_minor)),
         // `/healthz/ping`, `/readyz/etcd`, ... : every individual check passes too.
         p if ["/healthz", "/readyz", "/livez"]
             .iter()
@@ -108,7 +110,7 @@ fn non_resource(shared: &ClusterShared, request: &Request<Incoming>, path: &str)
             text_ok("ok")
         }
         "/api" | "/apis" => {
-            let resources = shared.store().resources();
+            let resources = state.store().resources();
             let core = path == "/api";
             match negotiate(accept(request), Endpoint::DiscoveryRoot) {
                 Some(Representation::AggregatedDiscovery) => {
@@ -126,7 +128,7 @@ fn non_resource(shared: &ClusterShared, request: &Request<Incoming>, path: &str)
                 }
                 Some(_) if core => json_value(
                     StatusCode::OK,
-                    &discovery::api_versions(&shared.addr.to_string()),
+                    &discovery::api_versions(&state.addr.to_string()),
                 ),
                 Some(_) => json_value(StatusCode::OK, &discovery::api_group_list(&resources)),
                 None => status(&response::not_acceptable()),
@@ -134,7 +136,7 @@ fn non_resource(shared: &ClusterShared, request: &Request<Incoming>, path: &str)
         }
         _ => match path.strip_prefix("/apis/") {
             Some(group) if !group.contains('/') => {
-                match discovery::api_group(&shared.store().resources(), group) {
+                match discovery::api_group(&state.store().resources(), group) {
                     Some(doc) => json_with(request, Endpoint::Other, &doc),
                     None => page_not_found(),
                 }

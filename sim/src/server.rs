@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use crate::cluster::ClusterShared;
+use crate::cluster_state::ClusterState;
 
 /// A listening server; [`RunningServer::stop`] closes it and waits for the port to be released.
 pub(crate) struct RunningServer {
@@ -26,7 +26,7 @@ pub(crate) struct RunningServer {
 impl RunningServer {
     /// Starts serving on `listener` (already bound, non-blocking) inside `runtime`.
     pub(crate) fn start(
-        shared: Arc<ClusterShared>,
+        state: Arc<ClusterState>,
         listener: std::net::TcpListener,
         runtime: &tokio::runtime::Handle,
     ) -> std::io::Result<RunningServer> {
@@ -36,7 +36,7 @@ impl RunningServer {
             let _entered = runtime.enter();
             TcpListener::from_std(listener)?
         };
-        runtime.spawn(accept_loop(shared, listener, shutdown.clone(), released_tx));
+        runtime.spawn(accept_loop(state, listener, shutdown.clone(), released_tx));
         Ok(RunningServer { shutdown, released })
     }
 
@@ -48,12 +48,12 @@ impl RunningServer {
 }
 
 async fn accept_loop(
-    shared: Arc<ClusterShared>,
+    state: Arc<ClusterState>,
     listener: TcpListener,
     shutdown: CancellationToken,
     released: std::sync::mpsc::Sender<()>,
 ) {
-    let acceptor = TlsAcceptor::from(shared.tls.server_config.clone());
+    let acceptor = TlsAcceptor::from(state.tls.server_config.clone());
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -62,7 +62,7 @@ async fn accept_loop(
         let Ok((tcp, _peer)) = accepted else { continue };
         let _ = tcp.set_nodelay(true);
         tokio::spawn(serve_connection(
-            shared.clone(),
+            state.clone(),
             acceptor.clone(),
             tcp,
             shutdown.clone(),
@@ -73,7 +73,7 @@ async fn accept_loop(
 }
 
 async fn serve_connection(
-    shared: Arc<ClusterShared>,
+    state: Arc<ClusterState>,
     acceptor: TlsAcceptor,
     tcp: tokio::net::TcpStream,
     shutdown: CancellationToken,
@@ -83,14 +83,14 @@ async fn serve_connection(
         tls = acceptor.accept(tcp) => tls,
     };
     let Ok(tls) = tls else {
-        tracing::debug!(cluster = %shared.name, "TLS handshake failed");
+        tracing::debug!(cluster = %state.name, "TLS handshake failed");
         return;
     };
     let request_shutdown = shutdown.clone();
     let service = service_fn(move |request| {
-        let shared = shared.clone();
+        let state = state.clone();
         let shutdown = request_shutdown.clone();
-        async move { Ok::<_, Infallible>(crate::router::handle(shared, request, shutdown).await) }
+        async move { Ok::<_, Infallible>(crate::router::handle(state, request, shutdown).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let connection = builder.serve_connection(TokioIo::new(tls), service);

@@ -5,7 +5,9 @@
 //! metadata.resourceVersion (+ the `k8s.io/initial-events-end` annotation); an ERROR event
 //! carries a Status and ends the stream; `timeoutSeconds` ends it cleanly at the deadline.
 //! With kubectl's Table Accept every object becomes a one-row Table, and only the first
-//! carries columnDefinitions (watch/watch-table-kubectl.jsonl).
+//! carries columnDefinitions (watch/watch-table-kubectl.jsonl). A metadata-only watch
+//! (`as=PartialObjectMetadata`) sends every object and bookmark as a `PartialObjectMetadata`
+//! and ERROR Statuses unchanged, as the real server's per-event transform does.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct WatchEncoding {
     pub resource: Arc<ResourceType>,
     /// Table columns and includeObject, when the client asked for Table.
     pub table: Option<(Vec<Column>, IncludeObject)>,
+    /// Objects and bookmarks as meta.k8s.io/v1 `PartialObjectMetadata`.
+    pub metadata_only: bool,
 }
 
 /// What feeds a watch response.
@@ -43,8 +47,9 @@ pub enum WatchSource {
         watch: Watch,
         timeout: Option<Duration>,
     },
-    /// The `stall_watches` fault: headers, then silence until the client leaves or the server stops.
-    Stalled,
+    /// The `stall_watches` fault: headers, then silence until the client leaves, the server
+    /// stops or `ended` is cancelled (`drop_watches`).
+    Stalled { ended: CancellationToken },
 }
 
 /// Starts streaming and returns the response whose body carries the events.
@@ -72,10 +77,11 @@ async fn pump(
     tx: mpsc::Sender<Bytes>,
 ) {
     let (mut watch, timeout) = match source {
-        WatchSource::Stalled => {
+        WatchSource::Stalled { ended } => {
             tokio::select! {
                 _ = tx.closed() => {}
                 _ = shutdown.cancelled() => {}
+                _ = ended.cancelled() => {}
             }
             return;
         }
@@ -142,8 +148,11 @@ impl EventEncoder {
                     metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
                 }
                 let rt = &self.encoding.resource;
-                let object =
-                    json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata});
+                let object = if self.encoding.metadata_only {
+                    json!({"kind": crate::partial_metadata::KIND, "apiVersion": crate::partial_metadata::API_VERSION, "metadata": metadata})
+                } else {
+                    json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": metadata})
+                };
                 line(
                     out,
                     "BOOKMARK",
@@ -161,6 +170,9 @@ impl EventEncoder {
             }
         };
         match &self.encoding.table {
+            None if self.encoding.metadata_only => {
+                line(out, kind, &crate::partial_metadata::object(&object.json))
+            }
             None => line(out, kind, &object.json),
             Some((columns, include)) => {
                 let metadata = json!({"resourceVersion": object.resource_version.to_string()});
@@ -213,6 +225,7 @@ mod tests {
         let mut encoder = EventEncoder::new(WatchEncoding {
             resource: configmaps(),
             table: None,
+            metadata_only: false,
         });
         let object = stored("a", 7);
         let (line, ended) = encode(&mut encoder, WatchEvent::Added(object.clone()));
@@ -244,6 +257,7 @@ mod tests {
         let mut encoder = EventEncoder::new(WatchEncoding {
             resource: configmaps(),
             table: None,
+            metadata_only: false,
         });
         let expired = Status {
             code: 410,
@@ -268,6 +282,7 @@ mod tests {
         let mut encoder = EventEncoder::new(WatchEncoding {
             resource: rt,
             table: Some((columns, IncludeObject::Metadata)),
+            metadata_only: false,
         });
         let (first, _) = encode(&mut encoder, WatchEvent::Added(stored("a", 7)));
         let (second, _) = encode(&mut encoder, WatchEvent::Deleted(stored("a", 8)));

@@ -151,6 +151,43 @@ async fn stalled_watches_open_and_then_say_nothing() {
 }
 
 #[tokio::test]
+async fn drop_watches_ends_stalled_watches_too() {
+    let f = fixture().await;
+    let cluster = f.sim.cluster(0);
+    cluster.faults().stall_watches(true);
+    let rv = f
+        .cms
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .metadata
+        .resource_version
+        .expect("rv");
+    let mut stream = f
+        .cms
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .expect("headers arrive")
+        .boxed();
+    assert_eq!(cluster.counters().open_watches("configmaps"), 1);
+    cluster.faults().drop_watches();
+    let end = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the stalled stream ends once watches are dropped");
+    assert!(
+        end.is_none(),
+        "a stalled watch ends without events: {end:?}"
+    );
+    assert!(
+        common::eventually(Duration::from_secs(5), || cluster
+            .counters()
+            .open_watches("configmaps")
+            == 0)
+        .await
+    );
+}
+
+#[tokio::test]
 async fn forbid_answers_rbac_403_for_that_resource_only() {
     let f = fixture().await;
     let cluster = f.sim.cluster(0);

@@ -171,6 +171,15 @@ async fn bookmarks_arrive_on_watches_that_allow_them() {
         .await
         .expect("watch")
         .boxed();
+    // A v1.28 server sends a periodic bookmark only when the resource changed since the
+    // watch's resourceVersion.
+    cms.create(&PostParams::default(), &configmap("change", json!({})))
+        .await
+        .expect("create");
+    match next(&mut stream).await.expect("an event").expect("event") {
+        WatchEvent::Added(cm) => assert_eq!(cm.metadata.name.as_deref(), Some("change")),
+        other => panic!("expected the ADDED, got {other:?}"),
+    }
     match next(&mut stream).await.expect("an event").expect("event") {
         WatchEvent::Bookmark(bookmark) => {
             assert_eq!(

@@ -219,61 +219,89 @@ fn should_bound_memory_by_keys_under_any_event_sequence() {
 mod actor {
     use std::time::Duration;
 
+    use parking_lot::Mutex;
+
     use super::*;
     use crate::indexer::Indexer;
-    use crate::store::Store;
-    use crate::test_support::cluster;
+    use crate::notification::{Notification, NotificationBatch};
+    use crate::processor::{AddListener, HandlerId, ListenerEndpoint, Notify, StopListener};
+    use crate::store::{Store, StoreWriter};
+    use crate::test_support::{cluster, ignore_faults};
 
-    /// What reached the processor.
-    type Received = Arc<Mutex<Vec<Arc<NotificationBatch<Pod>>>>>;
+    /// What reached the listener, with the cache's size when it arrived.
+    type Received = Arc<Mutex<Vec<(Arc<NotificationBatch<Pod>>, usize)>>>;
 
-    /// Records what reaches the processor.
-    struct Recorder(Received);
-    use crate::notification::NotificationBatch;
+    /// A stand-in listener recording each batch and what the cache held then.
+    struct Recorder {
+        received: Received,
+        store: Store<Pod>,
+    }
 
     impl Actor for Recorder {
         type Context = Context<Self>;
     }
 
-    impl Handler<Distribute<Pod>> for Recorder {
+    impl Handler<Notify<Pod>> for Recorder {
         type Result = ();
-        fn handle(&mut self, msg: Distribute<Pod>, _ctx: &mut Context<Self>) {
-            self.0.lock().push(msg.0);
+        fn handle(&mut self, msg: Notify<Pod>, _ctx: &mut Context<Self>) {
+            self.received.lock().push((msg.0, self.store.len()));
         }
     }
 
-    fn pipeline(store: &Store<Pod>) -> (Addr<DeltaFifo<Pod>>, Received) {
-        let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorder = Recorder(seen.clone()).start();
+    impl Handler<StopListener> for Recorder {
+        type Result = ();
+        fn handle(&mut self, _msg: StopListener, ctx: &mut Context<Self>) {
+            ctx.stop();
+        }
+    }
+
+    /// FIFO → indexer (+ processor) → a recording listener.
+    fn pipeline() -> (Addr<DeltaFifo<Pod>>, Store<Pod>, Received) {
+        let writer = StoreWriter::new();
+        let store = writer.reader();
+        let indexer = Indexer::new(cluster(), "v1/pods".into(), writer, ignore_faults()).start();
+        let received = Received::default();
+        let recorder = Recorder {
+            received: received.clone(),
+            store: store.clone(),
+        };
+        indexer.do_send(AddListener {
+            id: HandlerId(1),
+            start: Box::new(move |_snapshot| {
+                let addr = recorder.start();
+                ListenerEndpoint {
+                    notify: addr.clone().recipient(),
+                    stop: addr.recipient(),
+                }
+            }),
+        });
         let fifo = DeltaFifo::new(
             cluster(),
             "v1/pods".into(),
             Transform::Keep,
             indexer.recipient(),
-            recorder.recipient(),
-            Arc::default(),
+            store.clone(),
+            ignore_faults(),
         )
         .start();
-        (fifo, seen)
+        (fifo, store, received)
     }
 
     #[actix_rt::test]
     async fn should_resync_every_period_under_paused_time() {
         tokio::time::pause();
-        let store: Store<Pod> = Store::new();
-        let (fifo, seen) = pipeline(&store);
+        let (fifo, _store, seen) = pipeline();
         fifo.do_send(ReflectorBatch {
             cluster: cluster(),
             deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
             span: tracing::Span::none(),
         });
         fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
-        let resyncs = |seen: &Mutex<Vec<Arc<NotificationBatch<Pod>>>>| {
+        let resyncs = |seen: &Received| {
             seen.lock()
                 .iter()
-                .flat_map(|b| b.notifications.iter())
-                .filter(|n| matches!(n, crate::notification::Notification::Resync { .. }))
+                .flat_map(|(b, _)| b.notifications.iter())
+                .filter(|n| matches!(n, Notification::Resync { .. }))
                 .count()
         };
         tokio::time::sleep(Duration::from_secs(29)).await;
@@ -289,35 +317,31 @@ mod actor {
 
     #[actix_rt::test]
     async fn should_update_the_cache_before_the_processor_hears_of_it() {
-        let store: Store<Pod> = Store::new();
-        let indexer = Indexer::new(cluster(), "v1/pods".into(), store.clone()).start();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorder = Recorder(seen.clone()).start();
-        let fifo = DeltaFifo::new(
-            cluster(),
-            "v1/pods".into(),
-            Transform::Keep,
-            indexer.recipient(),
-            recorder.recipient(),
-            Arc::default(),
-        )
-        .start();
+        let (fifo, store, seen) = pipeline();
         fifo.do_send(ReflectorBatch {
             cluster: cluster(),
             deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
             span: tracing::Span::none(),
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !store.has_synced() {
-            assert!(tokio::time::Instant::now() < deadline, "cache never synced");
+        while seen.lock().is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "nothing distributed"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        assert!(store.has_synced());
         let status = fifo.send(GetFifoStatus).await.unwrap();
         assert_eq!(status.known_keys, 2);
         let batches = seen.lock().clone();
-        let notes: usize = batches.iter().map(|b| b.notifications.len()).sum();
+        let notes: usize = batches.iter().map(|(b, _)| b.notifications.len()).sum();
         assert_eq!(notes, 2);
-        assert!(batches.last().unwrap().marks_synced);
-        assert_eq!(store.len(), 2);
+        let (last, cached_then) = batches.last().unwrap();
+        assert!(last.marks_synced);
+        assert_eq!(
+            *cached_then, 2,
+            "the cache held the batch before the listener heard"
+        );
     }
 }

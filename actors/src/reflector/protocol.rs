@@ -54,6 +54,18 @@ pub(super) const VERY_SHORT_WATCH: Duration = Duration::from_secs(1);
 /// The annotation on the bookmark that closes a streaming list's initial events.
 pub(super) const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 
+/// How long a streaming list may stay silent, while its initial events are being read,
+/// before the reflector gives up on the `initial-events-end` bookmark and falls back to
+/// list+watch for good (this reflector's server is remembered as one that makes it wait).
+///
+/// Why 5 s: a v1.28 API server's cacher offers that bookmark on its bookmark timer, every
+/// 1–1.25 s, and only once the resource's last write reaches the resourceVersion the request
+/// asked for; on a resource nobody writes it never comes (issue 10: nothing in 5 s on a quiet
+/// type), so waiting longer only delays the sync. Four timer periods leave room for a loaded
+/// server; v1.30+ servers send the bookmark right after the initial events and never hit this.
+/// The silence is measured from the last bytes received, so a long initial list is not cut.
+pub(super) const INITIAL_EVENTS_END_WAIT: Duration = Duration::from_secs(5);
+
 /// Where the list/watch protocol stands; each variant says what the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum State {
@@ -96,6 +108,8 @@ pub(super) enum Outcome {
     WatchEnded,
     /// The watch was silent past [`watch_silence_limit`] and was torn down.
     WatchStalled,
+    /// A streaming list said nothing for [`INITIAL_EVENTS_END_WAIT`] before its end bookmark.
+    InitialEventsEndOverdue,
     Failed(Failure),
     Slept,
 }
@@ -259,6 +273,13 @@ impl Machine {
             (State::StreamingInitial, Outcome::WatchEnded) => {
                 // A server that honoured sendInitialEvents would have ended them first.
                 self.refuse_streaming("the streaming list ended before initial-events-end");
+                (self.start(), Some(Effect::Discard))
+            }
+            (State::StreamingInitial, Outcome::InitialEventsEndOverdue) => {
+                self.refuse_streaming(
+                    "no initial-events-end bookmark after the initial events (a v1.28 server \
+                     sends it only after the resource's next write)",
+                );
                 (self.start(), Some(Effect::Discard))
             }
             (
@@ -796,6 +817,34 @@ mod tests {
             (list(ListFrom::Any), Some(Effect::Discard))
         );
         assert!(m.streaming_refused);
+    }
+
+    #[test]
+    fn should_fall_back_for_good_when_the_end_bookmark_is_overdue() {
+        let now = Instant::now();
+        let mut m = machine(true);
+        let state = m.start();
+        let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        let (state, _) = m.step(state, event("5"), now);
+        let (state, effect) = m.step(state, Outcome::InitialEventsEndOverdue, now);
+        assert_eq!((state.clone(), effect), (list("0"), Some(Effect::Discard)));
+        assert!(m.streaming_refused && !m.synced);
+        let (state, effect) = m.step(state, page("12", None), now);
+        assert_eq!(
+            (state, effect),
+            (
+                open_watch("12"),
+                Some(Effect::Replace {
+                    resource_version: "12".into()
+                })
+            )
+        );
+        let relist = m.start();
+        assert_eq!(
+            relist,
+            list("12"),
+            "the server stays remembered as one that waits"
+        );
     }
 
     #[test]

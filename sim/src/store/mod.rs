@@ -18,21 +18,41 @@
 //!   `resourceVersion` preconditions (409), bump `metadata.generation` on spec changes of
 //!   apps types and custom resources, keep `/status` and the main resource apart, record
 //!   `managedFields` per manager, and honour finalizers on delete.
+//! - **History** is etcd's: every write since the last compaction, compacted every
+//!   `compaction_interval` (5 min) to the revision the previous run saw, as kube-apiserver's
+//!   compactor does. Lists read it at any revision not compacted (`resourceVersionMatch=Exact`,
+//!   the legacy `resourceVersion=N&limit=L`, continue tokens), and get 410 "The resourceVersion
+//!   for the provided list is too old." past it; `resourceVersion=0&resourceVersionMatch=Exact`
+//!   is 422 (`read` has the whole table).
 //! - **Lists** are consistent: all pages of a paginated list come from one snapshot and
 //!   carry its resourceVersion; tokens and 400/410 answers match the real server's.
-//! - **Watches** deliver events in resourceVersion order through a bounded channel; a watch
+//! - **Watches** are served from a watch cache window per resource (v1.28: 100 events, grown
+//!   to hold the last 75 s, at most 102 400); from before it: one ERROR event (410 Expired
+//!   "too old resource version: N (M)") and the end of the stream, while a compacted revision
+//!   still in the window is served. A watch from a future resourceVersion is silent until the
+//!   store gets there. Events come in resourceVersion order through a bounded channel; a watch
 //!   whose consumer falls `watch_buffer` events behind is closed, as are all watches on
-//!   [`ClusterStore::drop_watches`]. Resuming from before the history window gets one ERROR
-//!   event (410 Expired) and the end of the stream.
+//!   [`ClusterStore::drop_watches`]. An object leaving a selector is DELETED with its old state.
+//! - **Freshness**: what the watch cache serves (lists at `resourceVersion=0` or at N
+//!   without `limit`, streaming lists) carries the resource's own last write as its
+//!   resourceVersion, and waits until that reaches N (504 "Too large resource version" after
+//!   `too_large_rv_wait`), so a version taken from another resource may be too new.
+//! - **Bookmarks** follow v1.28's cacher: a watch is due one every `bookmark_interval` (60 s)
+//!   and 2 s before its `timeoutSeconds`, and gets it only if its resource changed since the
+//!   watch's resourceVersion; a streaming list's `initial-events-end` bookmark waits for the
+//!   resource's last write to reach the version asked for (on a quiet resource, its next
+//!   write), or comes at once with `prompt_initial_events_end` (v1.30+).
 //!
 //! # Memory
 //!
 //! A stored object costs its compact JSON plus a small index (name, namespace, string
 //! labels, the values of the fields field selectors may name): no `serde_json::Value` is
 //! kept. Selectors, watch scoping and list ordering read only the index; a write, a patch,
-//! YAML and Table output parse the JSON again ([`StoredObject::value`]). The watch history
-//! (`history_per_resource` events) and list snapshots hold `Arc`s of stored objects, never
-//! copies, so they cost only the versions that the map no longer holds.
+//! YAML and Table output parse the JSON again ([`StoredObject::value`]). The history (etcd's
+//! revisions since the last compaction plus the watch cache window, at most `history_limit`
+//! events per resource) and list snapshots hold `Arc`s of stored objects, never copies, so
+//! they cost only the versions that the map no longer holds: with a write load of W objects
+//! per second, up to 2 × `compaction_interval` × W of them.
 //!
 //! Measured with the ignored test `listing_100k_pods_in_pages_of_500` (release, 100k
 //! realistic pods of 8.0 KB JSON from [`crate::pods`], a shared 2-core machine): about
@@ -47,17 +67,20 @@
 //!
 //! One `parking_lot::Mutex` guards a cluster's state. It is held for the bookkeeping of a
 //! write (including serializing the object once and offering the event to each watch with
-//! `try_send`) and to clone a persistent map for a list; never while waiting (a future
+//! `try_send`) and to clone a persistent map for a list (and to roll it back through the
+//! history for a list at an old revision: O(writes since)); never while waiting (a future
 //! resourceVersion is polled without it) and never while filtering a list. A housekeeping
-//! thread per store sends periodic bookmarks and expires list snapshots; it ends when the
-//! last clone of the store is dropped.
+//! thread per store runs the bookmark timer (1 s), the compactor and the expiry of list
+//! snapshots; it ends when the last clone of the store is dropped.
 //!
 //! # Differences from a real server
 //!
 //! Server-side apply merges with strategic-merge rules and never reports conflicts;
 //! namespace deletion removes the contents at once (no finalizer wait); pods are deleted
-//! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED); a list at an exact
-//! old resourceVersion is served only while a snapshot or an unchanged resource covers it.
+//! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED). History: a resource
+//! keeping more than `history_limit` revisions compacts its oldest early (etcd keeps them on
+//! disk until the compactor runs); a plain watch without resourceVersion (served by etcd,
+//! no bookmarks) and one with it (the watch cache) otherwise behave alike.
 
 mod continue_token;
 mod defaults;
@@ -138,6 +161,12 @@ pub struct ResourceType {
     pub status_subresource: bool,
     /// Has a `/scale` subresource (deployments, replicasets, CRDs that declare it).
     pub scale_subresource: bool,
+    /// Served from a CustomResourceDefinition. Its lists are unstructured, so their items keep
+    /// `kind` and `apiVersion`; built-in lists are typed and their items carry neither.
+    pub custom_resource: bool,
+    /// The version objects are stored in (a CRD's `storage: true` version), which discovery's
+    /// `storageVersionHash` is computed from.
+    pub storage_version: String,
 }
 
 impl ResourceType {
@@ -248,8 +277,11 @@ pub struct WatchOptions {
     pub resource_version_match: Option<ResourceVersionMatch>,
     pub allow_bookmarks: bool,
     /// `sendInitialEvents=true`: ADDED for all, then a BOOKMARK annotated
-    /// `k8s.io/initial-events-end: "true"` (422 without resourceVersionMatch=NotOlderThan).
+    /// `k8s.io/initial-events-end: "true"` (422 without resourceVersionMatch=NotOlderThan);
+    /// when that bookmark comes: [`StoreConfig::prompt_initial_events_end`].
     pub send_initial_events: Option<bool>,
+    /// `timeoutSeconds`: the last bookmark is due 2 s before it.
+    pub timeout: Option<Duration>,
 }
 
 /// One event of a watch stream, as it goes on the wire (`{"type":..,"object":..}`).
@@ -274,31 +306,53 @@ pub struct Watch {
     pub events: tokio::sync::mpsc::Receiver<WatchEvent>,
 }
 
-/// Tuning of one cluster's store.
+/// Tuning of one cluster's store. The defaults are kube-apiserver v1.28's (with etcd 3.4);
+/// tests shorten the times.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
-    /// Events kept per resource for watch resumes (the watch cache window); older → 410.
-    pub history_per_resource: usize,
+    /// How often etcd is compacted (`--etcd-compaction-interval`, 5 min): each run compacts
+    /// to the revision the previous run saw, so lists and continues from before it get 410.
+    pub compaction_interval: Duration,
+    /// The watch cache window's smallest capacity per resource (100).
+    pub watch_cache_min: usize,
+    /// Its largest capacity (102 400).
+    pub watch_cache_max: usize,
+    /// The window grows while it holds less than this much time (75 s).
+    pub watch_cache_fresh: Duration,
+    /// Most revisions kept per resource for lists at an old resourceVersion; past it the
+    /// oldest are compacted early (etcd keeps them on disk, `sim` in memory).
+    pub history_limit: usize,
     /// Per-watch buffer; a watcher this far behind is closed, as the real server does.
     pub watch_buffer: usize,
-    /// How long list snapshots (for continue tokens) are kept; older tokens → 410 Expired.
+    /// How long list snapshots (for continue tokens) are kept in memory; a continue after
+    /// that is read again from the history (410 once compacted).
     pub snapshot_ttl: Duration,
-    /// How often watches that allow bookmarks get a BOOKMARK (a real server: about 60 s).
-    /// The store sends them through the watch's own channel, so a bookmark's resourceVersion
-    /// never runs ahead of events already queued for that watch.
+    /// How often a watch that allows bookmarks is due one (a real server: 60 s; also 2 s
+    /// before its `timeoutSeconds` ends). It gets one only if its resource changed since the
+    /// watch started. The store sends them through the watch's own channel, so a
+    /// bookmark's resourceVersion never runs ahead of events already queued for that watch.
     pub bookmark_interval: Duration,
-    /// How long a list or watch at a resourceVersion the store has not reached waits for it
-    /// before answering 504 Timeout (a real server: 3 s).
+    /// Send a streaming list's `k8s.io/initial-events-end` bookmark right after its initial
+    /// events, as v1.30+ servers do. Off (v1.28): it waits for a bookmark at the
+    /// resourceVersion the request asked for, which on a quiet resource is its next write.
+    pub prompt_initial_events_end: bool,
+    /// How long a list (or a streaming list) at a resourceVersion the store has not reached
+    /// waits for it before answering 504 Timeout (a real server: 3 s).
     pub too_large_rv_wait: Duration,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
-            history_per_resource: 10_000,
+            compaction_interval: Duration::from_secs(300),
+            watch_cache_min: 100,
+            watch_cache_max: 100 * 1024,
+            watch_cache_fresh: Duration::from_secs(75),
+            history_limit: 100 * 1024,
             watch_buffer: 10_000,
             snapshot_ttl: Duration::from_secs(300),
             bookmark_interval: Duration::from_secs(60),
+            prompt_initial_events_end: false,
             too_large_rv_wait: Duration::from_secs(3),
         }
     }
@@ -329,9 +383,14 @@ struct Shared {
     state: Mutex<state::State>,
 }
 
-/// How often the background thread looks for due bookmarks, expired snapshots, and whether
-/// the store is still alive (at most this long after the last clone is dropped it exits).
+/// How often the background thread looks for due bookmarks, compactions, expired snapshots,
+/// and whether the store is still alive (at most this long after the last clone is dropped
+/// it exits).
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(200);
+
+/// How often due watches are offered a bookmark (the cacher's bookmark timer: 1 s, plus a
+/// jitter of up to 25 % as `wait.Jitter(time.Second, 0.25)` adds).
+const BOOKMARK_TIMER: Duration = Duration::from_secs(1);
 
 /// How often a wait for a future resourceVersion looks again.
 const RV_POLL: Duration = Duration::from_millis(5);
@@ -342,8 +401,8 @@ impl ClusterStore {
     /// and a `kube-root-ca.crt` ConfigMap as the controller-manager would make.
     pub fn new(config: StoreConfig) -> Self {
         let shared = Arc::new(Shared {
+            state: Mutex::new(state::State::new(config.clone())),
             config,
-            state: Mutex::new(state::State::new()),
         });
         let store = ClusterStore { shared };
         let namespaces = store.builtin("", "namespaces");
@@ -426,10 +485,18 @@ impl ClusterStore {
         if opts.resource_version_match.is_some() && requested == read::RequestedRv::Latest {
             return Err(Status::resource_version_match_without_rv());
         }
+        if opts.resource_version_match == Some(ResourceVersionMatch::Exact)
+            && requested == read::RequestedRv::Any
+        {
+            return Err(Status::exact_match_at_zero());
+        }
         if let read::RequestedRv::At(rv) = requested
             && opts.continue_token.as_deref().is_none_or(str::is_empty)
         {
-            self.wait_for_rv(rv)?;
+            // Served by the watch cache unless etcd reads it (Exact, or a limit).
+            let from_cache = opts.resource_version_match != Some(ResourceVersionMatch::Exact)
+                && opts.limit.is_none();
+            self.wait_for_rv(from_cache.then_some(rt), rv)?;
         }
         let source = self
             .shared
@@ -599,36 +666,29 @@ impl ClusterStore {
         if send_initial && opts.resource_version_match != Some(ResourceVersionMatch::NotOlderThan) {
             return Err(Status::send_initial_events_needs_not_older_than());
         }
-        if let read::RequestedRv::At(rv) = requested
-            && let Err(status) = self.wait_for_rv(rv)
+        // v1.28's cacher waits for a resourceVersion only for a streaming list; a plain
+        // watch from a future one is accepted and stays silent until the store gets there.
+        if send_initial
+            && let read::RequestedRv::At(rv) = requested
+            && let Err(status) = self.wait_for_rv(Some(rt), rv)
         {
             return Ok(read::failed_watch(status));
         }
-        // Without sendInitialEvents, only "no RV" and "0" start with the current objects.
-        let initial_events = opts.send_initial_events.unwrap_or(matches!(
-            requested,
-            read::RequestedRv::Latest | read::RequestedRv::Any
-        ));
-        let since = match requested {
-            read::RequestedRv::At(rv) if !initial_events => Some(rv),
-            _ => None,
-        };
-        let mut state = self.shared.state.lock();
-        let since = since.or_else(|| (!initial_events).then_some(state.rv));
-        state.open_watch(read::WatchStart {
+        let deadline = opts.timeout.map(|timeout| Instant::now() + timeout);
+        self.shared.state.lock().open_watch(read::WatchStart {
             rt,
             namespace,
             filter,
+            requested,
+            send_initial_events: opts.send_initial_events,
             allow_bookmarks: opts.allow_bookmarks,
-            initial_events,
-            initial_events_end: send_initial,
-            since,
+            deadline,
             buffer: self.shared.config.watch_buffer,
         })
     }
 
-    /// Fault: forget all watch history and list snapshots, so that any resume or continue
-    /// from a resourceVersion before now gets 410 Expired.
+    /// Fault: compact etcd at the current resourceVersion and empty every watch cache
+    /// window, so that any list, continue or watch from before now gets 410 Expired.
     pub fn compact(&self) {
         self.shared.state.lock().compact();
     }
@@ -640,7 +700,7 @@ impl ClusterStore {
 
     /// Sends a BOOKMARK now to every open watch that allows bookmarks (tests, faults).
     pub fn send_bookmarks_now(&self) {
-        self.shared.state.lock().send_bookmarks(None);
+        self.shared.state.lock().send_bookmarks_now();
     }
 
     /// Number of open watches on a resource (plural), for counters and tests.
@@ -663,11 +723,19 @@ impl ClusterStore {
         )
     }
 
-    /// Waits (without the lock) until the store reaches `rv`, at most `too_large_rv_wait`.
-    fn wait_for_rv(&self, rv: u64) -> Result<()> {
+    /// Waits (without the lock) until the store reaches `rv`, at most `too_large_rv_wait`:
+    /// the watch cache of `cache` (its resource's own last write, as v1.28's
+    /// `waitUntilFreshAndBlock` compares), or etcd's revision when `cache` is `None`.
+    fn wait_for_rv(&self, cache: Option<&ResourceType>, rv: u64) -> Result<()> {
         let deadline = Instant::now() + self.shared.config.too_large_rv_wait;
         loop {
-            let current = self.resource_version();
+            let current = {
+                let state = self.shared.state.lock();
+                match cache {
+                    Some(rt) => state.storage(rt)?.last_write,
+                    None => state.rv,
+                }
+            };
             if current >= rv {
                 return Ok(());
             }
@@ -693,33 +761,64 @@ fn scale_object(rt: &ResourceType, object: &StoredObject) -> Result<Arc<StoredOb
     Ok(Arc::new(StoredObject::new(&scale, object.resource_version)))
 }
 
-/// The store's background thread: bookmarks when due, expired list snapshots. It holds only
-/// a weak reference, so it ends once the last `ClusterStore` clone is dropped.
+/// The store's background thread: the cacher's bookmark timer, etcd's compactor and the
+/// expiry of list snapshots. It holds only a weak reference, so it ends once the last
+/// `ClusterStore` clone is dropped.
 fn spawn_housekeeping(shared: Weak<Shared>) {
     let spawned = std::thread::Builder::new()
         .name("sim-store-housekeeping".into())
         .spawn(move || {
+            let mut compactor = Compactor::default();
+            let mut next_bookmarks = Instant::now();
             loop {
                 let Some(shared) = shared.upgrade() else {
                     return;
                 };
-                let interval = shared.config.bookmark_interval;
-                let tick = HOUSEKEEPING_TICK
-                    .min(interval / 2)
-                    .max(Duration::from_millis(1));
+                let config = &shared.config;
+                let bookmark_timer = BOOKMARK_TIMER.min(config.bookmark_interval);
+                let now = Instant::now();
                 {
                     let mut state = shared.state.lock();
-                    if let Some(due) = Instant::now().checked_sub(interval) {
-                        state.send_bookmarks(Some(due));
+                    if now >= next_bookmarks {
+                        state.dispatch_bookmarks(now);
+                        let jitter: f64 = rand::random();
+                        next_bookmarks = now + bookmark_timer.mul_f64(1.0 + 0.25 * jitter);
                     }
-                    state.expire_snapshots(shared.config.snapshot_ttl);
+                    if let Some(rv) = compactor.due(now, config.compaction_interval, state.rv) {
+                        state.compact_etcd(rv);
+                    }
+                    state.expire_snapshots(config.snapshot_ttl);
                 }
+                let tick = HOUSEKEEPING_TICK
+                    .min(bookmark_timer)
+                    .min(config.compaction_interval / 2)
+                    .max(Duration::from_millis(1));
                 drop(shared);
                 std::thread::sleep(tick);
             }
         });
     if let Err(error) = spawned {
-        tracing::error!(%error, "could not start the store's housekeeping thread: no periodic bookmarks");
+        tracing::error!(%error, "could not start the store's housekeeping thread: no bookmarks, no compaction");
+    }
+}
+
+/// kube-apiserver's etcd `compactor`: every interval it compacts to the revision it saw at
+/// the previous run (the first run only records one).
+#[derive(Default)]
+struct Compactor {
+    last_run: Option<Instant>,
+    seen: Option<u64>,
+}
+
+impl Compactor {
+    /// The revision to compact to now, if a run is due; `current` is the store's rv.
+    fn due(&mut self, now: Instant, interval: Duration, current: u64) -> Option<u64> {
+        let last_run = *self.last_run.get_or_insert(now);
+        if now.saturating_duration_since(last_run) < interval {
+            return None;
+        }
+        self.last_run = Some(now);
+        self.seen.replace(current)
     }
 }
 

@@ -1,12 +1,23 @@
 //! Lists and watches, as the API server serves them from etcd and its watch cache.
 //!
-//! - A list reads one snapshot: the storage's persistent map is cloned in O(1) under the
-//!   lock, and filtering happens after the lock is released.
-//! - A paginated list keeps its snapshot (keyed by storage, namespace and rv) for
-//!   `snapshot_ttl`, so every page of one list shows the same state and carries the same
-//!   resourceVersion; writes between pages do not show up.
-//! - `resourceVersion=0` lists are served "from the watch cache": any recent state, and
-//!   `limit` is ignored (as in v1.28).
+//! Which one answers a list follows v1.28's `shouldDelegateList` and etcd3's `GetList`:
+//! - `resourceVersion=0` (without `Exact`): the watch cache, any recent state, `limit`
+//!   ignored; `resourceVersion=N` without `limit` (and without `Exact`): the watch cache once
+//!   it reached N, the current state. Both carry the cache's resourceVersion: the resource's
+//!   last write, not the global revision.
+//! - unset: etcd, the current state, paginated.
+//! - `resourceVersion=N&resourceVersionMatch=Exact`, and the legacy `resourceVersion=N&limit=L`
+//!   (no match): etcd **at revision N**, the historical state, list resourceVersion N, 410
+//!   "The resourceVersion for the provided list is too old." once compacted past N.
+//! - `resourceVersion=N&resourceVersionMatch=NotOlderThan&limit=L`: etcd, the current state.
+//! - `resourceVersion=0&resourceVersionMatch=Exact`: 422 (checked by the caller).
+//!
+//! A list reads one snapshot: the storage's persistent map is cloned in O(1) under the lock
+//! (and rolled back through the history for an older revision), filtering happens after the
+//! lock is released. A paginated list keeps its snapshot (keyed by storage, namespace and
+//! rv) for `snapshot_ttl` or until compacted past, so every page of one list shows the same
+//! state and carries the same resourceVersion; a continue whose snapshot is gone is read
+//! again at its revision, and is 410 once that revision is compacted.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +28,7 @@ use tokio::sync::mpsc;
 use super::continue_token::ContinueToken;
 use super::selector::ObjectFilter;
 use super::state::{Snapshot, SnapshotKey, State, storage_key};
-use super::watch::{WatchScope, Watcher};
+use super::watch::{WatchScope, Watcher, key_of};
 use super::{
     ListOptions, ListPage, ResourceType, ResourceVersionMatch, Status, StoredObject, Watch,
     WatchEvent,
@@ -82,10 +93,12 @@ impl State {
                     Some(token.last_key),
                 ));
             }
-            let rv = token.rv as u64;
-            let unchanged_since = token.rv > 0 && storage.last_write <= rv && rv >= self.compacted;
-            if unchanged_since {
-                let items = items_in(&storage.objects, namespace);
+            let readable = token.rv > 0
+                && (token.rv as u64) >= self.list_floor(storage)
+                && (token.rv as u64) <= self.rv;
+            if readable {
+                let rv = token.rv as u64;
+                let items = items_in(&storage.history.state_at(&storage.objects, rv), namespace);
                 return Ok(ListSource::Kept(Arc::new(items), rv, Some(token.last_key)));
             }
             let fresh = ContinueToken {
@@ -94,8 +107,13 @@ impl State {
             };
             return Err(Status::continue_expired(fresh.encode()));
         }
-        match (requested, opts.resource_version_match) {
-            (RequestedRv::At(rv), Some(ResourceVersionMatch::Exact)) if rv != self.rv => {
+        let from_etcd_at = match (requested, opts.resource_version_match) {
+            (RequestedRv::At(rv), Some(ResourceVersionMatch::Exact)) => Some(rv),
+            (RequestedRv::At(rv), None) if opts.limit.is_some() => Some(rv),
+            _ => None,
+        };
+        match from_etcd_at {
+            Some(rv) if rv < self.rv => {
                 let key = SnapshotKey {
                     storage: storage_key(rt),
                     namespace: namespace.map(str::to_string),
@@ -104,10 +122,22 @@ impl State {
                 if let Some(snapshot) = self.snapshots.get(&key) {
                     return Ok(ListSource::Kept(snapshot.items.clone(), rv, None));
                 }
-                if storage.last_write <= rv && rv >= self.compacted && rv <= self.rv {
-                    return Ok(ListSource::Current(storage.objects.clone(), rv));
+                if rv < self.list_floor(storage) {
+                    return Err(Status::list_rv_too_old());
                 }
-                Err(Status::list_rv_too_old())
+                Ok(ListSource::Current(
+                    storage.history.state_at(&storage.objects, rv),
+                    rv,
+                ))
+            }
+            // The watch cache answers at its own resourceVersion, etcd at its revision.
+            None if requested == RequestedRv::Any
+                || matches!(requested, RequestedRv::At(_)) && opts.limit.is_none() =>
+            {
+                Ok(ListSource::Current(
+                    storage.objects.clone(),
+                    storage.last_write,
+                ))
             }
             _ => Ok(ListSource::Current(storage.objects.clone(), self.rv)),
         }
@@ -138,14 +168,6 @@ pub(crate) fn items_in(
                 .collect()
         }
         None => map.values().cloned().collect(),
-    }
-}
-
-/// The storage key of an object (`namespace/name` or `name`), as `object_key` builds it.
-fn key_of(object: &StoredObject) -> String {
-    match object.namespace() {
-        Some(ns) => format!("{ns}/{}", object.name()),
-        None => object.name().to_string(),
     }
 }
 
@@ -225,37 +247,47 @@ pub(crate) struct WatchStart<'a> {
     pub rt: &'a ResourceType,
     pub namespace: Option<&'a str>,
     pub filter: ObjectFilter,
+    pub requested: RequestedRv,
+    /// `sendInitialEvents` as given.
+    pub send_initial_events: Option<bool>,
     pub allow_bookmarks: bool,
-    /// Synthetic ADDED for every current object first.
-    pub initial_events: bool,
-    /// After the initial events, a BOOKMARK annotated initial-events-end.
-    pub initial_events_end: bool,
-    /// Replay history after this rv (when not sending initial events).
-    pub since: Option<u64>,
+    /// When the server ends the watch (`timeoutSeconds`).
+    pub deadline: Option<Instant>,
     pub buffer: usize,
 }
 
 impl State {
+    /// `Cacher.Watch` of v1.28 (a plain watch without resourceVersion is etcd's, which sends
+    /// no bookmarks with progress notifications off).
     pub fn open_watch(&mut self, start: WatchStart<'_>) -> Result<Watch, Status> {
-        let current_rv = self.rv;
+        let global_rv = self.rv;
+        let prompt_end = self.config.prompt_initial_events_end;
+        let interval = self.config.bookmark_interval;
         let storage = self
             .storages
             .get_mut(&storage_key(start.rt))
             .ok_or_else(super::state::unknown_resource)?;
-        if let Some(since) = start.since
-            && since < storage.history.floor()
-        {
-            return Ok(failed_watch(Status::too_old_resource_version(
-                since,
-                storage.history.floor(),
-            )));
-        }
+        let cache_rv = storage.last_write;
+        let served_by_etcd =
+            start.send_initial_events.is_none() && start.requested == RequestedRv::Latest;
         let scope = WatchScope {
             namespace: start.namespace.map(str::to_string),
             filter: start.filter,
         };
+        // Without sendInitialEvents, only "no RV" and "0" start with the current objects.
+        let initial_events = start.send_initial_events.unwrap_or(matches!(
+            start.requested,
+            RequestedRv::Latest | RequestedRv::Any
+        ));
         let mut backlog: Vec<WatchEvent> = Vec::new();
-        if start.initial_events {
+        let mut start_rv = match start.requested {
+            RequestedRv::At(rv) => rv,
+            RequestedRv::Latest if served_by_etcd => global_rv,
+            RequestedRv::Latest if start.send_initial_events == Some(false) => global_rv,
+            RequestedRv::Any if start.send_initial_events == Some(false) => cache_rv,
+            _ => 0,
+        };
+        if initial_events {
             let items = items_in(&storage.objects, start.namespace);
             backlog.extend(
                 items
@@ -263,29 +295,55 @@ impl State {
                     .filter(|o| scope.sees(o))
                     .map(WatchEvent::Added),
             );
-            if start.initial_events_end && start.allow_bookmarks {
-                backlog.push(WatchEvent::Bookmark {
-                    resource_version: current_rv,
-                    initial_events_end: true,
-                });
+            // The cache hands its state out at its own resourceVersion (processInterval).
+            if !backlog.is_empty() {
+                start_rv = start_rv.max(cache_rv);
             }
-        } else if let Some(since) = start.since {
-            backlog.extend(
-                storage
-                    .history
-                    .since(since)
-                    .filter_map(|e| scope.translate(e)),
-            );
+        } else {
+            let floor = storage.history.watch_floor();
+            if start_rv < floor {
+                return Ok(failed_watch(Status::too_old_resource_version(
+                    start_rv, floor,
+                )));
+            }
+            for event in storage.history.since(start_rv) {
+                if let Some(watch_event) = scope.translate(event) {
+                    backlog.push(watch_event);
+                }
+            }
+            if let Some(last) = storage.history.since(start_rv).last() {
+                start_rv = start_rv.max(last.resource_version());
+            }
+        }
+        let allow_bookmarks = start.allow_bookmarks && !served_by_etcd;
+        let owes_end_bookmark = start.send_initial_events == Some(true) && allow_bookmarks;
+        let initial_events_end_after = match start.requested {
+            _ if !owes_end_bookmark || prompt_end => None,
+            RequestedRv::Latest => Some(global_rv),
+            RequestedRv::Any => Some(cache_rv),
+            RequestedRv::At(rv) => Some(rv),
+        }
+        // v1.28 never annotates a bookmark when the version to wait for is 0.
+        .filter(|rv| *rv > 0);
+        if owes_end_bookmark && prompt_end {
+            backlog.push(WatchEvent::Bookmark {
+                resource_version: global_rv,
+                initial_events_end: true,
+            });
         }
         // The channel holds the whole backlog plus the live buffer, so a fresh watch with a
         // large initial list is not mistaken for a slow consumer.
         let (tx, rx) = mpsc::channel(backlog.len() + start.buffer.max(1));
-        let watcher = Watcher {
+        let mut watcher = Watcher {
             scope,
-            allow_bookmarks: start.allow_bookmarks,
+            allow_bookmarks,
             tx,
-            last_bookmark: Instant::now(),
+            start_rv,
+            initial_events_end_after,
+            next_bookmark: None,
+            deadline: start.deadline,
         };
+        watcher.next_bookmark = watcher.next_bookmark_time(Instant::now(), interval);
         for event in backlog {
             watcher.offer(event);
         }

@@ -196,6 +196,8 @@ pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
                 verbs: strings(verbs),
                 status_subresource: b.status,
                 scale_subresource: b.scale,
+                custom_resource: false,
+                storage_version: b.version.into(),
             })
         })
         .collect()
@@ -232,6 +234,11 @@ pub(crate) fn crd_resources(crd: &Value) -> Result<Vec<Arc<ResourceType>>, Strin
         .get("versions")
         .and_then(Value::as_array)
         .ok_or("spec.versions: Required value")?;
+    let storage_version = versions
+        .iter()
+        .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+        .and_then(|v| v.get("name"))
+        .and_then(Value::as_str);
     let mut served = Vec::new();
     for version in versions {
         if version.get("served").and_then(Value::as_bool) == Some(false) {
@@ -255,6 +262,8 @@ pub(crate) fn crd_resources(crd: &Value) -> Result<Vec<Arc<ResourceType>>, Strin
             verbs: strings(ALL_VERBS),
             status_subresource: subresources.and_then(|s| s.get("status")).is_some(),
             scale_subresource: subresources.and_then(|s| s.get("scale")).is_some(),
+            custom_resource: true,
+            storage_version: storage_version.unwrap_or(name).into(),
         }));
     }
     Ok(served)

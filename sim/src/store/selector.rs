@@ -42,6 +42,10 @@ enum LabelOp {
     NotIn(Vec<String>),
     Exists,
     DoesNotExist,
+    /// `key>n`: the label reads as an integer above `n`.
+    GreaterThan(i64),
+    /// `key<n`: the label reads as an integer below `n`.
+    LessThan(i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -138,9 +142,16 @@ impl LabelSelector {
                 LabelOp::NotIn(vs) => value.is_none_or(|x| !vs.iter().any(|v| v == x)),
                 LabelOp::Exists => value.is_some(),
                 LabelOp::DoesNotExist => value.is_none(),
+                LabelOp::GreaterThan(n) => integer(value).is_some_and(|x| x > *n),
+                LabelOp::LessThan(n) => integer(value).is_some_and(|x| x < *n),
             }
         })
     }
+}
+
+/// A label value as the server compares it with `>`/`<` (`strconv.ParseInt(v, 10, 64)`).
+fn integer(value: Option<&str>) -> Option<i64> {
+    value?.parse().ok()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +166,8 @@ enum Token {
     Comma,
     In,
     NotIn,
+    GreaterThan,
+    LessThan,
 }
 
 impl Token {
@@ -170,6 +183,8 @@ impl Token {
             Token::Comma => ",".into(),
             Token::In => "in".into(),
             Token::NotIn => "notin".into(),
+            Token::GreaterThan => ">".into(),
+            Token::LessThan => "<".into(),
         }
     }
 }
@@ -192,6 +207,14 @@ fn lex(raw: &str) -> Result<Vec<Token>, String> {
             }
             '(' => {
                 tokens.push(Token::Open);
+                i += 1;
+            }
+            '>' => {
+                tokens.push(Token::GreaterThan);
+                i += 1;
+            }
+            '<' => {
+                tokens.push(Token::LessThan);
                 i += 1;
             }
             ')' => {
@@ -285,6 +308,14 @@ impl Parser {
                 self.pos += 1;
                 LabelOp::NotIn(self.value_set()?)
             }
+            Some(Token::GreaterThan) => {
+                self.pos += 1;
+                LabelOp::GreaterThan(Self::integer_operand(self.value()?)?)
+            }
+            Some(Token::LessThan) => {
+                self.pos += 1;
+                LabelOp::LessThan(Self::integer_operand(self.value()?)?)
+            }
             Some(other) => {
                 return Err(format!(
                     "found '{}', expected: in, notin, =, ==, !=, gt, lt",
@@ -293,6 +324,16 @@ impl Parser {
             }
         };
         Ok(LabelRequirement { key, op })
+    }
+
+    /// The operand of `>`/`<`, with apimachinery's `NewRequirement` wording when it is not
+    /// an integer.
+    fn integer_operand(value: String) -> Result<i64, String> {
+        value.parse().map_err(|_| {
+            format!(
+                "values[0]: Invalid value: {value:?}: for 'Gt', 'Lt' operators, the value must be an integer"
+            )
+        })
     }
 
     fn identifier(&mut self) -> Result<String, String> {
@@ -321,7 +362,7 @@ impl Parser {
             Some(Token::Open) => {}
             other => {
                 return Err(format!(
-                    "found '{}', expected: '('",
+                    "found '{}' expected: '('",
                     Self::literal_or_empty(other.as_ref())
                 ));
             }
@@ -504,6 +545,20 @@ mod tests {
             let selector = LabelSelector::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e:?}"));
             assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
         }
+        let pod = stored(json!({"metadata": {"labels": {"replicas": "5", "tier": "front"}}}));
+        let cases = [
+            ("replicas>3", true),
+            ("replicas>5", false),
+            ("replicas<10", true),
+            ("replicas < 5", false),
+            ("tier>3", false),
+            ("missing<3", false),
+            ("replicas>3,tier=front", true),
+        ];
+        for (raw, expected) in cases {
+            let selector = LabelSelector::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e:?}"));
+            assert_eq!(selector.matches(&pod), expected, "selector {raw:?}");
+        }
     }
 
     #[test]
@@ -515,9 +570,13 @@ mod tests {
             ),
             (
                 "app in web",
-                "unable to parse requirement: found 'web', expected: '('",
+                "unable to parse requirement: found 'web' expected: '('",
             ),
             ("a=b c", "found 'c', expected: ',' or 'end of string'"),
+            (
+                "x>y",
+                "unable to parse requirement: values[0]: Invalid value: \"y\": for 'Gt', 'Lt' operators, the value must be an integer",
+            ),
             (
                 "app@x",
                 "unable to parse requirement: found '@', expected: identifier",

@@ -8,10 +8,12 @@
 //!   each object's `resource_version` is the rv of the commit that wrote it.
 //! - every commit appends to the storage's history and is offered to its watchers before
 //!   the lock is released, so watchers see writes in rv order.
+//! - `compacted` only grows; lists and continues at an rv below it (or below the storage's
+//!   own early-compaction floor) are 410, and no list snapshot older than it is kept.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imbl::OrdMap;
 use serde_json::{Value, json};
@@ -39,8 +41,12 @@ pub(crate) fn object_key(namespace: Option<&str>, name: &str) -> String {
 pub(crate) struct Storage {
     pub objects: OrdMap<String, Arc<StoredObject>>,
     pub history: History,
-    /// rv of the last write to this storage (lists at an older exact rv are still exact).
+    /// The watch cache's resourceVersion: the store's rv when the resource was first
+    /// served, then the rv of each write to it.
     pub last_write: u64,
+    /// The rv of the last write since the store started (0: none); the cacher's
+    /// `lastProcessedResourceVersion`, which bookmarks carry.
+    pub last_event: u64,
     pub watchers: Vec<Watcher>,
 }
 
@@ -64,18 +70,20 @@ pub(crate) struct State {
     pub served: Vec<Arc<ResourceType>>,
     pub storages: HashMap<StorageKey, Storage>,
     pub snapshots: HashMap<SnapshotKey, Snapshot>,
-    /// Lists and continues from before this rv are 410 (set by `compact`).
+    /// etcd's compacted revision: lists and continues from before it are 410.
     pub compacted: u64,
+    pub config: StoreConfig,
 }
 
 impl State {
-    pub fn new() -> State {
+    pub fn new(config: StoreConfig) -> State {
         let mut state = State {
             rv: 0,
             served: Vec::new(),
             storages: HashMap::new(),
             snapshots: HashMap::new(),
             compacted: 0,
+            config,
         };
         for rt in registry::builtin_resources() {
             state.serve(rt);
@@ -85,12 +93,14 @@ impl State {
 
     pub fn serve(&mut self, rt: Arc<ResourceType>) {
         let rv = self.rv;
+        let config = &self.config;
         self.storages
             .entry(storage_key(&rt))
             .or_insert_with(|| Storage {
                 objects: OrdMap::new(),
-                history: History::new(rv),
+                history: History::new(rv, config),
                 last_write: rv,
+                last_event: 0,
                 watchers: Vec::new(),
             });
         self.served
@@ -149,26 +159,38 @@ impl State {
             _ => storage.objects.insert(key, stored.clone()),
         };
         storage.last_write = rv;
+        storage.last_event = rv;
         let event = HistoryEvent {
             kind,
             object: stored.clone(),
             prev,
+            recorded: Instant::now(),
         };
         storage.watchers.retain(|w| w.deliver(&event));
-        storage.history.push(event, config.history_per_resource);
+        storage.history.push(event, config, self.compacted);
         stored
     }
 
-    /// Sends a BOOKMARK at the current rv to watches that allow them and are due.
-    pub fn send_bookmarks(&mut self, due_before: Option<Instant>) {
-        let rv = self.rv;
-        let now = Instant::now();
+    /// Offers due watches their bookmark (`Cacher.dispatchEvents`' bookmark timer).
+    pub fn dispatch_bookmarks(&mut self, now: Instant) {
+        let interval = self.config.bookmark_interval;
         for storage in self.storages.values_mut() {
-            storage.watchers.retain_mut(|w| {
-                if !w.allow_bookmarks || due_before.is_some_and(|due| w.last_bookmark > due) {
+            let last_event = storage.last_event;
+            storage
+                .watchers
+                .retain_mut(|w| w.bookmark(now, last_event, interval));
+        }
+    }
+
+    /// Sends a plain BOOKMARK at the current rv to every watch that allows them, due or
+    /// not (tests and faults).
+    pub fn send_bookmarks_now(&mut self) {
+        let rv = self.rv;
+        for storage in self.storages.values_mut() {
+            storage.watchers.retain(|w| {
+                if !w.allow_bookmarks {
                     return !w.tx.is_closed();
                 }
-                w.last_bookmark = now;
                 w.offer(WatchEvent::Bookmark {
                     resource_version: rv,
                     initial_events_end: false,
@@ -177,17 +199,39 @@ impl State {
         }
     }
 
-    pub fn expire_snapshots(&mut self, ttl: std::time::Duration) {
+    pub fn expire_snapshots(&mut self, ttl: Duration) {
         self.snapshots.retain(|_, s| s.created.elapsed() < ttl);
     }
 
+    /// The `compact` fault: etcd compacted at the current rv and every watch cache relisted,
+    /// so any list, continue or watch from before now is 410.
     pub fn compact(&mut self) {
         let rv = self.rv;
         self.compacted = rv;
         self.snapshots.clear();
+        let limit = self.config.history_limit;
         for storage in self.storages.values_mut() {
-            storage.history.compact(rv);
+            storage.history.relist(rv, rv, limit);
         }
+    }
+
+    /// etcd's compaction at `rv` (the compactor's periodic run): lists and continues before
+    /// it are 410; watch cache windows are untouched.
+    pub fn compact_etcd(&mut self, rv: u64) {
+        if rv <= self.compacted {
+            return;
+        }
+        self.compacted = rv;
+        self.snapshots.retain(|key, _| key.rv >= rv);
+        let limit = self.config.history_limit;
+        for storage in self.storages.values_mut() {
+            storage.history.trim(rv, limit);
+        }
+    }
+
+    /// The oldest rv a list of this storage may read.
+    pub fn list_floor(&self, storage: &Storage) -> u64 {
+        storage.history.list_floor(self.compacted)
     }
 
     pub fn drop_watches(&mut self) {

@@ -186,6 +186,21 @@ impl Status {
         )
     }
 
+    /// 422 for `resourceVersionMatch=Exact` with `resourceVersion=0` on a list.
+    pub fn exact_match_at_zero() -> Status {
+        Status::invalid(
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            &[(
+                "resourceVersionMatch",
+                "FieldValueForbidden",
+                "Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\""
+                    .to_string(),
+            )],
+        )
+    }
+
     /// 422 for a WatchList request without `resourceVersionMatch=NotOlderThan`.
     pub fn send_initial_events_needs_not_older_than() -> Status {
         Status::invalid(
