@@ -61,7 +61,12 @@
 
 mod continue_token;
 mod defaults;
+mod deletion;
+mod garbage_collector;
+mod kubelet;
+mod lifecycle;
 mod managed_fields;
+mod namespace_lifecycle;
 mod patch;
 mod read;
 mod registry;
@@ -72,6 +77,7 @@ mod stored_object;
 mod watch;
 mod writes;
 
+pub use lifecycle::LifecycleConfig;
 pub(crate) use managed_fields::field_set;
 pub use stored_object::StoredObject;
 
@@ -290,6 +296,8 @@ pub struct StoreConfig {
     /// How long a list or watch at a resourceVersion the store has not reached waits for it
     /// before answering 504 Timeout (a real server: 3 s).
     pub too_large_rv_wait: Duration,
+    /// Timing of the simulated kubelet and controllers that complete deletions.
+    pub lifecycle: LifecycleConfig,
 }
 
 impl Default for StoreConfig {
@@ -300,6 +308,7 @@ impl Default for StoreConfig {
             snapshot_ttl: Duration::from_secs(300),
             bookmark_interval: Duration::from_secs(60),
             too_large_rv_wait: Duration::from_secs(3),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -354,6 +363,7 @@ impl ClusterStore {
                 .expect("built-in namespaces are valid");
         }
         spawn_housekeeping(Arc::downgrade(&store.shared));
+        lifecycle::spawn(Arc::downgrade(&store.shared));
         store
     }
 

@@ -16,6 +16,7 @@ use std::time::Instant;
 use imbl::OrdMap;
 use serde_json::{Value, json};
 
+use super::lifecycle::Lifecycle;
 use super::registry;
 use super::watch::{EventKind, History, HistoryEvent, Watcher};
 use super::{ResourceType, Status, StoreConfig, StoredObject, WatchEvent};
@@ -66,6 +67,8 @@ pub(crate) struct State {
     pub snapshots: HashMap<SnapshotKey, Snapshot>,
     /// Lists and continues from before this rv are 410 (set by `compact`).
     pub compacted: u64,
+    /// Queues of the kubelet, garbage collector and namespace controller.
+    pub lifecycle: Lifecycle,
 }
 
 impl State {
@@ -76,6 +79,7 @@ impl State {
             storages: HashMap::new(),
             snapshots: HashMap::new(),
             compacted: 0,
+            lifecycle: Lifecycle::default(),
         };
         for rt in registry::builtin_resources() {
             state.serve(rt);
@@ -140,6 +144,9 @@ impl State {
         let stored = Arc::new(StoredObject::new(&value, rv));
         let namespace = rt.namespaced.then(|| stored.namespace().unwrap_or(""));
         let key = object_key(namespace, stored.name());
+        self.lifecycle
+            .gc
+            .observe(&storage_key(rt), &key, &value, kind);
         let storage = self
             .storages
             .get_mut(&storage_key(rt))

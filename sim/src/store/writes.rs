@@ -10,14 +10,14 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 
 use super::defaults;
+use super::deletion;
 use super::managed_fields::{self, Writer};
 use super::patch;
 use super::registry;
 use super::state::{State, storage_key};
 use super::watch::EventKind;
 use super::{
-    DeleteOptions, DeleteOutcome, PatchType, ResourceType, Status, StoreConfig, StoredObject,
-    Subresource, WriteOptions,
+    PatchType, ResourceType, Status, StoreConfig, StoredObject, Subresource, WriteOptions,
 };
 
 /// The manager named when a request names none and the HTTP side found no user agent.
@@ -70,7 +70,11 @@ impl State {
                 .pointer("/metadata/deletionTimestamp")
                 .is_some()
             {
-                return Err(Status::namespace_terminating(rt, &name, ns));
+                let given = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Err(Status::namespace_terminating(rt, given, ns));
             }
             obj["metadata"]["namespace"] = json!(ns);
         }
@@ -336,13 +340,8 @@ impl State {
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(&new, old.resource_version)));
         }
-        let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
-        let finalizers_left = new
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        if deleting && !finalizers_left {
-            return Ok(self.remove(rt, new, config));
+        if deletion::should_delete_during_update(rt, &old_value, &new) {
+            return Ok(self.remove_object(rt, new, config));
         }
         if is_crd(rt) {
             // New served versions appear at once; removed ones keep serving until deletion.
@@ -440,147 +439,6 @@ impl State {
         }
         Ok(stored)
     }
-
-    pub fn delete(
-        &mut self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        opts: &DeleteOptions,
-        config: &StoreConfig,
-    ) -> Result<DeleteOutcome, Status> {
-        let old = self.get(rt, namespace, name)?;
-        let old_value = old.value();
-        if let Some(uid) = &opts.preconditions_uid {
-            let actual = old_value
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if uid != actual {
-                return Err(Status::conflict(
-                    rt,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                    ),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.preconditions_resource_version
-            && *rv != old.resource_version.to_string()
-        {
-            return Err(Status::conflict(
-                rt,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    old.resource_version
-                ),
-            ));
-        }
-        if opts.dry_run {
-            return Ok(DeleteOutcome::Deleted(old));
-        }
-        let now = State::now_rfc3339();
-        let has_finalizers = old_value
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        let mut marked = old_value.clone();
-        let already_deleting = marked.pointer("/metadata/deletionTimestamp").is_some();
-        if !already_deleting {
-            marked["metadata"]["deletionTimestamp"] = json!(now);
-            marked["metadata"]["deletionGracePeriodSeconds"] =
-                json!(opts.grace_period_seconds.unwrap_or(0).max(0));
-        }
-        if rt.group.is_empty() && rt.plural == "namespaces" {
-            return Ok(self.delete_namespace(rt, name, marked, config));
-        }
-        if has_finalizers {
-            if already_deleting {
-                return Ok(DeleteOutcome::Pending(old));
-            }
-            return Ok(DeleteOutcome::Pending(self.commit(
-                rt,
-                EventKind::Modified,
-                marked,
-                config,
-            )));
-        }
-        let is_pod = rt.group.is_empty() && rt.plural == "pods";
-        if is_pod && !already_deleting {
-            // No kubelet: the graceful-deletion mark is written, then the pod goes at once.
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            self.commit(rt, EventKind::Modified, marked.clone(), config);
-        }
-        if is_crd(rt) {
-            let group = old_value
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let plural = old_value
-                .pointer("/spec/names/plural")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            self.unserve(&group, &plural);
-        }
-        let last = if is_pod { marked } else { old_value };
-        Ok(DeleteOutcome::Deleted(self.remove(rt, last, config)))
-    }
-
-    fn remove(
-        &mut self,
-        rt: &ResourceType,
-        last: Value,
-        config: &StoreConfig,
-    ) -> Arc<StoredObject> {
-        self.commit(rt, EventKind::Deleted, last, config)
-    }
-
-    /// The namespace controller's work, done at once: mark Terminating, delete every object
-    /// in the namespace (finalizers are not waited for), then the namespace itself.
-    fn delete_namespace(
-        &mut self,
-        rt: &ResourceType,
-        name: &str,
-        mut marked: Value,
-        config: &StoreConfig,
-    ) -> DeleteOutcome {
-        marked["status"]["phase"] = json!("Terminating");
-        let terminating = self.commit(rt, EventKind::Modified, marked.clone(), config);
-        let namespaced: Vec<Arc<ResourceType>> = {
-            let mut seen = std::collections::HashSet::new();
-            self.served
-                .iter()
-                .filter(|r| r.namespaced && seen.insert(storage_key(r)))
-                .cloned()
-                .collect()
-        };
-        let prefix = format!("{name}/");
-        for content_rt in namespaced {
-            let victims: Vec<Arc<StoredObject>> = match self.storages.get(&storage_key(&content_rt))
-            {
-                Some(storage) => storage
-                    .objects
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(_, v)| v.clone())
-                    .collect(),
-                None => continue,
-            };
-            for victim in victims {
-                self.commit(&content_rt, EventKind::Deleted, victim.value(), config);
-            }
-        }
-        let mut last = marked;
-        if let Some(finalizers) = last.pointer_mut("/spec/finalizers") {
-            *finalizers = json!([]);
-        }
-        self.commit(rt, EventKind::Deleted, last, config);
-        DeleteOutcome::Pending(terminating)
-    }
 }
 
 /// Checks and completes a create's metadata; returns the name (or generateName prefix).
@@ -661,7 +519,7 @@ fn is_strict(opts: &WriteOptions) -> bool {
     opts.field_validation.as_deref() == Some("Strict")
 }
 
-fn is_crd(rt: &ResourceType) -> bool {
+pub(super) fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
 
