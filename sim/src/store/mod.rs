@@ -71,6 +71,7 @@ mod patch;
 mod read;
 mod registry;
 mod selector;
+mod server_side_apply;
 mod state;
 mod status;
 mod stored_object;

@@ -556,7 +556,7 @@ fn server_side_apply_needs_a_field_manager_and_creates_when_absent() {
             "ssa-demo",
             Subresource::Main,
             PatchType::Apply,
-            b"data:\n  a: \"2\"\n",
+            b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: \"2\"\n",
             &opts,
         )
         .unwrap();

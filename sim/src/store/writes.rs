@@ -14,6 +14,7 @@ use super::deletion;
 use super::managed_fields::{self, Writer};
 use super::patch;
 use super::registry;
+use super::server_side_apply::{self, Applied};
 use super::state::{State, storage_key};
 use super::watch::EventKind;
 use super::{
@@ -108,6 +109,8 @@ impl State {
                 time: &now,
             },
             fields,
+            // A new object has no other manager to take fields from.
+            &json!({}),
         );
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(&obj, self.rv)));
@@ -221,20 +224,11 @@ impl State {
         obj: Value,
         opts: &WriteOptions,
         config: &StoreConfig,
-        apply_fields: Option<Value>,
+        apply: Option<Applied>,
     ) -> Result<Arc<StoredObject>, Status> {
         let old = self.get(rt, namespace, name)?;
         let old_value = old.value();
-        self.update_from(
-            rt,
-            (old, old_value),
-            name,
-            sub,
-            obj,
-            opts,
-            config,
-            apply_fields,
-        )
+        self.update_from(rt, (old, old_value), name, sub, obj, opts, config, apply)
     }
 
     /// `update` of an object already read and parsed (`old` and its value), so a patch
@@ -249,7 +243,7 @@ impl State {
         obj: Value,
         opts: &WriteOptions,
         config: &StoreConfig,
-        apply_fields: Option<Value>,
+        apply: Option<Applied>,
     ) -> Result<Arc<StoredObject>, Status> {
         if !obj.is_object() {
             return Err(Status::bad_body(rt, "the body must be a JSON object"));
@@ -311,15 +305,18 @@ impl State {
                 .unwrap_or(0);
             new["metadata"]["generation"] = json!(generation + 1);
         }
-        if new == old_value {
+        if new == old_value && apply.as_ref().is_none_or(|a| a.ownership_unchanged) {
             return Ok(old);
         }
         let now = State::now_rfc3339();
         let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
         let api_version = rt.api_version();
-        let (operation, fields) = match apply_fields {
-            Some(fields) => ("Apply", fields),
-            None => ("Update", managed_fields::changed_set(&old_value, &new)),
+        let (operation, fields, taken) = match apply {
+            Some(applied) => ("Apply", applied.owned, applied.changed),
+            None => {
+                let changed = managed_fields::changed_set(&old_value, &new);
+                ("Update", changed.clone(), changed)
+            }
         };
         let subresource = match sub {
             Subresource::Main => None,
@@ -336,6 +333,7 @@ impl State {
                 time: &now,
             },
             fields,
+            &taken,
         );
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(&new, old.resource_version)));
@@ -370,21 +368,32 @@ impl State {
         config: &StoreConfig,
     ) -> Result<Arc<StoredObject>, Status> {
         if patch_type == PatchType::Apply {
-            if opts.field_manager.as_deref().is_none_or(str::is_empty) {
-                return Err(Status::apply_needs_field_manager());
-            }
+            let manager = match opts.field_manager.as_deref() {
+                Some(manager) if !manager.is_empty() => manager,
+                _ => return Err(Status::apply_needs_field_manager()),
+            };
             let applied = patch::parse_apply_body(body)?;
-            let fields = managed_fields::applied_set(&applied);
+            server_side_apply::check_kind(rt, &applied)?;
+            let owned = managed_fields::applied_set(&applied);
             if self.get(rt, namespace, name).is_err() && sub == Subresource::Main {
                 let mut obj = applied;
                 obj["metadata"]["name"] = json!(name);
                 let created = self.create(rt, namespace, obj, opts, config)?;
-                return self.relabel_apply(rt, namespace, name, created, opts, fields);
+                return self.relabel_apply(rt, namespace, name, created, opts, owned);
             }
             let old = self.get(rt, namespace, name)?;
             let old_value = old.value();
             let mut target = old_value.clone();
             patch::strategic_merge(&mut target, &applied);
+            let subresource = (sub == Subresource::Status).then_some("status");
+            let ownership = server_side_apply::reconcile(
+                &old_value,
+                &mut target,
+                owned,
+                manager,
+                subresource,
+                opts.force,
+            )?;
             return self.update_from(
                 rt,
                 (old, old_value),
@@ -393,7 +402,7 @@ impl State {
                 target,
                 opts,
                 config,
-                Some(fields),
+                Some(ownership),
             );
         }
         let old = self.get(rt, namespace, name)?;
