@@ -17,7 +17,9 @@
 //! - **Writes** validate names, namespaces and pods, default pods and namespaces, check
 //!   `resourceVersion` preconditions (409), bump `metadata.generation` on spec changes of
 //!   apps types and custom resources, keep `/status` and the main resource apart, record
-//!   `managedFields` per manager, and honour finalizers on delete.
+//!   `managedFields` per manager (with server-side apply's conflicts), and delete as the
+//!   real registry does: graceful pod deletion, finalizers, propagation policies, and
+//!   namespaces through `Terminating` ([`deletion`]).
 //! - **Lists** are consistent: all pages of a paginated list come from one snapshot and
 //!   carry its resourceVersion; tokens and 400/410 answers match the real server's.
 //! - **Watches** deliver events in resourceVersion order through a bounded channel; a watch
@@ -54,10 +56,12 @@
 //!
 //! # Differences from a real server
 //!
-//! Server-side apply merges with strategic-merge rules and never reports conflicts;
-//! namespace deletion removes the contents at once (no finalizer wait); pods are deleted
-//! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED); a list at an exact
-//! old resourceVersion is served only while a snapshot or an unchanged resource covers it.
+//! Server-side apply merges with strategic-merge rules (conflicts, `force` and removal as
+//! [`server_side_apply`] keeps them, without `set` lists or atomic maps); deletions finish
+//! through a simulated kubelet, garbage collector and namespace controller
+//! ([`lifecycle`], timed by [`LifecycleConfig`]) that write less status than the real ones;
+//! a list at an exact old resourceVersion is served only while a snapshot or an unchanged
+//! resource covers it.
 
 mod continue_token;
 mod defaults;

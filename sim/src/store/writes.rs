@@ -1,9 +1,10 @@
-//! Creates, updates, patches and deletes, as kube-apiserver's generic registry store runs
-//! them: validation and defaulting on create, optimistic concurrency on resourceVersion,
-//! generation bumps on spec changes, status/scale subresource isolation, managedFields,
-//! finalizers and graceful deletion, and the side effects of the controllers a real cluster
-//! runs (a namespace gets its `default` ServiceAccount and `kube-root-ca.crt`; a CRD serves
-//! its resources once established).
+//! Creates, updates and patches, as kube-apiserver's generic registry store runs them:
+//! validation and defaulting on create, optimistic concurrency on resourceVersion,
+//! generation bumps on spec changes, status/scale subresource isolation, managedFields
+//! (server-side apply's ownership checks are [`super::server_side_apply`]'s), removal of a
+//! deleting object whose last finalizer goes (deletes are [`super::deletion`]'s), and the
+//! side effects of the controllers a real cluster runs (a namespace gets its `default`
+//! ServiceAccount and `kube-root-ca.crt`; a CRD serves its resources once established).
 
 use std::sync::Arc;
 
