@@ -496,6 +496,12 @@ async fn a_deleted_namespace_is_terminating_until_its_contents_are_gone() {
             break;
         }
     }
+    let (code, immortal) = request(&client, "DELETE", "/api/v1/namespaces/default", None).await;
+    assert_eq!(code, 403);
+    assert_eq!(
+        immortal["message"],
+        "namespaces \"default\" is forbidden: this namespace may not be deleted"
+    );
     let gone = wait_for_code(&client, "/api/v1/namespaces/doomed", 404).await;
     assert_eq!(gone["reason"], "NotFound");
     let (code, _) = request(&client, "GET", &format!("{doomed_cms}/content"), None).await;

@@ -52,7 +52,7 @@ impl State {
         let old_value = old.value();
         check_preconditions(rt, name, &old, &old_value, opts)?;
         if is_namespace(rt) {
-            return Ok(self.delete_namespace(rt, old, old_value, opts, config));
+            return self.delete_namespace(rt, old, old_value, opts, config);
         }
         if opts.dry_run {
             return Ok(DeleteOutcome::Deleted(old));

@@ -1,6 +1,7 @@
 //! Namespace deletion as kube-apiserver v1.28's namespace registry and
 //! kube-controller-manager's namespace controller run it:
 //!
+//! - `default`, `kube-system` and `kube-public` may not be deleted (403 Forbidden).
 //! - The first `DELETE` writes `deletionTimestamp` and `status.phase: Terminating` (no
 //!   `deletionGracePeriodSeconds`: namespaces are not graceful), adds the `orphan` /
 //!   `foregroundDeletion` finalizer a propagation policy asks for, and answers the
@@ -27,7 +28,10 @@ use serde_json::{Value, json};
 use super::deletion::finalizers;
 use super::state::{State, storage_key};
 use super::watch::EventKind;
-use super::{DeleteOptions, DeleteOutcome, ResourceType, StoreConfig, StoredObject};
+use super::{DeleteOptions, DeleteOutcome, ResourceType, Status, StoreConfig, StoredObject};
+
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 
 /// Namespaces being terminated, by name, with when their DELETE was accepted.
 #[derive(Default)]
@@ -50,10 +54,13 @@ impl State {
         old_value: Value,
         opts: &DeleteOptions,
         config: &StoreConfig,
-    ) -> DeleteOutcome {
+    ) -> Result<DeleteOutcome, Status> {
         let name = old.name().to_string();
+        if IMMORTAL_NAMESPACES.contains(&name.as_str()) {
+            return Err(Status::namespace_may_not_be_deleted(&name));
+        }
         if opts.dry_run {
-            return DeleteOutcome::Pending(old);
+            return Ok(DeleteOutcome::Pending(old));
         }
         if old_value.pointer("/metadata/deletionTimestamp").is_none() {
             let mut marked = old_value;
@@ -62,16 +69,18 @@ impl State {
             set_namespace_gc_finalizers(&mut marked, opts);
             let terminating = self.commit(rt, EventKind::Modified, marked, config);
             self.lifecycle.namespaces.since.insert(name, Instant::now());
-            return DeleteOutcome::Pending(terminating);
+            return Ok(DeleteOutcome::Pending(terminating));
         }
         let spec_finalized = old_value
             .pointer("/spec/finalizers")
             .and_then(Value::as_array)
             .is_none_or(Vec::is_empty);
         if !spec_finalized || !finalizers(&old_value).is_empty() {
-            return DeleteOutcome::Pending(old);
+            return Ok(DeleteOutcome::Pending(old));
         }
-        DeleteOutcome::Deleted(self.remove_object(rt, old_value, config))
+        Ok(DeleteOutcome::Deleted(
+            self.remove_object(rt, old_value, config),
+        ))
     }
 
     /// One pass of the namespace controller over every terminating namespace.

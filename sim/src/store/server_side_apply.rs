@@ -20,7 +20,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ResourceType, Status};
+use super::{ResourceType, Status, Subresource};
 
 /// What an apply owns and changes, handed to the write that records it.
 pub(crate) struct Applied {
@@ -49,6 +49,26 @@ pub(crate) fn check_kind(rt: &ResourceType, applied: &Value) -> Result<(), Statu
     Err(Status::bad_request(format!(
         "invalid object type: {group}/{version}, Kind={kind}"
     )))
+}
+
+/// Drops what the endpoint ignores before ownership is computed (the strategies'
+/// `GetResetFields`): `status` on the main resource of a type with a status subresource,
+/// everything but `status` on `/status`.
+pub(crate) fn reset_fields(rt: &ResourceType, sub: Subresource, applied: &mut Value) {
+    let Some(map) = applied.as_object_mut() else {
+        return;
+    };
+    match sub {
+        Subresource::Main if rt.status_subresource => {
+            map.remove("status");
+        }
+        Subresource::Status => {
+            map.retain(|key, _| {
+                matches!(key.as_str(), "apiVersion" | "kind" | "metadata" | "status")
+            });
+        }
+        _ => {}
+    }
 }
 
 /// Checks ownership of an apply of `owned` (the applied field set) by `manager` that

@@ -287,6 +287,17 @@ impl Status {
         status
     }
 
+    /// 403 for deleting `default`, `kube-system` or `kube-public`.
+    pub fn namespace_may_not_be_deleted(name: &str) -> Status {
+        let mut status = Status::new(
+            403,
+            "Forbidden",
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+        );
+        status.details = Some(json!({"name": name, "kind": "namespaces"}));
+        status
+    }
+
     /// 405 for a verb the resource (or subresource) does not serve.
     pub fn method_not_allowed() -> Status {
         let mut status = Status::new(

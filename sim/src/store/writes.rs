@@ -373,8 +373,9 @@ impl State {
                 Some(manager) if !manager.is_empty() => manager,
                 _ => return Err(Status::apply_needs_field_manager()),
             };
-            let applied = patch::parse_apply_body(body)?;
+            let mut applied = patch::parse_apply_body(body)?;
             server_side_apply::check_kind(rt, &applied)?;
+            server_side_apply::reset_fields(rt, sub, &mut applied);
             let owned = managed_fields::applied_set(&applied);
             if self.get(rt, namespace, name).is_err() && sub == Subresource::Main {
                 let mut obj = applied;
