@@ -74,11 +74,11 @@ impl GarbageCollector {
         };
         let before = self.owners.get(&location).map(Vec::as_slice).unwrap_or(&[]);
         if before != owner_uids.as_slice() {
-            for old in before.to_vec() {
-                if let Some(set) = self.dependents.get_mut(&old) {
+            for old in before {
+                if let Some(set) = self.dependents.get_mut(old) {
                     set.remove(&location);
                     if set.is_empty() {
-                        self.dependents.remove(&old);
+                        self.dependents.remove(old);
                     }
                 }
             }
