@@ -291,6 +291,14 @@ pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `metadata.uid`, if set.
+pub(crate) fn uid_of(object: &Value) -> Option<String> {
+    object
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// core/v1 ReplicationControllers orphan their pods unless told otherwise (kept for
 /// backward compatibility by the real rcStrategy); everything else deletes dependents.
 fn orphans_by_default(rt: &ResourceType) -> bool {

@@ -24,8 +24,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::deletion::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, finalizers};
-use super::namespace_lifecycle::uid_of;
+use super::deletion::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, finalizers, uid_of};
 use super::state::{State, StorageKey, storage_key};
 use super::watch::EventKind;
 use super::{DeleteOptions, ResourceType, StoreConfig, Subresource, WriteOptions};

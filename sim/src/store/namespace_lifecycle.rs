@@ -25,7 +25,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::deletion::finalizers;
+use super::deletion::{finalizers, uid_of};
 use super::state::{State, storage_key};
 use super::watch::EventKind;
 use super::{DeleteOptions, DeleteOutcome, ResourceType, Status, StoreConfig, StoredObject};
@@ -194,11 +194,4 @@ fn set_namespace_gc_finalizers(namespace: &mut Value, opts: &DeleteOptions) {
     if wanted != finalizers(namespace) {
         namespace["metadata"]["finalizers"] = json!(wanted);
     }
-}
-
-pub(crate) fn uid_of(object: &Value) -> Option<String> {
-    object
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .map(str::to_string)
 }
