@@ -525,6 +525,57 @@ fn kubectl_get_watch_sees_add_modify_and_delete() {
     let _ = watcher.wait();
 }
 
+#[test]
+fn kubectl_sees_a_scheduled_pod_terminating_until_a_force_delete() {
+    // The real defaults: the kubelet takes the pod's whole 30 s grace period.
+    let (sim, k, _dir) = setup();
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "graceful", 1);
+    assert!(
+        k.ok(&[
+            "delete",
+            "pod",
+            "pod-00000",
+            "-n",
+            "graceful",
+            "--wait=false"
+        ])
+        .contains("pod \"pod-00000\" deleted")
+    );
+    let table = k.ok(&["get", "pod", "pod-00000", "-n", "graceful"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("pod-00000") && l.contains("Terminating")),
+        "a gracefully deleted pod is listed as Terminating: {table}"
+    );
+    let grace = k.ok(&[
+        "get",
+        "pod",
+        "pod-00000",
+        "-n",
+        "graceful",
+        "-o",
+        "jsonpath={.metadata.deletionGracePeriodSeconds}",
+    ]);
+    assert_eq!(grace, "30");
+    assert!(
+        k.ok(&[
+            "delete",
+            "pod",
+            "pod-00000",
+            "-n",
+            "graceful",
+            "--grace-period=0",
+            "--force"
+        ])
+        .contains("pod \"pod-00000\" force deleted")
+    );
+    assert!(
+        k.fails_on("sim-1", &["get", "pod", "pod-00000", "-n", "graceful"])
+            .contains("NotFound")
+    );
+}
+
 /// The `kubectl.1.NN` binaries installed beside the resolved `kubectl` (which dispatches to
 /// one of them by the server's version), oldest first.
 fn versioned_kubectls() -> Vec<(u32, PathBuf)> {

@@ -10,6 +10,13 @@
 //!   probability `update_fraction` (half status flips through `/status` as the kubelet would,
 //!   half annotation patches), else a create when below `target_pods` or a delete when above.
 //! - Pods already in the namespace when it starts are churned too.
+//! - Deletes are force deletes (`gracePeriodSeconds=0`): each is the pair a real server
+//!   writes when a pod's kubelet (or an operator's `--force`) finishes it, MODIFIED with
+//!   `deletionTimestamp` then DELETED, in one step. Graceful deletes would leave each
+//!   deleted pod Terminating for its grace period (30 s by default), so the live count
+//!   would drift above `target_pods` by rate × grace and a pod picked for deletion twice
+//!   would make a no-op write: the churn's rate and counters would no longer say what
+//!   reaches the informers. Graceful deletion is tested through the HTTP API instead.
 //! - `stop` (or dropping the `Churn`) ends the thread and waits for it.
 
 use std::sync::Arc;
@@ -22,7 +29,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::pods::{ensure_namespace, realistic_pod};
-use crate::store::{ClusterStore, ListOptions, PatchType, Subresource, WriteOptions};
+use crate::store::{
+    ClusterStore, DeleteOptions, ListOptions, PatchType, Subresource, WriteOptions,
+};
 
 /// How long the thread sleeps when it is ahead of the rate (bounds how late a stop is seen).
 const PACING_SLEEP: Duration = Duration::from_millis(1);
@@ -300,10 +309,12 @@ impl Worker {
             Action::Delete => {
                 let index = self.rng.random_range(0..self.live.len());
                 let name = self.live.swap_remove(index);
-                match self
-                    .store
-                    .delete(pods, Some(&namespace), &name, &Default::default())
-                {
+                // A force delete: see the module doc for why churn's deletes stay immediate.
+                let force = DeleteOptions {
+                    grace_period_seconds: Some(0),
+                    ..Default::default()
+                };
+                match self.store.delete(pods, Some(&namespace), &name, &force) {
                     Ok(_) => {
                         self.counters.deleted.fetch_add(1, Ordering::Relaxed);
                     }

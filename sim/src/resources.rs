@@ -187,9 +187,18 @@ pub(crate) async fn serve(
         Verb::Patch => patch_type(content_type.as_deref()).and_then(|patch_type| {
             let name = req.name.as_deref().unwrap_or_default();
             let opts = ctx.write_options(user_agent.as_deref(), patch_type == PatchType::Apply);
+            // An apply that creates answers 201 (managedfields/5-ssa-create.json).
+            let creates = patch_type == PatchType::Apply
+                && sub == Subresource::Main
+                && store.get(&rt, namespace, name, sub).is_err();
+            let code = if creates {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
             store
                 .patch(&rt, namespace, name, sub, patch_type, &body, &opts)
-                .map(|o| ctx.object(StatusCode::OK, &o))
+                .map(|o| ctx.object(code, &o))
         }),
         Verb::Delete => query.delete_options(&body).and_then(|opts| {
             let name = req.name.as_deref().unwrap_or_default();

@@ -579,11 +579,12 @@ async fn deletes_answer_like_the_real_server() {
     );
     assert!(status["details"]["uid"].is_string());
 
-    // status/200-delete-pod.json: the Pod itself.
+    // status/200-delete-pod.json: the Pod itself. The fixture's pod was unscheduled and so
+    // deleted at once; a seeded pod is scheduled, so it is force-deleted here.
     let (code, _, body) = common::raw(
         &client,
         "DELETE",
-        "/api/v1/namespaces/default/pods/pod-00000",
+        "/api/v1/namespaces/default/pods/pod-00000?gracePeriodSeconds=0",
         None,
         None,
     )

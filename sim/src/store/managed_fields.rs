@@ -5,7 +5,8 @@
 //! keyed lists, `.` for "the map itself" where the real server writes it. An Update owns what
 //! it changed (added to what the same manager owned); an Apply owns exactly what it applied.
 //! Fields taken over by a manager leave the sets of the others, as in the real field manager.
-//! Not modelled: conflicts between appliers (`force` is accepted and ignored).
+//! Conflicts between managers and the removal of fields an applier stopped applying are
+//! [`super::server_side_apply`]'s.
 
 use serde_json::{Map, Value, json};
 
@@ -46,8 +47,10 @@ pub(crate) fn changed_set(old: &Value, new: &Value) -> Value {
     }
 }
 
-/// Records that `writer` set `fields` on `object` (whose metadata.managedFields is updated).
-pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value) {
+/// Records that `writer` set `fields` on `object` (whose metadata.managedFields is updated),
+/// taking the fields of `taken` from every other manager (an Update takes what it changed,
+/// an Apply the applied fields whose value changed: the same value stays co-owned).
+pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value, taken: &Value) {
     let is_apply = writer.operation == "Apply";
     if !is_apply && fields.as_object().is_some_and(Map::is_empty) {
         return;
@@ -61,7 +64,7 @@ pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value) {
         if !is_same_entry(entry, writer)
             && let Some(set) = entry.get_mut("fieldsV1")
         {
-            subtract(set, &fields);
+            subtract(set, taken);
         }
     }
     entries.retain(|e| {

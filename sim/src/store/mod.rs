@@ -17,7 +17,9 @@
 //! - **Writes** validate names, namespaces and pods, default pods and namespaces, check
 //!   `resourceVersion` preconditions (409), bump `metadata.generation` on spec changes of
 //!   apps types and custom resources, keep `/status` and the main resource apart, record
-//!   `managedFields` per manager, and honour finalizers on delete.
+//!   `managedFields` per manager (with server-side apply's conflicts), and delete as the
+//!   real registry does: graceful pod deletion, finalizers, propagation policies, and
+//!   namespaces through `Terminating` ([`deletion`]).
 //! - **History** is etcd's: every write since the last compaction, compacted every
 //!   `compaction_interval` (5 min) to the revision the previous run saw, as kube-apiserver's
 //!   compactor does. Lists read it at any revision not compacted (`resourceVersionMatch=Exact`,
@@ -75,26 +77,34 @@
 //!
 //! # Differences from a real server
 //!
-//! Server-side apply merges with strategic-merge rules and never reports conflicts;
-//! namespace deletion removes the contents at once (no finalizer wait); pods are deleted
-//! without a kubelet (MODIFIED with a deletionTimestamp, then DELETED). History: a resource
-//! keeping more than `history_limit` revisions compacts its oldest early (etcd keeps them on
-//! disk until the compactor runs); a plain watch without resourceVersion (served by etcd,
-//! no bookmarks) and one with it (the watch cache) otherwise behave alike.
+//! Server-side apply merges with strategic-merge rules (conflicts, `force` and removal as
+//! [`server_side_apply`] keeps them, without `set` lists or atomic maps); deletions finish
+//! through a simulated kubelet, garbage collector and namespace controller
+//! ([`lifecycle`], timed by [`LifecycleConfig`]) that write less status than the real ones.
+//! History: a resource keeping more than `history_limit` revisions compacts its oldest early
+//! (etcd keeps them on disk until the compactor runs); a plain watch without resourceVersion
+//! (served by etcd, no bookmarks) and one with it (the watch cache) otherwise behave alike.
 
 mod continue_token;
 mod defaults;
+mod deletion;
+mod garbage_collector;
+mod kubelet;
+mod lifecycle;
 mod managed_fields;
+mod namespace_lifecycle;
 mod patch;
 mod read;
 mod registry;
 mod selector;
+mod server_side_apply;
 mod state;
 mod status;
 mod stored_object;
 mod watch;
 mod writes;
 
+pub use lifecycle::LifecycleConfig;
 pub(crate) use managed_fields::field_set;
 pub use stored_object::StoredObject;
 
@@ -339,6 +349,8 @@ pub struct StoreConfig {
     /// How long a list (or a streaming list) at a resourceVersion the store has not reached
     /// waits for it before answering 504 Timeout (a real server: 3 s).
     pub too_large_rv_wait: Duration,
+    /// Timing of the simulated kubelet and controllers that complete deletions.
+    pub lifecycle: LifecycleConfig,
 }
 
 impl Default for StoreConfig {
@@ -354,6 +366,7 @@ impl Default for StoreConfig {
             bookmark_interval: Duration::from_secs(60),
             prompt_initial_events_end: false,
             too_large_rv_wait: Duration::from_secs(3),
+            lifecycle: LifecycleConfig::default(),
         }
     }
 }
@@ -413,6 +426,7 @@ impl ClusterStore {
                 .expect("built-in namespaces are valid");
         }
         spawn_housekeeping(Arc::downgrade(&store.shared));
+        lifecycle::spawn(Arc::downgrade(&store.shared));
         store
     }
 

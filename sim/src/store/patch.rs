@@ -5,8 +5,8 @@
 //!   that matter most (containers, volumes, env, ports, conditions, ...): lists with a merge
 //!   key merge element by element, `$patch: delete|replace` directives are honoured,
 //!   `$setElementOrder/...`, `$retainKeys` and `$deleteFromPrimitiveList/...` are dropped.
-//! - Server-side apply bodies are merged with the same strategic rules (no field ownership
-//!   conflicts are raised: the sim does not need them).
+//! - Server-side apply bodies are merged with the same strategic rules; field ownership
+//!   (conflicts, `force`, removal) is `server_side_apply`'s.
 //!
 //! The merge keys double as the `k:{...}` keys of managedFields (`list_keys`).
 

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use imbl::OrdMap;
 use serde_json::{Value, json};
 
+use super::lifecycle::Lifecycle;
 use super::registry;
 use super::watch::{EventKind, History, HistoryEvent, Watcher};
 use super::{ResourceType, Status, StoreConfig, StoredObject, WatchEvent};
@@ -73,6 +74,8 @@ pub(crate) struct State {
     /// etcd's compacted revision: lists and continues from before it are 410.
     pub compacted: u64,
     pub config: StoreConfig,
+    /// Queues of the kubelet, garbage collector and namespace controller.
+    pub lifecycle: Lifecycle,
 }
 
 impl State {
@@ -84,6 +87,7 @@ impl State {
             snapshots: HashMap::new(),
             compacted: 0,
             config,
+            lifecycle: Lifecycle::default(),
         };
         for rt in registry::builtin_resources() {
             state.serve(rt);
@@ -150,6 +154,9 @@ impl State {
         let stored = Arc::new(StoredObject::new(&value, rv));
         let namespace = rt.namespaced.then(|| stored.namespace().unwrap_or(""));
         let key = object_key(namespace, stored.name());
+        self.lifecycle
+            .gc
+            .observe(&storage_key(rt), &key, &value, kind);
         let storage = self
             .storages
             .get_mut(&storage_key(rt))

@@ -272,17 +272,44 @@ impl Status {
         status
     }
 
-    /// 403 for a create inside a namespace that is being deleted.
+    /// 403 for a create inside a namespace that is being deleted (the NamespaceLifecycle
+    /// admission plugin: `admission.NewForbidden` plus a `NamespaceTerminating` cause).
+    /// `name` is empty for a create by `generateName` (admission runs before the name is
+    /// generated), and the message then names no object.
     pub fn namespace_terminating(rt: &ResourceType, name: &str, namespace: &str) -> Status {
+        let object = if name.is_empty() {
+            qualified_plural(rt)
+        } else {
+            format!("{} \"{name}\"", qualified_plural(rt))
+        };
         let mut status = Status::new(
             403,
             "Forbidden",
             format!(
-                "{} \"{name}\" is forbidden: unable to create new content in namespace {namespace} because it is being terminated",
-                qualified_plural(rt)
+                "{object} is forbidden: unable to create new content in namespace {namespace} because it is being terminated"
             ),
         );
-        status.details = Some(item_details(rt, name));
+        let mut details = item_details(rt, name);
+        if name.is_empty() {
+            details.as_object_mut().map(|d| d.remove("name"));
+        }
+        details["causes"] = json!([{
+            "reason": "NamespaceTerminating",
+            "message": format!("namespace {namespace} is being terminated"),
+            "field": "metadata.namespace",
+        }]);
+        status.details = Some(details);
+        status
+    }
+
+    /// 403 for deleting `default`, `kube-system` or `kube-public`.
+    pub fn namespace_may_not_be_deleted(name: &str) -> Status {
+        let mut status = Status::new(
+            403,
+            "Forbidden",
+            format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+        );
+        status.details = Some(json!({"name": name, "kind": "namespaces"}));
         status
     }
 

@@ -556,7 +556,7 @@ fn server_side_apply_needs_a_field_manager_and_creates_when_absent() {
             "ssa-demo",
             Subresource::Main,
             PatchType::Apply,
-            b"data:\n  a: \"2\"\n",
+            b"apiVersion: v1\nkind: ConfigMap\ndata:\n  a: \"2\"\n",
             &opts,
         )
         .unwrap();
@@ -685,8 +685,14 @@ fn deleting_a_pod_emits_modified_then_deleted_and_preconditions_conflict() {
 }
 
 #[test]
-fn deleting_a_namespace_removes_its_contents() {
-    let store = store();
+fn deleting_a_namespace_terminates_it_then_removes_its_contents() {
+    let store = ClusterStore::new(StoreConfig {
+        lifecycle: LifecycleConfig {
+            namespace_cleanup_delay: Duration::from_millis(100),
+            ..Default::default()
+        },
+        ..Default::default()
+    });
     let namespaces = store.builtin("", "namespaces");
     store
         .create(
@@ -698,16 +704,37 @@ fn deleting_a_namespace_removes_its_contents() {
         .unwrap();
     create_cm(&store, "gone", "x", json!({}));
     create_cm(&store, "default", "kept", json!({}));
-    store
+    let DeleteOutcome::Pending(terminating) = store
         .delete(&namespaces, None, "gone", &DeleteOptions::default())
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("a namespace is not removed by its DELETE")
+    };
+    assert_eq!(terminating.value()["status"]["phase"], "Terminating");
     assert_eq!(
-        store
-            .get(&namespaces, None, "gone", Subresource::Main)
-            .unwrap_err()
-            .code,
-        404
+        terminating.value()["spec"]["finalizers"],
+        json!(["kubernetes"])
     );
+    let refused = store
+        .create(
+            &configmaps(&store),
+            Some("gone"),
+            cm("late", json!({})),
+            &WriteOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!((refused.code, refused.reason.as_str()), (403, "Forbidden"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while store
+        .get(&namespaces, None, "gone", Subresource::Main)
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace controller never removed the namespace"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let all = store
         .list(&configmaps(&store), None, &ListOptions::default())
         .unwrap();

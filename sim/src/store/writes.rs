@@ -1,23 +1,25 @@
-//! Creates, updates, patches and deletes, as kube-apiserver's generic registry store runs
-//! them: validation and defaulting on create, optimistic concurrency on resourceVersion,
-//! generation bumps on spec changes, status/scale subresource isolation, managedFields,
-//! finalizers and graceful deletion, and the side effects of the controllers a real cluster
-//! runs (a namespace gets its `default` ServiceAccount and `kube-root-ca.crt`; a CRD serves
-//! its resources once established).
+//! Creates, updates and patches, as kube-apiserver's generic registry store runs them:
+//! validation and defaulting on create, optimistic concurrency on resourceVersion,
+//! generation bumps on spec changes, status/scale subresource isolation, managedFields
+//! (server-side apply's ownership checks are [`super::server_side_apply`]'s), removal of a
+//! deleting object whose last finalizer goes (deletes are [`super::deletion`]'s), and the
+//! side effects of the controllers a real cluster runs (a namespace gets its `default`
+//! ServiceAccount and `kube-root-ca.crt`; a CRD serves its resources once established).
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
 use super::defaults;
+use super::deletion;
 use super::managed_fields::{self, Writer};
 use super::patch;
 use super::registry;
+use super::server_side_apply::{self, Applied};
 use super::state::{State, storage_key};
 use super::watch::EventKind;
 use super::{
-    DeleteOptions, DeleteOutcome, PatchType, ResourceType, Status, StoreConfig, StoredObject,
-    Subresource, WriteOptions,
+    PatchType, ResourceType, Status, StoreConfig, StoredObject, Subresource, WriteOptions,
 };
 
 /// The manager named when a request names none and the HTTP side found no user agent.
@@ -70,7 +72,11 @@ impl State {
                 .pointer("/metadata/deletionTimestamp")
                 .is_some()
             {
-                return Err(Status::namespace_terminating(rt, &name, ns));
+                let given = obj
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                return Err(Status::namespace_terminating(rt, given, ns));
             }
             obj["metadata"]["namespace"] = json!(ns);
         }
@@ -104,6 +110,8 @@ impl State {
                 time: &now,
             },
             fields,
+            // A new object has no other manager to take fields from.
+            &json!({}),
         );
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(&obj, self.rv)));
@@ -217,20 +225,11 @@ impl State {
         obj: Value,
         opts: &WriteOptions,
         config: &StoreConfig,
-        apply_fields: Option<Value>,
+        apply: Option<Applied>,
     ) -> Result<Arc<StoredObject>, Status> {
         let old = self.get(rt, namespace, name)?;
         let old_value = old.value();
-        self.update_from(
-            rt,
-            (old, old_value),
-            name,
-            sub,
-            obj,
-            opts,
-            config,
-            apply_fields,
-        )
+        self.update_from(rt, (old, old_value), name, sub, obj, opts, config, apply)
     }
 
     /// `update` of an object already read and parsed (`old` and its value), so a patch
@@ -245,7 +244,7 @@ impl State {
         obj: Value,
         opts: &WriteOptions,
         config: &StoreConfig,
-        apply_fields: Option<Value>,
+        apply: Option<Applied>,
     ) -> Result<Arc<StoredObject>, Status> {
         if !obj.is_object() {
             return Err(Status::bad_body(rt, "the body must be a JSON object"));
@@ -307,15 +306,18 @@ impl State {
                 .unwrap_or(0);
             new["metadata"]["generation"] = json!(generation + 1);
         }
-        if new == old_value {
+        if new == old_value && apply.as_ref().is_none_or(|a| a.ownership_unchanged) {
             return Ok(old);
         }
         let now = State::now_rfc3339();
         let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
         let api_version = rt.api_version();
-        let (operation, fields) = match apply_fields {
-            Some(fields) => ("Apply", fields),
-            None => ("Update", managed_fields::changed_set(&old_value, &new)),
+        let (operation, fields, taken) = match apply {
+            Some(applied) => ("Apply", applied.owned, applied.changed),
+            None => {
+                let changed = managed_fields::changed_set(&old_value, &new);
+                ("Update", changed.clone(), changed)
+            }
         };
         let subresource = match sub {
             Subresource::Main => None,
@@ -332,17 +334,13 @@ impl State {
                 time: &now,
             },
             fields,
+            &taken,
         );
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(&new, old.resource_version)));
         }
-        let deleting = new.pointer("/metadata/deletionTimestamp").is_some();
-        let finalizers_left = new
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        if deleting && !finalizers_left {
-            return Ok(self.remove(rt, new, config));
+        if deletion::should_delete_during_update(rt, &old_value, &new) {
+            return Ok(self.remove_object(rt, new, config));
         }
         if is_crd(rt) {
             // New served versions appear at once; removed ones keep serving until deletion.
@@ -371,21 +369,33 @@ impl State {
         config: &StoreConfig,
     ) -> Result<Arc<StoredObject>, Status> {
         if patch_type == PatchType::Apply {
-            if opts.field_manager.as_deref().is_none_or(str::is_empty) {
-                return Err(Status::apply_needs_field_manager());
-            }
-            let applied = patch::parse_apply_body(body)?;
-            let fields = managed_fields::applied_set(&applied);
+            let manager = match opts.field_manager.as_deref() {
+                Some(manager) if !manager.is_empty() => manager,
+                _ => return Err(Status::apply_needs_field_manager()),
+            };
+            let mut applied = patch::parse_apply_body(body)?;
+            server_side_apply::check_kind(rt, &applied)?;
+            server_side_apply::reset_fields(rt, sub, &mut applied);
+            let owned = managed_fields::applied_set(&applied);
             if self.get(rt, namespace, name).is_err() && sub == Subresource::Main {
                 let mut obj = applied;
                 obj["metadata"]["name"] = json!(name);
                 let created = self.create(rt, namespace, obj, opts, config)?;
-                return self.relabel_apply(rt, namespace, name, created, opts, fields);
+                return self.relabel_apply(rt, namespace, name, created, opts, owned);
             }
             let old = self.get(rt, namespace, name)?;
             let old_value = old.value();
             let mut target = old_value.clone();
             patch::strategic_merge(&mut target, &applied);
+            let subresource = (sub == Subresource::Status).then_some("status");
+            let ownership = server_side_apply::reconcile(
+                &old_value,
+                &mut target,
+                owned,
+                manager,
+                subresource,
+                opts.force,
+            )?;
             return self.update_from(
                 rt,
                 (old, old_value),
@@ -394,7 +404,7 @@ impl State {
                 target,
                 opts,
                 config,
-                Some(fields),
+                Some(ownership),
             );
         }
         let old = self.get(rt, namespace, name)?;
@@ -439,147 +449,6 @@ impl State {
             storage.objects.insert(key, stored.clone());
         }
         Ok(stored)
-    }
-
-    pub fn delete(
-        &mut self,
-        rt: &ResourceType,
-        namespace: Option<&str>,
-        name: &str,
-        opts: &DeleteOptions,
-        config: &StoreConfig,
-    ) -> Result<DeleteOutcome, Status> {
-        let old = self.get(rt, namespace, name)?;
-        let old_value = old.value();
-        if let Some(uid) = &opts.preconditions_uid {
-            let actual = old_value
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if uid != actual {
-                return Err(Status::conflict(
-                    rt,
-                    name,
-                    &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
-                    ),
-                ));
-            }
-        }
-        if let Some(rv) = &opts.preconditions_resource_version
-            && *rv != old.resource_version.to_string()
-        {
-            return Err(Status::conflict(
-                rt,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    old.resource_version
-                ),
-            ));
-        }
-        if opts.dry_run {
-            return Ok(DeleteOutcome::Deleted(old));
-        }
-        let now = State::now_rfc3339();
-        let has_finalizers = old_value
-            .pointer("/metadata/finalizers")
-            .and_then(Value::as_array)
-            .is_some_and(|f| !f.is_empty());
-        let mut marked = old_value.clone();
-        let already_deleting = marked.pointer("/metadata/deletionTimestamp").is_some();
-        if !already_deleting {
-            marked["metadata"]["deletionTimestamp"] = json!(now);
-            marked["metadata"]["deletionGracePeriodSeconds"] =
-                json!(opts.grace_period_seconds.unwrap_or(0).max(0));
-        }
-        if rt.group.is_empty() && rt.plural == "namespaces" {
-            return Ok(self.delete_namespace(rt, name, marked, config));
-        }
-        if has_finalizers {
-            if already_deleting {
-                return Ok(DeleteOutcome::Pending(old));
-            }
-            return Ok(DeleteOutcome::Pending(self.commit(
-                rt,
-                EventKind::Modified,
-                marked,
-                config,
-            )));
-        }
-        let is_pod = rt.group.is_empty() && rt.plural == "pods";
-        if is_pod && !already_deleting {
-            // No kubelet: the graceful-deletion mark is written, then the pod goes at once.
-            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-            self.commit(rt, EventKind::Modified, marked.clone(), config);
-        }
-        if is_crd(rt) {
-            let group = old_value
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let plural = old_value
-                .pointer("/spec/names/plural")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            self.unserve(&group, &plural);
-        }
-        let last = if is_pod { marked } else { old_value };
-        Ok(DeleteOutcome::Deleted(self.remove(rt, last, config)))
-    }
-
-    fn remove(
-        &mut self,
-        rt: &ResourceType,
-        last: Value,
-        config: &StoreConfig,
-    ) -> Arc<StoredObject> {
-        self.commit(rt, EventKind::Deleted, last, config)
-    }
-
-    /// The namespace controller's work, done at once: mark Terminating, delete every object
-    /// in the namespace (finalizers are not waited for), then the namespace itself.
-    fn delete_namespace(
-        &mut self,
-        rt: &ResourceType,
-        name: &str,
-        mut marked: Value,
-        config: &StoreConfig,
-    ) -> DeleteOutcome {
-        marked["status"]["phase"] = json!("Terminating");
-        let terminating = self.commit(rt, EventKind::Modified, marked.clone(), config);
-        let namespaced: Vec<Arc<ResourceType>> = {
-            let mut seen = std::collections::HashSet::new();
-            self.served
-                .iter()
-                .filter(|r| r.namespaced && seen.insert(storage_key(r)))
-                .cloned()
-                .collect()
-        };
-        let prefix = format!("{name}/");
-        for content_rt in namespaced {
-            let victims: Vec<Arc<StoredObject>> = match self.storages.get(&storage_key(&content_rt))
-            {
-                Some(storage) => storage
-                    .objects
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
-                    .map(|(_, v)| v.clone())
-                    .collect(),
-                None => continue,
-            };
-            for victim in victims {
-                self.commit(&content_rt, EventKind::Deleted, victim.value(), config);
-            }
-        }
-        let mut last = marked;
-        if let Some(finalizers) = last.pointer_mut("/spec/finalizers") {
-            *finalizers = json!([]);
-        }
-        self.commit(rt, EventKind::Deleted, last, config);
-        DeleteOutcome::Pending(terminating)
     }
 }
 
@@ -661,7 +530,7 @@ fn is_strict(opts: &WriteOptions) -> bool {
     opts.field_validation.as_deref() == Some("Strict")
 }
 
-fn is_crd(rt: &ResourceType) -> bool {
+pub(super) fn is_crd(rt: &ResourceType) -> bool {
     rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
 
