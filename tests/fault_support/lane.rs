@@ -151,7 +151,7 @@ impl Lane {
         }
 
         for step in &schedule.steps {
-            self.apply(step, &namespace).await?;
+            self.apply(step, &namespace, &namespaced).await?;
         }
         let outcome = self
             .converge(&namespace, &namespaced, cluster_wide.as_ref(), &recorded)
@@ -169,7 +169,12 @@ impl Lane {
         outcome
     }
 
-    async fn apply(&mut self, step: &Step, namespace: &str) -> Result<(), String> {
+    async fn apply(
+        &mut self,
+        step: &Step,
+        namespace: &str,
+        namespaced: &MultiInformer<Pod>,
+    ) -> Result<(), String> {
         let pod_write = |cluster: &SimCluster, what: &str, result: Result<(), String>| {
             result.map_err(|e| format!("{}: {what}: {e}", cluster.name()))
         };
@@ -229,7 +234,9 @@ impl Lane {
                     .map_err(|s| s.message);
                 pod_write(sim, &format!("delete {name}"), deleted)
             }
-            Step::Fault { cluster, fault } => self.inject(*cluster, *fault, namespace),
+            Step::Fault { cluster, fault } => {
+                self.inject(*cluster, *fault, namespace, namespaced)
+            }
             Step::Pause(pause) => {
                 tokio::time::sleep(*pause).await;
                 Ok(())
@@ -237,7 +244,13 @@ impl Lane {
         }
     }
 
-    fn inject(&mut self, index: usize, fault: Fault, namespace: &str) -> Result<(), String> {
+    fn inject(
+        &mut self,
+        index: usize,
+        fault: Fault,
+        namespace: &str,
+        namespaced: &MultiInformer<Pod>,
+    ) -> Result<(), String> {
         let cluster = &self.clusters[index];
         let faults = cluster.faults();
         let restarted = |r: Result<(), panoptes_sim::SimError>| {
@@ -265,7 +278,16 @@ impl Lane {
                 restarted(cluster.restart(false))?;
                 self.epochs[index] += 1;
                 panoptes_sim::pods::ensure_namespace(&cluster.store(), namespace);
-            } // STAGE PANIC HOOK (chain session): `Fault::StagePanic(stage)` is injected here.
+            }
+            Fault::StagePanic(stage) => {
+                // The namespaced informer's pipeline: the cluster-wide one when it runs (the
+                // namespaced informer is then a view of it), so both kinds get hit.
+                let id = ClusterId::new(cluster.name());
+                let handle = namespaced
+                    .handle(&id)
+                    .ok_or_else(|| format!("{}: no pod pipeline to fault", cluster.name()))?;
+                handle.informer().inject_stage_panic(stage);
+            }
         }
         Ok(())
     }

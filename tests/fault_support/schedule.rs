@@ -12,6 +12,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
+use panoptes_actors::Stage;
+
 /// SplitMix64: small, fast and good enough to pick steps; the test needs no crate for it.
 pub struct SplitMix64(u64);
 
@@ -71,12 +73,10 @@ pub enum Fault {
     /// object is gone and resourceVersions start low again (the informers' resume versions
     /// are "too large", so they relist).
     RestartLosingState,
-    // STAGE PANIC HOOK (for the `chain` session): a `StagePanic(Stage)` fault goes here,
-    // where `Stage` is the reflector, FIFO, indexer or processor of the cluster's pod
-    // pipeline. Generate it in `Generator::fault` (it makes the pipeline relist, so count it
-    // in `Generator::disruptions`) and inject it in `lane::Lane::inject` through the hidden
-    // hook once that exists. The checks need no change: a restarted stage must still leave
-    // every cache equal to the server and every handler with a valid history.
+    /// A stage of the cluster's pod pipeline panics (the informer's hidden fault hook); the
+    /// pipeline restarts from a relist. The checks need no change: a restarted stage must
+    /// still leave every cache equal to the server and every handler with a valid history.
+    StagePanic(Stage),
 }
 
 impl Fault {
@@ -95,6 +95,10 @@ impl Fault {
             Fault::Up => "up",
             Fault::Restart => "restart (state kept)",
             Fault::RestartLosingState => "restart (state lost)",
+            Fault::StagePanic(Stage::Reflector) => "reflector panic",
+            Fault::StagePanic(Stage::Fifo) => "FIFO panic",
+            Fault::StagePanic(Stage::Indexer) => "indexer panic",
+            Fault::StagePanic(Stage::Processor) => "processor panic",
         }
     }
 
@@ -263,7 +267,7 @@ impl Generator {
         let disrupted = self.clusters[cluster].disruptions >= MAX_DISRUPTIONS;
         let fault = loop {
             let model = &self.clusters[cluster];
-            let candidate = match self.rng.below(12) {
+            let candidate = match self.rng.below(13) {
                 0 | 1 => Fault::DropWatches,
                 2 | 3 => Fault::Compact,
                 4 => Fault::TooManyRequests(self.rng.between(1, 2) as u32),
@@ -275,7 +279,8 @@ impl Generator {
                 8 if model.down => Fault::Up,
                 8 => Fault::Down,
                 9 | 10 => Fault::Restart,
-                _ => Fault::RestartLosingState,
+                11 => Fault::RestartLosingState,
+                _ => Fault::StagePanic(Stage::ALL[self.rng.below(4) as usize]),
             };
             let disrupts = matches!(
                 candidate,
@@ -285,6 +290,7 @@ impl Generator {
                     | Fault::Down
                     | Fault::Restart
                     | Fault::RestartLosingState
+                    | Fault::StagePanic(_)
             );
             // A restart while down would bring the server up behind the schedule's back. A
             // second state loss would start again from versions the informers may already
@@ -304,7 +310,8 @@ impl Generator {
             | Fault::InternalErrors(_)
             | Fault::Stall
             | Fault::Down
-            | Fault::Restart => model.disruptions += 1,
+            | Fault::Restart
+            | Fault::StagePanic(_) => model.disruptions += 1,
             Fault::RestartLosingState => {
                 model.disruptions += 1;
                 model.lost_state = true;
