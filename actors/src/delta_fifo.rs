@@ -48,7 +48,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use actix::prelude::*;
 use tracing::Instrument;
 
-use crate::ids::{ClusterId, ObjectKey};
+use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::object::CacheObject;
 use crate::reflector::{ReflectorBatch, ReflectorDelta};
 use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
@@ -154,12 +154,15 @@ pub struct SetResyncPeriod(pub Option<Duration>);
 pub struct GetFifoStatus;
 
 /// The queue's size now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FifoStatus {
     pub queued_keys: usize,
     pub queued_deltas: usize,
     pub known_keys: usize,
     pub batch_in_flight: bool,
+    /// The resourceVersion of the newest list (`Replace`) accepted: client-go's
+    /// `LastSyncResourceVersion`, as the FIFO saw it. `None` before the first list.
+    pub last_list_version: Option<ResourceVersion>,
 }
 
 /// The queue logic, without actor plumbing, so tests drive it synchronously.
@@ -181,6 +184,8 @@ pub struct FifoQueue<K> {
     resync_generation: u64,
     /// Batches popped so far (the last one's `seq`).
     popped: u64,
+    /// The newest `Replace`'s resourceVersion (see [`FifoStatus::last_list_version`]).
+    last_list_version: Option<ResourceVersion>,
     transform: Transform<K>,
 }
 
@@ -194,6 +199,7 @@ impl<K: CacheObject> FifoQueue<K> {
             sync_announced: false,
             resync_generation: 0,
             popped: 0,
+            last_list_version: None,
             transform,
         }
     }
@@ -215,7 +221,13 @@ impl<K: CacheObject> FifoQueue<K> {
                     },
                 );
             }
-            ReflectorDelta::Replace { objects, .. } => self.replace(objects),
+            ReflectorDelta::Replace {
+                objects,
+                resource_version,
+            } => {
+                self.last_list_version = Some(resource_version);
+                self.replace(objects);
+            }
         }
     }
 
@@ -365,6 +377,7 @@ impl<K: CacheObject> FifoQueue<K> {
             queued_deltas: self.items.values().map(Vec::len).sum(),
             known_keys: self.known.len(),
             batch_in_flight: false,
+            last_list_version: self.last_list_version.clone(),
         }
     }
 

@@ -114,9 +114,8 @@ pub enum ReflectorDelta<K> {
     Deleted(Arc<K>),
     /// A complete (re)list: exactly these objects exist at `resource_version` (the list's,
     /// or the streaming list's closing bookmark's). The FIFO turns keys it knows that are
-    /// absent into deleted-final-state-unknown tombstones, and should hand the version on
-    /// (client-go's `Replace(list, resourceVersion)` → the indexer's last-sync version; today
-    /// `delta_fifo.rs` drops it — left to the FIFO's rewrite, issue 11).
+    /// absent into deleted-final-state-unknown tombstones and keeps the version as the last
+    /// list's (client-go's `LastSyncResourceVersion`; `FifoStatus::last_list_version`).
     Replace {
         objects: Vec<Arc<K>>,
         resource_version: ResourceVersion,

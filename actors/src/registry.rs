@@ -64,7 +64,6 @@ use kube::api::{ApiResource, DynamicObject};
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 
-
 use crate::event::{Event, EventHandler};
 use crate::ids::ClusterId;
 use crate::informer::Informer;
@@ -263,6 +262,12 @@ struct Retain(PipelineKey);
 #[rtype(result = "()")]
 struct Release(PipelineKey);
 
+/// Stop every pipeline and the registry's actor (and its thread). Sent by
+/// [`Registry::shutdown`] with `do_send`.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Shutdown;
+
 /// One reference on a pipeline; the last one dropped stops it.
 struct Lease {
     table: Addr<table::PipelineTable>,
@@ -307,6 +312,13 @@ impl Registry {
             table::PipelineTable::new(published)
         });
         Self { table, running }
+    }
+
+    /// Stops every pipeline and the registry's own actor and thread (a program's clean
+    /// stop). Asynchronous: [`is_empty`](Self::is_empty) turns true once it is done. Later
+    /// requests fail with [`RegistryError::Stopped`]; handles still held read their caches.
+    pub fn shutdown(&self) {
+        self.table.do_send(Shutdown);
     }
 
     /// Pipelines running now.

@@ -450,7 +450,16 @@ async fn should_tear_down_a_stalled_watch_and_resume_it_without_relisting() {
         !running.replaces().is_empty()
     })
     .await;
-    // Healthy but idle: bookmarks keep the watch alive past the silence limit.
+    // Healthy but idle: bookmarks keep the watch alive past the silence limit. A v1.28
+    // server sends a watch periodic bookmarks only once its resource changed since the
+    // watch's starting version, so one write first.
+    create_pod(cluster, "while-watching");
+    eventually("the write seen by the watch", WAIT, || {
+        running
+            .watch_deltas()
+            .contains(&"Added while-watching".to_owned())
+    })
+    .await;
     let opened = cluster.counters().watches("pods");
     tokio::time::sleep(4 * bookmark_interval).await;
     assert_eq!(

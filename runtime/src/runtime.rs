@@ -412,11 +412,13 @@ impl Runtime {
         drop(engaged);
     }
 
-    /// Removes every cluster from every informer and stops embedded servers.
+    /// Removes every cluster from every informer, stops embedded servers, then stops the
+    /// registry and its thread: a terminal stop (informers asked for later get no pipeline).
     pub fn shutdown(&self) {
         for name in self.clusters() {
             self.disengage(&name);
         }
+        self.inner.registry.shutdown();
     }
 
     fn spawn_observer(&self) {

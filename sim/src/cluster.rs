@@ -158,12 +158,19 @@ impl SimCluster {
         Ok(())
     }
 
-    /// Stops, optionally replaces the state with a fresh cluster, and starts again on the same port.
+    /// Stops, optionally replaces the state with a fresh cluster, and starts again on the same
+    /// port. A fresh cluster is the lost one restored from an empty backup as etcd documents
+    /// it ([`ClusterStore::restored_after`]): versions continue above the lost ones and clients
+    /// resuming from those get 410 Expired and relist.
     pub fn restart(&self, keep_state: bool) -> Result<(), crate::SimError> {
         self.stop();
         if !keep_state {
-            let fresh = ClusterStore::new(self.state.store_config.clone());
-            let old = std::mem::replace(&mut *self.state.store.write(), fresh);
+            let mut store = self.state.store.write();
+            let fresh = ClusterStore::restored_after(
+                self.state.store_config.clone(),
+                store.resource_version(),
+            );
+            let old = std::mem::replace(&mut *store, fresh);
             old.drop_watches();
         }
         self.start()

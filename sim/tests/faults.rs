@@ -353,7 +353,12 @@ async fn stop_and_restart_keep_the_port_and_optionally_the_state() {
     get_after_restart(&f.cms, "present")
         .await
         .expect("state kept across restart(true)");
+    let lost = cluster.store().resource_version();
     cluster.restart(false).expect("restart with a fresh store");
+    assert!(
+        cluster.store().resource_version() > lost,
+        "a restored cluster's versions continue above the lost ones"
+    );
     assert_eq!(
         code(get_after_restart(&f.cms, "present").await),
         404,

@@ -234,9 +234,7 @@ impl Lane {
                     .map_err(|s| s.message);
                 pod_write(sim, &format!("delete {name}"), deleted)
             }
-            Step::Fault { cluster, fault } => {
-                self.inject(*cluster, *fault, namespace, namespaced)
-            }
+            Step::Fault { cluster, fault } => self.inject(*cluster, *fault, namespace, namespaced),
             Step::Pause(pause) => {
                 tokio::time::sleep(*pause).await;
                 Ok(())

@@ -124,6 +124,19 @@ fn should_turn_vanished_keys_into_tombstones_on_replace() {
 }
 
 #[test]
+fn should_remember_the_newest_lists_resource_version() {
+    let mut q = FifoQueue::new(Transform::Keep);
+    assert_eq!(q.status().last_list_version, None);
+    q.push(replace(vec![pod("a", 1)]));
+    q.push(Modified(pod("a", 101)));
+    q.push(ReflectorDelta::Replace {
+        objects: vec![pod("a", 101)],
+        resource_version: "101".into(),
+    });
+    assert_eq!(q.status().last_list_version, Some("101".into()));
+}
+
+#[test]
 fn should_not_tombstone_keys_already_deleted() {
     let mut q = FifoQueue::new(Transform::Keep);
     q.push(replace(vec![pod("a", 1)]));

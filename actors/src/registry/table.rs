@@ -8,6 +8,7 @@
 //!   runs (through that one's view), else starts a new pipeline; one reference is counted for the answer.
 //! - [`Retain`] / [`Release`]: a reference more / fewer; the last release stops the pipeline
 //!   (its arbiter, and with it the watch) and removes it from the table.
+//! - [`Shutdown`]: every pipeline stops, then the actor (and its arbiter).
 //! - After every change the running keys are published to the registry's read handle.
 //!
 //! # Lifecycle
@@ -21,7 +22,7 @@ use actix::prelude::*;
 use parking_lot::{Mutex, RwLock};
 
 use super::{
-    Acquire, Acquired, HandlerLeases, PipelineKey, Release, Retain, SharedInformer, View,
+    Acquire, Acquired, HandlerLeases, PipelineKey, Release, Retain, SharedInformer, Shutdown, View,
 };
 
 struct Entry {
@@ -155,5 +156,18 @@ impl Handler<Release> for PipelineTable {
 
     fn handle(&mut self, msg: Release, _ctx: &mut Self::Context) {
         self.release(&msg.0);
+    }
+}
+
+impl Handler<Shutdown> for PipelineTable {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        for (key, entry) in self.pipelines.drain() {
+            tracing::debug!(?key, "registry shutting down; stopping the pipeline");
+            (entry.stop)();
+        }
+        self.publish();
+        ctx.stop();
     }
 }

@@ -413,8 +413,26 @@ impl ClusterStore {
     /// `kube-public`, `kube-node-lease` exist; each namespace has a `default` ServiceAccount
     /// and a `kube-root-ca.crt` ConfigMap as the controller-manager would make.
     pub fn new(config: StoreConfig) -> Self {
+        Self::starting_at(config, 0)
+    }
+
+    /// A fresh cluster standing for one restored from an empty backup as etcd documents it
+    /// (`etcdutl snapshot restore --bump-revision --mark-compacted`): its resourceVersions
+    /// continue above `revision` (the lost cluster's last), and everything up to them counts
+    /// as compacted, so a client resuming from a lost version gets 410 Expired and relists.
+    /// Without the bump a resume from a version the new cluster has not reached would wait in
+    /// silence (a watch at a future resourceVersion), and the loss would go unseen.
+    pub fn restored_after(config: StoreConfig, revision: u64) -> Self {
+        let store = Self::starting_at(config, revision);
+        store.compact();
+        store
+    }
+
+    fn starting_at(config: StoreConfig, revision: u64) -> Self {
+        let mut state = state::State::new(config.clone());
+        state.rv = revision;
         let shared = Arc::new(Shared {
-            state: Mutex::new(state::State::new(config.clone())),
+            state: Mutex::new(state),
             config,
         });
         let store = ClusterStore { shared };
