@@ -110,3 +110,17 @@ fn go_quote(s: &str) -> String {
     out.push('"');
     out
 }
+
+/// Requirements joined by commas: the query-string form both grammars render.
+fn write_joined<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    items: &[T],
+) -> std::fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(",")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use super::{SelectorError, SelectorKind};
+use super::{SelectorError, SelectorKind, write_joined};
 
 /// A parsed field selector: every requirement must hold. The default selects everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -99,13 +99,7 @@ impl FieldRequirement {
 impl fmt::Display for FieldSelector {
     /// The canonical query string: sorted terms, values escaped.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, requirement) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{requirement}")?;
-        }
-        Ok(())
+        write_joined(f, &self.requirements)
     }
 }
 

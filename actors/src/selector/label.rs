@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::{SelectorError, SelectorKind, go_quote};
+use super::{SelectorError, SelectorKind, go_quote, write_joined};
 
 /// A parsed label selector: every requirement must hold. The default selects everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -105,13 +105,7 @@ fn integer(value: Option<&str>) -> Option<i64> {
 impl fmt::Display for LabelSelector {
     /// The canonical query string: requirements by key, joined by commas.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, requirement) in self.requirements.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{requirement}")?;
-        }
-        Ok(())
+        write_joined(f, &self.requirements)
     }
 }
 
