@@ -34,29 +34,13 @@ use crate::listener::{EventMap, HandlerOptions, HandlerStatus, Listener, Listene
 use crate::lister::Lister;
 use crate::object::CacheObject;
 use crate::processor::{AddListener, HandlerId, RemoveListener};
-use crate::reflector::{ReflectorBatch, ReflectorReport, StopReflector};
+use crate::reflector::{ReflectorBatch, ReflectorReport};
 use crate::stage_fault::{InjectPanic, Stage, StageRestartCounters};
 use crate::store::{IndexError, IndexFn, Store, StoreWriter};
-use crate::supervisor::{LatestReport, PipelineSupervisor, StartReflector, StopPipeline, Wire};
+use crate::supervisor::{
+    LatestReport, PipelineSupervisor, StartReflector, StartSource, StopPipeline, Wire,
+};
 use crate::transform::Transform;
-
-/// Starts a reflector on the pipeline's arbiter, feeding the FIFO and reporting to the
-/// supervisor; called again for each restart.
-pub(crate) type StartSource<K> = Arc<
-    dyn Fn(
-            &ArbiterHandle,
-            Recipient<ReflectorBatch<K>>,
-            Recipient<ReflectorReport>,
-        ) -> RunningReflector
-        + Send
-        + Sync,
->;
-
-/// How the supervisor reaches a running reflector.
-pub struct RunningReflector {
-    pub stop: Recipient<StopReflector>,
-    pub inject: Recipient<InjectPanic>,
-}
 
 /// A failed informer operation.
 #[derive(Debug, thiserror::Error)]

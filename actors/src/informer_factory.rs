@@ -39,10 +39,11 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::ids::ClusterId;
-use crate::informer::{Informer, RunningReflector, StartSource};
+use crate::informer::Informer;
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::reflector::{Reflector, ReflectorConfig};
+use crate::supervisor::{RunningReflector, StartSource};
 use crate::transform::Transform;
 
 /// Options shared by every informer of a factory.

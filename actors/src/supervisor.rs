@@ -32,10 +32,27 @@ use actix::prelude::*;
 use parking_lot::Mutex;
 
 use crate::ids::ClusterId;
-use crate::informer::{RunningReflector, StartSource};
 use crate::object::CacheObject;
 use crate::reflector::{ReflectorBatch, ReflectorReport, ReflectorState, StopReflector};
 use crate::stage_fault::{InjectPanic, Stage, StageFailed, StageRestartCounters};
+
+/// Starts a reflector on the pipeline's arbiter, feeding the FIFO and reporting to the
+/// supervisor; called again for each restart.
+pub(crate) type StartSource<K> = Arc<
+    dyn Fn(
+            &ArbiterHandle,
+            Recipient<ReflectorBatch<K>>,
+            Recipient<ReflectorReport>,
+        ) -> RunningReflector
+        + Send
+        + Sync,
+>;
+
+/// How the supervisor reaches a running reflector.
+pub struct RunningReflector {
+    pub stop: Recipient<StopReflector>,
+    pub inject: Recipient<InjectPanic>,
+}
 
 /// The latest reflector report, shared with the informer.
 pub(crate) type LatestReport = Arc<Mutex<Option<ReflectorReport>>>;

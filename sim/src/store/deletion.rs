@@ -25,9 +25,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::registry::is_crd;
 use super::state::State;
 use super::watch::EventKind;
-use super::writes::is_crd;
 use super::{DeleteOptions, DeleteOutcome, ResourceType, Status, StoreConfig, StoredObject};
 
 /// The finalizer `propagationPolicy=Orphan` adds (`metav1.FinalizerOrphanDependents`).

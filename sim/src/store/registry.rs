@@ -173,6 +173,11 @@ const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// Whether `rt` is `CustomResourceDefinition`, whose writes change what the store serves.
+pub(super) fn is_crd(rt: &ResourceType) -> bool {
+    rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
+}
+
 /// The built-in resources, in discovery order.
 pub(crate) fn builtin_resources() -> Vec<Arc<ResourceType>> {
     BUILTINS

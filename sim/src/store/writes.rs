@@ -14,7 +14,7 @@ use super::defaults;
 use super::deletion;
 use super::managed_fields::{self, Writer};
 use super::patch;
-use super::registry;
+use super::registry::{self, is_crd};
 use super::server_side_apply::{self, Applied};
 use super::state::{State, storage_key};
 use super::watch::EventKind;
@@ -528,10 +528,6 @@ fn prepare_create(
 /// `fieldValidation=Strict` (what kubectl sends for create, apply, replace and edit).
 fn is_strict(opts: &WriteOptions) -> bool {
     opts.field_validation.as_deref() == Some("Strict")
-}
-
-pub(super) fn is_crd(rt: &ResourceType) -> bool {
-    rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions"
 }
 
 fn without_status(rt: &ResourceType, obj: &Value) -> Value {
