@@ -29,7 +29,7 @@ use kube::api::DynamicObject;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::informer_factory::ListScope;
 use panoptes_actors::registry::{ClusterKey, PipelineRequest, Registry};
-use panoptes_actors::{CacheObject, Transform};
+use panoptes_actors::{CacheObject, Leadership, Transform};
 use panoptes_sim::churn::{Churn, ChurnConfig};
 use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::Mutex;
@@ -186,6 +186,11 @@ impl Runtime {
 
     pub fn readiness(&self) -> &Readiness {
         &self.inner.readiness
+    }
+
+    /// Whether this process may reconcile now. Without `[leader_election]` it always may.
+    pub fn leadership(&self) -> Leadership {
+        Leadership::always()
     }
 
     /// The configured clusters now, in name order.
