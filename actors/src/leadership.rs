@@ -56,7 +56,14 @@ impl Leadership {
 
     /// Waits until the gate is open. Returns `false` if the elector went away first.
     pub async fn wait_leading(&mut self) -> bool {
-        self.state.wait_for(|leading| *leading).await.is_ok()
+        loop {
+            if self.is_leader() {
+                return true;
+            }
+            if self.state.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 }
 
