@@ -29,6 +29,7 @@ pub mod controller;
 pub mod controller_metrics;
 pub mod delta_fifo;
 pub mod event;
+pub mod finalizer;
 pub mod ids;
 pub mod indexer;
 pub mod informer;
@@ -61,6 +62,7 @@ pub use controller::{
 };
 pub use controller_metrics::{ControllerMetrics, NoMetrics, ReconcileOutcome};
 pub use event::{Event, EventHandler, handler_actor, handler_fn};
+pub use finalizer::{FinalizerError, FinalizerEvent, finalizer};
 pub use informer::{Informer, InformerError};
 pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
 pub use leadership::Leadership;
