@@ -11,7 +11,7 @@
 //! The API server (`panoptes-sim`) runs in a separate process, this binary re-started as
 //! `__serve` (see `informers/server_process.rs`); with 2+ CPUs and `taskset` present the
 //! server is pinned to CPU 1 and this process (client, every contender) to CPU 0. Rows P1–P6
-//! are the goals of the benchmark issue; each row's module says what it measures and how.
+//! are the goals of the benchmark issue, P8 the controller loop's (issue 12); each row's module says what it measures and how.
 //!
 //! # Exit status, and why CI runs the quick mode in a debug build
 //! A row that errors (a contender does not sync, the server process dies, a count is wrong)
@@ -43,6 +43,8 @@ mod p4_shared_requests;
 mod p5_many_clusters;
 #[path = "informers/p6_lister_vs_direct.rs"]
 mod p6_lister_vs_direct;
+#[path = "informers/p8_controller.rs"]
+mod p8_controller;
 #[path = "../examples/pods_api/app.rs"]
 mod pods_api_app;
 #[path = "../examples/pods_api/load.rs"]
@@ -81,6 +83,7 @@ pub struct Sizes {
     pub p6_pods: usize,
     pub p6_seconds: f64,
     pub p6_connections: usize,
+    pub p8_objects: usize,
 }
 
 impl Sizes {
@@ -103,6 +106,7 @@ impl Sizes {
             p6_pods: 500,
             p6_seconds: 1.0,
             p6_connections: 4,
+            p8_objects: 1_000,
         }
     }
 
@@ -128,6 +132,7 @@ impl Sizes {
             p6_pods: 5_000,
             p6_seconds: 10.0,
             p6_connections: 8,
+            p8_objects: 5_000,
         }
     }
 }
@@ -262,6 +267,7 @@ fn main() -> anyhow::Result<()> {
         row!("P4", p4_shared_requests);
         row!("P5", p5_many_clusters);
         row!("P6", p6_lister_vs_direct);
+        row!("P8", p8_controller);
         (lines, failures)
     });
     let (lines, failures) = lines;
