@@ -70,7 +70,7 @@ struct ProbeState {
     burst_from: u64,
     burst_counts: HashMap<String, u32>,
     /// The blocker reconcile at this generation holds until released.
-    hold_generation: u64,
+    hold_generation: Option<u64>,
     holding: bool,
 }
 
@@ -94,7 +94,7 @@ impl Probe {
             if state.burst_from > 0 && generation >= state.burst_from {
                 *state.burst_counts.entry(name.clone()).or_default() += 1;
             }
-            let hold = generation == state.hold_generation
+            let hold = Some(generation) == state.hold_generation
                 && name == panoptes_sim::pods::pod_name(BLOCKER);
             state.holding |= hold;
             hold
@@ -255,7 +255,7 @@ async fn measure(
 
     // 2. Hold the only worker on the blocker, then update the target BURST times.
     let hold = base + 2;
-    probe.state.lock().hold_generation = hold;
+    probe.state.lock().hold_generation = Some(hold);
     stamp(pods, BLOCKER, hold).await?;
     probe
         .wait(
