@@ -1,5 +1,5 @@
-//! P8: the controller loop — Panoptes' `Controller` (work queue actor, workers, a reconciler
-//! actor) beside kube-runtime's `Controller`, both over the pods of one server process and
+//! P8: the controller loop — Panoptes' controller (`runtime.controller::<Pod>(..).run(actor)`:
+//! work queue actor, workers, a reconciler actor) beside kube-runtime's `Controller`, both over the pods of one server process and
 //! both calling the same reconciler ([`Probe::reconcile`]: read the object's stamp, count).
 //! One worker each (controller-runtime's default `MaxConcurrentReconciles`; kube-runtime's
 //! `concurrency(1)`), so the second measure below can hold the only worker.
@@ -26,12 +26,8 @@ use kube::Api;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::{self as kube_controller, Controller as KubeController};
 use kube::runtime::watcher;
-use panoptes_actors::controller::{
-    Action, ContextSource, Controller, ControllerOptions, Reconcile, ReconcileContext,
-    ReconcileError,
-};
 use panoptes_actors::ids::ClusterId;
-use panoptes_actors::{HandlerOptions, Leadership, NoMetrics, ReconcileKey, ShutdownMode};
+use panoptes_actors::{Action, Reconcile, ReconcileError, ShutdownMode};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -47,13 +43,16 @@ const QUIET: Duration = Duration::from_millis(700);
 /// Time for the last update's event to reach the queue after the cache shows it (neither
 /// library says when an event was queued; the cache is updated just before).
 const SETTLE: Duration = Duration::from_millis(300);
+/// How often a wait with no progress says what it waits for.
+const PROGRESS: Duration = Duration::from_secs(10);
 /// The pod whose reconcile is held open, and the one updated in a burst.
 const BLOCKER: u64 = 0;
 const TARGET: u64 = 1;
 
 /// What the shared reconciler saw. One per contender.
-#[derive(Default)]
 struct Probe {
+    /// Which contender, for progress messages.
+    contender: &'static str,
     state: Mutex<ProbeState>,
     /// Woken when anything is recorded, so waiters need not poll.
     changed: Notify,
@@ -63,8 +62,9 @@ struct Probe {
 
 #[derive(Default)]
 struct ProbeState {
-    /// The generation phase 1 waits for, and the pods reconciled at it.
-    generation: u64,
+    /// The generation phase 1 waits for (`None`: any, for the initial reconciles), and the
+    /// pods reconciled at it.
+    generation: Option<u64>,
     at_generation: HashSet<String>,
     /// Reconciles per pod name at a stamp generation of at least `burst_from`.
     burst_from: u64,
@@ -75,6 +75,15 @@ struct ProbeState {
 }
 
 impl Probe {
+    fn new(contender: &'static str) -> Self {
+        Self {
+            contender,
+            state: Mutex::default(),
+            changed: Notify::new(),
+            release: Notify::new(),
+        }
+    }
+
     /// The reconciler both contenders call.
     async fn reconcile(&self, pod: Option<&Pod>) {
         let Some(pod) = pod else { return };
@@ -88,7 +97,7 @@ impl Probe {
             .map_or(0, |(generation, _)| generation);
         let hold = {
             let mut state = self.state.lock();
-            if generation == state.generation {
+            if state.generation.is_none_or(|wanted| wanted == generation) {
                 state.at_generation.insert(name.clone());
             }
             if state.burst_from > 0 && generation >= state.burst_from {
@@ -117,8 +126,21 @@ impl Probe {
             if check(&self.state.lock()) {
                 return Ok(());
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                bail!("P8: timed out waiting for {what}");
+            let next = deadline.min(tokio::time::Instant::now() + PROGRESS);
+            if tokio::time::timeout_at(next, notified).await.is_err() {
+                let state = self.state.lock();
+                let progress = format!(
+                    "{what} ({}): {} reconciled at generation {:?}, holding: {}",
+                    self.contender,
+                    state.at_generation.len(),
+                    state.generation,
+                    state.holding
+                );
+                drop(state);
+                if next == deadline {
+                    bail!("P8: timed out waiting for {progress}");
+                }
+                eprintln!("P8: still waiting for {progress}");
             }
         }
     }
@@ -227,8 +249,7 @@ async fn measure(
     probe: &Probe,
     cache: &dyn Cache,
 ) -> anyhow::Result<Measured> {
-    // Every pod reconciled once after the sync (stamp generation 0: seeded pods carry none,
-    // and a previous contender's stamps are all below `base`).
+    // Every pod reconciled once after the sync, whatever its stamp (a previous contender's).
     probe
         .wait("the initial reconciles", SYNC_PATIENCE, |s| {
             s.at_generation.len() >= objects
@@ -239,7 +260,7 @@ async fn measure(
     let generation = base + 1;
     {
         let mut state = probe.state.lock();
-        state.generation = generation;
+        state.generation = Some(generation);
         state.at_generation.clear();
     }
     let started = Instant::now();
@@ -324,43 +345,15 @@ async fn panoptes(
     let entries = [("sim-1".to_string(), "sim-1".to_string())];
     let started = PanoptesRuntime::start(server.kubeconfig(), &entries).await?;
     let runtime = &started.runtime;
-    let informer = runtime.informer::<Pod>();
-    let probe = Arc::new(Probe::default());
-    let reconciler = ProbeActor(probe.clone()).start();
-    let contexts: ContextSource<Pod> = {
-        let (runtime, informer) = (runtime.clone(), informer.clone());
-        Arc::new(move |cluster: &ClusterId| {
-            Some(ReconcileContext::new(
-                cluster.clone(),
-                runtime.client(cluster)?,
-                informer.handle(cluster)?,
-            ))
-        })
-    };
-    let mut options = ControllerOptions::new("p8");
-    options.workers = 1;
-    let controller = Controller::start(
-        options,
-        reconciler.recipient(),
-        contexts,
-        Leadership::always(),
-        Arc::new(NoMetrics),
-    );
-    let queue = controller.queue().clone();
-    informer.add_handler_fn(
-        move |event| {
-            let key = ReconcileKey::of(event.cluster().clone(), event.object().as_ref());
-            queue.do_send(panoptes_actors::work_queue::Add {
-                key,
-                span: tracing::Span::none(),
-            });
-        },
-        HandlerOptions::default(),
-    );
-    let cache = PanoptesCache(informer.clone(), cluster);
+    let probe = Arc::new(Probe::new("Panoptes"));
+    let handle = runtime
+        .controller::<Pod>("p8")
+        .workers(1)
+        .run(ProbeActor(probe.clone()).start());
+    let cache = PanoptesCache(handle.primary().clone(), cluster);
     let measured = measure(server, pods, objects, base, &probe, &cache).await;
     probe.release.notify_waiters();
-    controller.shutdown(ShutdownMode::Abandon).await;
+    handle.shutdown(ShutdownMode::Abandon).await;
     measured
 }
 
@@ -371,7 +364,7 @@ async fn kube_runtime(
     base: u64,
 ) -> anyhow::Result<Measured> {
     let api: Api<Pod> = Api::namespaced(client(server.kubeconfig(), "sim-1").await?, "default");
-    let probe = Arc::new(Probe::default());
+    let probe = Arc::new(Probe::new("kube-runtime"));
     let controller = KubeController::new(api, watcher::Config::default())
         .with_config(kube_controller::Config::default().concurrency(1));
     let cache = KubeCache(controller.store());
@@ -383,7 +376,16 @@ async fn kube_runtime(
         |_pod, _error: &kube::Error, _probe| kube_controller::Action::await_change(),
         probe.clone(),
     );
-    let task = tokio::spawn(running.for_each(|_| async {}));
+    let errors = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let task = tokio::spawn(running.for_each(move |result| {
+        // The controller's own errors (watch failures, reconciler errors) are logged, a few.
+        if let Err(error) = result
+            && errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5
+        {
+            eprintln!("P8 kube-runtime controller: {error}");
+        }
+        async {}
+    }));
     let measured = measure(server, pods, objects, base, &probe, &cache).await;
     probe.release.notify_waiters();
     task.abort();
