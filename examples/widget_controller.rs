@@ -48,6 +48,10 @@ struct Args {
     /// Create, scale and delete a Widget on every cluster, print what happened, and exit.
     #[arg(long)]
     demo: bool,
+    /// Make the first N cleanups fail, to see the finalizer hold a deleted Widget until a
+    /// retry (with the key's backoff) succeeds.
+    #[arg(long, default_value_t = 0)]
+    failing_cleanups: u32,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,6 +66,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let cleanups = reconciler::CleanupLog::default();
+        cleanups.fail_next(args.failing_cleanups);
         let handle = controller::start(&runtime, cleanups.clone());
         println!("reconciling Widgets on {:?}", runtime.clusters());
         if args.demo {
@@ -70,6 +75,11 @@ fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
         }
         handle.shutdown(ShutdownMode::Drain).await;
+        println!(
+            "{} cleanup(s) ran: {:?}",
+            cleanups.entries().len(),
+            cleanups.entries()
+        );
         runtime.shutdown();
         Ok(())
     })
