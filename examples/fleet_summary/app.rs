@@ -29,13 +29,16 @@ const DEFAULT_PHASE: &str = "Pending";
 /// The caches the summary is computed from.
 #[derive(Clone)]
 pub struct Fleet {
+    /// Pods of every cluster.
     pub pods: MultiInformer<Pod>,
+    /// Deployments of every cluster.
     pub deployments: MultiInformer<Deployment>,
 }
 
 /// The whole fleet, one entry per cluster (by configured name).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct FleetSummary {
+    /// By configured cluster name.
     pub clusters: BTreeMap<String, ClusterSummary>,
 }
 
@@ -44,8 +47,11 @@ pub struct FleetSummary {
 pub struct ClusterSummary {
     /// Both caches synced: until then the counts may be partial.
     pub synced: bool,
+    /// Pods cached.
     pub pods: usize,
+    /// Pods per `status.phase`.
     pub pods_by_phase: BTreeMap<String, usize>,
+    /// Deployments cached.
     pub deployments: usize,
     /// Deployments whose ready or available replicas differ from the desired count.
     pub deployments_not_at_replicas: Vec<DeploymentLag>,
@@ -54,10 +60,15 @@ pub struct ClusterSummary {
 /// A deployment not at its replica count.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct DeploymentLag {
+    /// Its namespace.
     pub namespace: String,
+    /// Its name.
     pub name: String,
+    /// `spec.replicas` (1 when absent).
     pub desired: i32,
+    /// `status.readyReplicas` (0 when absent).
     pub ready: i32,
+    /// `status.availableReplicas` (0 when absent).
     pub available: i32,
 }
 

@@ -78,6 +78,7 @@ pub struct CleanupFailed(String);
 /// Why a reconcile of a Widget failed (each is retried with the key's backoff).
 #[derive(Debug, thiserror::Error)]
 pub enum WidgetError {
+    /// Creating or deleting an owned ConfigMap failed.
     #[error("writing ConfigMap {namespace}/{name}: {source}")]
     ConfigMap {
         namespace: String,
@@ -85,6 +86,7 @@ pub enum WidgetError {
         #[source]
         source: kube::Error,
     },
+    /// The `/status` patch failed.
     #[error("updating the status of widget {namespace}/{name}: {source}")]
     Status {
         namespace: String,
@@ -92,8 +94,10 @@ pub enum WidgetError {
         #[source]
         source: kube::Error,
     },
+    /// A Widget read without a uid cannot own anything.
     #[error("widget {0} has no uid yet")]
     NoUid(String),
+    /// The cleanup failed.
     #[error("{0}")]
     Cleanup(#[from] CleanupFailed),
 }

@@ -53,18 +53,21 @@ pub struct WidgetStatus {
 /// Installing the CRD failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CrdError {
+    /// The GET of the definition failed.
     #[error("reading CustomResourceDefinition {name}: {source}")]
     Read {
         name: String,
         #[source]
         source: kube::Error,
     },
+    /// The API server refused to create it.
     #[error("creating CustomResourceDefinition {name}: {source}")]
     Create {
         name: String,
         #[source]
         source: kube::Error,
     },
+    /// It exists but the API server did not serve it in time.
     #[error("CustomResourceDefinition {name} was not Established within {waited:?}")]
     NotEstablished { name: String, waited: Duration },
 }
