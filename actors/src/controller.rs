@@ -9,8 +9,9 @@
 //!   is gone: reconcile from the key, not from an event), and a [`ReconcileContext`] that
 //!   reaches that cluster's `kube::Client` and the primary resource's cache.
 //! - At most `workers` reconciles run at once, and never two for one key (the queue's
-//!   guarantee). A reconciler that must run them in parallel is a `SyncArbiter` or hands work
-//!   to tasks; an actor on one arbiter handles one message at a time.
+//!   guarantee). A handler that answers with a future (`ResponseFuture`) lets them overlap,
+//!   as actix runs such answers beside the actor; one that answers directly runs them one
+//!   at a time.
 //! - Outcomes: [`Action::Done`] forgets the key's backoff; [`Action::RequeueAfter`] queues it
 //!   again after the delay; [`Action::Requeue`] and any error (or a reconciler that is gone)
 //!   queue it again after the key's rate-limited backoff (5 ms doubling to 1000 s, at most
