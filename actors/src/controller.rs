@@ -193,7 +193,9 @@ impl ControllerOptions {
     }
 }
 
-/// A running controller: its queue and workers. See the module docs.
+/// A running controller: its queue and workers. See the module docs. Dropping it abandons
+/// the queue, as [`Controller::shutdown`] with [`ShutdownMode::Abandon`] does without waiting.
+#[must_use = "dropping a controller stops it"]
 pub struct Controller {
     name: Arc<str>,
     queue: Addr<WorkQueue>,
@@ -253,12 +255,21 @@ impl Controller {
     }
 
     /// Stops the queue as `mode` says and waits until every worker has finished.
-    pub async fn shutdown(self, mode: ShutdownMode) {
+    pub async fn shutdown(mut self, mode: ShutdownMode) {
         // A queue already stopped answers with an error: it is shut down either way.
         let _ = self.queue.send(work_queue::ShutDown(mode)).await;
-        for worker in self.workers {
+        for worker in std::mem::take(&mut self.workers) {
             let _ = worker.await;
         }
+    }
+}
+
+impl Drop for Controller {
+    /// A controller nobody holds stops: its queue is abandoned (keys being reconciled
+    /// finish), so its workers end instead of waiting forever.
+    fn drop(&mut self) {
+        self.queue
+            .do_send(work_queue::ShutDown(ShutdownMode::Abandon));
     }
 }
 

@@ -270,8 +270,9 @@ where
     }
 }
 
-/// A running controller. Dropping it leaves the workers running until the queue is shut
-/// down: call [`shutdown`](Self::shutdown).
+/// A running controller. Dropping it stops the controller (its queue abandoned, its
+/// handlers removed) without waiting; [`shutdown`](Self::shutdown) waits and can drain.
+#[must_use = "dropping the handle stops the controller"]
 pub struct ControllerHandle<K: CacheObject> {
     controller: Controller,
     primary: MultiInformer<K>,

@@ -106,9 +106,13 @@ struct ListenerLabels {
 /// spelled as controller-runtime spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReconcileResult {
+    /// The reconcile succeeded and asked for nothing more.
     Success,
+    /// The reconcile failed; the key is retried with backoff.
     Error,
+    /// The reconciler asked to be called again with the key's backoff.
     Requeue,
+    /// The reconciler asked to be called again after a set delay.
     RequeueAfter,
 }
 
