@@ -31,7 +31,9 @@
 //! # Lifecycle
 //! [`Controller::start`] spawns the queue and the workers on the current actix arbiter.
 //! [`Controller::shutdown`] stops the queue (draining or abandoning it) and waits for the
-//! workers: no reconcile starts after it returned.
+//! workers: no reconcile starts after it returned. A controller that is not leading when it
+//! stops, or whose leadership gate goes away, abandons its queue: it may not reconcile, so it
+//! cannot drain.
 
 pub mod mapping;
 
@@ -41,6 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -200,6 +203,8 @@ pub struct Controller {
     name: Arc<str>,
     queue: Addr<WorkQueue>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Set once a shutdown began, so workers waiting for leadership stop waiting.
+    stopping: watch::Sender<bool>,
 }
 
 impl Controller {
@@ -215,6 +220,7 @@ impl Controller {
         let queue = WorkQueue::new(options.rate_limits, metrics.clone()).start();
         let name: Arc<str> = options.name.into();
         let active = Arc::new(AtomicUsize::new(0));
+        let (stopping, stop_signal) = watch::channel(false);
         let workers = (0..options.workers.max(1))
             .map(|_| {
                 let worker = Worker {
@@ -225,6 +231,7 @@ impl Controller {
                     leadership: leadership.clone(),
                     metrics: metrics.clone(),
                     active: active.clone(),
+                    stopping: stop_signal.clone(),
                 };
                 actix::spawn(worker.run())
             })
@@ -233,6 +240,7 @@ impl Controller {
             name,
             queue,
             workers,
+            stopping,
         }
     }
 
@@ -255,7 +263,9 @@ impl Controller {
     }
 
     /// Stops the queue as `mode` says and waits until every worker has finished.
+    /// A follower cannot drain (it may not reconcile): its workers abandon the queue.
     pub async fn shutdown(mut self, mode: ShutdownMode) {
+        self.stopping.send_replace(true);
         // A queue already stopped answers with an error: it is shut down either way.
         let _ = self.queue.send(work_queue::ShutDown(mode)).await;
         for worker in std::mem::take(&mut self.workers) {
@@ -282,14 +292,25 @@ struct Worker<K: CacheObject> {
     leadership: Leadership,
     metrics: Arc<dyn ControllerMetrics>,
     active: Arc<AtomicUsize>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl<K: CacheObject> Worker<K> {
     async fn run(mut self) {
         loop {
-            if !self.leadership.wait_leading().await {
-                tracing::warn!(controller = %self.controller, "leadership gate gone; worker stops");
-                return;
+            if !self.leadership.is_leader() {
+                let leading = tokio::select! {
+                    leading = self.leadership.wait_leading() => leading,
+                    _ = self.stopping.wait_for(|stopping| *stopping) => false,
+                };
+                if !leading {
+                    // Not leading and never going to (gate gone) or asked to stop: nothing
+                    // queued may be reconciled here, so a drain could never end.
+                    tracing::info!(controller = %self.controller, "not leading and stopping (or the leadership gate is gone): queue abandoned");
+                    self.queue
+                        .do_send(work_queue::ShutDown(ShutdownMode::Abandon));
+                    return;
+                }
             }
             let Ok(Some(item)) = self.queue.send(work_queue::Get).await else {
                 return;
@@ -370,3 +391,6 @@ fn reconcile_span(controller: &str, key: &ReconcileKey, spans: &[tracing::Span])
     }
     span
 }
+
+#[cfg(test)]
+mod tests;
