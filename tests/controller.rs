@@ -391,9 +391,14 @@ async fn metrics_carry_the_queue_and_reconcile_families_with_what_happened() {
 
 /// What the tracing test saw of each `reconcile` span: its ancestors' names and the
 /// ancestors of each span it follows from.
+/// Span names from a span's parent up to its root.
+type Ancestry = Vec<&'static str>;
+
 #[derive(Default)]
 struct SeenSpans {
-    reconciles: parking_lot::Mutex<Vec<(Vec<&'static str>, Vec<Vec<&'static str>>)>>,
+    /// Per `reconcile` span: its ancestry, and for each span it follows from, that span's
+    /// name followed by its ancestry.
+    reconciles: parking_lot::Mutex<Vec<(Ancestry, Vec<Ancestry>)>>,
     ids: parking_lot::Mutex<std::collections::HashMap<u64, usize>>,
 }
 
@@ -482,7 +487,7 @@ async fn a_reconcile_continues_the_trace_of_the_event_and_links_coalesced_ones()
     elector.send(true).unwrap();
     let traced = ReconcileKey::new(ClusterId::new("c1"), Some("default"), "traced");
     eventually("reconciled", || record.count(&traced) >= 1).await;
-    let reconciles = seen.reconciles.lock();
+    let reconciles = seen.reconciles.lock().clone();
     for (parents, _) in reconciles.iter() {
         assert!(
             parents.contains(&"listener.notify"),
@@ -500,7 +505,6 @@ async fn a_reconcile_continues_the_trace_of_the_event_and_links_coalesced_ones()
         links.iter().all(|chain| chain.contains(&"listener.notify")),
         "{links:?}"
     );
-    drop(reconciles);
     handle.shutdown(ShutdownMode::Abandon).await;
     runtime.shutdown();
 }
