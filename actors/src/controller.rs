@@ -9,8 +9,9 @@
 //!   is gone: reconcile from the key, not from an event), and a [`ReconcileContext`] that
 //!   reaches that cluster's `kube::Client` and the primary resource's cache.
 //! - At most `workers` reconciles run at once, and never two for one key (the queue's
-//!   guarantee). A reconciler that must run them in parallel is a `SyncArbiter` or hands work
-//!   to tasks; an actor on one arbiter handles one message at a time.
+//!   guarantee). A handler that answers with a future (`ResponseFuture`) lets them overlap,
+//!   as actix runs such answers beside the actor; one that answers directly runs them one
+//!   at a time.
 //! - Outcomes: [`Action::Done`] forgets the key's backoff; [`Action::RequeueAfter`] queues it
 //!   again after the delay; [`Action::Requeue`] and any error (or a reconciler that is gone)
 //!   queue it again after the key's rate-limited backoff (5 ms doubling to 1000 s, at most
@@ -30,7 +31,9 @@
 //! # Lifecycle
 //! [`Controller::start`] spawns the queue and the workers on the current actix arbiter.
 //! [`Controller::shutdown`] stops the queue (draining or abandoning it) and waits for the
-//! workers: no reconcile starts after it returned.
+//! workers: no reconcile starts after it returned. A controller that is not leading when it
+//! stops, or whose leadership gate goes away, abandons its queue: it may not reconcile, so it
+//! cannot drain.
 
 pub mod mapping;
 
@@ -40,6 +43,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -192,11 +196,15 @@ impl ControllerOptions {
     }
 }
 
-/// A running controller: its queue and workers. See the module docs.
+/// A running controller: its queue and workers. See the module docs. Dropping it abandons
+/// the queue, as [`Controller::shutdown`] with [`ShutdownMode::Abandon`] does without waiting.
+#[must_use = "dropping a controller stops it"]
 pub struct Controller {
     name: Arc<str>,
     queue: Addr<WorkQueue>,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    /// Set once a shutdown began, so workers waiting for leadership stop waiting.
+    stopping: watch::Sender<bool>,
 }
 
 impl Controller {
@@ -212,6 +220,7 @@ impl Controller {
         let queue = WorkQueue::new(options.rate_limits, metrics.clone()).start();
         let name: Arc<str> = options.name.into();
         let active = Arc::new(AtomicUsize::new(0));
+        let (stopping, stop_signal) = watch::channel(false);
         let workers = (0..options.workers.max(1))
             .map(|_| {
                 let worker = Worker {
@@ -222,6 +231,7 @@ impl Controller {
                     leadership: leadership.clone(),
                     metrics: metrics.clone(),
                     active: active.clone(),
+                    stopping: stop_signal.clone(),
                 };
                 actix::spawn(worker.run())
             })
@@ -230,6 +240,7 @@ impl Controller {
             name,
             queue,
             workers,
+            stopping,
         }
     }
 
@@ -252,12 +263,23 @@ impl Controller {
     }
 
     /// Stops the queue as `mode` says and waits until every worker has finished.
-    pub async fn shutdown(self, mode: ShutdownMode) {
+    /// A follower cannot drain (it may not reconcile): its workers abandon the queue.
+    pub async fn shutdown(mut self, mode: ShutdownMode) {
+        self.stopping.send_replace(true);
         // A queue already stopped answers with an error: it is shut down either way.
         let _ = self.queue.send(work_queue::ShutDown(mode)).await;
-        for worker in self.workers {
+        for worker in std::mem::take(&mut self.workers) {
             let _ = worker.await;
         }
+    }
+}
+
+impl Drop for Controller {
+    /// A controller nobody holds stops: its queue is abandoned (keys being reconciled
+    /// finish), so its workers end instead of waiting forever.
+    fn drop(&mut self) {
+        self.queue
+            .do_send(work_queue::ShutDown(ShutdownMode::Abandon));
     }
 }
 
@@ -270,14 +292,25 @@ struct Worker<K: CacheObject> {
     leadership: Leadership,
     metrics: Arc<dyn ControllerMetrics>,
     active: Arc<AtomicUsize>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl<K: CacheObject> Worker<K> {
     async fn run(mut self) {
         loop {
-            if !self.leadership.wait_leading().await {
-                tracing::warn!(controller = %self.controller, "leadership gate gone; worker stops");
-                return;
+            if !self.leadership.is_leader() {
+                let leading = tokio::select! {
+                    leading = self.leadership.wait_leading() => leading,
+                    _ = self.stopping.wait_for(|stopping| *stopping) => false,
+                };
+                if !leading {
+                    // Not leading and never going to (gate gone) or asked to stop: nothing
+                    // queued may be reconciled here, so a drain could never end.
+                    tracing::info!(controller = %self.controller, "not leading and stopping (or the leadership gate is gone): queue abandoned");
+                    self.queue
+                        .do_send(work_queue::ShutDown(ShutdownMode::Abandon));
+                    return;
+                }
             }
             let Ok(Some(item)) = self.queue.send(work_queue::Get).await else {
                 return;
@@ -358,3 +391,6 @@ fn reconcile_span(controller: &str, key: &ReconcileKey, spans: &[tracing::Span])
     }
     span
 }
+
+#[cfg(test)]
+mod tests;

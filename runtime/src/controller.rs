@@ -151,7 +151,11 @@ where
                     let cluster = event.cluster();
                     let mut keys: Vec<ReconcileKey> = Vec::with_capacity(2);
                     if let Event::Updated { old, .. } = &event {
-                        keys.extend(controller_owner_key::<K>(cluster, old.as_ref(), &owner_type));
+                        keys.extend(controller_owner_key::<K>(
+                            cluster,
+                            old.as_ref(),
+                            &owner_type,
+                        ));
                     }
                     keys.extend(controller_owner_key::<K>(
                         cluster,
@@ -227,13 +231,8 @@ where
         };
         let name = options.name.clone();
         let metrics = Arc::new(MetricsSink::new(runtime.metrics().clone(), &name));
-        let controller = Controller::start(
-            options,
-            reconciler.into(),
-            contexts,
-            leadership,
-            metrics,
-        );
+        let controller =
+            Controller::start(options, reconciler.into(), contexts, leadership, metrics);
         let sink = KeySink {
             queue: controller.queue().clone(),
             live: live.clone(),
@@ -248,7 +247,10 @@ where
             let sink = sink.clone();
             informer.add_handler_fn(
                 move |event: Event<K>| {
-                    sink.add(ReconcileKey::of(event.cluster().clone(), event.object().as_ref()));
+                    sink.add(ReconcileKey::of(
+                        event.cluster().clone(),
+                        event.object().as_ref(),
+                    ));
                 },
                 HandlerOptions::default(),
             );
@@ -268,8 +270,9 @@ where
     }
 }
 
-/// A running controller. Dropping it leaves the workers running until the queue is shut
-/// down: call [`shutdown`](Self::shutdown).
+/// A running controller. Dropping it stops the controller (its queue abandoned, its
+/// handlers removed) without waiting; [`shutdown`](Self::shutdown) waits and can drain.
+#[must_use = "dropping the handle stops the controller"]
 pub struct ControllerHandle<K: CacheObject> {
     controller: Controller,
     primary: MultiInformer<K>,
@@ -302,11 +305,7 @@ impl<K: CacheObject> ControllerHandle<K> {
 
     /// Queued, processing and delayed keys now (zeros once the queue stopped).
     pub async fn queue_len(&self) -> QueueLen {
-        self.controller
-            .queue()
-            .send(Len)
-            .await
-            .unwrap_or_default()
+        self.controller.queue().send(Len).await.unwrap_or_default()
     }
 
     /// Stops: the queue drains or abandons its keys as `mode` says, the workers finish, then
@@ -423,11 +422,15 @@ impl ControllerMetrics for MetricsSink {
     }
 
     fn queued_for(&self, cluster: &ClusterId, waited: Duration) {
-        self.of(cluster, |(q, _)| q.queue_duration.observe(waited.as_secs_f64()));
+        self.of(cluster, |(q, _)| {
+            q.queue_duration.observe(waited.as_secs_f64())
+        });
     }
 
     fn worked_for(&self, cluster: &ClusterId, worked: Duration) {
-        self.of(cluster, |(q, _)| q.work_duration.observe(worked.as_secs_f64()));
+        self.of(cluster, |(q, _)| {
+            q.work_duration.observe(worked.as_secs_f64())
+        });
     }
 
     fn retried(&self, cluster: &ClusterId) {

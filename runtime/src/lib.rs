@@ -42,8 +42,8 @@ pub mod telemetry;
 pub use config::{
     ClusterConfig, ClusterSource, ConfigError, PanoptesConfig, ResourceRef, WatchConfig,
 };
-pub use controller::{ControllerBuilder, ControllerHandle};
 pub use connection::{ClusterConnection, ClusterIdentity, ConnectionError};
+pub use controller::{ControllerBuilder, ControllerHandle};
 pub use health::{HealthServer, Readiness};
 pub use metrics::Metrics;
 pub use multi_informer::{ClusterInformerStatus, MultiHandlerId, MultiInformer};

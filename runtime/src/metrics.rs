@@ -35,9 +35,9 @@ fn queue_duration_histogram() -> Histogram {
 /// controller-runtime's reconcile-time buckets (`pkg/internal/controller/metrics`), in
 /// seconds, so the same dashboards read our scrape.
 const RECONCILE_TIME_BUCKETS: [f64; 40] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8,
-    0.9, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0,
-    20.0, 25.0, 30.0, 40.0, 50.0, 60.0,
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9,
+    1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0,
+    25.0, 30.0, 40.0, 50.0, 60.0,
 ];
 
 fn reconcile_time_histogram() -> Histogram {
@@ -106,9 +106,13 @@ struct ListenerLabels {
 /// spelled as controller-runtime spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReconcileResult {
+    /// The reconcile succeeded and asked for nothing more.
     Success,
+    /// The reconcile failed; the key is retried with backoff.
     Error,
+    /// The reconciler asked to be called again with the key's backoff.
     Requeue,
+    /// The reconciler asked to be called again after a set delay.
     RequeueAfter,
 }
 
@@ -405,11 +409,7 @@ impl Metrics {
             cluster: cluster.into(),
         };
         ReconcileMetrics {
-            time: self
-                .families
-                .reconcile_time
-                .get_or_create(&labels)
-                .clone(),
+            time: self.families.reconcile_time.get_or_create(&labels).clone(),
         }
     }
 
@@ -418,10 +418,7 @@ impl Metrics {
         let labels = WorkerLabels {
             controller: controller.into(),
         };
-        self.families
-            .active_workers
-            .get_or_create(&labels)
-            .clone()
+        self.families.active_workers.get_or_create(&labels).clone()
     }
 
     /// The metrics of the informer for `resource` (e.g. `apps/v1/deployments`) on `cluster`.
@@ -508,7 +505,10 @@ mod tests {
         queue.unfinished_work.set(1.5);
         queue.longest_running.set(1.0);
         metrics.record_reconcile("pods-controller", "east", ReconcileResult::Error);
-        metrics.reconcile("pods-controller", "east").time.observe(0.01);
+        metrics
+            .reconcile("pods-controller", "east")
+            .time
+            .observe(0.01);
         metrics.active_workers("pods-controller").set(2);
         metrics.informer("east", "v1/pods").lists.inc();
         metrics

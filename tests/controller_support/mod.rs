@@ -127,8 +127,12 @@ async fn reconcile(
         let namespace = msg.key.namespace.as_deref().unwrap_or("default");
         let api: Api<ConfigMap> = Api::namespaced(msg.ctx.client().clone(), namespace);
         let patch = serde_json::json!({"metadata": {"annotations": {ANNOTATION: cluster}}});
-        api.patch(&msg.key.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        api.patch(
+            &msg.key.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
     }
     Ok(Action::Done)
 }
