@@ -318,6 +318,11 @@ impl<'a> Checker<'a> {
             return Err(self.value_error(&key.key("identity"), "must not be empty"));
         }
         let defaults = ElectionTimings::default();
+        let (lease_written, renew_written, retry_written) = (
+            raw.lease_duration.is_some(),
+            raw.renew_deadline.is_some(),
+            raw.retry_period.is_some(),
+        );
         let duration = |text: Option<String>, field: &str, default| -> Result<_, ConfigError> {
             match text {
                 None => Ok(default),
@@ -343,8 +348,15 @@ impl<'a> Checker<'a> {
         if let Err(error) = timings.validate() {
             let field = match &error {
                 TimingError::Zero(field) => field,
-                TimingError::LeaseNotLongerThanRenew { .. }
-                | TimingError::LeaseNotWholeSeconds(_) => "lease_duration",
+                TimingError::LeaseNotWholeSeconds(_) => "lease_duration",
+                // Point at the value written (in the file or the environment), not a default.
+                TimingError::LeaseNotLongerThanRenew { .. } if renew_written && !lease_written => {
+                    "renew_deadline"
+                }
+                TimingError::LeaseNotLongerThanRenew { .. } => "lease_duration",
+                TimingError::RenewNotLongerThanRetry { .. } if retry_written && !renew_written => {
+                    "retry_period"
+                }
                 TimingError::RenewNotLongerThanRetry { .. } => "renew_deadline",
             };
             return Err(self.value_error(&key.key(field), error.to_string()));
