@@ -29,6 +29,8 @@
 //! `Abandon`, or with its system. It is not restarted: once stopped, its gate reads closed
 //! for good ([`Leadership`] treats a gone elector as "not leader").
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -151,6 +153,38 @@ pub struct Release;
 #[rtype(result = "()")]
 pub struct Abandon;
 
+/// The sending side of the [`Leadership`] gate, shared by the actor and its handle so that a
+/// stop closes the gate in the caller's own call, before the actor even sees the message.
+struct Gate {
+    sender: watch::Sender<bool>,
+    /// Set once a stop was asked for: the gate never opens again.
+    stopping: AtomicBool,
+}
+
+impl Gate {
+    /// Opens the gate unless a stop was asked for. The check runs under the channel's lock,
+    /// so it cannot interleave with [`close_for_good`](Self::close_for_good).
+    fn open(&self) -> bool {
+        self.sender.send_if_modified(|open| {
+            if self.stopping.load(Ordering::SeqCst) || *open {
+                return false;
+            }
+            *open = true;
+            true
+        });
+        *self.sender.borrow()
+    }
+
+    fn close(&self) {
+        self.sender.send_replace(false);
+    }
+
+    fn close_for_good(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.sender.send_replace(false);
+    }
+}
+
 /// Where the elector stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -166,8 +200,8 @@ enum Role {
 pub struct LeaderElector {
     lock: LeaseLock,
     timings: ElectionTimings,
-    /// `true` exactly while `role` is `Leading`.
-    gate: watch::Sender<bool>,
+    /// Open only while `role` is `Leading` (closed early by a stop from the handle).
+    gate: Arc<Gate>,
     role: Role,
     /// The Lease as last seen, passed to the next attempt.
     observation: Option<Observation>,
@@ -183,6 +217,7 @@ pub struct LeaderElector {
 #[derive(Clone)]
 pub struct LeaderElection {
     addr: Addr<LeaderElector>,
+    gate: Arc<Gate>,
     leadership: Leadership,
     identity: String,
     lease: String,
@@ -217,6 +252,7 @@ impl LeaderElection {
     /// Closes the gate, writes the Lease free if held, and stops the elector; waits for the
     /// write. An elector already stopped answers `Ok(false)`.
     pub async fn release(&self) -> Result<bool, LeaseError> {
+        self.gate.close_for_good();
         match self.addr.send(Release).await {
             Ok(result) => result,
             Err(_) => Ok(false),
@@ -225,13 +261,17 @@ impl LeaderElection {
 
     /// Like [`release`](Self::release) without waiting: the write completes while the actix
     /// system keeps running.
+    /// The gate closes before this returns.
     pub fn release_in_background(&self) {
+        self.gate.close_for_good();
         self.addr.do_send(Release);
     }
 
     /// Stops the elector without releasing the Lease, as a crash would: others take over
     /// once the lease runs out. For tests of failover, and for callers that must not write.
+    /// The gate closes before this returns.
     pub fn abandon(&self) {
+        self.gate.close_for_good();
         self.addr.do_send(Abandon);
     }
 }
@@ -240,13 +280,17 @@ impl LeaderElector {
     /// Starts an elector for `lock` on the current arbiter (needs a running actix system).
     /// It makes its first attempt at once.
     pub fn start(lock: LeaseLock, timings: ElectionTimings) -> LeaderElection {
-        let (gate, receiver) = watch::channel(false);
+        let (sender, receiver) = watch::channel(false);
+        let gate = Arc::new(Gate {
+            sender,
+            stopping: AtomicBool::new(false),
+        });
         let identity = lock.identity().to_string();
         let lease = lock.describe();
         let addr = LeaderElector {
             lock,
             timings,
-            gate,
+            gate: gate.clone(),
             role: Role::Following,
             observation: None,
             attempt: None,
@@ -256,6 +300,7 @@ impl LeaderElector {
         .start();
         LeaderElection {
             addr,
+            gate,
             leadership: Leadership::from_receiver(receiver),
             identity,
             lease,
@@ -321,8 +366,10 @@ impl LeaderElector {
 
     fn lead_until(&mut self, valid_until: Instant, ctx: &mut Context<Self>) {
         if self.role == Role::Following {
+            if !self.gate.open() {
+                return;
+            }
             tracing::info!(identity = %self.lock.identity(), lease = %self.lock.describe(), "became leader");
-            self.gate.send_replace(true);
         }
         self.role = Role::Leading { valid_until };
         if let Some(old) = self.deadline.take() {
@@ -341,7 +388,7 @@ impl LeaderElector {
 
     fn lose(&mut self, reason: &str) {
         self.role = Role::Following;
-        self.gate.send_replace(false);
+        self.gate.close();
         tracing::warn!(identity = %self.lock.identity(), lease = %self.lock.describe(), reason, "lost leadership");
     }
 
@@ -366,7 +413,7 @@ impl LeaderElector {
             tracing::info!(identity = %self.lock.identity(), lease = %self.lock.describe(), "lost leadership: stepping down");
         }
         self.role = Role::Stopping;
-        self.gate.send_replace(false);
+        self.gate.close_for_good();
         for handle in [self.attempt.take(), self.next.take(), self.deadline.take()]
             .into_iter()
             .flatten()
