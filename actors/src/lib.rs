@@ -25,6 +25,8 @@
 //! can stand in for any stage; they may change between versions.
 
 pub mod backoff;
+pub mod controller;
+pub mod controller_metrics;
 pub mod delta_fifo;
 pub mod event;
 pub mod ids;
@@ -43,6 +45,7 @@ pub mod notification;
 pub mod object;
 pub mod processor;
 pub mod quarantine;
+pub mod rate_limiter;
 pub mod reflector;
 pub mod registry;
 pub mod selector;
@@ -50,10 +53,15 @@ pub mod stage_fault;
 pub mod store;
 pub mod supervisor;
 pub mod transform;
+pub mod work_queue;
 
 #[cfg(test)]
 mod test_support;
 
+pub use controller::{
+    Action, Controller, ControllerOptions, Reconcile, ReconcileContext, ReconcileError,
+};
+pub use controller_metrics::{ControllerMetrics, NoMetrics, ReconcileOutcome};
 pub use event::{Event, EventHandler, handler_actor, handler_fn};
 pub use informer::{Informer, InformerError};
 pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
@@ -65,7 +73,9 @@ pub use listener_buffer::BufferMode;
 pub use lister::Lister;
 pub use object::CacheObject;
 pub use processor::HandlerId;
+pub use rate_limiter::RateLimits;
 pub use registry::{InformerHandle, Registry};
 pub use stage_fault::Stage;
 pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Snapshot, Store, StoreWriter};
 pub use transform::Transform;
+pub use work_queue::{ReconcileKey, ShutdownMode, WorkQueue};

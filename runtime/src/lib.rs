@@ -31,6 +31,7 @@
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod controller;
 pub mod health;
 pub mod metrics;
 pub mod multi_informer;
@@ -42,6 +43,7 @@ pub use config::{
     ClusterConfig, ClusterSource, ConfigError, PanoptesConfig, ResourceRef, WatchConfig,
 };
 pub use connection::{ClusterConnection, ClusterIdentity, ConnectionError};
+pub use controller::{ControllerBuilder, ControllerHandle};
 pub use health::{HealthServer, Readiness};
 pub use metrics::Metrics;
 pub use multi_informer::{ClusterInformerStatus, MultiHandlerId, MultiInformer};

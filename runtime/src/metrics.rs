@@ -3,7 +3,8 @@
 //!
 //! Names follow controller-runtime (`pkg/metrics/workqueue.go`, `pkg/internal/controller/
 //! metrics/metrics.go`) so existing dashboards and alerts keep working: `workqueue_*` labelled
-//! by queue `name`, `controller_runtime_reconcile_*` by `controller`. Informer families have a
+//! by queue `name`, `controller_runtime_reconcile_*` by `controller`, each also by `cluster`
+//! (one controller's queue holds the keys of every cluster). Informer families have a
 //! `panoptes_` prefix and `cluster`/`resource` labels, because unlike client-go one process
 //! watches many clusters. Counters are registered without `_total`; the OpenMetrics encoder
 //! appends it, so they are scraped as `workqueue_adds_total` and so on.
@@ -13,6 +14,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -30,9 +32,22 @@ fn queue_duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(10e-9, 10.0, 12))
 }
 
+/// controller-runtime's reconcile-time buckets (`pkg/internal/controller/metrics`), in
+/// seconds, so the same dashboards read our scrape.
+const RECONCILE_TIME_BUCKETS: [f64; 40] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9,
+    1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 15.0, 20.0,
+    25.0, 30.0, 40.0, 50.0, 60.0,
+];
+
+fn reconcile_time_histogram() -> Histogram {
+    Histogram::new(RECONCILE_TIME_BUCKETS)
+}
+
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct QueueLabels {
     name: String,
+    cluster: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -43,11 +58,18 @@ struct LeaseLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
     controller: String,
+    cluster: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerLabels {
+    controller: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
     controller: String,
+    cluster: String,
     result: &'static str,
 }
 
@@ -137,6 +159,19 @@ pub struct WorkqueueMetrics {
     pub retries: Counter,
     /// `workqueue_queue_duration_seconds`: time from add to being handed to a worker.
     pub queue_duration: Histogram,
+    /// `workqueue_work_duration_seconds`: time a worker held a key.
+    pub work_duration: Histogram,
+    /// `workqueue_unfinished_work_seconds`: summed age of the keys being processed now.
+    pub unfinished_work: Gauge<f64, AtomicU64>,
+    /// `workqueue_longest_running_processor_seconds`: age of the oldest key being processed.
+    pub longest_running: Gauge<f64, AtomicU64>,
+}
+
+/// The reconcile metrics of one controller on one cluster.
+#[derive(Debug, Clone)]
+pub struct ReconcileMetrics {
+    /// `controller_runtime_reconcile_time_seconds`: how long each reconcile took.
+    pub time: Histogram,
 }
 
 /// The metrics of one informer (one cluster, one resource).
@@ -158,8 +193,13 @@ struct Families {
     workqueue_adds: Family<QueueLabels, Counter>,
     workqueue_retries: Family<QueueLabels, Counter>,
     workqueue_queue_duration: Family<QueueLabels, Histogram, fn() -> Histogram>,
+    workqueue_work_duration: Family<QueueLabels, Histogram, fn() -> Histogram>,
+    workqueue_unfinished: Family<QueueLabels, Gauge<f64, AtomicU64>>,
+    workqueue_longest: Family<QueueLabels, Gauge<f64, AtomicU64>>,
     reconcile_total: Family<ReconcileLabels, Counter>,
     reconcile_errors: Family<ControllerLabels, Counter>,
+    reconcile_time: Family<ControllerLabels, Histogram, fn() -> Histogram>,
+    active_workers: Family<WorkerLabels, Gauge>,
     informer_lists: Family<InformerLabels, Counter>,
     informer_watches: Family<InformerLabels, Counter>,
     informer_relists: Family<InformerLabels, Counter>,
@@ -197,8 +237,13 @@ impl Metrics {
             workqueue_adds: Family::default(),
             workqueue_retries: Family::default(),
             workqueue_queue_duration: Family::new_with_constructor(queue_duration_histogram),
+            workqueue_work_duration: Family::new_with_constructor(queue_duration_histogram),
+            workqueue_unfinished: Family::default(),
+            workqueue_longest: Family::default(),
             reconcile_total: Family::default(),
             reconcile_errors: Family::default(),
+            reconcile_time: Family::new_with_constructor(reconcile_time_histogram),
+            active_workers: Family::default(),
             informer_lists: Family::default(),
             informer_watches: Family::default(),
             informer_relists: Family::default(),
@@ -232,6 +277,21 @@ impl Metrics {
             f.workqueue_queue_duration.clone(),
         );
         r.register(
+            "workqueue_work_duration_seconds",
+            "How long in seconds processing an item from workqueue takes",
+            f.workqueue_work_duration.clone(),
+        );
+        r.register(
+            "workqueue_unfinished_work_seconds",
+            "How many seconds of work has been done that is in progress and hasn't been observed by work_duration",
+            f.workqueue_unfinished.clone(),
+        );
+        r.register(
+            "workqueue_longest_running_processor_seconds",
+            "How many seconds has the longest running processor for workqueue been running",
+            f.workqueue_longest.clone(),
+        );
+        r.register(
             "controller_runtime_reconcile",
             "Total number of reconciliations per controller",
             f.reconcile_total.clone(),
@@ -240,6 +300,16 @@ impl Metrics {
             "controller_runtime_reconcile_errors",
             "Total number of reconciliation errors per controller",
             f.reconcile_errors.clone(),
+        );
+        r.register(
+            "controller_runtime_reconcile_time_seconds",
+            "Length of time per reconciliation per controller",
+            f.reconcile_time.clone(),
+        );
+        r.register(
+            "controller_runtime_active_workers",
+            "Number of currently used workers per controller",
+            f.active_workers.clone(),
         );
         r.register(
             "panoptes_informer_lists",
@@ -303,32 +373,60 @@ impl Metrics {
         text
     }
 
-    /// The metrics of the work queue called `name`.
-    pub fn workqueue(&self, name: &str) -> WorkqueueMetrics {
+    /// The metrics of the work queue called `name`, for the keys of `cluster`.
+    pub fn workqueue(&self, name: &str, cluster: &str) -> WorkqueueMetrics {
         let f = &self.families;
-        let labels = QueueLabels { name: name.into() };
+        let labels = QueueLabels {
+            name: name.into(),
+            cluster: cluster.into(),
+        };
         WorkqueueMetrics {
             depth: f.workqueue_depth.get_or_create(&labels).clone(),
             adds: f.workqueue_adds.get_or_create(&labels).clone(),
             retries: f.workqueue_retries.get_or_create(&labels).clone(),
             queue_duration: f.workqueue_queue_duration.get_or_create(&labels).clone(),
+            work_duration: f.workqueue_work_duration.get_or_create(&labels).clone(),
+            unfinished_work: f.workqueue_unfinished.get_or_create(&labels).clone(),
+            longest_running: f.workqueue_longest.get_or_create(&labels).clone(),
         }
     }
 
-    /// Counts one reconcile of `controller`; an error also counts in `_errors_total`.
-    pub fn record_reconcile(&self, controller: &str, result: ReconcileResult) {
+    /// Counts one reconcile of `controller` on `cluster`; an error also counts in
+    /// `_errors_total`.
+    pub fn record_reconcile(&self, controller: &str, cluster: &str, result: ReconcileResult) {
         let f = &self.families;
         let labels = ReconcileLabels {
             controller: controller.into(),
+            cluster: cluster.into(),
             result: result.label(),
         };
         f.reconcile_total.get_or_create(&labels).inc();
         if result == ReconcileResult::Error {
             let labels = ControllerLabels {
                 controller: controller.into(),
+                cluster: cluster.into(),
             };
             f.reconcile_errors.get_or_create(&labels).inc();
         }
+    }
+
+    /// The reconcile metrics of `controller` on `cluster`.
+    pub fn reconcile(&self, controller: &str, cluster: &str) -> ReconcileMetrics {
+        let labels = ControllerLabels {
+            controller: controller.into(),
+            cluster: cluster.into(),
+        };
+        ReconcileMetrics {
+            time: self.families.reconcile_time.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// `controller_runtime_active_workers` of `controller`: workers in a reconcile now.
+    pub fn active_workers(&self, controller: &str) -> Gauge {
+        let labels = WorkerLabels {
+            controller: controller.into(),
+        };
+        self.families.active_workers.get_or_create(&labels).clone()
     }
 
     /// The metrics of the informer for `resource` (e.g. `apps/v1/deployments`) on `cluster`.
@@ -416,11 +514,19 @@ mod tests {
     #[test]
     fn should_expose_every_family_with_help_and_labels() {
         let metrics = Metrics::new();
-        let queue = metrics.workqueue("pods-controller");
+        let queue = metrics.workqueue("pods-controller", "east");
         queue.adds.inc();
         queue.depth.set(3);
         queue.queue_duration.observe(0.002);
-        metrics.record_reconcile("pods-controller", ReconcileResult::Error);
+        queue.work_duration.observe(0.5);
+        queue.unfinished_work.set(1.5);
+        queue.longest_running.set(1.0);
+        metrics.record_reconcile("pods-controller", "east", ReconcileResult::Error);
+        metrics
+            .reconcile("pods-controller", "east")
+            .time
+            .observe(0.01);
+        metrics.active_workers("pods-controller").set(2);
         metrics.informer("east", "v1/pods").lists.inc();
         metrics
             .informer_events("east", "v1/pods", EventType::Added)
@@ -435,11 +541,16 @@ mod tests {
         let text = metrics.clone().encode();
         for needle in [
             "# HELP workqueue_depth Current depth of workqueue",
-            "workqueue_depth{name=\"pods-controller\"} 3",
-            "workqueue_adds_total{name=\"pods-controller\"} 1",
+            "workqueue_depth{name=\"pods-controller\",cluster=\"east\"} 3",
+            "workqueue_adds_total{name=\"pods-controller\",cluster=\"east\"} 1",
             "workqueue_queue_duration_seconds_bucket",
-            "controller_runtime_reconcile_total{controller=\"pods-controller\",result=\"error\"} 1",
-            "controller_runtime_reconcile_errors_total{controller=\"pods-controller\"} 1",
+            "workqueue_work_duration_seconds_sum{name=\"pods-controller\",cluster=\"east\"} 0.5",
+            "workqueue_unfinished_work_seconds{name=\"pods-controller\",cluster=\"east\"} 1.5",
+            "workqueue_longest_running_processor_seconds{name=\"pods-controller\",cluster=\"east\"} 1.0",
+            "controller_runtime_reconcile_total{controller=\"pods-controller\",cluster=\"east\",result=\"error\"} 1",
+            "controller_runtime_reconcile_errors_total{controller=\"pods-controller\",cluster=\"east\"} 1",
+            "controller_runtime_reconcile_time_seconds_count{controller=\"pods-controller\",cluster=\"east\"} 1",
+            "controller_runtime_active_workers{controller=\"pods-controller\"} 2",
             "panoptes_informer_lists_total{cluster=\"east\",resource=\"v1/pods\"} 1",
             "panoptes_informer_events_total{cluster=\"east\",resource=\"v1/pods\",type=\"ADDED\"} 5",
             "panoptes_listener_backlog{cluster=\"east\",resource=\"v1/pods\",handler=\"printer\"} 7",
@@ -456,8 +567,8 @@ mod tests {
     #[test]
     fn should_share_series_between_clones() {
         let metrics = Metrics::new();
-        metrics.clone().workqueue("q").adds.inc();
-        metrics.workqueue("q").adds.inc();
-        assert_eq!(metrics.workqueue("q").adds.get(), 2);
+        metrics.clone().workqueue("q", "east").adds.inc();
+        metrics.workqueue("q", "east").adds.inc();
+        assert_eq!(metrics.workqueue("q", "east").adds.get(), 2);
     }
 }

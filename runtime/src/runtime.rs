@@ -123,7 +123,8 @@ struct Inner {
     leadership: Mutex<Option<Leadership>>,
 }
 
-trait TrackedInformer: Membership {
+/// What the runtime tracks to apply reloads: multi-cluster informers and controllers.
+pub(crate) trait TrackedInformer: Membership {
     fn is_alive(&self) -> bool;
 }
 
@@ -392,6 +393,27 @@ impl Runtime {
         informers.retain(|i| i.is_alive());
         informers.push(Arc::new(tracked));
         informer
+    }
+
+    /// Tracks a member that joins and leaves clusters as reloads say (a controller's
+    /// cluster set). Members are told in the order they were tracked, so one tracked before
+    /// its informers hears of a joining cluster before their events, and of a leaving one
+    /// before they stop.
+    pub(crate) fn track_member(&self, member: Arc<dyn TrackedInformer>) {
+        let mut informers = self.inner.informers.lock();
+        informers.retain(|i| i.is_alive());
+        informers.push(member);
+    }
+
+    /// The clusters whose connection was built, in name order.
+    pub(crate) fn connected_clusters(&self) -> Vec<ClusterId> {
+        self.inner
+            .clusters
+            .lock()
+            .iter()
+            .filter(|(_, engaged)| engaged.request.is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Per cluster and resource, across every live informer.

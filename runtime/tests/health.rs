@@ -44,9 +44,9 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
 async fn healthz_readyz_and_metrics_answer_over_http() {
     let metrics = Metrics::new();
     metrics.informer("east", "v1/pods").lists.inc();
-    metrics.workqueue("pods").adds.inc();
+    metrics.workqueue("pods", "east").adds.inc();
     // Families appear in the exposition once they have a series.
-    metrics.record_reconcile("pods", ReconcileResult::Error);
+    metrics.record_reconcile("pods", "east", ReconcileResult::Error);
     metrics
         .informer_events("east", "v1/pods", EventType::Modified)
         .inc();
