@@ -45,6 +45,12 @@ impl Leadership {
         self.state.has_changed().is_ok() && *self.state.borrow()
     }
 
+    /// True once the elector is gone: the gate stays closed for good and [`changed`](Self::changed)
+    /// answers at once, so loops over it must stop.
+    pub fn is_closed(&self) -> bool {
+        self.state.has_changed().is_err()
+    }
+
     /// Waits until the gate changes and answers its new value; `false` once the elector is
     /// gone (and at once on every later call).
     pub async fn changed(&mut self) -> bool {
@@ -81,7 +87,9 @@ mod tests {
         assert!(gate.changed().await);
         assert!(gate.is_leader());
         assert!(gate.wait_leading().await);
+        assert!(!gate.is_closed());
         drop(sender);
+        assert!(gate.is_closed());
         assert!(!gate.is_leader());
         assert!(!gate.changed().await);
         assert!(!gate.wait_leading().await);

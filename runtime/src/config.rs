@@ -7,8 +7,9 @@
 //! PATH`), then applies environment overrides through the `config` crate: a variable
 //! `PANOPTES__<TABLE>__<KEY>` replaces `<key>` of `[<table>]`, e.g.
 //! `PANOPTES__TELEMETRY__OTLP_ENDPOINT=http://localhost:4317` or
-//! `PANOPTES__RUNTIME__METRICS_ADDR=0.0.0.0:9464`. Overrides are meant for `[runtime]` and
-//! `[telemetry]`; clusters and watches live in the file.
+//! `PANOPTES__RUNTIME__METRICS_ADDR=0.0.0.0:9464`. Overrides are meant for `[runtime]`,
+//! `[telemetry]` and `[leader_election]` (`PANOPTES__LEADER_ELECTION__ENABLED=true`);
+//! clusters and watches live in the file.
 //!
 //! # Errors
 //!
@@ -39,6 +40,7 @@
 mod duration;
 mod error;
 mod key_path;
+mod leader_election;
 mod locator;
 mod raw;
 mod resource_ref;
@@ -55,6 +57,9 @@ use panoptes_actors::ids::ClusterId;
 pub use duration::{DurationError, parse_duration};
 pub use error::{ConfigError, Origin, Position};
 pub use key_path::{ENV_PREFIX, ENV_SEPARATOR, KeyPath, Segment};
+pub use leader_election::{
+    DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE, LeaderElectionConfig, default_identity,
+};
 pub use resource_ref::{ResourceRef, ResourceRefError};
 pub use selector::{SelectorError, SelectorKind, check_field_selector, check_label_selector};
 
@@ -87,6 +92,8 @@ pub struct PanoptesConfig {
     /// At least one; names are unique.
     pub clusters: Vec<ClusterConfig>,
     pub watches: Vec<WatchConfig>,
+    /// `[leader_election]` when enabled; `None` means every replica acts.
+    pub leader_election: Option<LeaderElectionConfig>,
 }
 
 /// `[runtime]`: process-wide settings.

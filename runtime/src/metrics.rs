@@ -51,6 +51,11 @@ struct QueueLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaseLabels {
+    name: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
     controller: String,
     cluster: String,
@@ -207,6 +212,7 @@ struct Families {
     informer_bad_input: Family<BadInputLabels, Counter>,
     listener_backlog: Family<ListenerLabels, Gauge>,
     stage_restarts: Family<StageLabels, Counter>,
+    leader_status: Family<LeaseLabels, Gauge>,
 }
 
 /// The process's metrics; clones share one registry.
@@ -250,6 +256,7 @@ impl Metrics {
             informer_bad_input: Family::default(),
             listener_backlog: Family::default(),
             stage_restarts: Family::default(),
+            leader_status: Family::default(),
             registry: Registry::default(),
         };
         let r = &mut f.registry;
@@ -347,6 +354,11 @@ impl Metrics {
             "panoptes_pipeline_stage_restarts",
             "Pipeline restarts (from a relist) after a stage panicked, by stage",
             f.stage_restarts.clone(),
+        );
+        r.register(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+            f.leader_status.clone(),
         );
         Self {
             families: Arc::new(f),
@@ -487,6 +499,15 @@ impl Metrics {
             .listener_backlog
             .get_or_create(&labels)
             .clone()
+    }
+}
+
+impl Metrics {
+    /// client-go's `leader_election_master_status{name}` gauge for the Lease `name`: 1 while
+    /// this process leads, 0 otherwise.
+    pub fn leader_election_status(&self, name: &str) -> Gauge {
+        let labels = LeaseLabels { name: name.into() };
+        self.families.leader_status.get_or_create(&labels).clone()
     }
 }
 

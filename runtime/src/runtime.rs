@@ -15,6 +15,11 @@
 //!   informer (see [`crate::multi_informer`] for what handlers see) and their embedded servers
 //!   stop; added ones join every informer whose selection includes them; an entry whose
 //!   source changed leaves and joins again. Watches are fixed at start.
+//! - With `[leader_election]` enabled, [`Runtime::start`] also starts a
+//!   [`LeaderElector`] on the named cluster's connection (fixed at start, whatever reloads
+//!   do later): [`Runtime::leadership`] is then its gate, `leader_election_master_status{name}`
+//!   follows it, and [`Runtime::release_leadership`] (awaited) or [`Runtime::shutdown`] (in
+//!   the background) write the Lease free so another replica takes over at once.
 //! - Readiness and metrics are refreshed every [`OBSERVE_INTERVAL`] by a task on the current
 //!   actix system; a 403 is logged once per cluster and resource (the reflector retries
 //!   slowly, never in a hot loop).
@@ -28,6 +33,8 @@ use std::time::Duration;
 use kube::api::DynamicObject;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::informer_factory::ListScope;
+use panoptes_actors::leader_elector::{LeaderElection, LeaderElector};
+use panoptes_actors::lease_lock::LeaseLock;
 use panoptes_actors::registry::{ClusterKey, PipelineRequest, Registry};
 use panoptes_actors::{CacheObject, Leadership, Transform};
 use panoptes_sim::churn::{Churn, ChurnConfig};
@@ -35,7 +42,9 @@ use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-use crate::config::{ClusterSelection, EmbeddedCluster, PanoptesConfig, WatchConfig};
+use crate::config::{
+    ClusterSelection, EmbeddedCluster, LeaderElectionConfig, PanoptesConfig, WatchConfig,
+};
 use crate::connection::{self, ClusterConnection, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
@@ -56,6 +65,17 @@ pub enum RuntimeError {
         cluster: ClusterId,
         #[source]
         source: panoptes_sim::SimError,
+    },
+    /// `[leader_election] cluster` names a cluster whose connection could not be built, so
+    /// this replica could never lead.
+    #[error(
+        "leader election: cluster \"{cluster}\" holds the Lease but its connection failed: {error}"
+    )]
+    LeaderElectionCluster {
+        /// The cluster named in `[leader_election]`.
+        cluster: ClusterId,
+        /// Why its connection failed.
+        error: String,
     },
 }
 
@@ -96,6 +116,11 @@ struct Inner {
     informers: Mutex<Vec<Arc<dyn TrackedInformer>>>,
     default_resync: Mutex<Option<Duration>>,
     errors: Mutex<BTreeMap<ClusterId, String>>,
+    /// The running election, when `[leader_election]` is enabled and not yet released.
+    election: Mutex<Option<LeaderElection>>,
+    /// The gate handed out by [`Runtime::leadership`]; kept after the election stops, so it
+    /// then reads closed rather than open.
+    leadership: Mutex<Option<Leadership>>,
 }
 
 /// What the runtime tracks to apply reloads: multi-cluster informers and controllers.
@@ -144,6 +169,9 @@ impl Runtime {
         for cluster in &config.clusters {
             runtime.engage(cluster.clone()).await?;
         }
+        if let Some(election) = &config.leader_election {
+            runtime.start_election(election)?;
+        }
         runtime.spawn_observer();
         Ok(runtime)
     }
@@ -159,6 +187,9 @@ impl Runtime {
         for cluster in &config.clusters {
             runtime.engage(cluster.clone()).await?;
         }
+        if let Some(election) = &config.leader_election {
+            runtime.start_election(election)?;
+        }
         runtime.spawn_observer();
         Ok(runtime)
     }
@@ -173,6 +204,8 @@ impl Runtime {
                 informers: Mutex::default(),
                 default_resync: Mutex::default(),
                 errors: Mutex::default(),
+                election: Mutex::default(),
+                leadership: Mutex::default(),
             }),
         }
     }
@@ -189,9 +222,73 @@ impl Runtime {
         &self.inner.readiness
     }
 
-    /// Whether this process may reconcile now. Without `[leader_election]` it always may.
+    /// Whether this process may reconcile now. Without `[leader_election]` it always may;
+    /// with it, while this replica holds the Lease.
     pub fn leadership(&self) -> Leadership {
-        Leadership::always()
+        self.inner
+            .leadership
+            .lock()
+            .clone()
+            .unwrap_or_else(Leadership::always)
+    }
+
+    /// The running election, if `[leader_election]` is enabled and it was not released.
+    pub fn election(&self) -> Option<LeaderElection> {
+        self.inner.election.lock().clone()
+    }
+
+    /// Closes the gate and writes the Lease free, waiting for the write, so another replica
+    /// takes over at once. Call before [`shutdown`](Self::shutdown) when you can await; does
+    /// nothing without leader election.
+    pub async fn release_leadership(&self) {
+        let election = self.inner.election.lock().take();
+        if let Some(election) = election
+            && let Err(error) = election.release().await
+        {
+            tracing::warn!(%error, "cannot release the lease; another replica takes over when it runs out");
+        }
+    }
+
+    fn start_election(&self, config: &LeaderElectionConfig) -> Result<(), RuntimeError> {
+        let Some(client) = self.client(&config.cluster) else {
+            let error = self
+                .connection_errors()
+                .remove(&config.cluster)
+                .unwrap_or_else(|| "not connected".into());
+            return Err(RuntimeError::LeaderElectionCluster {
+                cluster: config.cluster.clone(),
+                error,
+            });
+        };
+        let lock = LeaseLock::new(
+            client,
+            &config.namespace,
+            &config.name,
+            &config.identity,
+            config.timings.lease_duration,
+        );
+        let election = LeaderElector::start(lock, config.timings);
+        tracing::info!(
+            identity = %config.identity,
+            cluster = %config.cluster,
+            lease = %election.lease(),
+            "leader election started"
+        );
+        let gauge = self.inner.metrics.leader_election_status(&config.name);
+        gauge.set(0);
+        let mut gate = election.leadership();
+        actix::spawn(async move {
+            loop {
+                let leading = gate.changed().await;
+                gauge.set(i64::from(leading));
+                if gate.is_closed() {
+                    return;
+                }
+            }
+        });
+        *self.inner.leadership.lock() = Some(election.leadership());
+        *self.inner.election.lock() = Some(election);
+        Ok(())
     }
 
     /// The configured clusters now, in name order.
@@ -441,7 +538,12 @@ impl Runtime {
 
     /// Removes every cluster from every informer, stops embedded servers, then stops the
     /// registry and its thread: a terminal stop (informers asked for later get no pipeline).
+    /// A running election closes its gate and releases its Lease in the background (await
+    /// [`release_leadership`](Self::release_leadership) first to be sure it was written).
     pub fn shutdown(&self) {
+        if let Some(election) = self.inner.election.lock().take() {
+            election.release_in_background();
+        }
         for name in self.clusters() {
             self.disengage(&name);
         }

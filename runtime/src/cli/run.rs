@@ -9,6 +9,8 @@
 //!    than `--sync-timeout-secs`). Otherwise prints a summary every `--summary-secs`
 //!    (objects per cluster and resource, events/s, handler backlog) until Ctrl-C or SIGTERM
 //!    (exit 0). SIGHUP, or a change of the file, reloads its clusters.
+//! 4. With `[leader_election]` enabled, prints each change of this replica's leadership, and
+//!    releases the Lease on the way out so another replica takes over at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -21,6 +23,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use kube::api::DynamicObject;
 use panoptes_actors::HandlerOptions;
 use panoptes_actors::ids::ClusterId;
+use panoptes_actors::leader_elector::LeaderElection;
 use panoptes_actors::reflector::ReflectorState;
 use parking_lot::Mutex;
 
@@ -80,6 +83,9 @@ async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
     for (cluster, error) in runtime.connection_errors() {
         println!("{cluster}: cannot connect: {error}");
     }
+    if let Some(election) = runtime.election() {
+        print_leadership_changes(&election);
+    }
     let counts: EventCounts = Arc::default();
     let informers: Vec<MultiInformer<DynamicObject>> = config
         .watches
@@ -108,6 +114,7 @@ async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
         serve(&args, &runtime, &counts).await
     };
     drop(informers);
+    runtime.release_leadership().await;
     runtime.shutdown();
     if let Err(error) = health.stop().await {
         tracing::warn!(%error, "stopping the health server");
@@ -116,6 +123,29 @@ async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
         tracing::warn!(%error, "flushing telemetry");
     }
     outcome
+}
+
+/// One line per change of this replica's leadership, until the election stops.
+fn print_leadership_changes(election: &LeaderElection) {
+    let (identity, lease) = (
+        election.identity().to_string(),
+        election.lease().to_string(),
+    );
+    println!("leader election: {identity} competing for Lease {lease}");
+    let mut gate = election.leadership();
+    actix::spawn(async move {
+        loop {
+            let leading = gate.changed().await;
+            if gate.is_closed() {
+                return;
+            }
+            if leading {
+                println!("leader election: {identity} became leader (Lease {lease})");
+            } else {
+                println!("leader election: {identity} lost leadership (Lease {lease})");
+            }
+        }
+    });
 }
 
 /// Sync progress. On a terminal, a spinner per (cluster, resource) that turns into its

@@ -17,6 +17,8 @@ pub(crate) struct RawFile {
     pub clusters: Vec<RawCluster>,
     #[serde(default)]
     pub watch: Vec<RawWatch>,
+    #[serde(default)]
+    pub leader_election: RawLeaderElection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,4 +76,18 @@ pub(crate) struct RawWatch {
 pub(crate) enum RawClusterSelection {
     One(String),
     Many(Vec<String>),
+}
+
+/// `[leader_election]`; durations as strings like every other duration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLeaderElection {
+    pub enabled: Option<bool>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub identity: Option<String>,
+    pub lease_duration: Option<String>,
+    pub renew_deadline: Option<String>,
+    pub retry_period: Option<String>,
 }

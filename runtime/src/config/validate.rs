@@ -11,12 +11,19 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use panoptes_actors::ids::ClusterId;
+use panoptes_actors::leader_elector::{ElectionTimings, TimingError};
 
 use super::duration::parse_duration;
 use super::error::{ConfigError, Origin, Position};
 use super::key_path::{ENV_PREFIX, ENV_SEPARATOR, KeyPath};
+use super::leader_election::{
+    DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE, LeaderElectionConfig, default_identity,
+};
 use super::locator::Locator;
-use super::raw::{RawCluster, RawClusterSelection, RawEmbedded, RawFile, RawTelemetry, RawWatch};
+use super::raw::{
+    RawCluster, RawClusterSelection, RawEmbedded, RawFile, RawLeaderElection, RawTelemetry,
+    RawWatch,
+};
 use super::resource_ref::{ResourceRef, is_dns_label};
 use super::selector::{check_field_selector, check_label_selector};
 use super::{
@@ -233,12 +240,14 @@ impl<'a> Checker<'a> {
                 )
             })
             .collect::<Result<_, _>>()?;
+        let leader_election = self.leader_election(raw.leader_election, &clusters)?;
         Ok(PanoptesConfig {
             file: self.file.to_path_buf(),
             runtime,
             telemetry,
             clusters,
             watches,
+            leader_election,
         })
     }
 
@@ -250,6 +259,115 @@ impl<'a> Checker<'a> {
             source,
         })?;
         Ok((!duration.is_zero()).then_some(duration))
+    }
+
+    /// `None` unless `enabled = true`; then the cluster must exist and the timings be safe.
+    fn leader_election(
+        &self,
+        raw: RawLeaderElection,
+        clusters: &[ClusterConfig],
+    ) -> Result<Option<LeaderElectionConfig>, ConfigError> {
+        let key = KeyPath::root("leader_election");
+        if raw.enabled != Some(true) {
+            return Ok(None);
+        }
+        let known = || {
+            let names: Vec<&str> = clusters.iter().map(|c| c.name.as_str()).collect();
+            names.join(", ")
+        };
+        let cluster = match raw.cluster {
+            None => {
+                return Err(self.value_error(
+                    &key.key("cluster"),
+                    format!(
+                        "is required when enabled: name the [[clusters]] entry that holds the Lease (known: {})",
+                        known()
+                    ),
+                ));
+            }
+            Some(name) => {
+                let id = ClusterId::from(name.as_str());
+                if !clusters.iter().any(|c| c.name == id) {
+                    return Err(ConfigError::UnknownCluster {
+                        at: self.at(&key.key("cluster")),
+                        name,
+                        known: known(),
+                    });
+                }
+                id
+            }
+        };
+        let namespace = raw
+            .namespace
+            .unwrap_or_else(|| DEFAULT_LEASE_NAMESPACE.into());
+        if !is_dns_label(&namespace) {
+            return Err(self.value_error(
+                &key.key("namespace"),
+                format!("\"{namespace}\" is not a namespace name (lowercase letters, digits, '-')"),
+            ));
+        }
+        let name = raw.name.unwrap_or_else(|| DEFAULT_LEASE_NAME.into());
+        if !is_dns_subdomain(&name) {
+            return Err(self.value_error(
+                &key.key("name"),
+                format!("\"{name}\" is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)"),
+            ));
+        }
+        let identity = raw.identity.unwrap_or_else(default_identity);
+        if identity.trim().is_empty() {
+            return Err(self.value_error(&key.key("identity"), "must not be empty"));
+        }
+        let defaults = ElectionTimings::default();
+        let (lease_written, renew_written, retry_written) = (
+            raw.lease_duration.is_some(),
+            raw.renew_deadline.is_some(),
+            raw.retry_period.is_some(),
+        );
+        let duration = |text: Option<String>, field: &str, default| -> Result<_, ConfigError> {
+            match text {
+                None => Ok(default),
+                Some(text) => parse_duration(&text).map_err(|source| ConfigError::Duration {
+                    at: self.at(&key.key(field)),
+                    source,
+                }),
+            }
+        };
+        let timings = ElectionTimings {
+            lease_duration: duration(
+                raw.lease_duration,
+                "lease_duration",
+                defaults.lease_duration,
+            )?,
+            renew_deadline: duration(
+                raw.renew_deadline,
+                "renew_deadline",
+                defaults.renew_deadline,
+            )?,
+            retry_period: duration(raw.retry_period, "retry_period", defaults.retry_period)?,
+        };
+        if let Err(error) = timings.validate() {
+            let field = match &error {
+                TimingError::Zero(field) => field,
+                TimingError::LeaseNotWholeSeconds(_) => "lease_duration",
+                // Point at the value written (in the file or the environment), not a default.
+                TimingError::LeaseNotLongerThanRenew { .. } if renew_written && !lease_written => {
+                    "renew_deadline"
+                }
+                TimingError::LeaseNotLongerThanRenew { .. } => "lease_duration",
+                TimingError::RenewNotLongerThanRetry { .. } if retry_written && !renew_written => {
+                    "retry_period"
+                }
+                TimingError::RenewNotLongerThanRetry { .. } => "renew_deadline",
+            };
+            return Err(self.value_error(&key.key(field), error.to_string()));
+        }
+        Ok(Some(LeaderElectionConfig {
+            cluster,
+            namespace,
+            name,
+            identity,
+            timings,
+        }))
     }
 
     fn telemetry(&self, raw: RawTelemetry) -> Result<TelemetryConfig, ConfigError> {
@@ -587,4 +705,10 @@ fn resolve_path(config_file: &Path, written: &str) -> PathBuf {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join(path),
         _ => path,
     }
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain): lowercase alphanumerics, '-' and '.',
+/// starting and ending alphanumeric, at most 253 characters.
+fn is_dns_subdomain(name: &str) -> bool {
+    name.len() <= 253 && !name.is_empty() && name.split('.').all(is_dns_label)
 }
