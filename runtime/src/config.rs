@@ -36,8 +36,10 @@
 //! assert_eq!(config.watches[0].resource.plural, "pods");
 //! ```
 
+mod defaults;
 mod duration;
 mod error;
+mod given_client;
 mod key_path;
 mod locator;
 mod raw;
@@ -54,7 +56,9 @@ use panoptes_actors::ids::ClusterId;
 
 pub use duration::{DurationError, parse_duration};
 pub use error::{ConfigError, Origin, Position};
+pub use given_client::GivenClient;
 pub use key_path::{ENV_PREFIX, ENV_SEPARATOR, KeyPath, Segment};
+pub(crate) use resource_ref::is_dns_label;
 pub use resource_ref::{ResourceRef, ResourceRefError};
 pub use selector::{SelectorError, SelectorKind, check_field_selector, check_label_selector};
 
@@ -150,6 +154,9 @@ pub enum ClusterSource {
     InCluster,
     /// A simulated cluster started in this process (`panoptes-sim`).
     Embedded(EmbeddedCluster),
+    /// A `kube::Client` built by the program (never from a file; see
+    /// [`RuntimeBuilder::cluster`](crate::RuntimeBuilder::cluster)).
+    Client(GivenClient),
 }
 
 /// `embedded = { pods = 200, namespaces = 2, churn_per_sec = 5.0 }`.
