@@ -103,11 +103,13 @@ impl<K> std::fmt::Debug for HandlerOptions<K> {
 }
 
 impl<K> HandlerOptions<K> {
+    /// Redelivers every cached object as a resync `Updated` about once per `period`.
     pub fn resync(mut self, period: Duration) -> Self {
         self.resync = Some(period);
         self
     }
 
+    /// Buffers at most the latest update per key (see [`BufferMode::Coalescing`]).
     pub fn coalescing(mut self) -> Self {
         self.buffer = BufferMode::Coalescing;
         self
