@@ -28,6 +28,7 @@ use parking_lot::Mutex;
 
 use crate::delta_fifo::{DeltaFifo, FifoStatus, GetFifoStatus, SetResyncPeriod};
 use crate::event::EventHandler;
+use crate::event_stream::{EventStream, StreamHooks};
 use crate::ids::{ClusterId, IndexName};
 use crate::indexer::{AddIndexers, Indexer};
 use crate::listener::{EventMap, HandlerOptions, HandlerStatus, Listener, ListenerCounters};
@@ -241,7 +242,7 @@ impl<K: CacheObject> Informer<K> {
     pub fn add_handler(
         &self,
         handler: impl Into<EventHandler<K>>,
-        options: HandlerOptions,
+        options: HandlerOptions<K>,
     ) -> HandlerId {
         self.add_mapped_handler(handler, options, None)
     }
@@ -251,7 +252,7 @@ impl<K: CacheObject> Informer<K> {
     pub fn add_mapped_handler(
         &self,
         handler: impl Into<EventHandler<K>>,
-        options: HandlerOptions,
+        options: HandlerOptions<K>,
         map: Option<EventMap<K>>,
     ) -> HandlerId {
         let id = HandlerId(self.inner.next_handler.fetch_add(1, Ordering::Relaxed));
@@ -281,6 +282,28 @@ impl<K: CacheObject> Informer<K> {
         });
         self.update_resync_period();
         id
+    }
+
+    /// The informer's events as a bounded [`futures::Stream`] (see [`EventStream`]): the
+    /// cache first as `Added { initial: true }`, then every change. Dropping it removes its
+    /// handler.
+    pub fn stream(&self) -> EventStream<K> {
+        self.stream_with(HandlerOptions::default())
+    }
+
+    /// [`stream`](Self::stream) with a handler's options: resync, coalescing, a
+    /// [`Predicate`](crate::Predicate).
+    pub fn stream_with(&self, options: HandlerOptions<K>) -> EventStream<K> {
+        EventStream::attach(|handler| {
+            let id = self.add_handler(handler, options);
+            let (informer, status) = (self.clone(), self.clone());
+            StreamHooks {
+                detach: Box::new(move || {
+                    informer.remove_handler(id);
+                }),
+                backlog: Box::new(move || status.handler_status(id).map_or(0, |s| s.backlog)),
+            }
+        })
     }
 
     /// Unregisters a handler; it gets nothing more. False if it was not registered.
@@ -388,6 +411,15 @@ impl<K: CacheObject> Informer<K> {
             Ok(result) => Ok(result?),
             Err(_) => Err(self.stopped()),
         }
+    }
+
+    /// Queues index functions without waiting for the indexer: they are added before the
+    /// next batch it applies, indexing what is cached already. Until then `by_index` on them
+    /// answers [`IndexError::UnknownIndex`]. A name that is taken keeps its first function
+    /// (what a caller adding the same function from two handles wants). For callers that
+    /// cannot await, such as a cluster joining a multi-cluster informer.
+    pub fn add_indexers_nowait(&self, indexers: Vec<(IndexName, IndexFn<K>)>) {
+        self.inner.indexer.do_send(AddIndexers { indexers });
     }
 
     /// The FIFO's queue now (metrics, tests).

@@ -48,6 +48,7 @@ use crate::ids::{ClusterId, ObjectKey};
 use crate::listener_buffer::{BufferMode, ListenerBuffer};
 use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
+use crate::predicate::Predicate;
 use crate::processor::{HandlerId, ListenerEndpoint, Notify, StartListener, StopListener};
 use crate::store::Snapshot;
 
@@ -59,22 +60,72 @@ pub type EventMap<K> = Arc<dyn Fn(Event<K>) -> Option<Event<K>> + Send + Sync>;
 /// one busy listener cannot starve the rest of the pipeline.
 const FN_EVENTS_PER_TURN: usize = 64;
 
-/// How one handler is fed.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HandlerOptions {
+/// How one handler (or stream) is fed: resync period, buffer mode and an optional
+/// [`Predicate`]. Built with `HandlerOptions::default()` and its chained setters; the object
+/// type is inferred from the informer it is given to.
+pub struct HandlerOptions<K> {
     /// Resync period (client-go's `resyncPeriod`): `None` never resyncs.
     pub resync: Option<Duration>,
+    /// How the listener buffers events the handler has not taken yet.
     pub buffer: BufferMode,
+    /// Which adds and updates reach the handler (deletes always do); `None` passes all.
+    pub predicate: Option<Predicate<K>>,
 }
 
-impl HandlerOptions {
+impl<K> Default for HandlerOptions<K> {
+    fn default() -> Self {
+        Self {
+            resync: None,
+            buffer: BufferMode::default(),
+            predicate: None,
+        }
+    }
+}
+
+impl<K> Clone for HandlerOptions<K> {
+    fn clone(&self) -> Self {
+        Self {
+            resync: self.resync,
+            buffer: self.buffer,
+            predicate: self.predicate.clone(),
+        }
+    }
+}
+
+impl<K> std::fmt::Debug for HandlerOptions<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerOptions")
+            .field("resync", &self.resync)
+            .field("buffer", &self.buffer)
+            .field("predicate", &self.predicate.is_some())
+            .finish()
+    }
+}
+
+impl<K> HandlerOptions<K> {
+    /// Redelivers every cached object as a resync `Updated` about once per `period`.
     pub fn resync(mut self, period: Duration) -> Self {
         self.resync = Some(period);
         self
     }
 
+    /// Buffers at most the latest update per key (see [`BufferMode::Coalescing`]).
     pub fn coalescing(mut self) -> Self {
         self.buffer = BufferMode::Coalescing;
+        self
+    }
+
+    /// Delivers only the adds and updates `predicate` passes (deletes always pass); see
+    /// [`predicate`](crate::predicate) for the rules, resyncs included. It runs in the
+    /// listener, after any [`EventMap`] (so a view's "moved into the selector" is an add).
+    ///
+    /// ```
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// use panoptes_actors::{HandlerOptions, predicate};
+    /// let options: HandlerOptions<Pod> = HandlerOptions::default().predicate(predicate::labels_changed());
+    /// ```
+    pub fn predicate(mut self, predicate: Predicate<K>) -> Self {
+        self.predicate = Some(predicate);
         self
     }
 }
@@ -199,6 +250,8 @@ pub struct Listener<K: CacheObject> {
     /// delivery waits while it is `Some` and a send is outstanding.
     in_flight: Option<InFlight<K>>,
     map: Option<EventMap<K>>,
+    /// Asked after `map`; an event it refuses is skipped like one the map drops.
+    predicate: Option<Predicate<K>>,
     sending: bool,
     /// Batches up to this number are already in the replay this listener started with.
     skip_through: u64,
@@ -217,7 +270,7 @@ impl<K: CacheObject> Listener<K> {
         cluster: ClusterId,
         resource: Arc<str>,
         handler: EventHandler<K>,
-        options: HandlerOptions,
+        options: HandlerOptions<K>,
         map: Option<EventMap<K>>,
         counters: Arc<ListenerCounters>,
     ) -> StartListener<K> {
@@ -241,7 +294,7 @@ impl<K: CacheObject> Listener<K> {
         cluster: ClusterId,
         resource: Arc<str>,
         handler: EventHandler<K>,
-        options: HandlerOptions,
+        options: HandlerOptions<K>,
         map: Option<EventMap<K>>,
         counters: Arc<ListenerCounters>,
         snapshot: Snapshot<K>,
@@ -274,6 +327,7 @@ impl<K: CacheObject> Listener<K> {
             buffer,
             in_flight: None,
             map,
+            predicate: options.predicate,
             sending: false,
             skip_through: snapshot.seq,
             sync_marker,
@@ -317,9 +371,13 @@ impl<K: CacheObject> Listener<K> {
     /// The event `note` becomes for this handler (`None`: its map drops it).
     fn event_for(&self, note: Notification<K>) -> Option<Event<K>> {
         let event = note.into_event(self.cluster.clone());
-        match &self.map {
-            Some(map) => map(event),
-            None => Some(event),
+        let event = match &self.map {
+            Some(map) => map(event)?,
+            None => event,
+        };
+        match &self.predicate {
+            Some(predicate) if !predicate.admits(&event) => None,
+            _ => Some(event),
         }
     }
 

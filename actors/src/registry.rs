@@ -65,6 +65,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 
 use crate::event::{Event, EventHandler};
+use crate::event_stream::{EventStream, StreamHooks};
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::informer_factory::{FactoryOptions, InformerFactory, ListScope, resource_name};
@@ -74,7 +75,7 @@ use crate::processor::HandlerId;
 use crate::selector::{
     FieldSelector, LabelSelector, METADATA_FIELDS, SelectorError, metadata_field,
 };
-use crate::store::NAMESPACE_INDEX;
+use crate::store::{IndexError, NAMESPACE_INDEX};
 use crate::transform::Transform;
 
 /// Who a pipeline talks to and as whom, as an opaque string (the runtime builds it from the
@@ -584,7 +585,7 @@ impl<K: CacheObject> InformerHandle<K> {
     pub fn add_handler(
         &self,
         handler: impl Into<EventHandler<K>>,
-        options: HandlerOptions,
+        options: HandlerOptions<K>,
     ) -> HandlerId {
         self.add_mapped_handler(handler, options, None)
     }
@@ -594,7 +595,7 @@ impl<K: CacheObject> InformerHandle<K> {
     pub fn add_mapped_handler(
         &self,
         handler: impl Into<EventHandler<K>>,
-        options: HandlerOptions,
+        options: HandlerOptions<K>,
         map: Option<EventMap<K>>,
     ) -> HandlerId {
         let map: Option<EventMap<K>> = match (self.view.clone(), map) {
@@ -612,6 +613,40 @@ impl<K: CacheObject> InformerHandle<K> {
         };
         self.handler_leases.lock().insert(id, lease);
         id
+    }
+
+    /// The events this handle shows (filtered for a view) as a bounded stream; see
+    /// [`EventStream`]. It holds the pipeline until dropped.
+    pub fn stream(&self) -> EventStream<K> {
+        self.stream_with(HandlerOptions::default())
+    }
+
+    /// [`stream`](Self::stream) with a handler's options (resync, coalescing, predicate).
+    pub fn stream_with(&self, options: HandlerOptions<K>) -> EventStream<K> {
+        EventStream::attach(|handler| {
+            let id = self.add_handler(handler, options);
+            let (handle, status) = (self.clone(), self.clone());
+            StreamHooks {
+                detach: Box::new(move || {
+                    handle.remove_handler(id);
+                }),
+                backlog: Box::new(move || status.handler_status(id).map_or(0, |s| s.backlog)),
+            }
+        })
+    }
+
+    /// The cached objects this handle shows whose index `name` holds `value` (for a view,
+    /// only those the view shows: a namespace view never answers with another namespace's
+    /// objects).
+    pub fn by_index(&self, name: &str, value: &str) -> Result<Vec<Arc<K>>, IndexError> {
+        let found = self.informer.store().by_index(name, value)?;
+        Ok(match self.view.as_deref() {
+            None => found,
+            Some(view) => found
+                .into_iter()
+                .filter(|obj| view.shows(obj.as_ref()))
+                .collect(),
+        })
     }
 
     /// Unregisters a handler and releases its hold on the pipeline.

@@ -37,8 +37,10 @@
 //! assert_eq!(config.watches[0].resource.plural, "pods");
 //! ```
 
+mod defaults;
 mod duration;
 mod error;
+mod given_client;
 mod key_path;
 mod leader_election;
 mod locator;
@@ -56,10 +58,12 @@ use panoptes_actors::ids::ClusterId;
 
 pub use duration::{DurationError, parse_duration};
 pub use error::{ConfigError, Origin, Position};
+pub use given_client::GivenClient;
 pub use key_path::{ENV_PREFIX, ENV_SEPARATOR, KeyPath, Segment};
 pub use leader_election::{
     DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE, LeaderElectionConfig, default_identity,
 };
+pub(crate) use resource_ref::is_dns_label;
 pub use resource_ref::{ResourceRef, ResourceRefError};
 pub use selector::{SelectorError, SelectorKind, check_field_selector, check_label_selector};
 
@@ -157,6 +161,9 @@ pub enum ClusterSource {
     InCluster,
     /// A simulated cluster started in this process (`panoptes-sim`).
     Embedded(EmbeddedCluster),
+    /// A `kube::Client` built by the program (never from a file; see
+    /// [`RuntimeBuilder::cluster`](crate::RuntimeBuilder::cluster)).
+    Client(GivenClient),
 }
 
 /// `embedded = { pods = 200, namespaces = 2, churn_per_sec = 5.0 }`.

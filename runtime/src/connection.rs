@@ -68,6 +68,19 @@ impl ClusterIdentity {
         }
     }
 
+    /// The identity of a client the program built itself (its server and credential are
+    /// unknown): `given-client:<cluster>` with `number` as its fingerprint, so it is shared
+    /// with nothing else.
+    pub fn given(cluster: &ClusterId, number: u64) -> Self {
+        let mut fingerprint = [0; 32];
+        fingerprint[..8].copy_from_slice(&number.to_be_bytes());
+        Self {
+            server: format!("given-client:{cluster}"),
+            user: "given".to_string(),
+            fingerprint,
+        }
+    }
+
     /// The API server URL, e.g. `https://127.0.0.1:6443`.
     pub fn server(&self) -> &str {
         &self.server
@@ -240,7 +253,7 @@ pub enum ConnectionError {
     EmbeddedNotStarted { cluster: ClusterId },
 }
 
-/// Connects a kubeconfig or in-cluster entry. Must run inside a tokio runtime (kube's client
+/// Connects a kubeconfig, in-cluster or given-client entry. Must run inside a tokio runtime (kube's client
 /// spawns its connection tasks there). Nothing is sent to the server yet.
 pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, ConnectionError> {
     let name = &cluster.name;
@@ -271,6 +284,12 @@ pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, Conne
         }
         ClusterSource::Embedded(_) => Err(ConnectionError::EmbeddedNotStarted {
             cluster: name.clone(),
+        }),
+        ClusterSource::Client(given) => Ok(ClusterConnection {
+            name: name.clone(),
+            client: given.client().clone(),
+            identity: ClusterIdentity::given(name, given.number()),
+            rate_limit: None,
         }),
     }
 }

@@ -37,6 +37,7 @@ pub mod metrics;
 pub mod multi_informer;
 pub mod rate_limit;
 pub mod runtime;
+pub mod runtime_builder;
 pub mod telemetry;
 
 pub use config::{
@@ -48,4 +49,5 @@ pub use health::{HealthServer, Readiness};
 pub use metrics::Metrics;
 pub use multi_informer::{ClusterInformerStatus, MultiHandlerId, MultiInformer};
 pub use runtime::{InformerSpec, ReloadReport, Runtime, RuntimeError};
+pub use runtime_builder::RuntimeBuilder;
 pub use telemetry::{TelemetryError, TelemetryGuard};

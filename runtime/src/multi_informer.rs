@@ -1,6 +1,7 @@
 //! One informer over many clusters: [`MultiInformer<K>`] holds one shared pipeline per
-//! cluster of its selection (through the [`Registry`], so it costs no watch when another
-//! part of the program already watches the same thing) and fans every handler out to all of
+//! cluster of its selection (through the [`Registry`](panoptes_actors::Registry), so it
+//! costs no watch when another part of the program already watches the same thing) and fans
+//! every handler out to all of
 //! them.
 //!
 //! # Contract
@@ -18,19 +19,46 @@
 //!   `list`/`list_all`. Code that must forget them reacts to [`Event::cluster`] no longer
 //!   being in [`MultiInformer::clusters`].
 //! - Dropping the last clone removes every handler and releases every pipeline.
+//!
+//! # Handlers
+//! [`MultiInformer::add_handler`] takes what [`Informer::add_handler`] takes (an
+//! [`EventHandler`]): an actor's [`Recipient`], a restartable actor factory
+//! ([`handler_actor`]) or an `FnMut` closure ([`handler_fn`]). Each cluster gets its own
+//! listener, so events of one cluster reach the handler in order and a slow cluster holds
+//! back only its own listener. What is shared across clusters:
+//! - a **recipient** is one actor: it gets every cluster's events (one at a time per cluster);
+//! - a **factory** is called once per cluster (and again after a crash): one actor per
+//!   cluster, restarted on its own;
+//! - a **closure** is *one* closure shared by every cluster's listener behind a lock, so its
+//!   state (a counter, a map) needs no `Mutex` of its own; calls from two clusters never
+//!   overlap. It runs on the pipeline threads: keep it short.
+//!
+//! # Indexes and streams
+//! [`MultiInformer::add_indexer`] adds an index on every cluster, clusters joining later
+//! included; [`MultiInformer::by_index`] answers across clusters, [`MultiInformer::by_index_in`]
+//! for one. A filtered view (namespace or selector) answers only with what it shows.
+//! [`MultiInformer::stream`] is a bounded [`EventStream`] over every cluster.
+//!
+//! [`Informer::add_handler`]: panoptes_actors::Informer::add_handler
+//! [`handler_actor`]: panoptes_actors::handler_actor
+//! [`handler_fn`]: panoptes_actors::handler_fn
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Recipient;
+use panoptes_actors::event::{EventFn, HandlerFactory};
+use panoptes_actors::event_stream::{EventStream, StreamHooks};
 use panoptes_actors::ids::ClusterId;
+use panoptes_actors::ids::IndexName;
 use panoptes_actors::quarantine::{BadInput, Quarantined};
 use panoptes_actors::reflector::ReflectorState;
 use panoptes_actors::registry::{PipelineRequest, RegistryError};
 use panoptes_actors::{
     CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
-    InformerHandle, Stage,
+    IndexError, IndexFn, InformerHandle, NAMESPACE_INDEX, Stage,
 };
 use parking_lot::Mutex;
 
@@ -42,18 +70,67 @@ pub(crate) type Opener<K> =
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MultiHandlerId(pub u64);
 
-type SharedFn<K> = Arc<dyn Fn(Event<K>) + Send + Sync>;
-
-#[derive(Clone)]
+/// A handler as every cluster's listener shares it (see "Handlers" in the module docs).
 enum HandlerKind<K: CacheObject> {
     Recipient(Recipient<Event<K>>),
-    Fn(SharedFn<K>),
+    /// Called by each cluster's listener for its own actor.
+    Actor(Arc<Mutex<HandlerFactory<K>>>),
+    /// One closure, called by one listener at a time.
+    Fn(Arc<Mutex<EventFn<K>>>),
 }
 
-#[derive(Clone)]
+impl<K: CacheObject> Clone for HandlerKind<K> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Recipient(recipient) => Self::Recipient(recipient.clone()),
+            Self::Actor(factory) => Self::Actor(factory.clone()),
+            Self::Fn(f) => Self::Fn(f.clone()),
+        }
+    }
+}
+
+impl<K: CacheObject> From<EventHandler<K>> for HandlerKind<K> {
+    fn from(handler: EventHandler<K>) -> Self {
+        match handler {
+            EventHandler::Recipient(recipient) => Self::Recipient(recipient),
+            EventHandler::Actor(factory) => Self::Actor(Arc::new(Mutex::new(factory))),
+            EventHandler::Fn(f) => Self::Fn(Arc::new(Mutex::new(f))),
+        }
+    }
+}
+
 struct HandlerSpec<K: CacheObject> {
     kind: HandlerKind<K>,
-    options: HandlerOptions,
+    options: HandlerOptions<K>,
+}
+
+impl<K: CacheObject> Clone for HandlerSpec<K> {
+    fn clone(&self) -> Self {
+        Self {
+            kind: self.kind.clone(),
+            options: self.options.clone(),
+        }
+    }
+}
+
+/// Numbers multi-cluster informers, so the indexes each adds to shared pipelines never
+/// collide with another's of the same name.
+static NEXT_INFORMER: AtomicU64 = AtomicU64::new(1);
+
+/// An index added to a multi-cluster informer: the user's function, and the name it has in
+/// the (possibly shared) pipelines.
+struct FleetIndex<K> {
+    index_fn: IndexFn<K>,
+    pipeline_name: IndexName,
+}
+
+impl<K> Clone for FleetIndex<K> {
+    fn clone(&self) -> Self {
+        Self {
+            index_fn: self.index_fn.clone(),
+            pipeline_name: self.pipeline_name.clone(),
+        }
+    }
 }
 
 struct Member<K: CacheObject> {
@@ -85,11 +162,15 @@ pub struct ClusterInformerStatus {
 }
 
 pub(crate) struct Inner<K: CacheObject> {
+    /// Process-unique, from [`NEXT_INFORMER`].
+    number: u64,
     resource: String,
     opener: Opener<K>,
     members: Mutex<BTreeMap<ClusterId, Member<K>>>,
     handlers: Mutex<BTreeMap<MultiHandlerId, HandlerSpec<K>>>,
     next_handler: Mutex<u64>,
+    /// By the name the user gave; installed on every member, and on each one that joins.
+    indexes: Mutex<BTreeMap<String, FleetIndex<K>>>,
     /// Clusters that could not be opened, with why.
     failed: Mutex<BTreeMap<ClusterId, String>>,
 }
@@ -111,11 +192,13 @@ impl<K: CacheObject> MultiInformer<K> {
     pub(crate) fn new(resource: String, opener: Opener<K>) -> Self {
         Self {
             inner: Arc::new(Inner {
+                number: NEXT_INFORMER.fetch_add(1, Ordering::Relaxed),
                 resource,
                 opener,
                 members: Mutex::default(),
                 handlers: Mutex::default(),
                 next_handler: Mutex::new(1),
+                indexes: Mutex::default(),
                 failed: Mutex::default(),
             }),
         }
@@ -131,30 +214,167 @@ impl<K: CacheObject> MultiInformer<K> {
         self.inner.members.lock().keys().cloned().collect()
     }
 
-    /// Adds an actor handler on every cluster (and on clusters joining later). Events reach
-    /// it one at a time per cluster, each naming its cluster.
+    /// Adds a handler on every cluster (and on clusters joining later): an actor's
+    /// [`Recipient`], [`handler_actor`](panoptes_actors::handler_actor) (restarted if it
+    /// panics) or [`handler_fn`](panoptes_actors::handler_fn) (an `FnMut`). Events of one
+    /// cluster arrive in order, each naming its cluster; see "Handlers" in the module docs for
+    /// what is shared between clusters. `options` may carry a
+    /// [`Predicate`](panoptes_actors::Predicate).
+    ///
+    /// ```no_run
+    /// # fn demo(pods: panoptes_runtime::MultiInformer<k8s_openapi::api::core::v1::Pod>) {
+    /// use panoptes_actors::{HandlerOptions, handler_fn, predicate};
+    ///
+    /// let mut restarts_seen = 0;
+    /// pods.add_handler(
+    ///     handler_fn(move |event| {
+    ///         restarts_seen += 1;
+    ///         println!("{} changed ({restarts_seen} so far)", event.key());
+    ///     }),
+    ///     HandlerOptions::default().predicate(predicate::status_changed()),
+    /// );
+    /// # }
+    /// ```
     pub fn add_handler(
         &self,
-        handler: Recipient<Event<K>>,
-        options: HandlerOptions,
+        handler: impl Into<EventHandler<K>>,
+        options: HandlerOptions<K>,
     ) -> MultiHandlerId {
         self.add(HandlerSpec {
-            kind: HandlerKind::Recipient(handler),
+            kind: handler.into().into(),
             options,
         })
     }
 
-    /// Adds a closure handler on every cluster; it runs on each cluster's pipeline thread,
-    /// so it must be quick and thread-safe.
+    /// Adds a closure handler on every cluster: the same as
+    /// `add_handler(handler_fn(handler), options)`. One closure serves every cluster (calls
+    /// never overlap), on the pipelines' threads, so it must be quick.
     pub fn add_handler_fn(
         &self,
-        handler: impl Fn(Event<K>) + Send + Sync + 'static,
-        options: HandlerOptions,
+        handler: impl FnMut(Event<K>) + Send + 'static,
+        options: HandlerOptions<K>,
     ) -> MultiHandlerId {
-        self.add(HandlerSpec {
-            kind: HandlerKind::Fn(Arc::new(handler)),
-            options,
+        self.add_handler(panoptes_actors::handler_fn(handler), options)
+    }
+
+    /// Every cluster's events as one bounded [`EventStream`]: each cluster's cache as initial
+    /// adds, then its changes, in order per cluster. A slow consumer holds back only this
+    /// stream. Dropping it removes its handler from every cluster.
+    ///
+    /// ```no_run
+    /// # async fn demo(pods: panoptes_runtime::MultiInformer<k8s_openapi::api::core::v1::Pod>) {
+    /// use futures::StreamExt;
+    ///
+    /// let mut events = pods.stream();
+    /// while let Some(event) = events.next().await {
+    ///     println!("{}: {}", event.cluster(), event.key());
+    /// }
+    /// # }
+    /// ```
+    pub fn stream(&self) -> EventStream<K> {
+        self.stream_with(HandlerOptions::default())
+    }
+
+    /// [`stream`](Self::stream) with a handler's options (resync, coalescing, predicate).
+    pub fn stream_with(&self, options: HandlerOptions<K>) -> EventStream<K> {
+        EventStream::attach(|handler| {
+            let id = self.add_handler(handler, options);
+            let (informer, status) = (self.clone(), self.clone());
+            StreamHooks {
+                detach: Box::new(move || {
+                    informer.remove_handler(id);
+                }),
+                backlog: Box::new(move || {
+                    status
+                        .clusters()
+                        .iter()
+                        .filter_map(|cluster| status.handler_status(cluster, id))
+                        .map(|s| s.backlog)
+                        .sum()
+                }),
+            }
         })
+    }
+
+    /// Adds an index on every cluster, clusters joining later included (client-go's
+    /// `AddIndexers`, fleet-wide). `index_fn` gives the values an object is found under.
+    /// Fails with [`IndexError::DuplicateIndex`] if this informer has an index of that
+    /// name. Indexes of different informers never collide, even on a shared pipeline.
+    ///
+    /// ```no_run
+    /// # fn demo(pods: panoptes_runtime::MultiInformer<k8s_openapi::api::core::v1::Pod>) -> Result<(), panoptes_actors::IndexError> {
+    /// use k8s_openapi::api::core::v1::Pod;
+    ///
+    /// pods.add_indexer("by-node", |pod: &Pod| {
+    ///     pod.spec.as_ref().and_then(|s| s.node_name.clone()).into_iter().collect()
+    /// })?;
+    /// for (cluster, pod) in pods.by_index("by-node", "node-1")? {
+    ///     println!("{cluster}: {:?}", pod.metadata.name);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn add_indexer(
+        &self,
+        name: &str,
+        index_fn: impl Fn(&K) -> Vec<String> + Send + Sync + 'static,
+    ) -> Result<(), IndexError> {
+        let index = FleetIndex {
+            index_fn: Arc::new(index_fn),
+            pipeline_name: IndexName::new(format!("{name}#multi-informer-{}", self.inner.number)),
+        };
+        {
+            let mut indexes = self.inner.indexes.lock();
+            if indexes.contains_key(name) || name == NAMESPACE_INDEX {
+                return Err(IndexError::DuplicateIndex(name.to_string()));
+            }
+            indexes.insert(name.to_string(), index.clone());
+        }
+        for (_, handle) in self.handles() {
+            install_index(&handle, &index);
+        }
+        Ok(())
+    }
+
+    /// The cached objects of every cluster whose index `name` holds `value`, with their
+    /// cluster, in cluster order. `name` is one added with [`add_indexer`](Self::add_indexer)
+    /// or the built-in [`NAMESPACE_INDEX`]; any other fails with
+    /// [`IndexError::UnknownIndex`].
+    pub fn by_index(
+        &self,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<(ClusterId, Arc<K>)>, IndexError> {
+        let index = self.index(name)?;
+        let mut found = Vec::new();
+        for (cluster, handle) in self.handles() {
+            let objects = lookup(&handle, name, index.as_ref(), value)?;
+            found.extend(objects.into_iter().map(|obj| (cluster.clone(), obj)));
+        }
+        Ok(found)
+    }
+
+    /// [`by_index`](Self::by_index) on one cluster; empty for a cluster this informer does
+    /// not hold.
+    pub fn by_index_in(
+        &self,
+        cluster: &ClusterId,
+        name: &str,
+        value: &str,
+    ) -> Result<Vec<Arc<K>>, IndexError> {
+        let index = self.index(name)?;
+        match self.handle(cluster) {
+            Some(handle) => lookup(&handle, name, index.as_ref(), value),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The index `name` (`None` for the built-in namespace index).
+    fn index(&self, name: &str) -> Result<Option<FleetIndex<K>>, IndexError> {
+        match self.inner.indexes.lock().get(name) {
+            Some(index) => Ok(Some(index.clone())),
+            None if name == NAMESPACE_INDEX => Ok(None),
+            None => Err(IndexError::UnknownIndex(name.to_string())),
+        }
     }
 
     /// Removes a handler from every cluster. False if unknown.
@@ -351,6 +571,10 @@ impl<K: CacheObject> MultiInformer<K> {
                 return;
             }
         };
+        let indexes: Vec<_> = self.inner.indexes.lock().values().cloned().collect();
+        for index in &indexes {
+            install_index(&handle, index);
+        }
         let specs: Vec<_> = self
             .inner
             .handlers
@@ -406,13 +630,46 @@ fn install<K: CacheObject>(
     let handler: EventHandler<K> = match &spec.kind {
         HandlerKind::Fn(f) => {
             let f = f.clone();
-            EventHandler::Fn(Box::new(move |event| f(event)))
+            EventHandler::Fn(Box::new(move |event| (f.lock())(event)))
+        }
+        HandlerKind::Actor(factory) => {
+            let factory = factory.clone();
+            EventHandler::Actor(Box::new(move || (factory.lock())()))
         }
         HandlerKind::Recipient(recipient) => EventHandler::Recipient(recipient.clone()),
     };
     let cluster = cluster.clone();
     let relabel: EventMap<K> = Arc::new(move |event| Some(relabel(event, &cluster)));
-    handle.add_mapped_handler(handler, spec.options, Some(relabel))
+    handle.add_mapped_handler(handler, spec.options.clone(), Some(relabel))
+}
+
+/// Adds `index` to `handle`'s pipeline (kept if a sibling sharing the pipeline added it).
+fn install_index<K: CacheObject>(handle: &InformerHandle<K>, index: &FleetIndex<K>) {
+    handle
+        .informer()
+        .add_indexers_nowait(vec![(index.pipeline_name.clone(), index.index_fn.clone())]);
+}
+
+/// The objects `handle` shows under `value` of the index the user calls `name` (`index`, or
+/// the namespace index for `None`). Until a freshly queued index is built, the cluster's
+/// cache is scanned with its function, so a cluster that just joined answers too.
+fn lookup<K: CacheObject>(
+    handle: &InformerHandle<K>,
+    name: &str,
+    index: Option<&FleetIndex<K>>,
+    value: &str,
+) -> Result<Vec<Arc<K>>, IndexError> {
+    let Some(index) = index else {
+        return handle.by_index(name, value);
+    };
+    match handle.by_index(index.pipeline_name.as_str(), value) {
+        Err(IndexError::UnknownIndex(_)) => Ok(handle
+            .list()
+            .into_iter()
+            .filter(|obj| (index.index_fn)(obj).iter().any(|v| v == value))
+            .collect()),
+        answer => answer,
+    }
 }
 
 /// The event as coming from `cluster` (the configured name, not the pipeline's).

@@ -24,6 +24,14 @@
 //!   actix system; a 403 is logged once per cluster and resource (the reflector retries
 //!   slowly, never in a hot loop).
 //!
+//! - **Telemetry.** [`Runtime::start`] installs logging (and OTLP export) from
+//!   `[telemetry]`, as `panoptes run` does, unless a global `tracing` subscriber is installed
+//!   already: then that one is kept and `[telemetry]` is not applied (logged at `info`).
+//!   [`Runtime::start_with`] leaves telemetry to the caller (tests that install their own
+//!   subscriber, programs that call [`telemetry::init`](crate::telemetry::init) themselves).
+//! - **Without a file**: [`Runtime::builder`] gives clusters (`kube::Client`s, kubeconfig
+//!   contexts, embedded clusters), telemetry and the metrics address in code.
+//!
 //! Needs a running actix `System` (`#[actix_rt::main]`, `actix_rt::System::new().block_on`).
 
 use std::collections::BTreeMap;
@@ -49,6 +57,7 @@ use crate::connection::{self, ClusterConnection, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
+use crate::runtime_builder::RuntimeBuilder;
 use crate::{ClusterConfig, ClusterSource};
 
 /// How often readiness and metrics are refreshed from the pipelines.
@@ -76,6 +85,20 @@ pub enum RuntimeError {
         cluster: ClusterId,
         /// Why its connection failed.
         error: String,
+    },
+    /// `[telemetry]` (or [`RuntimeBuilder::telemetry`]) could not be applied.
+    #[error("cannot start telemetry: {0}")]
+    Telemetry(#[from] crate::telemetry::TelemetryError),
+    /// The metrics address given to [`RuntimeBuilder::metrics_addr`] could not be served.
+    #[error("cannot serve /metrics, /healthz, /readyz: {0}")]
+    Health(#[from] crate::health::HealthError),
+    /// A cluster given to [`RuntimeBuilder`] that cannot be used as it is.
+    #[error("cluster \"{name}\": {problem}")]
+    Cluster {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        problem: String,
     },
 }
 
@@ -121,6 +144,16 @@ struct Inner {
     /// The gate handed out by [`Runtime::leadership`]; kept after the election stops, so it
     /// then reads closed rather than open.
     leadership: Mutex<Option<Leadership>>,
+    /// Telemetry and health server this runtime started itself (not those of `start_with`).
+    owned: Mutex<Owned>,
+}
+
+/// What a runtime started itself and keeps until it is dropped (or shut down).
+#[derive(Default)]
+struct Owned {
+    /// Flushes trace export when dropped.
+    telemetry: Option<crate::telemetry::TelemetryGuard>,
+    health: Option<crate::health::HealthServer>,
 }
 
 /// What the runtime tracks to apply reloads: multi-cluster informers and controllers.
@@ -162,21 +195,46 @@ impl<K> Default for InformerSpec<K> {
 }
 
 impl Runtime {
-    /// Connects every configured cluster (starting embedded ones). Nothing is watched yet.
+    /// Installs telemetry from `config.telemetry` (kept as it is if the process already has
+    /// a global `tracing` subscriber: starting twice never fails), then connects every
+    /// configured cluster (starting embedded ones). Nothing is watched yet. Use
+    /// [`start_with`](Self::start_with) to leave telemetry to the caller.
     pub async fn start(config: &PanoptesConfig) -> Result<Self, RuntimeError> {
-        let runtime = Self::with_observability(Metrics::new(), Readiness::new());
-        *runtime.inner.default_resync.lock() = config.runtime.default_resync;
-        for cluster in &config.clusters {
-            runtime.engage(cluster.clone()).await?;
-        }
-        if let Some(election) = &config.leader_election {
-            runtime.start_election(election)?;
-        }
-        runtime.spawn_observer();
+        Self::launch(config, true, None).await
+    }
+
+    /// A runtime built in code, without a `clusters.toml`: see [`RuntimeBuilder`].
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::new()
+    }
+
+    /// Starts telemetry (if asked), the health server (if given an address), then the
+    /// clusters: what [`start`](Self::start) and [`RuntimeBuilder::start`] share.
+    pub(crate) async fn launch(
+        config: &PanoptesConfig,
+        telemetry: bool,
+        health_addr: Option<std::net::SocketAddr>,
+    ) -> Result<Self, RuntimeError> {
+        let telemetry = match telemetry {
+            true => crate::telemetry::init_or_keep(&config.telemetry)?,
+            false => None,
+        };
+        let (metrics, readiness) = (Metrics::new(), Readiness::new());
+        let health = match health_addr {
+            Some(addr) => Some(
+                crate::health::HealthServer::start(addr, metrics.clone(), readiness.clone())
+                    .await?,
+            ),
+            None => None,
+        };
+        let runtime = Self::start_with(config, metrics, readiness).await?;
+        *runtime.inner.owned.lock() = Owned { telemetry, health };
         Ok(runtime)
     }
 
-    /// Connects like [`start`](Self::start), reporting into the given metrics and readiness.
+    /// Connects like [`start`](Self::start), reporting into the given metrics and readiness,
+    /// and leaves telemetry to the caller: it installs no subscriber (for programs and tests
+    /// that install their own, as `panoptes run` does with [`telemetry::init`](crate::telemetry::init)).
     pub async fn start_with(
         config: &PanoptesConfig,
         metrics: Metrics,
@@ -206,6 +264,7 @@ impl Runtime {
                 errors: Mutex::default(),
                 election: Mutex::default(),
                 leadership: Mutex::default(),
+                owned: Mutex::default(),
             }),
         }
     }
@@ -220,6 +279,23 @@ impl Runtime {
 
     pub fn readiness(&self) -> &Readiness {
         &self.inner.readiness
+    }
+
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, when this runtime serves them
+    /// itself ([`RuntimeBuilder::metrics_addr`]); the real port when asked for port 0.
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner
+            .owned
+            .lock()
+            .health
+            .as_ref()
+            .map(|h| h.local_addr())
+    }
+
+    /// Whether this runtime installed the process's `tracing` subscriber itself (false when
+    /// one was installed before, or telemetry was left to the caller).
+    pub fn installed_telemetry(&self) -> bool {
+        self.inner.owned.lock().telemetry.is_some()
     }
 
     /// Whether this process may reconcile now. Without `[leader_election]` it always may;
@@ -548,6 +624,9 @@ impl Runtime {
             self.disengage(&name);
         }
         self.inner.registry.shutdown();
+        // Dropping the health server stops it; telemetry stays until the runtime is dropped,
+        // so the stop itself is still logged and traced.
+        drop(self.inner.owned.lock().health.take());
     }
 
     fn spawn_observer(&self) {

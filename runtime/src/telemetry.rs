@@ -136,6 +136,26 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     Ok(TelemetryGuard { provider })
 }
 
+/// Installs the global subscriber from `config` unless one is installed already (by the
+/// program, a test harness, or an earlier runtime): then it is kept, `config` is not applied,
+/// and that is logged at `info`. `Ok(None)` in that case. What
+/// [`Runtime::start`](crate::Runtime::start) calls, so that starting twice never fails.
+pub fn init_or_keep(config: &TelemetryConfig) -> Result<Option<TelemetryGuard>, TelemetryError> {
+    let kept = || {
+        tracing::info!(log = %config.log, "a global tracing subscriber is already installed; keeping it ([telemetry] not applied)");
+        Ok(None)
+    };
+    if tracing::dispatcher::has_been_set() {
+        return kept();
+    }
+    match init(config) {
+        Ok(guard) => Ok(Some(guard)),
+        // Lost a race with another installer: the same situation.
+        Err(TelemetryError::AlreadyInstalled) => kept(),
+        Err(error) => Err(error),
+    }
+}
+
 /// The OTLP tracer provider `config` asks for, or `None` without an endpoint. Does not touch
 /// global state, so tests and embedders can use it directly.
 pub fn tracer_provider(

@@ -318,7 +318,7 @@ mod distribution {
         indexer: &Addr<Indexer<Pod>>,
         id: u64,
         recorder: Recorder,
-        options: HandlerOptions,
+        options: HandlerOptions<Pod>,
     ) -> Arc<ListenerCounters> {
         let counters = Arc::new(ListenerCounters::default());
         indexer.do_send(AddListener {

@@ -195,7 +195,8 @@ impl Machine {
                     self.status = ReflectorState::Listing;
                 }
             }
-            State::OpenWatch { .. } if !forbidden => self.status = ReflectorState::Watching,
+            // Not `Watching` yet: that state is reported once the watch is open and counted
+            // in `watches`, so a report never says `Watching` with the watch still opening.
             _ => {}
         }
         next
@@ -613,8 +614,13 @@ mod tests {
         );
         assert_eq!(state, open_watch("10"));
         assert!(m.synced);
-        assert_eq!(m.status, ReflectorState::Watching);
+        assert_eq!(
+            (m.status.clone(), m.watches),
+            (ReflectorState::Listing, 0),
+            "not Watching while the watch is still opening"
+        );
         let (state, _) = m.step(state, Outcome::WatchOpened, now);
+        assert_eq!(m.status, ReflectorState::Watching);
         assert_eq!(
             (state, m.watches, m.lists, m.relists),
             (State::Watching, 1, 1, 0)
@@ -740,8 +746,10 @@ mod tests {
                 "retry attempt must not flap"
             );
         }
-        let (_, effect) = m.step(state, page("3", None), now);
+        let (state, effect) = m.step(state, page("3", None), now);
         assert!(effect.is_some());
+        assert_eq!(m.status, ReflectorState::Listing, "a list succeeded");
+        m.step(state, Outcome::WatchOpened, now);
         assert_eq!(m.status, ReflectorState::Watching);
     }
 
