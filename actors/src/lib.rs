@@ -27,6 +27,7 @@
 pub mod backoff;
 pub mod delta_fifo;
 pub mod event;
+pub mod handler_span;
 pub mod ids;
 pub mod indexer;
 pub mod informer;
@@ -35,6 +36,7 @@ pub mod leadership;
 pub mod list_watch;
 pub mod listener;
 pub mod listener_buffer;
+mod listener_traces;
 pub mod lister;
 pub mod managed_fields;
 pub mod notification;
@@ -47,6 +49,7 @@ pub mod selector;
 pub mod stage_fault;
 pub mod store;
 pub mod supervisor;
+pub mod trace_context;
 pub mod transform;
 
 #[cfg(test)]
@@ -64,4 +67,5 @@ pub use processor::HandlerId;
 pub use registry::{InformerHandle, Registry};
 pub use stage_fault::Stage;
 pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Snapshot, Store, StoreWriter};
+pub use trace_context::TraceContext;
 pub use transform::Transform;

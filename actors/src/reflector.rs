@@ -97,6 +97,7 @@ use crate::list_watch::{
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::quarantine::{BadInput, Ledger, Quarantined};
+use crate::trace_context::{TraceContext, key_and_version, record_keys};
 
 mod protocol;
 
@@ -129,8 +130,19 @@ pub enum ReflectorDelta<K> {
 pub struct ReflectorBatch<K: 'static> {
     pub cluster: ClusterId,
     pub deltas: Vec<ReflectorDelta<K>>,
-    /// The span of the list page or watch event that produced these deltas.
-    pub span: tracing::Span,
+    /// The context of the list page or watch event span that produced these deltas (the
+    /// root of their trace; closed once the reflector sent them).
+    pub trace: TraceContext,
+}
+
+/// The objects of a batch of deltas, in order (all of a `Replace`'s).
+fn delta_objects<K>(deltas: &[ReflectorDelta<K>]) -> impl Iterator<Item = &Arc<K>> {
+    deltas.iter().flat_map(|delta| match delta {
+        ReflectorDelta::Added(obj)
+        | ReflectorDelta::Modified(obj)
+        | ReflectorDelta::Deleted(obj) => std::slice::from_ref(obj),
+        ReflectorDelta::Replace { objects, .. } => objects.as_slice(),
+    })
 }
 
 /// What the reflector is doing, reported on every state change.
@@ -452,12 +464,16 @@ where
                 }
             };
             if !out.is_empty() {
+                let count = delta_objects(&out).count();
+                record_keys(&span, count, delta_objects(&out).map(key_and_version));
                 self.sink.do_send(ReflectorBatch {
                     cluster: self.cluster.clone(),
                     deltas: out,
-                    span,
+                    trace: TraceContext::of(&span),
                 });
             }
+            // The root span ends here, before the next read: later stages hold its context.
+            drop(span);
             if !self.sink.connected() {
                 tracing::info!(cluster = %self.cluster, resource = %self.resource, "sink gone; reflector stops");
                 return;
