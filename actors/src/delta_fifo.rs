@@ -46,7 +46,6 @@ use std::time::Duration;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use actix::prelude::*;
-use tracing::Instrument;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::object::CacheObject;
@@ -552,8 +551,10 @@ impl<K: CacheObject> DeltaFifo<K> {
         }
         record_keys(&span, batch.keys.len(), batch.keys.iter().map(popped_key));
         batch.trace = TraceContext::of(&span);
-        // The pop span lasts until the indexer has applied and distributed the batch.
-        let delivery = self.indexer.send(batch).instrument(span);
+        // The pop span ends here, before the indexer starts on the batch: a span that
+        // outlived its children could be cut off by a shutdown after they were exported.
+        drop(span);
+        let delivery = self.indexer.send(batch);
         ctx.spawn(delivery.into_actor(self).map(|result, act, ctx| {
             act.in_flight = false;
             match result {

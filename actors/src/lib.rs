@@ -36,7 +36,7 @@ pub mod leadership;
 pub mod list_watch;
 pub mod listener;
 pub mod listener_buffer;
-mod listener_traces;
+pub mod listener_traces;
 pub mod lister;
 pub mod managed_fields;
 pub mod notification;

@@ -27,6 +27,13 @@
 //! fails again, so a poisonous event cannot loop). A panic in a closure handler is caught
 //! and counted; delivery goes on.
 //!
+//! # Tracing
+//! `listener.notify` per batch received (a child of the processor's span); per event, a
+//! `listener.deliver` span, a child of the batch it arrived in however long it waited
+//! ([`crate::listener_traces`]), and under it the `handler` span inside which the handler
+//! runs: a closure is called in it, a restartable handler actor's task is polled in it
+//! ([`crate::handler_span`]), a caller-owned actor's handling is timed by it.
+//!
 //! # Backpressure
 //! The processor uses `do_send` (unbounded mailbox), and every arriving batch moves into the
 //! buffer at once, so the backlog is [`ListenerBuffer::len`], reported in [`HandlerStatus`].

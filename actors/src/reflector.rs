@@ -50,7 +50,9 @@
 //! # Tracing
 //! A span per list page (`list_page`), per watch opened (`open_watch`) and per batch of watch
 //! events read together (`watch_event`), each with `cluster`, `resource` and
-//! `resource_version`; the span that produced a [`ReflectorBatch`] travels in it.
+//! `resource_version`, and the keys it carries ([`crate::trace_context::record_keys`]). The
+//! page or event span is the root of its deltas' trace: its *context* travels in the
+//! [`ReflectorBatch`], and the span itself ends as soon as the batch is sent.
 //!
 //! # Lifecycle
 //! Started with `Actor::start` (or in an arbiter); the list/watch loop runs as a future on the
