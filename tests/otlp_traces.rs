@@ -217,7 +217,7 @@ const STAGES: [&str; 8] = [
 #[actix_rt::test]
 async fn a_write_is_one_exported_trace_from_the_watch_event_to_the_handlers_own_span() {
     let (collector_addr, received) = collector().await;
-    let text = format!(
+    let toml = format!(
         r#"
 [runtime]
 metrics_addr = "127.0.0.1:0"
@@ -234,7 +234,7 @@ resource = "v1/pods"
 clusters = "*"
 "#
     );
-    let config = PanoptesConfig::parse(&text, Path::new("otlp.toml"), std::iter::empty())
+    let config = PanoptesConfig::parse(&toml, Path::new("otlp.toml"), std::iter::empty())
         .expect("the configuration is valid");
     let guard = telemetry::init(&config.telemetry).expect("telemetry starts");
     let runtime = Runtime::start(&config).await.expect("the runtime starts");
