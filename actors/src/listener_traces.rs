@@ -65,7 +65,7 @@ impl BatchTraces {
 
     /// Batches remembered.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.batches.len()
     }
 }

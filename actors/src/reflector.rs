@@ -91,6 +91,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::list_watch::{
@@ -412,8 +413,7 @@ where
                         watch = None;
                     }
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
-                        resource = %self.resource, events = items.len(),
-                        resource_version = tracing::field::Empty);
+                        resource = %self.resource, events = items.len());
                     for item in items {
                         let item = match item {
                             WatchItem::Quarantined(quarantined) => {
@@ -455,8 +455,12 @@ where
                             break;
                         }
                     }
-                    let last = self.machine.last_rv.as_ref();
-                    span.record("resource_version", last.map_or("", ResourceVersion::as_str));
+                    // With one object, `record_keys` names its version (the same one).
+                    if delta_objects(&out).nth(1).is_some() || out.is_empty() {
+                        let last = self.machine.last_rv.as_ref();
+                        let last = last.map_or("", ResourceVersion::as_str);
+                        span.set_attribute("resource_version", last.to_owned());
+                    }
                     span
                 }
                 State::BackOff { delay, .. } => {
