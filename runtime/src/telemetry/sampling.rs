@@ -162,8 +162,7 @@ mod tests {
             tracing::info_span!("quiet child").in_scope(|| {});
             tracing::info_span!("failing child").in_scope(|| tracing::error!("it broke"));
         });
-        let names = collect.0.lock().unwrap().clone();
-        names
+        collect.0.lock().unwrap().clone()
     }
 
     #[test]
