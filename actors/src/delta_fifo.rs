@@ -46,7 +46,6 @@ use std::time::Duration;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use actix::prelude::*;
-use tracing::Instrument;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::object::CacheObject;
@@ -54,11 +53,16 @@ use crate::reflector::{ReflectorBatch, ReflectorDelta};
 use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
 use crate::store::Store;
 use crate::supervisor::ResetQueue;
+use crate::trace_context::{TraceContext, record_keys};
 use crate::transform::Transform;
 
 /// Most keys popped in one batch: large enough to amortise a message round trip, small
 /// enough that one batch never holds the pipeline's thread for long.
 pub const MAX_POP_BATCH: usize = 512;
+
+/// At most this many earlier pushes are linked from one pop span (their keys merged into it);
+/// beyond that the oldest links are dropped, as a burst needs no hundred links to be found.
+const MAX_PUSH_LINKS: usize = 32;
 
 /// Why a delta was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,7 +371,7 @@ impl<K: CacheObject> FifoQueue<K> {
             keys,
             marks_synced,
             resync_generation: self.resync_generation,
-            span: tracing::Span::none(),
+            trace: TraceContext::none(),
         })
     }
 
@@ -423,12 +427,21 @@ pub struct PoppedBatch<K> {
     /// This pop finished the first complete list: after it the cache has synced.
     pub marks_synced: bool,
     pub resync_generation: u64,
-    /// The FIFO's pop span (itself a child of the latest reflector batch's span).
-    pub span: tracing::Span,
+    /// The context of the FIFO's pop span (a child of the latest push's span).
+    pub trace: TraceContext,
 }
 
 impl<K: CacheObject> Message for PoppedBatch<K> {
     type Result = ();
+}
+
+/// A popped key as a span names it: its key and the resourceVersion of its latest state.
+pub(crate) fn popped_key<K: kube::Resource>(popped: &PoppedKey<K>) -> (String, Option<&str>) {
+    let resource_version = popped
+        .deltas
+        .last()
+        .and_then(|delta| delta.object.object().meta().resource_version.as_deref());
+    (popped.key.to_string(), resource_version)
 }
 
 /// Appends `delta` to a key's pending deltas, coalescing: a non-delete after a non-delete
@@ -473,8 +486,9 @@ pub struct DeltaFifo<K: CacheObject> {
     in_flight: bool,
     resync_period: Option<Duration>,
     resync_timer: Option<SpawnHandle>,
-    /// The span of the latest reflector batch: the parent of the next pop's span.
-    last_push_span: tracing::Span,
+    /// The contexts of the push spans since the last pop, oldest first, at most
+    /// [`MAX_PUSH_LINKS`]: the latest is the next pop's parent, the others its links.
+    pushes: Vec<TraceContext>,
     /// The cache, to rebuild the queue from after a fault.
     store: Store<K>,
     faults: Recipient<StageFailed>,
@@ -497,7 +511,7 @@ impl<K: CacheObject> DeltaFifo<K> {
             in_flight: false,
             resync_period: None,
             resync_timer: None,
-            last_push_span: tracing::Span::none(),
+            pushes: Vec::new(),
             store,
             faults,
         }
@@ -530,9 +544,17 @@ impl<K: CacheObject> DeltaFifo<K> {
             return;
         };
         self.in_flight = true;
-        let span = tracing::debug_span!(parent: &self.last_push_span, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq = batch.seq, keys = batch.keys.len());
-        batch.span = span.clone();
-        let delivery = self.indexer.send(batch).instrument(span);
+        let parent = self.pushes.pop().unwrap_or_default();
+        let span = parent.adopt(tracing::debug_span!(parent: None, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq = batch.seq));
+        for earlier in self.pushes.drain(..) {
+            earlier.link_from(&span);
+        }
+        record_keys(&span, batch.keys.len(), batch.keys.iter().map(popped_key));
+        batch.trace = TraceContext::of(&span);
+        // The pop span ends here, before the indexer starts on the batch: a span that
+        // outlived its children could be cut off by a shutdown after they were exported.
+        drop(span);
+        let delivery = self.indexer.send(batch);
         ctx.spawn(delivery.into_actor(self).map(|result, act, ctx| {
             act.in_flight = false;
             match result {
@@ -571,8 +593,12 @@ impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
     type Result = ();
 
     fn handle(&mut self, msg: ReflectorBatch<K>, ctx: &mut Self::Context) {
-        let _span = tracing::debug_span!(parent: &msg.span, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()).entered();
-        self.last_push_span = msg.span.clone();
+        let span = msg.trace.adopt(tracing::debug_span!(parent: None, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()));
+        if self.pushes.len() == MAX_PUSH_LINKS {
+            self.pushes.remove(0);
+        }
+        self.pushes.push(TraceContext::of(&span));
+        let _entered = span.entered();
         self.guarded(|queue| {
             for delta in msg.deltas {
                 queue.push(delta);

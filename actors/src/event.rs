@@ -4,12 +4,20 @@
 //! A handler is an actor implementing `Handler<Event<K>>` (restartable when registered with
 //! [`handler_actor`]), any [`Recipient`] of events, or a closure ([`handler_fn`]) for small
 //! cases. Every event names its cluster; objects are shared [`Arc`]s, never copies.
+//!
+//! # Tracing
+//! The listener handles each event inside a `handler` span (`cluster`, `resource`, `key`,
+//! `resource_version`, `event`), the last of the trace that began with the watch event. Spans
+//! opened in a closure handler or in a [`handler_actor`]'s `handle` nest under it, and
+//! [`TraceContext::current`](crate::TraceContext::current) there is its context: carry it to
+//! continue the trace (a work queue, a reconcile).
 
 use std::fmt;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::handler_span::HandlerSpan;
 use crate::ids::{ClusterId, ObjectKey};
 
 /// One change of one object, as a handler sees it. Sent by the handler's listener with
@@ -135,8 +143,10 @@ impl<K> fmt::Debug for Event<K> {
 /// restarted; the panicking event is not retried.
 pub type EventFn<K> = Box<dyn FnMut(Event<K>) + Send + 'static>;
 
-/// Starts a fresh handler actor; called once at registration and again after each crash.
-pub type HandlerFactory<K> = Box<dyn Fn() -> Recipient<Event<K>> + Send + 'static>;
+/// Starts a fresh handler actor; called once at registration and again after each crash,
+/// with the listener's [`HandlerSpan`] to start it in (so its spans nest under each event's
+/// `handler` span).
+pub type HandlerFactory<K> = Box<dyn Fn(&HandlerSpan) -> Recipient<Event<K>> + Send + 'static>;
 
 /// Who handles a listener's events.
 pub enum EventHandler<K: Send + Sync + 'static> {
@@ -164,7 +174,7 @@ where
     K: Send + Sync + 'static,
     A: Actor<Context = Context<A>> + Handler<Event<K>>,
 {
-    EventHandler::Actor(Box::new(move || factory().start().recipient()))
+    EventHandler::Actor(Box::new(move |span| span.start(factory()).recipient()))
 }
 
 impl<K: Send + Sync + 'static> From<Recipient<Event<K>>> for EventHandler<K> {

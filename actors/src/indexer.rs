@@ -36,13 +36,14 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::delta_fifo::{DeltaObject, DeltaType, PoppedBatch, PoppedKey};
+use crate::delta_fifo::{DeltaObject, DeltaType, PoppedBatch, PoppedKey, popped_key};
 use crate::ids::{ClusterId, IndexName, ObjectKey};
 use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
 use crate::processor::{AddListener, Processor, RemoveListener};
 use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
 use crate::store::{Cache, IndexError, IndexFn, StoreWriter};
+use crate::trace_context::{TraceContext, record_keys};
 
 /// Adds index functions. Sent by the informer with `send`.
 pub struct AddIndexers<K> {
@@ -104,7 +105,7 @@ impl<K: CacheObject> Indexer<K> {
             keys,
             marks_synced,
             resync_generation,
-            span,
+            trace: _,
         } = batch;
         let unannounced = &mut self.unannounced;
         let (notifications, newly_synced) = self.writer.write(|cache| {
@@ -115,12 +116,13 @@ impl<K: CacheObject> Indexer<K> {
             self.writer.announce_synced();
             tracing::info!(cluster = %self.cluster, resource = %self.resource, objects = self.writer.reader().len(), "cache synced");
         }
-        self.processor.distribute(Arc::new(NotificationBatch {
+        // Runs inside the `indexer.apply` span: the processor's span is its child.
+        self.processor.distribute(NotificationBatch {
             seq,
             notifications,
             marks_synced,
-            span,
-        }));
+            trace: TraceContext::current(),
+        });
     }
 }
 
@@ -215,12 +217,9 @@ impl<K: CacheObject> Handler<PoppedBatch<K>> for Indexer<K> {
     type Result = ();
 
     fn handle(&mut self, batch: PoppedBatch<K>, _ctx: &mut Self::Context) {
-        let first_key = batch
-            .keys
-            .first()
-            .map(|k| k.key.to_string())
-            .unwrap_or_default();
-        let _span = tracing::debug_span!(parent: &batch.span, "indexer.apply", cluster = %self.cluster, resource = %self.resource, key = %first_key, keys = batch.keys.len(), seq = batch.seq).entered();
+        let span = batch.trace.adopt(tracing::debug_span!(parent: None, "indexer.apply", cluster = %self.cluster, resource = %self.resource, seq = batch.seq));
+        record_keys(&span, batch.keys.len(), batch.keys.iter().map(popped_key));
+        let _entered = span.entered();
         self.apply_guarded(batch);
     }
 }

@@ -27,6 +27,13 @@
 //! fails again, so a poisonous event cannot loop). A panic in a closure handler is caught
 //! and counted; delivery goes on.
 //!
+//! # Tracing
+//! `listener.notify` per batch received (a child of the processor's span); per event, a
+//! `listener.deliver` span, a child of the batch it arrived in however long it waited
+//! ([`crate::listener_traces`]), and under it the `handler` span inside which the handler
+//! runs: a closure is called in it, a restartable handler actor's task is polled in it
+//! ([`crate::handler_span`]), a caller-owned actor's handling is timed by it.
+//!
 //! # Backpressure
 //! The processor uses `do_send` (unbounded mailbox), and every arriving batch moves into the
 //! buffer at once, so the backlog is [`ListenerBuffer::len`], reported in [`HandlerStatus`].
@@ -42,15 +49,19 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::event::{Event, EventHandler};
+use crate::handler_span::HandlerSpan;
 use crate::ids::{ClusterId, ObjectKey};
 use crate::listener_buffer::{BufferMode, ListenerBuffer};
+use crate::listener_traces::BatchTraces;
 use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
 use crate::predicate::Predicate;
 use crate::processor::{HandlerId, ListenerEndpoint, Notify, StartListener, StopListener};
 use crate::store::Snapshot;
+use crate::trace_context::TraceContext;
 
 /// Rewrites an event on its way to one handler, or drops it with `None`. Must be pure: a
 /// retried event is mapped again.
@@ -226,6 +237,8 @@ enum HandlerSlot<K: CacheObject> {
     Actor {
         factory: crate::event::HandlerFactory<K>,
         current: Option<Recipient<Event<K>>>,
+        /// The span the handler actor's task runs in (the in-flight event's `handler`).
+        span: HandlerSpan,
     },
     Fn(crate::event::EventFn<K>),
 }
@@ -236,6 +249,8 @@ struct InFlight<K> {
     key: ObjectKey,
     event: Event<K>,
     attempts: u32,
+    /// The trace of the batch it arrived in.
+    trace: TraceContext,
 }
 
 /// The listener actor. See the module docs.
@@ -252,6 +267,8 @@ pub struct Listener<K: CacheObject> {
     map: Option<EventMap<K>>,
     /// Asked after `map`; an event it refuses is skipped like one the map drops.
     predicate: Option<Predicate<K>>,
+    /// The trace of each buffered notification's batch.
+    traces: BatchTraces,
     sending: bool,
     /// Batches up to this number are already in the replay this listener started with.
     skip_through: u64,
@@ -307,6 +324,7 @@ impl<K: CacheObject> Listener<K> {
             EventHandler::Actor(factory) => HandlerSlot::Actor {
                 factory,
                 current: None,
+                span: HandlerSpan::default(),
             },
             EventHandler::Fn(f) => HandlerSlot::Fn(f),
         };
@@ -328,6 +346,7 @@ impl<K: CacheObject> Listener<K> {
             in_flight: None,
             map,
             predicate: options.predicate,
+            traces: BatchTraces::default(),
             sending: false,
             skip_through: snapshot.seq,
             sync_marker,
@@ -338,8 +357,9 @@ impl<K: CacheObject> Listener<K> {
         listener
     }
 
-    /// Buffers a batch (minus resyncs this handler is not due for).
-    fn accept(&mut self, batch: &NotificationBatch<K>, now: Instant) {
+    /// Buffers a batch (minus resyncs this handler is not due for), remembering `trace` as
+    /// its notifications' trace.
+    fn accept(&mut self, batch: &NotificationBatch<K>, trace: TraceContext, now: Instant) {
         if batch.seq <= self.skip_through {
             return;
         }
@@ -354,6 +374,7 @@ impl<K: CacheObject> Listener<K> {
                 .fetch_add(lost as u64, Ordering::Relaxed);
             return;
         }
+        let first = self.buffer.next_seq();
         for note in &batch.notifications {
             if let Notification::Resync { generation, .. } = note
                 && !self.resync.admits(*generation, now)
@@ -361,6 +382,9 @@ impl<K: CacheObject> Listener<K> {
                 continue;
             }
             self.buffer.push(note.clone());
+        }
+        if self.buffer.next_seq() > first {
+            self.traces.record(first, trace);
         }
         if batch.marks_synced && self.sync_marker.is_none() {
             self.sync_marker = Some(self.buffer.next_seq());
@@ -407,12 +431,17 @@ impl<K: CacheObject> Listener<K> {
             return false;
         }
         for _ in 0..FN_EVENTS_PER_TURN {
-            let Some((_, note)) = self.buffer.pop() else {
+            let Some((seq, note)) = self.buffer.pop() else {
                 break;
             };
+            let key = note.key().clone();
             let Some(event) = self.event_for(note) else {
                 continue;
             };
+            let trace = self.traces.trace_of(seq);
+            let (deliver, handler) = self.delivery_spans(&trace, &key, seq, &event);
+            let _delivering = deliver.enter();
+            let _handling = handler.enter();
             let HandlerSlot::Fn(f) = &mut self.handler else {
                 unreachable!("checked above");
             };
@@ -424,6 +453,7 @@ impl<K: CacheObject> Listener<K> {
                 }
             };
         }
+        self.traces.forget_before(self.oldest_pending());
         self.update_counters();
         !self.buffer.is_empty()
     }
@@ -436,9 +466,11 @@ impl<K: CacheObject> Listener<K> {
                 gone: false,
             } => Some(recipient.clone()),
             HandlerSlot::Recipient { gone: true, .. } | HandlerSlot::Fn(_) => None,
-            HandlerSlot::Actor { factory, current } => {
-                Some(current.get_or_insert_with(factory).clone())
-            }
+            HandlerSlot::Actor {
+                factory,
+                current,
+                span,
+            } => Some(current.get_or_insert_with(|| factory(span)).clone()),
         }
     }
 
@@ -461,8 +493,9 @@ impl<K: CacheObject> Listener<K> {
                 self.update_counters();
                 false
             }
-            HandlerSlot::Actor { current, .. } => {
+            HandlerSlot::Actor { current, span, .. } => {
                 *current = None;
+                span.clear();
                 if let Some(in_flight) = &self.in_flight
                     && in_flight.attempts >= 2
                 {
@@ -500,22 +533,36 @@ impl<K: CacheObject> Listener<K> {
                     key,
                     event,
                     attempts: 0,
+                    trace: self.traces.trace_of(seq),
                 });
             }
         }
+        self.traces.forget_before(self.oldest_pending());
         let Some(recipient) = self.recipient() else {
             return;
         };
         let in_flight = self.in_flight.as_mut().expect("set above");
         in_flight.attempts += 1;
-        let span = tracing::debug_span!("listener.deliver", cluster = %self.cluster, resource = %self.resource, key = %in_flight.key, handler = self.id.0, seq = in_flight.seq);
         let event = in_flight.event.clone();
+        let (trace, key, seq) = (
+            in_flight.trace.clone(),
+            in_flight.key.clone(),
+            in_flight.seq,
+        );
+        let (deliver, handler) = self.delivery_spans(&trace, &key, seq, &event);
+        if let HandlerSlot::Actor { span, .. } = &self.handler {
+            span.set(handler.clone());
+        }
         self.sending = true;
         ctx.spawn(
-            async move { recipient.send(event).await }
+            async move { recipient.send(event).instrument(handler).await }
+                .instrument(deliver.clone())
                 .into_actor(self)
                 .map(move |result, act, ctx| {
-                    let _entered = span.entered();
+                    if let HandlerSlot::Actor { span, .. } = &act.handler {
+                        span.clear();
+                    }
+                    let _entered = deliver.entered();
                     act.sending = false;
                     match result {
                         Ok(()) => {
@@ -535,6 +582,35 @@ impl<K: CacheObject> Listener<K> {
         );
     }
 
+    /// The number of the oldest notification not yet handled.
+    fn oldest_pending(&self) -> Option<u64> {
+        self.in_flight
+            .as_ref()
+            .map(|in_flight| in_flight.seq)
+            .or(self.buffer.front_seq())
+    }
+
+    /// The `listener.deliver` span of one event (a child of its batch's trace) and the
+    /// `handler` span under it, inside which the handler handles it.
+    fn delivery_spans(
+        &self,
+        trace: &TraceContext,
+        key: &ObjectKey,
+        seq: u64,
+        event: &Event<K>,
+    ) -> (tracing::Span, tracing::Span) {
+        let resource_version = event
+            .object()
+            .meta()
+            .resource_version
+            .as_deref()
+            .unwrap_or_default();
+        let kind = event_kind(event);
+        let deliver = trace.adopt(tracing::debug_span!(parent: None, "listener.deliver", cluster = %self.cluster, resource = %self.resource, key = %key, resource_version, event = kind, handler = self.id.0, seq));
+        let handler = tracing::debug_span!(parent: &deliver, "handler", cluster = %event.cluster(), resource = %self.resource, key = %key, resource_version, event = kind, handler = self.id.0);
+        (deliver, handler)
+    }
+
     #[cfg(test)]
     fn check_invariants(&self) {
         self.buffer.check_invariants();
@@ -544,6 +620,16 @@ impl<K: CacheObject> Listener<K> {
                 HandlerSlot::Actor { .. } | HandlerSlot::Recipient { .. }
             ));
         }
+    }
+}
+
+/// How a span names an event's kind.
+fn event_kind<K>(event: &Event<K>) -> &'static str {
+    match event {
+        Event::Added { .. } => "added",
+        Event::Updated { .. } if event.is_resync() => "resync",
+        Event::Updated { .. } => "updated",
+        Event::Deleted { .. } => "deleted",
     }
 }
 
@@ -572,8 +658,9 @@ impl<K: CacheObject> Handler<Notify<K>> for Listener<K> {
     type Result = ();
 
     fn handle(&mut self, msg: Notify<K>, ctx: &mut Self::Context) {
-        let _span = tracing::debug_span!(parent: &msg.0.span, "listener.notify", cluster = %self.cluster, resource = %self.resource, handler = self.id.0, seq = msg.0.seq).entered();
-        self.accept(&msg.0, Instant::now());
+        let span = msg.0.trace.adopt(tracing::debug_span!(parent: None, "listener.notify", cluster = %self.cluster, resource = %self.resource, handler = self.id.0, seq = msg.0.seq));
+        let _entered = span.enter();
+        self.accept(&msg.0, TraceContext::of(&span), Instant::now());
         self.deliver(ctx);
     }
 }
@@ -620,7 +707,7 @@ mod tests {
             seq,
             notifications,
             marks_synced,
-            span: tracing::Span::none(),
+            trace: TraceContext::none(),
         }))
     }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::event::Event;
 use crate::ids::{ClusterId, ObjectKey};
+use crate::trace_context::TraceContext;
 
 /// One change of one key.
 #[derive(Debug)]
@@ -117,7 +118,8 @@ pub struct NotificationBatch<K> {
     pub notifications: Vec<Notification<K>>,
     /// This pop finished the first complete list: after it the cache has synced.
     pub marks_synced: bool,
-    /// The FIFO pop that produced it; the processor's and listeners' spans are its children,
-    /// so a trace runs from the watch event to each listener.
-    pub span: tracing::Span,
+    /// The span context of the stage that sent it: the indexer's apply span when it reaches
+    /// the processor, the processor's distribute span when it reaches the listeners (whose
+    /// spans are its children), so a trace runs from the watch event to each handler.
+    pub trace: TraceContext,
 }

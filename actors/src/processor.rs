@@ -41,6 +41,7 @@ use crate::notification::NotificationBatch;
 use crate::object::CacheObject;
 use crate::stage_fault::InjectPanic;
 use crate::store::{Snapshot, Store};
+use crate::trace_context::TraceContext;
 
 /// Identifies one registered handler within an informer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -105,9 +106,13 @@ impl<K: CacheObject> Processor<K> {
         }
     }
 
-    /// Hands one applied batch to every listener.
-    pub fn distribute(&self, batch: Arc<NotificationBatch<K>>) {
-        let _span = tracing::debug_span!(parent: &batch.span, "processor.distribute", cluster = %self.cluster, resource = %self.resource, seq = batch.seq, notifications = batch.notifications.len(), listeners = self.listeners.len()).entered();
+    /// Hands one applied batch to every listener, under a `processor.distribute` span that
+    /// becomes the batch's trace context (the listeners' spans are its children).
+    pub fn distribute(&self, mut batch: NotificationBatch<K>) {
+        let span = batch.trace.adopt(tracing::debug_span!(parent: None, "processor.distribute", cluster = %self.cluster, resource = %self.resource, seq = batch.seq, notifications = batch.notifications.len(), listeners = self.listeners.len()));
+        batch.trace = TraceContext::of(&span);
+        let _entered = span.entered();
+        let batch = Arc::new(batch);
         for listener in self.listeners.values() {
             listener.notify.do_send(Notify(batch.clone()));
         }

@@ -50,7 +50,9 @@
 //! # Tracing
 //! A span per list page (`list_page`), per watch opened (`open_watch`) and per batch of watch
 //! events read together (`watch_event`), each with `cluster`, `resource` and
-//! `resource_version`; the span that produced a [`ReflectorBatch`] travels in it.
+//! `resource_version`, and the keys it carries ([`crate::trace_context::record_keys`]). The
+//! page or event span is the root of its deltas' trace: its *context* travels in the
+//! [`ReflectorBatch`], and the span itself ends as soon as the batch is sent.
 //!
 //! # Lifecycle
 //! Started with `Actor::start` (or in an arbiter); the list/watch loop runs as a future on the
@@ -89,6 +91,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::list_watch::{
@@ -97,6 +100,7 @@ use crate::list_watch::{
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::quarantine::{BadInput, Ledger, Quarantined};
+use crate::trace_context::{TraceContext, key_and_version, record_keys};
 
 mod protocol;
 
@@ -129,8 +133,19 @@ pub enum ReflectorDelta<K> {
 pub struct ReflectorBatch<K: 'static> {
     pub cluster: ClusterId,
     pub deltas: Vec<ReflectorDelta<K>>,
-    /// The span of the list page or watch event that produced these deltas.
-    pub span: tracing::Span,
+    /// The context of the list page or watch event span that produced these deltas (the
+    /// root of their trace; closed once the reflector sent them).
+    pub trace: TraceContext,
+}
+
+/// The objects of a batch of deltas, in order (all of a `Replace`'s).
+fn delta_objects<K>(deltas: &[ReflectorDelta<K>]) -> impl Iterator<Item = &Arc<K>> {
+    deltas.iter().flat_map(|delta| match delta {
+        ReflectorDelta::Added(obj)
+        | ReflectorDelta::Modified(obj)
+        | ReflectorDelta::Deleted(obj) => std::slice::from_ref(obj),
+        ReflectorDelta::Replace { objects, .. } => objects.as_slice(),
+    })
 }
 
 /// What the reflector is doing, reported on every state change.
@@ -398,8 +413,7 @@ where
                         watch = None;
                     }
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
-                        resource = %self.resource, events = items.len(),
-                        resource_version = tracing::field::Empty);
+                        resource = %self.resource, events = items.len());
                     for item in items {
                         let item = match item {
                             WatchItem::Quarantined(quarantined) => {
@@ -441,8 +455,12 @@ where
                             break;
                         }
                     }
-                    let last = self.machine.last_rv.as_ref();
-                    span.record("resource_version", last.map_or("", ResourceVersion::as_str));
+                    // With one object, `record_keys` names its version (the same one).
+                    if delta_objects(&out).nth(1).is_some() || out.is_empty() {
+                        let last = self.machine.last_rv.as_ref();
+                        let last = last.map_or("", ResourceVersion::as_str);
+                        span.set_attribute("resource_version", last.to_owned());
+                    }
                     span
                 }
                 State::BackOff { delay, .. } => {
@@ -452,12 +470,16 @@ where
                 }
             };
             if !out.is_empty() {
+                let count = delta_objects(&out).count();
+                record_keys(&span, count, delta_objects(&out).map(key_and_version));
                 self.sink.do_send(ReflectorBatch {
                     cluster: self.cluster.clone(),
                     deltas: out,
-                    span,
+                    trace: TraceContext::of(&span),
                 });
             }
+            // The root span ends here, before the next read: later stages hold its context.
+            drop(span);
             if !self.sink.connected() {
                 tracing::info!(cluster = %self.cluster, resource = %self.resource, "sink gone; reflector stops");
                 return;

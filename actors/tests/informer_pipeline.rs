@@ -28,7 +28,7 @@ fn batch(deltas: Vec<ReflectorDelta<Pod>>) -> ReflectorBatch<Pod> {
     ReflectorBatch {
         cluster: ClusterId::new("fake"),
         deltas,
-        span: tracing::Span::none(),
+        trace: panoptes_actors::TraceContext::none(),
     }
 }
 

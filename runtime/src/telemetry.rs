@@ -7,7 +7,11 @@
 //!
 //! - No endpoint, no exporter: nothing is sent anywhere and no exporter thread is started.
 //! - Sampling is parent-based with a trace-id ratio at the root (`sampling_ratio`), so a trace
-//!   is kept or dropped whole.
+//!   is kept or dropped whole; a span that ends in error is exported even from a dropped
+//!   trace ([`sampling`]).
+//! - One watch event (or list page) is one trace, from the reflector's span down to the
+//!   handler's (`panoptes_actors::trace_context`): every stage's span closes when the stage is
+//!   done, so every exported span's parent is exported too.
 //! - Spans carry the resource attribute `service.name` (`service_name`, default `panoptes`).
 //! - Export never blocks the caller: spans are batched on the SDK's own thread.
 //! - Logs go to stderr (colours only on a terminal), filtered by `log`; stdout is left to the
@@ -32,7 +36,7 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use thiserror::Error;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
@@ -40,6 +44,10 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{OtlpProtocol, TelemetryConfig};
+
+pub mod sampling;
+
+use sampling::{KeepErrors, RatioKeepingErrors};
 
 /// Which spans are exported over OTLP: Panoptes' own at `debug` (one per pipeline stage, from
 /// the reflector's batch to each handler), everything else at `info`.
@@ -188,11 +196,10 @@ pub fn tracer_provider(
     let resource = Resource::builder()
         .with_service_name(config.service_name.clone())
         .build();
-    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sampling_ratio)));
     let provider = SdkTracerProvider::builder()
         .with_resource(resource)
-        .with_sampler(sampler)
-        .with_batch_exporter(exporter)
+        .with_sampler(RatioKeepingErrors::new(config.sampling_ratio))
+        .with_span_processor(KeepErrors(BatchSpanProcessor::builder(exporter).build()))
         .build();
     Ok(Some(provider))
 }

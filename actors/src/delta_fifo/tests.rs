@@ -307,7 +307,7 @@ mod actor {
         fifo.do_send(ReflectorBatch {
             cluster: cluster(),
             deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
-            span: tracing::Span::none(),
+            trace: crate::trace_context::TraceContext::none(),
         });
         fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
         let resyncs = |seen: &Received| {
@@ -334,7 +334,7 @@ mod actor {
         fifo.do_send(ReflectorBatch {
             cluster: cluster(),
             deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
-            span: tracing::Span::none(),
+            trace: crate::trace_context::TraceContext::none(),
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while seen.lock().is_empty() {

@@ -344,7 +344,7 @@ mod distribution {
                 .collect(),
             marks_synced: false,
             resync_generation: 0,
-            span: tracing::Span::none(),
+            trace: crate::trace_context::TraceContext::none(),
         }
     }
 
@@ -434,7 +434,7 @@ mod distribution {
                 }],
                 marks_synced: true,
                 resync_generation: 0,
-                span: tracing::Span::none(),
+                trace: crate::trace_context::TraceContext::none(),
             })
             .await
             .unwrap();

@@ -62,6 +62,19 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
 
 async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliError> {
     let telemetry = telemetry::init(&config.telemetry).context("starting telemetry")?;
+    let outcome = run_traced(args, config).await;
+    // On every exit path (Ctrl-C, SIGTERM, a failed start) the batched spans are flushed.
+    if let Err(error) = telemetry.shutdown().await {
+        tracing::warn!(%error, "flushing telemetry");
+    }
+    outcome
+}
+
+/// How long a stop waits for the pipelines to end (and their last spans to close) before
+/// the spans are flushed anyway.
+const PIPELINES_STOP_WAIT: Duration = Duration::from_secs(5);
+
+async fn run_traced(args: RunArgs, config: PanoptesConfig) -> Result<(), CliError> {
     let (metrics, readiness) = (Metrics::new(), Readiness::new());
     let health = HealthServer::start(
         config.runtime.metrics_addr,
@@ -116,11 +129,12 @@ async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
     drop(informers);
     runtime.release_leadership().await;
     runtime.shutdown();
+    let stop_deadline = Instant::now() + PIPELINES_STOP_WAIT;
+    while !runtime.registry().is_empty() && Instant::now() < stop_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     if let Err(error) = health.stop().await {
         tracing::warn!(%error, "stopping the health server");
-    }
-    if let Err(error) = telemetry.shutdown().await {
-        tracing::warn!(%error, "flushing telemetry");
     }
     outcome
 }
