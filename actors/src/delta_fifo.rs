@@ -368,6 +368,7 @@ impl<K: CacheObject> FifoQueue<K> {
             marks_synced,
             resync_generation: self.resync_generation,
             span: tracing::Span::none(),
+            arrived: None,
         })
     }
 
@@ -425,6 +426,9 @@ pub struct PoppedBatch<K> {
     pub resync_generation: u64,
     /// The FIFO's pop span (itself a child of the latest reflector batch's span).
     pub span: tracing::Span,
+    /// When the oldest reflector batch not fully popped before this pop arrived (`None` for
+    /// pops of no reflector batch: resyncs, a rebuilt queue). A bound from above for each key.
+    pub arrived: Option<tokio::time::Instant>,
 }
 
 impl<K: CacheObject> Message for PoppedBatch<K> {
@@ -475,6 +479,9 @@ pub struct DeltaFifo<K: CacheObject> {
     resync_timer: Option<SpawnHandle>,
     /// The span of the latest reflector batch: the parent of the next pop's span.
     last_push_span: tracing::Span,
+    /// When the oldest reflector batch with deltas still queued arrived; `None` while the
+    /// queue holds none.
+    pending_since: Option<tokio::time::Instant>,
     /// The cache, to rebuild the queue from after a fault.
     store: Store<K>,
     faults: Recipient<StageFailed>,
@@ -498,6 +505,7 @@ impl<K: CacheObject> DeltaFifo<K> {
             resync_period: None,
             resync_timer: None,
             last_push_span: tracing::Span::none(),
+            pending_since: None,
             store,
             faults,
         }
@@ -530,6 +538,10 @@ impl<K: CacheObject> DeltaFifo<K> {
             return;
         };
         self.in_flight = true;
+        batch.arrived = self.pending_since;
+        if self.queue.queue.is_empty() {
+            self.pending_since = None;
+        }
         let span = tracing::debug_span!(parent: &self.last_push_span, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq = batch.seq, keys = batch.keys.len());
         batch.span = span.clone();
         let delivery = self.indexer.send(batch).instrument(span);
@@ -573,6 +585,7 @@ impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
     fn handle(&mut self, msg: ReflectorBatch<K>, ctx: &mut Self::Context) {
         let _span = tracing::debug_span!(parent: &msg.span, "delta_fifo.push", cluster = %msg.cluster, resource = %self.resource, deltas = msg.deltas.len()).entered();
         self.last_push_span = msg.span.clone();
+        self.pending_since.get_or_insert(msg.arrived);
         self.guarded(|queue| {
             for delta in msg.deltas {
                 queue.push(delta);

@@ -105,6 +105,7 @@ impl<K: CacheObject> Indexer<K> {
             marks_synced,
             resync_generation,
             span,
+            arrived,
         } = batch;
         let unannounced = &mut self.unannounced;
         let (notifications, newly_synced) = self.writer.write(|cache| {
@@ -120,6 +121,7 @@ impl<K: CacheObject> Indexer<K> {
             notifications,
             marks_synced,
             span,
+            arrived,
         }));
     }
 }

@@ -31,6 +31,7 @@ pub mod ids;
 pub mod indexer;
 pub mod informer;
 pub mod informer_factory;
+pub mod latency;
 pub mod leadership;
 pub mod list_watch;
 pub mod listener;
@@ -48,6 +49,7 @@ pub mod stage_fault;
 pub mod store;
 pub mod supervisor;
 pub mod transform;
+pub mod watch_counters;
 
 #[cfg(test)]
 mod test_support;

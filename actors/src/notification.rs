@@ -120,4 +120,7 @@ pub struct NotificationBatch<K> {
     /// The FIFO pop that produced it; the processor's and listeners' spans are its children,
     /// so a trace runs from the watch event to each listener.
     pub span: tracing::Span,
+    /// When the reflector read the oldest change in it (`None` when no watch or list
+    /// brought it: resyncs); listeners measure handler latency from here.
+    pub arrived: Option<tokio::time::Instant>,
 }

@@ -97,6 +97,7 @@ use crate::list_watch::{
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::quarantine::{BadInput, Ledger, Quarantined};
+use crate::watch_counters::WatchCounters;
 
 mod protocol;
 
@@ -131,6 +132,9 @@ pub struct ReflectorBatch<K: 'static> {
     pub deltas: Vec<ReflectorDelta<K>>,
     /// The span of the list page or watch event that produced these deltas.
     pub span: tracing::Span,
+    /// When the reflector read them from the server: where the event→handler latency
+    /// (`panoptes_handler_latency_seconds`) starts.
+    pub arrived: Instant,
 }
 
 /// What the reflector is doing, reported on every state change.
@@ -199,6 +203,9 @@ pub struct ReflectorConfig {
     /// A watch event longer than this is skipped, never buffered: etcd refuses objects over
     /// 1.5 MiB, so an event past 16 MiB of JSON is a broken stream, not an object.
     pub max_event_bytes: usize,
+    /// Where the watch's events, endings and last arrival are counted; the informer shares
+    /// one set with every reflector it starts, so restarts keep the totals.
+    pub counters: Arc<WatchCounters>,
 }
 
 impl Default for ReflectorConfig {
@@ -212,6 +219,7 @@ impl Default for ReflectorConfig {
             managed_fields: ManagedFields::Keep,
             bookmark_interval: Duration::from_secs(60),
             max_event_bytes: 16 << 20,
+            counters: Arc::default(),
         }
     }
 }
@@ -335,6 +343,8 @@ where
         loop {
             self.report();
             let mut out = Vec::new();
+            // When what `out` holds was read: the start of an event's handler latency.
+            let mut arrived = Instant::now();
             let span = match state.clone() {
                 State::List {
                     from,
@@ -400,6 +410,10 @@ where
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
                         resource = %self.resource, events = items.len(),
                         resource_version = tracing::field::Empty);
+                    arrived = Instant::now();
+                    for item in &items {
+                        self.config.counters.observe(item, arrived);
+                    }
                     for item in items {
                         let item = match item {
                             WatchItem::Quarantined(quarantined) => {
@@ -456,6 +470,7 @@ where
                     cluster: self.cluster.clone(),
                     deltas: out,
                     span,
+                    arrived,
                 });
             }
             if !self.sink.connected() {

@@ -29,6 +29,7 @@ fn batch(deltas: Vec<ReflectorDelta<Pod>>) -> ReflectorBatch<Pod> {
         cluster: ClusterId::new("fake"),
         deltas,
         span: tracing::Span::none(),
+        arrived: tokio::time::Instant::now(),
     }
 }
 
