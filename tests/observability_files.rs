@@ -75,12 +75,20 @@ fn compose_runs_jaeger_prometheus_and_grafana_on_their_usual_ports() {
 fn every_mounted_file_exists_and_grafana_finds_what_is_mounted() {
     let mut mounts: BTreeMap<String, PathBuf> = BTreeMap::new();
     for (name, service) in services() {
+        let name = name.as_str().unwrap_or("?").to_owned();
         for volume in strings(&service["volumes"]) {
             let mut parts = volume.split(':');
             let (host, target) = (parts.next().unwrap(), parts.next().expect("host:container"));
-            assert!(host.starts_with("./"), "{name}: {volume} mounts a file of this directory");
+            assert!(
+                host.starts_with("./"),
+                "{name}: {volume} mounts a file of this directory"
+            );
             let path = dir().join(host);
-            assert!(path.exists(), "{name} mounts {} which does not exist", path.display());
+            assert!(
+                path.exists(),
+                "{name} mounts {} which does not exist",
+                path.display()
+            );
             mounts.insert(target.to_owned(), path);
         }
     }
@@ -114,7 +122,29 @@ fn every_mounted_file_exists_and_grafana_finds_what_is_mounted() {
 /// aggregation clause, and outside label matchers, ranges and strings.
 fn metric_names(expr: &str) -> Vec<String> {
     const KEYWORDS: [&str; 9] = [
-        "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "and",
+        "or",
+        "unless",
+    ];
+    const AGGREGATIONS: [&str; 12] = [
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
     ];
     let mut names = Vec::new();
     let chars: Vec<char> = expr.chars().collect();
@@ -139,13 +169,14 @@ fn metric_names(expr: &str) -> Vec<String> {
             i = skip_to(')', i);
         } else if c.is_ascii_alphabetic() || c == '_' || c == ':' {
             let start = i;
-            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i]))
-            {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || "_:".contains(chars[i])) {
                 i += 1;
             }
             let word: String = chars[start..i].iter().collect();
             let next = chars[i..].iter().find(|c| !c.is_whitespace());
-            if KEYWORDS.contains(&word.as_str()) {
+            if AGGREGATIONS.contains(&word.as_str()) {
+                // `sum by (le) (...)`: an operator, whether its clause comes first or not.
+            } else if KEYWORDS.contains(&word.as_str()) {
                 labels_next = !matches!(word.as_str(), "and" | "or" | "unless");
             } else if next != Some(&'(') {
                 names.push(word);
@@ -215,7 +246,10 @@ fn every_metric_the_dashboard_charts_is_exported() {
         "workqueue_depth",
         "controller_runtime_reconcile_total",
     ] {
-        assert!(used.contains_key(required), "the dashboard charts {required}");
+        assert!(
+            used.contains_key(required),
+            "the dashboard charts {required}"
+        );
     }
 
     let exported = exported_families();
