@@ -15,7 +15,7 @@
 //! `panoptes_handler_*`, `panoptes_pipeline_stage_restarts_total`) are not kept here: they
 //! are read from the live pipelines at each scrape ([`informer`]), so they are current and
 //! follow the clusters a reload adds and removes. The process families (`process_*`) are
-//! read from `/proc` at each scrape ([`process`]).
+//! read from `/proc` at each scrape (`metrics/process.rs`).
 
 use std::fmt;
 use std::sync::Arc;

@@ -51,6 +51,7 @@ static NEXT_HANDLER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 /// One handler of a [`MultiInformer`] on one cluster, as [`MultiInformer::status`] sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HandlerReport {
+    /// The handler, as [`MultiInformer::add_handler`] returned it.
     pub handler: MultiHandlerId,
     /// Backlog and counters.
     pub status: HandlerStatus,
