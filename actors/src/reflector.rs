@@ -132,8 +132,9 @@ pub struct ReflectorBatch<K: 'static> {
     pub deltas: Vec<ReflectorDelta<K>>,
     /// The span of the list page or watch event that produced these deltas.
     pub span: tracing::Span,
-    /// When the reflector read them from the server: where the event→handler latency
-    /// (`panoptes_handler_latency_seconds`) starts.
+    /// When the reflector read them from the server (for a list, when it asked for the
+    /// last page): where the event→handler latency (`panoptes_handler_latency_seconds`)
+    /// starts.
     pub arrived: Instant,
 }
 
