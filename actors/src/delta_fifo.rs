@@ -372,6 +372,7 @@ impl<K: CacheObject> FifoQueue<K> {
             marks_synced,
             resync_generation: self.resync_generation,
             trace: TraceContext::none(),
+            arrived: None,
         })
     }
 
@@ -429,6 +430,9 @@ pub struct PoppedBatch<K> {
     pub resync_generation: u64,
     /// The context of the FIFO's pop span (a child of the latest push's span).
     pub trace: TraceContext,
+    /// When the oldest reflector batch not fully popped before this pop arrived (`None` for
+    /// pops of no reflector batch: resyncs, a rebuilt queue). A bound from above for each key.
+    pub arrived: Option<tokio::time::Instant>,
 }
 
 impl<K: CacheObject> Message for PoppedBatch<K> {
@@ -489,6 +493,9 @@ pub struct DeltaFifo<K: CacheObject> {
     /// The contexts of the push spans since the last pop, oldest first, at most
     /// [`MAX_PUSH_LINKS`]: the latest is the next pop's parent, the others its links.
     pushes: Vec<TraceContext>,
+    /// When the oldest reflector batch with deltas still queued arrived; `None` while the
+    /// queue holds none.
+    pending_since: Option<tokio::time::Instant>,
     /// The cache, to rebuild the queue from after a fault.
     store: Store<K>,
     faults: Recipient<StageFailed>,
@@ -512,6 +519,7 @@ impl<K: CacheObject> DeltaFifo<K> {
             resync_period: None,
             resync_timer: None,
             pushes: Vec::new(),
+            pending_since: None,
             store,
             faults,
         }
@@ -544,6 +552,10 @@ impl<K: CacheObject> DeltaFifo<K> {
             return;
         };
         self.in_flight = true;
+        batch.arrived = self.pending_since;
+        if self.queue.queue.is_empty() {
+            self.pending_since = None;
+        }
         let parent = self.pushes.pop().unwrap_or_default();
         let span = parent.adopt(tracing::debug_span!(parent: None, "delta_fifo.pop", cluster = %self.cluster, resource = %self.resource, seq = batch.seq));
         for earlier in self.pushes.drain(..) {
@@ -599,6 +611,7 @@ impl<K: CacheObject> Handler<ReflectorBatch<K>> for DeltaFifo<K> {
         }
         self.pushes.push(TraceContext::of(&span));
         let _entered = span.entered();
+        self.pending_since.get_or_insert(msg.arrived);
         self.guarded(|queue| {
             for delta in msg.deltas {
                 queue.push(delta);

@@ -106,6 +106,7 @@ impl<K: CacheObject> Indexer<K> {
             marks_synced,
             resync_generation,
             trace: _,
+            arrived,
         } = batch;
         let unannounced = &mut self.unannounced;
         let (notifications, newly_synced) = self.writer.write(|cache| {
@@ -122,6 +123,7 @@ impl<K: CacheObject> Indexer<K> {
             notifications,
             marks_synced,
             trace: TraceContext::current(),
+            arrived,
         });
     }
 }

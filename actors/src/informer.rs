@@ -31,6 +31,7 @@ use crate::event::EventHandler;
 use crate::event_stream::{EventStream, StreamHooks};
 use crate::ids::{ClusterId, IndexName};
 use crate::indexer::{AddIndexers, Indexer};
+use crate::latency::LatencySnapshot;
 use crate::listener::{EventMap, HandlerOptions, HandlerStatus, Listener, ListenerCounters};
 use crate::lister::Lister;
 use crate::object::CacheObject;
@@ -42,6 +43,7 @@ use crate::supervisor::{
     LatestReport, PipelineSupervisor, StartReflector, StartSource, StopPipeline, Wire,
 };
 use crate::transform::Transform;
+use crate::watch_counters::{WatchCounters, WatchStats};
 
 /// A failed informer operation.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ struct Inner<K: CacheObject> {
     default_resync: Option<Duration>,
     next_handler: AtomicU64,
     reflector_report: LatestReport,
+    /// Shared with every reflector this pipeline starts.
+    watch: Arc<WatchCounters>,
 }
 
 /// A shared informer: one watch, one cache, any number of handlers.
@@ -112,6 +116,7 @@ impl<K: CacheObject> Informer<K> {
         transform: Transform<K>,
         default_resync: Option<Duration>,
         source: Option<StartSource<K>>,
+        watch: Arc<WatchCounters>,
     ) -> Self {
         let resource: Arc<str> = resource.into();
         let arbiter = Arbiter::new().handle();
@@ -160,6 +165,7 @@ impl<K: CacheObject> Informer<K> {
                 default_resync,
                 next_handler: AtomicU64::new(1),
                 reflector_report,
+                watch,
             }),
         }
     }
@@ -182,7 +188,7 @@ impl<K: CacheObject> Informer<K> {
         resource: &str,
         transform: Transform<K>,
     ) -> (Self, Recipient<ReflectorBatch<K>>) {
-        let informer = Self::build(cluster, resource, transform, None, None);
+        let informer = Self::build(cluster, resource, transform, None, None, Arc::default());
         let feed = informer.inner.fifo.clone().recipient();
         (informer, feed)
     }
@@ -217,6 +223,12 @@ impl<K: CacheObject> Informer<K> {
             Stage::Fifo => self.inner.fifo.do_send(InjectPanic(stage)),
             Stage::Indexer | Stage::Processor => self.inner.indexer.do_send(InjectPanic(stage)),
         }
+    }
+
+    /// What the watches of this pipeline received so far: events by type, watches ended by
+    /// reason, the last event's arrival (a detached informer has none).
+    pub fn watch_stats(&self) -> WatchStats {
+        self.inner.watch.snapshot()
     }
 
     /// How many times the pipeline was restarted because `stage` failed.
@@ -335,6 +347,16 @@ impl<K: CacheObject> Informer<K> {
             .lock()
             .get(&id)
             .is_some_and(|h| h.counters.has_synced())
+    }
+
+    /// The handler's event latency (reflector read → handler returned); `None` for unknown
+    /// ids.
+    pub fn handler_latency(&self, id: HandlerId) -> Option<LatencySnapshot> {
+        self.inner
+            .handlers
+            .lock()
+            .get(&id)
+            .map(|h| h.counters.latency())
     }
 
     /// The handler's backlog and counters; `None` for unknown ids.

@@ -348,6 +348,7 @@ impl InformerFactory {
         if let Some(page_size) = options.page_size {
             config.page_size = page_size;
         }
+        let watch = config.counters.clone();
         let (cluster, name) = (self.cluster.clone(), resource.clone());
         let start: StartSource<K> = Arc::new(move |arbiter, sink, reports| {
             let (cluster, name, api, config) =
@@ -366,6 +367,7 @@ impl InformerFactory {
             transform,
             resync,
             Some(start),
+            watch,
         );
         informers.insert(
             key,

@@ -36,6 +36,7 @@ pub mod ids;
 pub mod indexer;
 pub mod informer;
 pub mod informer_factory;
+pub mod latency;
 pub mod leader_elector;
 pub mod leadership;
 pub mod lease_lock;
@@ -59,6 +60,7 @@ pub mod store;
 pub mod supervisor;
 pub mod trace_context;
 pub mod transform;
+pub mod watch_counters;
 pub mod work_queue;
 
 #[cfg(test)]

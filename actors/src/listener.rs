@@ -42,6 +42,7 @@
 //! Optional per-key coalescing (client-go's buffer is unbounded); restartable handlers;
 //! resync decided per round by the listener instead of by the processor.
 
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -54,6 +55,7 @@ use tracing::Instrument;
 use crate::event::{Event, EventHandler};
 use crate::handler_span::HandlerSpan;
 use crate::ids::{ClusterId, ObjectKey};
+use crate::latency::{LatencyHistogram, LatencySnapshot};
 use crate::listener_buffer::{BufferMode, ListenerBuffer};
 use crate::listener_traces::BatchTraces;
 use crate::notification::{Notification, NotificationBatch};
@@ -151,6 +153,8 @@ pub struct ListenerCounters {
     restarts: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    panics: AtomicU64,
+    latency: LatencyHistogram,
 }
 
 impl ListenerCounters {
@@ -163,7 +167,14 @@ impl ListenerCounters {
             restarts: self.restarts.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            panics: self.panics.load(Ordering::Relaxed),
         }
+    }
+
+    /// Event latency so far: from the reflector reading an event to the handler returning
+    /// from it (initial replays and resyncs, which no watch brought, are not counted).
+    pub fn latency(&self) -> LatencySnapshot {
+        self.latency.snapshot()
     }
 
     pub fn has_synced(&self) -> bool {
@@ -186,6 +197,9 @@ pub struct HandlerStatus {
     pub failed: u64,
     /// Events discarded because a caller-owned handler actor stopped.
     pub dropped: u64,
+    /// Times the handler panicked (a closure that panicked, or a handler actor that stopped
+    /// or panicked mid-event and was restarted).
+    pub panics: u64,
 }
 
 /// When this listener's resync is due (client-go's `shouldResync`, per FIFO resync round).
@@ -277,6 +291,10 @@ pub struct Listener<K: CacheObject> {
     sync_marker: Option<u64>,
     resync: ResyncClock,
     counters: Arc<ListenerCounters>,
+    /// When the reflector read each accepted batch, keyed by the buffer number of the batch's
+    /// first notification: a notification's arrival is that of the entry at or before its
+    /// number. Entries older than the oldest buffered or in-flight notification's are pruned.
+    arrivals: BTreeMap<u64, Instant>,
 }
 
 impl<K: CacheObject> Listener<K> {
@@ -352,6 +370,7 @@ impl<K: CacheObject> Listener<K> {
             sync_marker,
             resync: ResyncClock::new(options.resync, Instant::now()),
             counters,
+            arrivals: BTreeMap::new(),
         };
         listener.update_counters();
         listener
@@ -375,6 +394,9 @@ impl<K: CacheObject> Listener<K> {
             return;
         }
         let first = self.buffer.next_seq();
+        if let Some(arrived) = batch.arrived {
+            self.arrivals.insert(self.buffer.next_seq(), arrived);
+        }
         for note in &batch.notifications {
             if let Notification::Resync { generation, .. } = note
                 && !self.resync.admits(*generation, now)
@@ -402,6 +424,27 @@ impl<K: CacheObject> Listener<K> {
         match &self.predicate {
             Some(predicate) if !predicate.admits(&event) => None,
             _ => Some(event),
+        }
+    }
+
+    /// Counts the latency of the notification numbered `seq`, handled just now.
+    fn record_latency(&mut self, seq: u64) {
+        let now = Instant::now();
+        if let Some((_, arrived)) = self.arrivals.range(..=seq).next_back() {
+            self.counters
+                .latency
+                .observe(now.saturating_duration_since(*arrived));
+        }
+        let oldest = self
+            .in_flight
+            .as_ref()
+            .map(|in_flight| in_flight.seq)
+            .or(self.buffer.front_seq())
+            .unwrap_or(seq + 1);
+        // Keep the entry that covers `oldest` and every later one.
+        let keep_from = self.arrivals.range(..=oldest).next_back().map(|(k, _)| *k);
+        if let Some(keep_from) = keep_from {
+            self.arrivals = self.arrivals.split_off(&keep_from);
         }
     }
 
@@ -446,10 +489,14 @@ impl<K: CacheObject> Listener<K> {
                 unreachable!("checked above");
             };
             match catch_unwind(AssertUnwindSafe(|| f(event))) {
-                Ok(()) => self.counters.delivered.fetch_add(1, Ordering::Relaxed),
+                Ok(()) => {
+                    self.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    self.record_latency(seq);
+                }
                 Err(_) => {
                     tracing::error!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, "handler closure panicked; event skipped");
-                    self.counters.failed.fetch_add(1, Ordering::Relaxed)
+                    self.counters.failed.fetch_add(1, Ordering::Relaxed);
+                    self.counters.panics.fetch_add(1, Ordering::Relaxed);
                 }
             };
         }
@@ -566,8 +613,11 @@ impl<K: CacheObject> Listener<K> {
                     act.sending = false;
                     match result {
                         Ok(()) => {
-                            act.in_flight = None;
+                            let seq = act.in_flight.take().map(|in_flight| in_flight.seq);
                             act.counters.delivered.fetch_add(1, Ordering::Relaxed);
+                            if let Some(seq) = seq {
+                                act.record_latency(seq);
+                            }
                             act.update_counters();
                             act.deliver(ctx);
                         }
@@ -650,6 +700,7 @@ impl<K: CacheObject> Supervised for Listener<K> {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.sending = false;
         self.counters.restarts.fetch_add(1, Ordering::Relaxed);
+        self.counters.panics.fetch_add(1, Ordering::Relaxed);
         tracing::info!(cluster = %self.cluster, resource = %self.resource, handler = self.id.0, backlog = self.buffer.len(), "restarting handler");
     }
 }
@@ -708,6 +759,7 @@ mod tests {
             notifications,
             marks_synced,
             trace: TraceContext::none(),
+            arrived: None,
         }))
     }
 

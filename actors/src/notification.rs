@@ -122,4 +122,7 @@ pub struct NotificationBatch<K> {
     /// the processor, the processor's distribute span when it reaches the listeners (whose
     /// spans are its children), so a trace runs from the watch event to each handler.
     pub trace: TraceContext,
+    /// When the reflector read the oldest change in it (`None` when no watch or list
+    /// brought it: resyncs); listeners measure handler latency from here.
+    pub arrived: Option<tokio::time::Instant>,
 }

@@ -101,6 +101,7 @@ use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::quarantine::{BadInput, Ledger, Quarantined};
 use crate::trace_context::{TraceContext, key_and_version, record_keys};
+use crate::watch_counters::WatchCounters;
 
 mod protocol;
 
@@ -214,6 +215,9 @@ pub struct ReflectorConfig {
     /// A watch event longer than this is skipped, never buffered: etcd refuses objects over
     /// 1.5 MiB, so an event past 16 MiB of JSON is a broken stream, not an object.
     pub max_event_bytes: usize,
+    /// Where the watch's events, endings and last arrival are counted; the informer shares
+    /// one set with every reflector it starts, so restarts keep the totals.
+    pub counters: Arc<WatchCounters>,
 }
 
 impl Default for ReflectorConfig {
@@ -227,6 +231,7 @@ impl Default for ReflectorConfig {
             managed_fields: ManagedFields::Keep,
             bookmark_interval: Duration::from_secs(60),
             max_event_bytes: 16 << 20,
+            counters: Arc::default(),
         }
     }
 }
@@ -350,6 +355,8 @@ where
         loop {
             self.report();
             let mut out = Vec::new();
+            // When what `out` holds was read: the start of an event's handler latency.
+            let mut arrived = Instant::now();
             let span = match state.clone() {
                 State::List {
                     from,
@@ -414,6 +421,10 @@ where
                     }
                     let span = tracing::info_span!("watch_event", cluster = %self.cluster,
                         resource = %self.resource, events = items.len());
+                    arrived = Instant::now();
+                    for item in &items {
+                        self.config.counters.observe(item, arrived);
+                    }
                     for item in items {
                         let item = match item {
                             WatchItem::Quarantined(quarantined) => {
@@ -476,6 +487,7 @@ where
                     cluster: self.cluster.clone(),
                     deltas: out,
                     trace: TraceContext::of(&span),
+                    arrived,
                 });
             }
             // The root span ends here, before the next read: later stages hold its context.

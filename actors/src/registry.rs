@@ -661,6 +661,11 @@ impl<K: CacheObject> InformerHandle<K> {
         self.informer.handler_status(id)
     }
 
+    /// The handler's event latency, reflector to handler return; `None` for unknown ids.
+    pub fn handler_latency(&self, id: HandlerId) -> Option<crate::latency::LatencySnapshot> {
+        self.informer.handler_latency(id)
+    }
+
     pub fn has_synced(&self) -> bool {
         self.informer.has_synced()
     }

@@ -29,6 +29,7 @@ fn batch(deltas: Vec<ReflectorDelta<Pod>>) -> ReflectorBatch<Pod> {
         cluster: ClusterId::new("fake"),
         deltas,
         trace: panoptes_actors::TraceContext::none(),
+        arrived: tokio::time::Instant::now(),
     }
 }
 

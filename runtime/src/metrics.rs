@@ -11,6 +11,12 @@
 //!
 //! [`Metrics`] is a cheap clonable handle; each accessor returns the child for one label set,
 //! which callers keep and update without further lookups.
+//!
+//! The informer families (`panoptes_informer_*`, `panoptes_listener_backlog`,
+//! `panoptes_handler_*`, `panoptes_pipeline_stage_restarts_total`) are not kept here: they
+//! are read from the live pipelines at each scrape ([`informer`]), so they are current and
+//! follow the clusters a reload adds and removes. The process families (`process_*`) are
+//! read from `/proc` at each scrape (`metrics/process.rs`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,6 +28,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+pub mod informer;
+mod process;
+
+pub use informer::StatusSource;
 
 /// Content type of [`Metrics::encode`]'s output, for the `/metrics` response.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -73,40 +84,6 @@ struct ReconcileLabels {
     result: &'static str,
 }
 
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct InformerLabels {
-    cluster: String,
-    resource: String,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct BadInputLabels {
-    cluster: String,
-    resource: String,
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StageLabels {
-    cluster: String,
-    resource: String,
-    stage: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct EventLabels {
-    cluster: String,
-    resource: String,
-    r#type: &'static str,
-}
-
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ListenerLabels {
-    cluster: String,
-    resource: String,
-    handler: String,
-}
-
 /// How one reconcile ended; the `result` label of `controller_runtime_reconcile_total`,
 /// spelled as controller-runtime spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,26 +105,6 @@ impl ReconcileResult {
             Self::Error => "error",
             Self::Requeue => "requeue",
             Self::RequeueAfter => "requeue_after",
-        }
-    }
-}
-
-/// A watch event's type, the `type` label of `panoptes_informer_events_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EventType {
-    Added,
-    Modified,
-    Deleted,
-    Bookmark,
-}
-
-impl EventType {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Added => "ADDED",
-            Self::Modified => "MODIFIED",
-            Self::Deleted => "DELETED",
-            Self::Bookmark => "BOOKMARK",
         }
     }
 }
@@ -178,19 +135,6 @@ pub struct ReconcileMetrics {
     pub time: Histogram,
 }
 
-/// The metrics of one informer (one cluster, one resource).
-#[derive(Debug, Clone)]
-pub struct InformerMetrics {
-    /// `panoptes_informer_lists_total`: LIST requests (each page counts once).
-    pub lists: Counter,
-    /// `panoptes_informer_watches_total`: WATCH requests opened.
-    pub watches: Counter,
-    /// `panoptes_informer_relists_total`: full relists after the first (410 Gone, errors).
-    pub relists: Counter,
-    /// `panoptes_informer_objects`: objects in the cache now.
-    pub objects: Gauge,
-}
-
 struct Families {
     registry: Registry,
     workqueue_depth: Family<QueueLabels, Gauge>,
@@ -204,14 +148,6 @@ struct Families {
     reconcile_errors: Family<ControllerLabels, Counter>,
     reconcile_time: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     active_workers: Family<WorkerLabels, Gauge>,
-    informer_lists: Family<InformerLabels, Counter>,
-    informer_watches: Family<InformerLabels, Counter>,
-    informer_relists: Family<InformerLabels, Counter>,
-    informer_events: Family<EventLabels, Counter>,
-    informer_objects: Family<InformerLabels, Gauge>,
-    informer_bad_input: Family<BadInputLabels, Counter>,
-    listener_backlog: Family<ListenerLabels, Gauge>,
-    stage_restarts: Family<StageLabels, Counter>,
     leader_status: Family<LeaseLabels, Gauge>,
 }
 
@@ -219,6 +155,8 @@ struct Families {
 #[derive(Clone)]
 pub struct Metrics {
     families: Arc<Families>,
+    /// What the informer families are read from at scrape time.
+    sources: informer::StatusSources,
 }
 
 impl Default for Metrics {
@@ -248,14 +186,6 @@ impl Metrics {
             reconcile_errors: Family::default(),
             reconcile_time: Family::new_with_constructor(reconcile_time_histogram),
             active_workers: Family::default(),
-            informer_lists: Family::default(),
-            informer_watches: Family::default(),
-            informer_relists: Family::default(),
-            informer_events: Family::default(),
-            informer_objects: Family::default(),
-            informer_bad_input: Family::default(),
-            listener_backlog: Family::default(),
-            stage_restarts: Family::default(),
             leader_status: Family::default(),
             registry: Registry::default(),
         };
@@ -316,52 +246,19 @@ impl Metrics {
             f.active_workers.clone(),
         );
         r.register(
-            "panoptes_informer_lists",
-            "LIST requests made by informers",
-            f.informer_lists.clone(),
-        );
-        r.register(
-            "panoptes_informer_watches",
-            "WATCH requests opened by informers",
-            f.informer_watches.clone(),
-        );
-        r.register(
-            "panoptes_informer_relists",
-            "Full relists after the initial list (expired resourceVersion, errors)",
-            f.informer_relists.clone(),
-        );
-        r.register(
-            "panoptes_informer_events",
-            "Watch events received, by type",
-            f.informer_events.clone(),
-        );
-        r.register(
-            "panoptes_informer_objects",
-            "Objects currently in the informer cache",
-            f.informer_objects.clone(),
-        );
-        r.register(
-            "panoptes_informer_bad_input",
-            "Bad input from servers, by reason: quarantined objects (wrong_kind, undecodable), invalid frames, oversized events, truncated bodies, expired continue tokens",
-            f.informer_bad_input.clone(),
-        );
-        r.register(
-            "panoptes_listener_backlog",
-            "Notifications buffered for a handler and not yet delivered",
-            f.listener_backlog.clone(),
-        );
-        r.register(
-            "panoptes_pipeline_stage_restarts",
-            "Pipeline restarts (from a relist) after a stage panicked, by stage",
-            f.stage_restarts.clone(),
-        );
-        r.register(
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
             f.leader_status.clone(),
         );
+        // Read from the live pipelines and /proc at each scrape (see the module docs).
+        let sources = informer::StatusSources::default();
+        r.register_collector(Box::new(informer::InformerCollector {
+            sources: sources.clone(),
+        }));
+        r.register_collector(Box::new(process::ProcessCollector));
         Self {
             families: Arc::new(f),
+            sources,
         }
     }
 
@@ -433,72 +330,10 @@ impl Metrics {
         self.families.active_workers.get_or_create(&labels).clone()
     }
 
-    /// The metrics of the informer for `resource` (e.g. `apps/v1/deployments`) on `cluster`.
-    pub fn informer(&self, cluster: &str, resource: &str) -> InformerMetrics {
-        let f = &self.families;
-        let labels = InformerLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-        };
-        InformerMetrics {
-            lists: f.informer_lists.get_or_create(&labels).clone(),
-            watches: f.informer_watches.get_or_create(&labels).clone(),
-            relists: f.informer_relists.get_or_create(&labels).clone(),
-            objects: f.informer_objects.get_or_create(&labels).clone(),
-        }
-    }
-
-    /// The `panoptes_informer_events_total` counter for one event type.
-    pub fn informer_events(&self, cluster: &str, resource: &str, event: EventType) -> Counter {
-        let labels = EventLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-            r#type: event.label(),
-        };
-        self.families.informer_events.get_or_create(&labels).clone()
-    }
-
-    /// The `panoptes_informer_bad_input_total` counter for one reason (a
-    /// [`BadInput`](panoptes_actors::quarantine::BadInput) label).
-    pub fn informer_bad_input(
-        &self,
-        cluster: &str,
-        resource: &str,
-        reason: &'static str,
-    ) -> Counter {
-        let labels = BadInputLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-            reason,
-        };
-        self.families
-            .informer_bad_input
-            .get_or_create(&labels)
-            .clone()
-    }
-
-    /// The `panoptes_pipeline_stage_restarts_total` counter of one stage (`reflector`,
-    /// `fifo`, `indexer`, `processor`) of one informer.
-    pub fn stage_restarts(&self, cluster: &str, resource: &str, stage: &'static str) -> Counter {
-        let labels = StageLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-            stage,
-        };
-        self.families.stage_restarts.get_or_create(&labels).clone()
-    }
-
-    /// The `panoptes_listener_backlog` gauge of one handler's listener.
-    pub fn listener_backlog(&self, cluster: &str, resource: &str, handler: &str) -> Gauge {
-        let labels = ListenerLabels {
-            cluster: cluster.into(),
-            resource: resource.into(),
-            handler: handler.into(),
-        };
-        self.families
-            .listener_backlog
-            .get_or_create(&labels)
-            .clone()
+    /// Adds a source of the informer families, asked at each scrape; it answers `None` once
+    /// it is gone, and is then forgotten. [`Runtime`](crate::Runtime) registers itself.
+    pub fn read_informers_from(&self, source: StatusSource) {
+        self.sources.add(source);
     }
 }
 
@@ -531,16 +366,6 @@ mod tests {
             .time
             .observe(0.01);
         metrics.active_workers("pods-controller").set(2);
-        metrics.informer("east", "v1/pods").lists.inc();
-        metrics
-            .informer_events("east", "v1/pods", EventType::Added)
-            .inc_by(5);
-        metrics
-            .listener_backlog("east", "v1/pods", "printer")
-            .set(7);
-        metrics
-            .informer_bad_input("east", "v1/pods", "wrong_kind")
-            .inc();
 
         let text = metrics.clone().encode();
         for needle in [
@@ -555,14 +380,12 @@ mod tests {
             "controller_runtime_reconcile_errors_total{controller=\"pods-controller\",cluster=\"east\"} 1",
             "controller_runtime_reconcile_time_seconds_count{controller=\"pods-controller\",cluster=\"east\"} 1",
             "controller_runtime_active_workers{controller=\"pods-controller\"} 2",
-            "panoptes_informer_lists_total{cluster=\"east\",resource=\"v1/pods\"} 1",
-            "panoptes_informer_events_total{cluster=\"east\",resource=\"v1/pods\",type=\"ADDED\"} 5",
-            "panoptes_listener_backlog{cluster=\"east\",resource=\"v1/pods\",handler=\"printer\"} 7",
-            "panoptes_informer_bad_input_total{cluster=\"east\",resource=\"v1/pods\",reason=\"wrong_kind\"} 1",
             "# TYPE panoptes_informer_objects gauge",
             "# TYPE workqueue_retries counter",
             "# TYPE panoptes_informer_relists counter",
             "# TYPE panoptes_informer_watches counter",
+            "# TYPE panoptes_informer_events counter",
+            "# TYPE panoptes_handler_latency_seconds histogram",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }

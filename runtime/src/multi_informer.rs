@@ -53,9 +53,11 @@ use panoptes_actors::event::{EventFn, HandlerFactory};
 use panoptes_actors::event_stream::{EventStream, StreamHooks};
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::ids::IndexName;
+use panoptes_actors::latency::LatencySnapshot;
 use panoptes_actors::quarantine::{BadInput, Quarantined};
 use panoptes_actors::reflector::ReflectorState;
 use panoptes_actors::registry::{PipelineRequest, RegistryError};
+use panoptes_actors::watch_counters::WatchStats;
 use panoptes_actors::{
     CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
     IndexError, IndexFn, InformerHandle, NAMESPACE_INDEX, Stage,
@@ -66,9 +68,24 @@ use parking_lot::Mutex;
 pub(crate) type Opener<K> =
     Box<dyn Fn(&PipelineRequest) -> Result<InformerHandle<K>, RegistryError> + Send + Sync>;
 
-/// Identifies a handler added to a [`MultiInformer`] (on every cluster at once).
+/// Identifies a handler added to a [`MultiInformer`] (on every cluster at once). Unique in
+/// the process, so it can name the handler in metrics (`handler` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MultiHandlerId(pub u64);
+
+/// The next [`MultiHandlerId`], process-wide.
+static NEXT_HANDLER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// One handler of a [`MultiInformer`] on one cluster, as [`MultiInformer::status`] sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandlerReport {
+    /// The handler, as [`MultiInformer::add_handler`] returned it.
+    pub handler: MultiHandlerId,
+    /// Backlog and counters.
+    pub status: HandlerStatus,
+    /// Event latency, from the reflector reading an event to the handler returning.
+    pub latency: LatencySnapshot,
+}
 
 /// A handler as every cluster's listener shares it (see "Handlers" in the module docs).
 enum HandlerKind<K: CacheObject> {
@@ -159,6 +176,12 @@ pub struct ClusterInformerStatus {
     pub quarantined: Vec<Quarantined>,
     /// Pipeline restarts after a stage panicked, per stage.
     pub stage_restarts: Vec<(Stage, u64)>,
+    /// Lists after the first sync (410 Gone, failed lists).
+    pub relists: u64,
+    /// Events by type, watch endings by reason, last arrival (`None`: no pipeline).
+    pub watch: Option<WatchStats>,
+    /// This informer's handlers on the cluster, in id order.
+    pub handlers: Vec<HandlerReport>,
 }
 
 pub(crate) struct Inner<K: CacheObject> {
@@ -168,7 +191,6 @@ pub(crate) struct Inner<K: CacheObject> {
     opener: Opener<K>,
     members: Mutex<BTreeMap<ClusterId, Member<K>>>,
     handlers: Mutex<BTreeMap<MultiHandlerId, HandlerSpec<K>>>,
-    next_handler: Mutex<u64>,
     /// By the name the user gave; installed on every member, and on each one that joins.
     indexes: Mutex<BTreeMap<String, FleetIndex<K>>>,
     /// Clusters that could not be opened, with why.
@@ -197,7 +219,6 @@ impl<K: CacheObject> MultiInformer<K> {
                 opener,
                 members: Mutex::default(),
                 handlers: Mutex::default(),
-                next_handler: Mutex::new(1),
                 indexes: Mutex::default(),
                 failed: Mutex::default(),
             }),
@@ -389,11 +410,7 @@ impl<K: CacheObject> MultiInformer<K> {
     }
 
     fn add(&self, spec: HandlerSpec<K>) -> MultiHandlerId {
-        let id = {
-            let mut next = self.inner.next_handler.lock();
-            *next += 1;
-            MultiHandlerId(*next - 1)
-        };
+        let id = MultiHandlerId(NEXT_HANDLER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
         self.inner.handlers.lock().insert(id, spec.clone());
         for (cluster, member) in self.inner.members.lock().iter_mut() {
             let handler = install(&member.handle, cluster, &spec);
@@ -518,6 +535,19 @@ impl<K: CacheObject> MultiInformer<K> {
                         .map(|s| s.backlog)
                         .sum(),
                     lists: report.as_ref().map_or(0, |r| r.lists),
+                    relists: report.as_ref().map_or(0, |r| r.relists),
+                    watch: Some(member.handle.informer().watch_stats()),
+                    handlers: member
+                        .handlers
+                        .iter()
+                        .filter_map(|(id, handler)| {
+                            Some(HandlerReport {
+                                handler: *id,
+                                status: member.handle.handler_status(*handler)?,
+                                latency: member.handle.handler_latency(*handler)?,
+                            })
+                        })
+                        .collect(),
                     watches: report.as_ref().map_or(0, |r| r.watches),
                     bad_input: report
                         .as_ref()
@@ -551,6 +581,9 @@ impl<K: CacheObject> MultiInformer<K> {
                 bad_input: BTreeMap::new(),
                 quarantined: Vec::new(),
                 stage_restarts: Vec::new(),
+                relists: 0,
+                watch: None,
+                handlers: Vec::new(),
             });
         }
         statuses

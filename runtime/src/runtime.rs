@@ -20,9 +20,13 @@
 //!   do later): [`Runtime::leadership`] is then its gate, `leader_election_master_status{name}`
 //!   follows it, and [`Runtime::release_leadership`] (awaited) or [`Runtime::shutdown`] (in
 //!   the background) write the Lease free so another replica takes over at once.
-//! - Readiness and metrics are refreshed every [`OBSERVE_INTERVAL`] by a task on the current
-//!   actix system; a 403 is logged once per cluster and resource (the reflector retries
-//!   slowly, never in a hot loop).
+//! - Readiness is refreshed every [`OBSERVE_INTERVAL`] by a task on the current actix
+//!   system: a (cluster, resource) is ready once synced and while its watch is up, and not
+//!   ready again while its reflector backs off (the cluster was lost) or is forbidden. A 403
+//!   is logged once per cluster and resource (the reflector retries slowly, never in a hot
+//!   loop).
+//! - The informer metrics are read from the pipelines of the engaged clusters at each scrape
+//!   ([`crate::metrics::informer`]): a removed cluster's series go with it.
 //!
 //! - **Telemetry.** [`Runtime::start`] installs logging (and OTLP export) from
 //!   `[telemetry]`, as `panoptes run` does, unless a global `tracing` subscriber is installed
@@ -56,6 +60,7 @@ use crate::config::{
 use crate::connection::{self, ClusterConnection, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
+use crate::metrics::informer::is_serving;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
 use crate::runtime_builder::RuntimeBuilder;
 use crate::{ClusterConfig, ClusterSource};
@@ -253,7 +258,7 @@ impl Runtime {
     }
 
     fn with_observability(metrics: Metrics, readiness: Readiness) -> Self {
-        Self {
+        let runtime = Self {
             inner: Arc::new(Inner {
                 registry: Registry::new(),
                 metrics,
@@ -266,7 +271,13 @@ impl Runtime {
                 leadership: Mutex::default(),
                 owned: Mutex::default(),
             }),
-        }
+        };
+        let weak = Arc::downgrade(&runtime.inner);
+        runtime.inner.metrics.read_informers_from(Box::new(move || {
+            let inner = weak.upgrade()?;
+            Some(Runtime { inner }.engaged_status())
+        }));
+        runtime
     }
 
     pub fn registry(&self) -> &Registry {
@@ -492,6 +503,15 @@ impl Runtime {
             .collect()
     }
 
+    /// [`status`](Self::status) of the clusters engaged now (a removed cluster's informers
+    /// may report it for a moment after a reload).
+    fn engaged_status(&self) -> Vec<ClusterInformerStatus> {
+        let engaged = self.clusters();
+        let mut all = self.status();
+        all.retain(|s| engaged.contains(&s.cluster));
+        all
+    }
+
     /// Per cluster and resource, across every live informer.
     pub fn status(&self) -> Vec<ClusterInformerStatus> {
         let informers: Vec<_> = self.inner.informers.lock().clone();
@@ -641,7 +661,7 @@ impl Runtime {
         });
     }
 
-    /// Copies every pipeline's state into readiness and metrics; logs new 403s.
+    /// Copies every pipeline's state into readiness; logs new 403s.
     fn observe(&self) {
         let informers: Vec<_> = self.inner.informers.lock().clone();
         let engaged = self.clusters();
@@ -657,41 +677,15 @@ impl Runtime {
                 if !engaged.contains(&status.cluster) {
                     continue;
                 }
-                let (cluster, resource) = (status.cluster.as_str(), status.resource.as_str());
+                let resource = status.resource.as_str();
                 self.inner
                     .readiness
-                    .set(&status.cluster, resource, status.synced);
+                    .set(&status.cluster, resource, is_serving(&status));
                 self.inner.readiness.set_quarantined(
                     &status.cluster,
                     resource,
                     status.quarantined.clone(),
                 );
-                for (reason, count) in &status.bad_input {
-                    let counter =
-                        self.inner
-                            .metrics
-                            .informer_bad_input(cluster, resource, reason.label());
-                    counter.inc_by(count.saturating_sub(counter.get()));
-                }
-                let metrics = self.inner.metrics.informer(cluster, resource);
-                metrics.objects.set(status.objects as i64);
-                metrics
-                    .lists
-                    .inc_by(status.lists.saturating_sub(metrics.lists.get()));
-                metrics
-                    .watches
-                    .inc_by(status.watches.saturating_sub(metrics.watches.get()));
-                for (stage, restarts) in &status.stage_restarts {
-                    let counter =
-                        self.inner
-                            .metrics
-                            .stage_restarts(cluster, resource, stage.as_str());
-                    counter.inc_by(restarts.saturating_sub(counter.get()));
-                }
-                self.inner
-                    .metrics
-                    .listener_backlog(cluster, resource, "all")
-                    .set(status.backlog as i64);
             }
         }
     }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use panoptes_actors::ids::ClusterId;
 use panoptes_runtime::health::{HealthServer, Readiness};
-use panoptes_runtime::metrics::{EventType, Metrics, ReconcileResult};
+use panoptes_runtime::metrics::{Metrics, ReconcileResult};
+use panoptes_runtime::multi_informer::ClusterInformerStatus;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 GET with `Connection: close`; returns (status, body). Bounded in time.
@@ -40,19 +41,38 @@ async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
+/// A synced pipeline's status with nothing counted yet.
+fn status(cluster: &str, resource: &str) -> ClusterInformerStatus {
+    ClusterInformerStatus {
+        cluster: ClusterId::from(cluster),
+        resource: resource.to_owned(),
+        synced: true,
+        objects: 0,
+        state: None,
+        backlog: 0,
+        lists: 0,
+        watches: 0,
+        bad_input: Default::default(),
+        quarantined: Vec::new(),
+        stage_restarts: Vec::new(),
+        relists: 0,
+        watch: None,
+        handlers: Vec::new(),
+    }
+}
+
 #[tokio::test]
 async fn healthz_readyz_and_metrics_answer_over_http() {
     let metrics = Metrics::new();
-    metrics.informer("east", "v1/pods").lists.inc();
+    metrics.read_informers_from(Box::new(|| {
+        Some(vec![ClusterInformerStatus {
+            lists: 1,
+            ..status("east", "v1/pods")
+        }])
+    }));
     metrics.workqueue("pods", "east").adds.inc();
     // Families appear in the exposition once they have a series.
     metrics.record_reconcile("pods", "east", ReconcileResult::Error);
-    metrics
-        .informer_events("east", "v1/pods", EventType::Modified)
-        .inc();
-    metrics
-        .listener_backlog("east", "v1/pods", "printer")
-        .set(0);
     let readiness = Readiness::new();
     let server = HealthServer::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -118,6 +138,12 @@ async fn binding_a_taken_port_names_the_address() {
 async fn readyz_names_quarantined_objects_without_holding_back_readiness() {
     use panoptes_actors::quarantine::{BadInput, Quarantined};
     let metrics = Metrics::new();
+    metrics.read_informers_from(Box::new(|| {
+        Some(vec![ClusterInformerStatus {
+            bad_input: [(BadInput::WrongKind, 1)].into(),
+            ..status("east", "v1/pods")
+        }])
+    }));
     let readiness = Readiness::new();
     let server = HealthServer::start(
         "127.0.0.1:0".parse().unwrap(),
@@ -139,9 +165,6 @@ async fn readyz_names_quarantined_objects_without_holding_back_readiness() {
             resource_version: Some("7".into()),
         }],
     );
-    metrics
-        .informer_bad_input("east", "v1/pods", BadInput::WrongKind.label())
-        .inc();
     let (status, body) = get(addr, "/readyz").await;
     assert_eq!(status, 200, "the rest is cached: {body}");
     assert!(

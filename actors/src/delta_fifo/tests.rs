@@ -308,6 +308,7 @@ mod actor {
             cluster: cluster(),
             deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
             trace: crate::trace_context::TraceContext::none(),
+            arrived: tokio::time::Instant::now(),
         });
         fifo.do_send(SetResyncPeriod(Some(Duration::from_secs(30))));
         let resyncs = |seen: &Received| {
@@ -335,6 +336,7 @@ mod actor {
             cluster: cluster(),
             deltas: vec![replace(vec![pod("a", 1), pod("b", 2)])],
             trace: crate::trace_context::TraceContext::none(),
+            arrived: tokio::time::Instant::now(),
         });
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while seen.lock().is_empty() {

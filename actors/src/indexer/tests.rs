@@ -345,6 +345,7 @@ mod distribution {
             marks_synced: false,
             resync_generation: 0,
             trace: crate::trace_context::TraceContext::none(),
+            arrived: None,
         }
     }
 
@@ -435,6 +436,7 @@ mod distribution {
                 marks_synced: true,
                 resync_generation: 0,
                 trace: crate::trace_context::TraceContext::none(),
+                arrived: None,
             })
             .await
             .unwrap();
