@@ -137,6 +137,10 @@ pub struct ReflectorBatch<K: 'static> {
     /// The context of the list page or watch event span that produced these deltas (the
     /// root of their trace; closed once the reflector sent them).
     pub trace: TraceContext,
+    /// When the reflector read them from the server (for a list, when it asked for the
+    /// last page): where the event→handler latency (`panoptes_handler_latency_seconds`)
+    /// starts.
+    pub arrived: Instant,
 }
 
 /// The objects of a batch of deltas, in order (all of a `Replace`'s).

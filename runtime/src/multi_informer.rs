@@ -667,7 +667,7 @@ fn install<K: CacheObject>(
         }
         HandlerKind::Actor(factory) => {
             let factory = factory.clone();
-            EventHandler::Actor(Box::new(move || (factory.lock())()))
+            EventHandler::Actor(Box::new(move |span| (factory.lock())(span)))
         }
         HandlerKind::Recipient(recipient) => EventHandler::Recipient(recipient.clone()),
     };

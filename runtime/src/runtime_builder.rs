@@ -194,6 +194,7 @@ impl RuntimeBuilder {
             telemetry: self.telemetry.clone().unwrap_or_default(),
             clusters,
             watches: Vec::new(),
+            leader_election: None,
         })
     }
 }
