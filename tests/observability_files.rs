@@ -193,8 +193,8 @@ fn exported_families() -> BTreeMap<String, String> {
     let system = actix::System::new();
     let text = system.block_on(async {
         let metrics = Metrics::new();
-        metrics.workqueue("pods").adds.inc();
-        metrics.record_reconcile("pods", ReconcileResult::Error);
+        metrics.workqueue("pods", "east").adds.inc();
+        metrics.record_reconcile("pods", "east", ReconcileResult::Error);
         let config = panoptes_runtime::PanoptesConfig::parse(
             "[[clusters]]\nname = \"demo\"\nembedded = { pods = 2 }\n",
             Path::new("clusters.toml"),

@@ -140,7 +140,8 @@ mod tests {
             feed.do_send(ReflectorBatch {
                 cluster: cluster(),
                 deltas: vec![ReflectorDelta::Added(pod(&format!("p{version}"), version))],
-                span: tracing::Span::none(),
+                trace: crate::trace_context::TraceContext::none(),
+                arrived: tokio::time::Instant::now(),
             });
         }
     }

@@ -136,6 +136,7 @@ async fn should_trace_one_watch_event_from_the_reflector_to_the_handlers_own_spa
             resource_version: "2".into(),
         }],
         trace: TraceContext::of(&list),
+        arrived: tokio::time::Instant::now(),
     });
     drop(list);
     assert!(informer.wait_synced(PATIENCE).await);
@@ -145,6 +146,7 @@ async fn should_trace_one_watch_event_from_the_reflector_to_the_handlers_own_spa
         cluster: ClusterId::new("c1"),
         deltas: vec![ReflectorDelta::Modified(pod("a", 3))],
         trace: TraceContext::of(&watch),
+        arrived: tokio::time::Instant::now(),
     });
     drop(watch);
 
