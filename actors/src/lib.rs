@@ -26,6 +26,7 @@
 
 pub mod backoff;
 pub mod delta_fifo;
+pub mod error_chain;
 pub mod event;
 pub mod ids;
 pub mod indexer;
@@ -48,6 +49,7 @@ pub mod stage_fault;
 pub mod store;
 pub mod supervisor;
 pub mod transform;
+pub mod watch_error;
 
 #[cfg(test)]
 mod test_support;
@@ -65,3 +67,4 @@ pub use registry::{InformerHandle, Registry};
 pub use stage_fault::Stage;
 pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Snapshot, Store, StoreWriter};
 pub use transform::Transform;
+pub use watch_error::{WatchError, WatchErrorHandlerId, WatchErrorKind};

@@ -438,18 +438,12 @@ impl Runtime {
         });
     }
 
-    /// Copies every pipeline's state into readiness and metrics; logs new 403s.
+    /// Copies every pipeline's state into readiness and metrics. (Each pipeline's supervisor
+    /// logs its own failures and recoveries once: `panoptes_actors::watch_error`.)
     fn observe(&self) {
         let informers: Vec<_> = self.inner.informers.lock().clone();
         let engaged = self.clusters();
         for informer in &informers {
-            for (cluster, resource) in informer.report_forbidden() {
-                tracing::error!(
-                    %cluster,
-                    %resource,
-                    "forbidden (403): this identity may not list/watch the resource; retrying slowly"
-                );
-            }
             for status in informer.statuses() {
                 if !engaged.contains(&status.cluster) {
                     continue;
