@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod health;
+pub mod log_filter;
 pub mod metrics;
 pub mod multi_informer;
 pub mod rate_limit;
