@@ -115,10 +115,7 @@ mod tests {
             effective_directives("warn", Some("  ")),
             (format!("warn,{KUBE_RETRY_NOISE}"), FilterSource::Config)
         );
-        assert_eq!(
-            effective_directives("warn", None).1,
-            FilterSource::Config
-        );
+        assert_eq!(effective_directives("warn", None).1, FilterSource::Config);
     }
 
     #[test]
@@ -140,8 +137,18 @@ mod tests {
     fn should_name_the_source_of_a_bad_filter() {
         let error = build("warn", Some("info,panoptes=loud")).unwrap_err();
         assert_eq!(error.source_name, FilterSource::RustLog);
-        assert!(error.to_string().starts_with("RUST_LOG = \"info,panoptes=loud\""), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("RUST_LOG = \"info,panoptes=loud\""),
+            "{error}"
+        );
         let error = build("panoptes=loud", None).unwrap_err();
-        assert!(error.to_string().starts_with("[telemetry] log = \"panoptes=loud\""), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("[telemetry] log = \"panoptes=loud\""),
+            "{error}"
+        );
     }
 }

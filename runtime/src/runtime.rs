@@ -36,7 +36,9 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::config::{ClusterSelection, EmbeddedCluster, PanoptesConfig, WatchConfig};
-use crate::connection::{self, ClusterConnection, ConnectionError};
+use panoptes_actors::error_chain::error_chain;
+
+use crate::connection::{self, ClusterConnection, ClusterIdentity, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
@@ -70,6 +72,8 @@ struct Engaged {
     config: ClusterConfig,
     /// `None` when the connection could not be built (the error is in readiness and logs).
     request: Option<PipelineRequest>,
+    /// Server and credential fingerprint of the connection, when it was built.
+    identity: Option<ClusterIdentity>,
     embedded: Option<EmbeddedServer>,
 }
 
@@ -207,6 +211,12 @@ impl Runtime {
     pub fn client(&self, cluster: &ClusterId) -> Option<kube::Client> {
         let clusters = self.inner.clusters.lock();
         Some(clusters.get(cluster)?.request.as_ref()?.client.clone())
+    }
+
+    /// Who a connected cluster's client talks to (server URL, user, credential fingerprint;
+    /// never the secret), for messages that must name the server.
+    pub fn identity(&self, cluster: &ClusterId) -> Option<ClusterIdentity> {
+        self.inner.clusters.lock().get(cluster)?.identity.clone()
     }
 
     /// The simulated server of an embedded cluster (faults, counters, its store).
@@ -359,11 +369,14 @@ impl Runtime {
             }
             _ => (connection::connect(&config).await, None),
         };
-        let request = match connection {
-            Ok(connection) => Some(self.request_for(&connection)),
+        let (request, identity) = match connection {
+            Ok(connection) => (
+                Some(self.request_for(&connection)),
+                Some(connection.identity.clone()),
+            ),
             Err(error) => {
                 self.connection_failed(&name, &error);
-                None
+                (None, None)
             }
         };
         if let Some(request) = &request {
@@ -377,6 +390,7 @@ impl Runtime {
             Engaged {
                 config,
                 request,
+                identity,
                 embedded,
             },
         );
@@ -384,12 +398,12 @@ impl Runtime {
     }
 
     fn connection_failed(&self, name: &ClusterId, error: &ConnectionError) {
-        tracing::error!(cluster = %name, %error, "cannot connect; the cluster is skipped");
+        tracing::error!(cluster = %name, error = %error_chain(error), "cannot connect; the cluster is skipped");
         self.inner.readiness.set(name, CONNECTION_RESOURCE, false);
         self.inner
             .errors
             .lock()
-            .insert(name.clone(), error.to_string());
+            .insert(name.clone(), error_chain(error));
     }
 
     fn request_for(&self, connection: &ClusterConnection) -> PipelineRequest {

@@ -20,6 +20,7 @@ use anyhow::Context as _;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use kube::api::DynamicObject;
 use panoptes_actors::HandlerOptions;
+use panoptes_actors::error_chain::error_chain;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::ReflectorState;
 use parking_lot::Mutex;
@@ -178,12 +179,10 @@ impl Progress {
                     }
                     match sync_line(status, elapsed) {
                         Some((_, line)) if status.synced => {
-                            bar.set_style(
-                                ProgressStyle::default_spinner()
-                                    .template("{msg}")
-                                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                            );
-                            bar.finish_with_message(line);
+                            // The line goes above the spinners for good; the spinner's own
+                            // line is cleared, so no "listing (0s)" is left behind.
+                            bars.println(&line).unwrap_or_else(|_| println!("{line}"));
+                            bar.finish_and_clear();
                         }
                         Some((_, line)) => bar.set_message(line),
                         None => bar.tick(),
@@ -197,15 +196,47 @@ impl Progress {
         if all_synced && !self.announced {
             self.announced = true;
             let clusters: BTreeSet<_> = statuses.iter().map(|s| s.cluster.to_string()).collect();
-            println!(
+            self.println(&format!(
                 "all synced: {} cluster(s) ({}) in {:.1}s",
                 clusters.len(),
                 clusters.into_iter().collect::<Vec<_>>().join(", "),
                 elapsed.as_secs_f64()
-            );
+            ));
         }
         let _ = std::io::stdout().flush();
         all_synced
+    }
+
+    /// Prints a line above the spinners (plainly when there are none).
+    fn println(&self, line: &str) {
+        match &self.display {
+            ProgressDisplay::Bars { bars, .. } => {
+                bars.println(line).unwrap_or_else(|_| println!("{line}"));
+            }
+            ProgressDisplay::Lines { .. } => println!("{line}"),
+        }
+    }
+
+    /// Runs `print` (which writes to stdout) with the spinners hidden, so its lines and the
+    /// spinners never overwrite each other.
+    fn suspend(&self, print: impl FnOnce()) {
+        match &self.display {
+            ProgressDisplay::Bars { bars, .. } => bars.suspend(print),
+            ProgressDisplay::Lines { .. } => print(),
+        }
+    }
+}
+
+impl Drop for Progress {
+    /// Clears every spinner still turning (a cluster still listing at Ctrl-C, a timeout), so
+    /// the terminal keeps only the lines that were printed for good.
+    fn drop(&mut self) {
+        if let ProgressDisplay::Bars { by_key, bars } = &self.display {
+            for bar in by_key.values().filter(|bar| !bar.is_finished()) {
+                bar.finish_and_clear();
+            }
+            let _ = bars.clear();
+        }
     }
 }
 
@@ -299,20 +330,23 @@ async fn serve(args: &RunArgs, runtime: &Runtime, counts: &EventCounts) -> Resul
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            _ = hangup.recv() => reload(args, runtime).await,
+            _ = hangup.recv() => reload(args, runtime, &progress).await,
             _ = file_check.tick() => {
                 let now = modified(&args.config.path);
                 if now != last_modified {
                     last_modified = now;
-                    reload(args, runtime).await;
+                    reload(args, runtime, &progress).await;
                 }
             }
             _ = summary.tick() => {
-                print_summary(runtime, counts, &mut previous, last_summary.elapsed());
+                progress.suspend(|| {
+                    print_summary(runtime, counts, &mut previous, last_summary.elapsed());
+                });
                 last_summary = Instant::now();
             }
         }
     }
+    drop(progress);
     println!("stopping");
     Ok(())
 }
@@ -321,20 +355,21 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-async fn reload(args: &RunArgs, runtime: &Runtime) {
-    match args.config.load() {
+async fn reload(args: &RunArgs, runtime: &Runtime, progress: &Progress) {
+    let line = match args.config.load() {
         Ok(config) => match runtime.reload(&config).await {
-            Ok(report) if report.is_empty() => println!("reloaded: no cluster changed"),
-            Ok(report) => println!(
+            Ok(report) if report.is_empty() => "reloaded: no cluster changed".to_string(),
+            Ok(report) => format!(
                 "reloaded: added {:?}, removed {:?}, replaced {:?}",
                 names(&report.added),
                 names(&report.removed),
                 names(&report.replaced)
             ),
-            Err(error) => println!("reload failed: {error}"),
+            Err(error) => format!("reload failed: {}", error_chain(&error)),
         },
-        Err(error) => println!("reload failed, keeping the running configuration:\n{error}"),
-    }
+        Err(error) => format!("reload failed, keeping the running configuration:\n{error}"),
+    };
+    progress.println(&line);
 }
 
 fn names(ids: &[ClusterId]) -> Vec<&str> {
