@@ -23,6 +23,7 @@ use panoptes_actors::HandlerOptions;
 use panoptes_actors::error_chain::error_chain;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::reflector::ReflectorState;
+use panoptes_actors::watch_error::WatchErrorKind;
 use parking_lot::Mutex;
 
 use super::CliError;
@@ -163,7 +164,7 @@ impl Progress {
         for status in &statuses {
             match &mut self.display {
                 ProgressDisplay::Lines { printed } => {
-                    if let Some((tag, line)) = sync_line(status, elapsed)
+                    if let Some((tag, line)) = sync_line(status, elapsed, runtime)
                         && printed.insert((status.cluster.clone(), status.resource.clone(), tag))
                     {
                         println!("{line}");
@@ -177,7 +178,7 @@ impl Progress {
                     if bar.is_finished() {
                         continue;
                     }
-                    match sync_line(status, elapsed) {
+                    match sync_line(status, elapsed, runtime) {
                         Some((_, line)) if status.synced => {
                             // The line goes above the spinners for good; the spinner's own
                             // line is cleared, so no "listing (0s)" is left behind.
@@ -283,7 +284,11 @@ async fn wait_for_sync(args: &RunArgs, runtime: &Runtime) -> Result<(), CliError
 }
 
 /// A progress line for `status`, tagged so each is printed once.
-fn sync_line(status: &ClusterInformerStatus, elapsed: Duration) -> Option<(String, String)> {
+fn sync_line(
+    status: &ClusterInformerStatus,
+    elapsed: Duration,
+    runtime: &Runtime,
+) -> Option<(String, String)> {
     let (cluster, resource) = (&status.cluster, &status.resource);
     if status.synced {
         return Some((
@@ -300,10 +305,16 @@ fn sync_line(status: &ClusterInformerStatus, elapsed: Duration) -> Option<(Strin
             "forbidden".into(),
             format!("{cluster}: {resource} forbidden (403): {message}"),
         )),
-        Some(ReflectorState::BackingOff { error, .. }) => Some((
-            "backoff".into(),
-            format!("{cluster}: {resource} not reachable yet, retrying: {error}"),
-        )),
+        Some(ReflectorState::BackingOff { error, code, .. }) => {
+            let server = runtime
+                .identity(cluster)
+                .map_or_else(String::new, |i| format!(" ({})", i.server()));
+            let kind = WatchErrorKind::of_code(*code);
+            Some((
+                format!("backoff {kind:?}"),
+                format!("{cluster}{server}: {resource} {kind}; retrying: {error}"),
+            ))
+        }
         _ => None,
     }
 }
