@@ -3,8 +3,9 @@
 //! port says "connection refused" with the address; a 403 prints the server's message and
 //! reason, not a `Debug` of its `Status`; kube's per-retry ERROR lines stay out unless the
 //! filter names kube, and `RUST_LOG` overrides `[telemetry] log`; a kubeconfig written by
-//! `sim` becomes a `clusters.toml` that passes `check` (what `scripts/kind-up.sh` does for
-//! kind); every subcommand's `--help` shows examples.
+//! `sim` becomes a `clusters.toml` that passes `check`, and so does the one
+//! `scripts/kind-up.sh` writes (run with a stand-in for `kind`, so no docker is needed);
+//! every subcommand's `--help` shows examples.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -282,4 +283,51 @@ fn every_subcommand_help_shows_an_example() {
 fn b64(pem: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(pem.as_bytes())
+}
+
+#[test]
+fn kind_up_writes_a_config_that_passes_check_with_a_stand_in_for_kind() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = sim(2);
+    let dir = tempfile::tempdir().unwrap();
+    // What kind would write: the two clusters under kind's context names.
+    let kubeconfig = sim.kubeconfig_yaml().replace("sim-", "kind-panoptes-");
+    std::fs::write(dir.path().join("made-by-kind.yaml"), kubeconfig).unwrap();
+    // `kind get clusters` lists none; `kind create cluster ... --kubeconfig F` writes F.
+    let fake_kind = dir.path().join("kind");
+    std::fs::write(
+        &fake_kind,
+        "#!/bin/sh\nset -e\necho \"$@\" >> \"$(dirname \"$0\")/kind.calls\"\n\
+         case \"$1\" in\n  get) exit 0 ;;\n  create) cp \"$(dirname \"$0\")/made-by-kind.yaml\" \"$6\" ;;\n\
+         *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake_kind, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kind-up.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .arg("2")
+        .current_dir(dir.path())
+        .env("KIND", &fake_kind)
+        .env("PANOPTES", PANOPTES)
+        .output()
+        .expect("bash runs");
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let calls = std::fs::read_to_string(dir.path().join("kind.calls")).unwrap();
+    assert!(
+        calls.contains("create cluster --name panoptes-1 --kubeconfig kind.kubeconfig")
+            && calls.contains("create cluster --name panoptes-2"),
+        "{calls}"
+    );
+    let checked = panoptes(
+        dir.path(),
+        &["check", "--config", "clusters.kind.toml"],
+        &[],
+    );
+    let message = text(&checked);
+    assert_eq!(checked.status.code(), Some(0), "{message}");
+    assert!(
+        message.contains("ok   kind-panoptes-2: v1/pods listable"),
+        "{message}"
+    );
 }
