@@ -319,9 +319,9 @@ impl PipelineHealth {
 fn log_failing(error: &WatchError) {
     let (cluster, resource, kind) = (&error.cluster, &error.resource, error.kind);
     if kind == WatchErrorKind::Forbidden {
-        tracing::error!(%cluster, %resource, code = ?error.code, "{error}; retrying slowly");
+        tracing::error!(%cluster, %resource, code = error.code, "{error}; retrying slowly");
     } else {
-        tracing::warn!(%cluster, %resource, code = ?error.code, "{error}; retrying with backoff");
+        tracing::warn!(%cluster, %resource, code = error.code, "{error}; retrying with backoff");
     }
 }
 

@@ -23,6 +23,7 @@ use crate::runtime::Runtime;
 /// Arguments of `panoptes check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
+    /// `--config PATH` (or `PANOPTES_CONFIG`).
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Seconds to wait for each request.

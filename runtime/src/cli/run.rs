@@ -37,6 +37,7 @@ use crate::telemetry;
 /// Arguments of `panoptes run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
+    /// `--config PATH` (or `PANOPTES_CONFIG`).
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Exit 0 as soon as every cluster's caches have synced (for scripts and CI).
