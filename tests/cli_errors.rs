@@ -331,3 +331,116 @@ fn kind_up_writes_a_config_that_passes_check_with_a_stand_in_for_kind() {
         "{message}"
     );
 }
+
+#[test]
+fn sync_spinners_on_a_terminal_leave_no_listing_line_behind() {
+    // `script` gives panoptes a terminal (spinners are drawn only on one).
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: util-linux `script` is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("clusters.toml"),
+        "[telemetry]\nlog = \"warn\"\n\
+         [[clusters]]\nname = \"east\"\nembedded = { pods = 2000 }\n\
+         [[clusters]]\nname = \"west\"\nembedded = { pods = 5 }\n\
+         [[watch]]\nresource = \"v1/pods\"\n",
+    )
+    .unwrap();
+    const WIDTH: usize = 160;
+    let output = Command::new("script")
+        .args(["-qfec"])
+        .arg(format!(
+            "stty rows 40 cols {WIDTH}; {PANOPTES} run --exit-after-sync --sync-timeout-secs 60"
+        ))
+        .arg("/dev/null")
+        .current_dir(dir.path())
+        .env_remove("PANOPTES_CONFIG")
+        .env_remove("RUST_LOG")
+        .env("PANOPTES__RUNTIME__METRICS_ADDR", "127.0.0.1:0")
+        .output()
+        .expect("script runs");
+    let raw = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{raw:?}");
+    assert!(raw.contains("listing"), "spinners were drawn: {raw:?}");
+    let screen = terminal_screen(&raw, WIDTH);
+    let shown = screen.join("\n");
+    assert!(
+        !shown.contains("listing"),
+        "a spinner line stayed:\n{shown}"
+    );
+    for line in [
+        "east: v1/pods synced, 2000 objects",
+        "west: v1/pods synced, 5 objects",
+        "all synced: 2 cluster(s) (east, west)",
+    ] {
+        assert!(shown.contains(line), "{line}:\n{shown}");
+    }
+}
+
+/// The lines a terminal `width` columns wide shows after `output`: enough of a VT100 for
+/// indicatif (carriage return, newline, autowrap, cursor up/down, erase line/below); other
+/// escape sequences are skipped.
+fn terminal_screen(output: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+    let (mut row, mut col) = (0usize, 0usize);
+    let mut chars = output.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' if chars.peek() == Some(&'[') => {
+                chars.next();
+                let mut params = String::new();
+                let mut command = ' ';
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        command = c;
+                        break;
+                    }
+                    params.push(c);
+                }
+                let n = params.parse::<usize>().unwrap_or(1);
+                match command {
+                    'A' => row = row.saturating_sub(n),
+                    'B' => row += n,
+                    'K' if params == "2" => lines[row].clear(),
+                    'K' => lines[row].truncate(col),
+                    'J' => {
+                        lines[row].truncate(col);
+                        lines.truncate(row + 1);
+                    }
+                    _ => {}
+                }
+            }
+            '\r' => col = 0,
+            '\n' => {
+                row += 1;
+                col = 0;
+            }
+            c if c.is_control() => {}
+            c => {
+                if col >= width {
+                    row += 1;
+                    col = 0;
+                }
+                if lines.len() <= row {
+                    lines.resize(row + 1, Vec::new());
+                }
+                let line = &mut lines[row];
+                if line.len() <= col {
+                    line.resize(col + 1, ' ');
+                }
+                line[col] = c;
+                col += 1;
+            }
+        }
+        if lines.len() <= row {
+            lines.resize(row + 1, Vec::new());
+        }
+    }
+    lines
+        .into_iter()
+        .map(|l| l.into_iter().collect::<String>().trim_end().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}

@@ -4,7 +4,8 @@
 //!    them, exit 2), installs logging/tracing, serves `/metrics`, `/healthz`, `/readyz`.
 //! 2. Starts every cluster (embedded ones in-process) and every `[[watch]]`, printing one
 //!    line per (cluster, resource) as it syncs, and what holds back the rest (a cluster that
-//!    is down, a 403): a spinner per line on a terminal, plain lines otherwise.
+//!    is down, a 403), each once; on a terminal, one spinner naming what is still listing,
+//!    cleared when done.
 //! 3. With `--exit-after-sync`, exits 0 once everything has synced (1 if that takes longer
 //!    than `--sync-timeout-secs`). Otherwise prints a summary every `--summary-secs`
 //!    (objects per cluster and resource, events/s, handler backlog) until Ctrl-C or SIGTERM
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use kube::api::DynamicObject;
 use panoptes_actors::HandlerOptions;
 use panoptes_actors::error_chain::error_chain;
@@ -121,39 +122,33 @@ async fn run_config(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
     outcome
 }
 
-/// Sync progress. On a terminal, a spinner per (cluster, resource) that turns into its
-/// "synced" line; otherwise (pipes, logs, CI) each line once, when it first becomes true.
+/// Sync progress: each line (synced, forbidden, retrying) printed once, when it first
+/// becomes true. On a terminal, one spinner below them names what is still listing; it is
+/// hidden while a line is printed and cleared at the end, so no "listing (0s)" line is ever
+/// left behind. (One spinner, not one per line: indicatif's multi-bar redraws race with its
+/// tick thread and could leave a stale bar line on screen.)
 struct Progress {
     started: Instant,
-    display: ProgressDisplay,
+    printed: BTreeSet<(ClusterId, String, String)>,
+    /// `None` off a terminal (pipes, logs, CI).
+    spinner: Option<ProgressBar>,
     announced: bool,
-}
-
-enum ProgressDisplay {
-    Lines {
-        printed: BTreeSet<(ClusterId, String, String)>,
-    },
-    Bars {
-        bars: MultiProgress,
-        by_key: BTreeMap<(ClusterId, String), ProgressBar>,
-    },
 }
 
 impl Progress {
     fn new() -> Self {
-        let display = if std::io::stdout().is_terminal() {
-            ProgressDisplay::Bars {
-                bars: MultiProgress::new(),
-                by_key: BTreeMap::new(),
+        let spinner = std::io::stdout().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                bar.set_style(style);
             }
-        } else {
-            ProgressDisplay::Lines {
-                printed: BTreeSet::new(),
-            }
-        };
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
         Self {
             started: Instant::now(),
-            display,
+            printed: BTreeSet::new(),
+            spinner,
             announced: false,
         }
     }
@@ -162,41 +157,30 @@ impl Progress {
     fn update(&mut self, runtime: &Runtime) -> bool {
         let statuses = runtime.status();
         let elapsed = self.started.elapsed();
+        let mut listing = Vec::new();
         for status in &statuses {
-            match &mut self.display {
-                ProgressDisplay::Lines { printed } => {
-                    if let Some((tag, line)) = sync_line(status, elapsed, runtime)
-                        && printed.insert((status.cluster.clone(), status.resource.clone(), tag))
-                    {
-                        println!("{line}");
-                    }
-                }
-                ProgressDisplay::Bars { bars, by_key } => {
-                    let key = (status.cluster.clone(), status.resource.clone());
-                    let bar = by_key
-                        .entry(key)
-                        .or_insert_with(|| bars.add(spinner(status)));
-                    if bar.is_finished() {
-                        continue;
-                    }
-                    match sync_line(status, elapsed, runtime) {
-                        Some((_, line)) if status.synced => {
-                            // The line goes above the spinners for good; the spinner's own
-                            // line is cleared, so no "listing (0s)" is left behind.
-                            bars.println(&line).unwrap_or_else(|_| println!("{line}"));
-                            bar.finish_and_clear();
-                        }
-                        Some((_, line)) => bar.set_message(line),
-                        None => bar.tick(),
-                    }
-                }
+            if !status.synced {
+                listing.push(format!("{} {}", status.cluster, status.resource));
             }
+            if let Some((tag, line)) = sync_line(status, elapsed, runtime)
+                && self
+                    .printed
+                    .insert((status.cluster.clone(), status.resource.clone(), tag))
+            {
+                self.println(&line);
+            }
+        }
+        if let Some(spinner) = &self.spinner {
+            spinner.set_message(format!("listing: {}", listing.join(", ")));
         }
         let all_synced = !statuses.is_empty()
             && statuses.iter().all(|s| s.synced)
             && runtime.connection_errors().is_empty();
         if all_synced && !self.announced {
             self.announced = true;
+            if let Some(spinner) = &self.spinner {
+                spinner.finish_and_clear();
+            }
             let clusters: BTreeSet<_> = statuses.iter().map(|s| s.cluster.to_string()).collect();
             self.println(&format!(
                 "all synced: {} cluster(s) ({}) in {:.1}s",
@@ -209,48 +193,28 @@ impl Progress {
         all_synced
     }
 
-    /// Prints a line above the spinners (plainly when there are none).
+    /// Prints a line above the spinner (plainly when there is none).
     fn println(&self, line: &str) {
-        match &self.display {
-            ProgressDisplay::Bars { bars, .. } => {
-                bars.println(line).unwrap_or_else(|_| println!("{line}"));
-            }
-            ProgressDisplay::Lines { .. } => println!("{line}"),
-        }
+        self.suspend(|| println!("{line}"));
     }
 
-    /// Runs `print` (which writes to stdout) with the spinners hidden, so its lines and the
-    /// spinners never overwrite each other.
+    /// Runs `print` (which writes to stdout) with the spinner hidden, so its lines and the
+    /// spinner never overwrite each other.
     fn suspend(&self, print: impl FnOnce()) {
-        match &self.display {
-            ProgressDisplay::Bars { bars, .. } => bars.suspend(print),
-            ProgressDisplay::Lines { .. } => print(),
+        match &self.spinner {
+            Some(spinner) if !spinner.is_finished() => spinner.suspend(print),
+            _ => print(),
         }
     }
 }
 
 impl Drop for Progress {
-    /// Clears every spinner still turning (a cluster still listing at Ctrl-C, a timeout), so
-    /// the terminal keeps only the lines that were printed for good.
+    /// Clears the spinner if it still turns (Ctrl-C or a timeout before everything synced).
     fn drop(&mut self) {
-        if let ProgressDisplay::Bars { by_key, bars } = &self.display {
-            for bar in by_key.values().filter(|bar| !bar.is_finished()) {
-                bar.finish_and_clear();
-            }
-            let _ = bars.clear();
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
         }
     }
-}
-
-/// A spinner for one (cluster, resource) still listing.
-fn spinner(status: &ClusterInformerStatus) -> ProgressBar {
-    let bar = ProgressBar::new_spinner()
-        .with_message(format!("{}: {} listing", status.cluster, status.resource));
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// `--exit-after-sync`: returns once everything synced, fails after the timeout.
