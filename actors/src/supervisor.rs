@@ -236,7 +236,10 @@ impl<K: CacheObject> Handler<ReflectorReport> for PipelineSupervisor<K> {
         report.lists += self.carried.lists;
         report.relists += self.carried.relists;
         report.watches += self.carried.watches;
-        self.health.observe(&report);
+        if !self.stopping {
+            // A pipeline being stopped may see its server go first; that is not news.
+            self.health.observe(&report);
+        }
         *self.latest.lock() = Some(report);
         if died && self.reflector.take().is_some() {
             self.restart(Stage::Reflector, "the reflector stopped unasked", ctx);

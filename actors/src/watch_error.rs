@@ -60,6 +60,19 @@ pub enum WatchErrorKind {
 }
 
 impl WatchErrorKind {
+    /// The kind of a reported failure: by its HTTP `code`; without one, [`Self::Unreachable`]
+    /// only when a list or watch request got no answer (its message starts `list failed` or
+    /// `watch failed`, as `list_watch::Failure` words it), else [`Self::Other`] (a watch the
+    /// server closed at once, for instance).
+    pub fn of_failure(code: Option<u16>, message: &str) -> Self {
+        let request_failed =
+            message.starts_with("list failed") || message.starts_with("watch failed");
+        match code {
+            None if !request_failed => Self::Other,
+            code => Self::of_code(code),
+        }
+    }
+
     /// The kind of a failure with HTTP `code` (`None`: no answer came back).
     pub fn of_code(code: Option<u16>) -> Self {
         match code {
@@ -250,7 +263,7 @@ impl HealthTracker {
         let error = WatchError {
             cluster: report.cluster.clone(),
             resource: report.resource.clone(),
-            kind: WatchErrorKind::of_code(code),
+            kind: WatchErrorKind::of_failure(code, &message),
             code,
             message,
         };
@@ -437,6 +450,14 @@ mod tests {
             WatchErrorKind::Unauthorized
         );
         assert_eq!(WatchErrorKind::of_code(Some(503)), WatchErrorKind::Other);
+        assert_eq!(
+            WatchErrorKind::of_failure(None, "the watch ended at once without events"),
+            WatchErrorKind::Other
+        );
+        assert_eq!(
+            WatchErrorKind::of_failure(None, "watch failed: client error (Connect)"),
+            WatchErrorKind::Unreachable
+        );
     }
 
     #[test]

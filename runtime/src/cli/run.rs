@@ -274,7 +274,7 @@ fn sync_line(
             let server = runtime
                 .identity(cluster)
                 .map_or_else(String::new, |i| format!(" ({})", i.server()));
-            let kind = WatchErrorKind::of_code(*code);
+            let kind = WatchErrorKind::of_failure(*code, error);
             Some((
                 format!("backoff {kind:?}"),
                 format!("{cluster}{server}: {resource} {kind}; retrying: {error}"),
