@@ -44,6 +44,7 @@ use crate::supervisor::{
 };
 use crate::transform::Transform;
 use crate::watch_counters::{WatchCounters, WatchStats};
+use crate::watch_error::{WatchError, WatchErrorHandlerId, WatchErrors};
 
 /// A failed informer operation.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,8 @@ struct Inner<K: CacheObject> {
     reflector_report: LatestReport,
     /// Shared with every reflector this pipeline starts.
     watch: Arc<WatchCounters>,
+    /// Called by the supervisor when the pipeline's health changes.
+    watch_errors: WatchErrors,
 }
 
 /// A shared informer: one watch, one cache, any number of handlers.
@@ -124,11 +127,13 @@ impl<K: CacheObject> Informer<K> {
         let store = writer.reader();
         let reflector_report = LatestReport::default();
         let restarts = Arc::new(StageRestartCounters::default());
+        let watch_errors = WatchErrors::default();
         let supervisor = {
             let (cluster, resource) = (cluster.clone(), resource.clone());
             let (latest, restarts) = (reflector_report.clone(), restarts.clone());
+            let watch_errors = watch_errors.clone();
             PipelineSupervisor::start_in_arbiter(&arbiter, move |_| {
-                PipelineSupervisor::new(cluster, resource, latest, restarts)
+                PipelineSupervisor::new(cluster, resource, latest, restarts, watch_errors)
             })
         };
         let indexer = {
@@ -166,6 +171,7 @@ impl<K: CacheObject> Informer<K> {
                 next_handler: AtomicU64::new(1),
                 reflector_report,
                 watch,
+                watch_errors,
             }),
         }
     }
@@ -456,6 +462,38 @@ impl<K: CacheObject> Informer<K> {
     /// The reflector's latest report, if it sent one.
     pub fn reflector_report(&self) -> Option<ReflectorReport> {
         self.inner.reflector_report.lock().clone()
+    }
+
+    /// Calls `handler` when this pipeline starts failing, fails differently, or (if it is
+    /// failing now) at once — client-go's `SetWatchErrorHandler`. Each such change is also
+    /// logged once; see [`crate::watch_error`]. The handler runs on the pipeline's thread: keep
+    /// it quick. Handlers are per pipeline, so they are shared by every handle to it.
+    ///
+    /// ```
+    /// # use panoptes_actors::{Informer, Transform, ids::ClusterId};
+    /// # use k8s_openapi::api::core::v1::Pod;
+    /// # actix::System::new().block_on(async {
+    /// # let (informer, _feed) = Informer::<Pod>::detached(ClusterId::new("east"), "v1/pods", Transform::default());
+    /// let id = informer.on_watch_error(|error| eprintln!("{error}"));
+    /// assert!(informer.remove_watch_error_handler(id));
+    /// # informer.stop();
+    /// # });
+    /// ```
+    pub fn on_watch_error(
+        &self,
+        handler: impl Fn(&WatchError) + Send + Sync + 'static,
+    ) -> WatchErrorHandlerId {
+        self.inner.watch_errors.add(Arc::new(handler))
+    }
+
+    /// Removes a handler added with [`Informer::on_watch_error`]. False if unknown.
+    pub fn remove_watch_error_handler(&self, id: WatchErrorHandlerId) -> bool {
+        self.inner.watch_errors.remove(id)
+    }
+
+    /// The failure this pipeline is in now (`None` while healthy).
+    pub fn watch_error(&self) -> Option<WatchError> {
+        self.inner.watch_errors.current()
     }
 
     fn stopped(&self) -> InformerError {

@@ -28,6 +28,7 @@ pub mod backoff;
 pub mod controller;
 pub mod controller_metrics;
 pub mod delta_fifo;
+pub mod error_chain;
 pub mod event;
 pub mod event_stream;
 pub mod finalizer;
@@ -61,6 +62,7 @@ pub mod supervisor;
 pub mod trace_context;
 pub mod transform;
 pub mod watch_counters;
+pub mod watch_error;
 pub mod work_queue;
 
 #[cfg(test)]
@@ -90,4 +92,5 @@ pub use stage_fault::Stage;
 pub use store::{IndexError, IndexFn, NAMESPACE_INDEX, Snapshot, Store, StoreWriter};
 pub use trace_context::TraceContext;
 pub use transform::Transform;
+pub use watch_error::{WatchError, WatchErrorHandlerId, WatchErrorKind};
 pub use work_queue::{ReconcileKey, ShutdownMode, WorkQueue};

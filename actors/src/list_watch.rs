@@ -397,7 +397,7 @@ impl ListWatcher {
             .client
             .send(http_request.map(kube::client::Body::from))
             .await
-            .map_err(|e| Failure::transient(request, e.to_string()))?;
+            .map_err(|e| Failure::transient(request, crate::error_chain::error_chain(&e)))?;
         let code = response.status();
         if code.is_success() {
             return Ok(response);

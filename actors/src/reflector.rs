@@ -161,6 +161,9 @@ pub enum ReflectorState {
     /// Waiting before the next attempt after `error`.
     BackingOff {
         error: String,
+        /// The HTTP (or watch `Status`) code of the failure; `None` when no answer came back
+        /// (connection refused, TLS, timeout) or the failure was not a request's.
+        code: Option<u16>,
         retry_in: std::time::Duration,
     },
     /// The server answered 403 for this resource; retried slowly, reported, never hot-looped.

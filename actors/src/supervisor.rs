@@ -13,6 +13,8 @@
 //!   consistent stream: updates and adds for what changed, `Deleted` with
 //!   `final_state_unknown` for what vanished while the pipeline was down, nothing for what did
 //!   not change. The cache, the listeners and their buffers survive.
+//! - Each change of the pipeline's health (failing, failing differently, recovered) is
+//!   logged once and handed to its watch-error handlers ([`crate::watch_error`]).
 //! - Each restart is counted per stage ([`StageRestartCounters`], read by the runtime's
 //!   `panoptes_pipeline_stage_restarts_total`) and logged at ERROR with cluster, resource,
 //!   stage and the panic's message.
@@ -35,6 +37,7 @@ use crate::ids::ClusterId;
 use crate::object::CacheObject;
 use crate::reflector::{ReflectorBatch, ReflectorReport, ReflectorState, StopReflector};
 use crate::stage_fault::{InjectPanic, Stage, StageFailed, StageRestartCounters};
+use crate::watch_error::{PipelineHealth, WatchErrors};
 
 /// Starts a reflector on the pipeline's arbiter, feeding the FIFO and reporting to the
 /// supervisor; called again for each restart.
@@ -111,6 +114,8 @@ pub struct PipelineSupervisor<K: CacheObject> {
     /// The counters of the running reflector, as last reported.
     current: Carried,
     stopping: bool,
+    /// Logs each health change once and calls the watch-error handlers.
+    health: PipelineHealth,
 }
 
 impl<K: CacheObject> PipelineSupervisor<K> {
@@ -119,6 +124,7 @@ impl<K: CacheObject> PipelineSupervisor<K> {
         resource: Arc<str>,
         latest: LatestReport,
         restarts: Arc<StageRestartCounters>,
+        watch_errors: WatchErrors,
     ) -> Self {
         Self {
             cluster,
@@ -133,6 +139,7 @@ impl<K: CacheObject> PipelineSupervisor<K> {
             carried: Carried::default(),
             current: Carried::default(),
             stopping: false,
+            health: PipelineHealth::new(watch_errors),
         }
     }
 
@@ -229,6 +236,10 @@ impl<K: CacheObject> Handler<ReflectorReport> for PipelineSupervisor<K> {
         report.lists += self.carried.lists;
         report.relists += self.carried.relists;
         report.watches += self.carried.watches;
+        if !self.stopping {
+            // A pipeline being stopped may see its server go first; that is not news.
+            self.health.observe(&report);
+        }
         *self.latest.lock() = Some(report);
         if died && self.reflector.take().is_some() {
             self.restart(Stage::Reflector, "the reflector stopped unasked", ctx);

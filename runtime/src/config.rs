@@ -133,6 +133,7 @@ pub struct TelemetryConfig {
     /// Fraction of root traces kept, in `0.0..=1.0`; children follow their parent's decision.
     pub sampling_ratio: f64,
     /// `tracing_subscriber::EnvFilter` directive, e.g. `"info,panoptes_actors=debug"`.
+    /// `RUST_LOG`, when set, replaces it ([`crate::log_filter`]).
     pub log: String,
 }
 

@@ -363,10 +363,6 @@ impl Membership for ClusterMembership {
         Vec::new()
     }
 
-    fn report_forbidden(&self) -> Vec<(ClusterId, String)> {
-        Vec::new()
-    }
-
     fn wants(&self, _cluster: &ClusterId) -> bool {
         true
     }

@@ -33,6 +33,7 @@ pub mod config;
 pub mod connection;
 pub mod controller;
 pub mod health;
+pub mod log_filter;
 pub mod metrics;
 pub mod multi_informer;
 pub mod rate_limit;

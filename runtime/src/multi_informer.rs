@@ -58,9 +58,11 @@ use panoptes_actors::quarantine::{BadInput, Quarantined};
 use panoptes_actors::reflector::ReflectorState;
 use panoptes_actors::registry::{PipelineRequest, RegistryError};
 use panoptes_actors::watch_counters::WatchStats;
+use panoptes_actors::watch_error::WatchErrorFn;
 use panoptes_actors::{
     CacheObject, Event, EventHandler, EventMap, HandlerId, HandlerOptions, HandlerStatus,
-    IndexError, IndexFn, InformerHandle, NAMESPACE_INDEX, Stage,
+    IndexError, IndexFn, Informer, InformerHandle, NAMESPACE_INDEX, Stage, WatchError,
+    WatchErrorHandlerId,
 };
 use parking_lot::Mutex;
 
@@ -153,7 +155,8 @@ impl<K> Clone for FleetIndex<K> {
 struct Member<K: CacheObject> {
     handle: InformerHandle<K>,
     handlers: BTreeMap<MultiHandlerId, HandlerId>,
-    forbidden_reported: bool,
+    /// The [`MultiInformer::on_watch_error`] handler as installed on this cluster's pipeline.
+    watch_error: Option<WatchErrorHandlerId>,
 }
 
 /// The state of one cluster of a multi-cluster informer.
@@ -195,6 +198,8 @@ pub(crate) struct Inner<K: CacheObject> {
     indexes: Mutex<BTreeMap<String, FleetIndex<K>>>,
     /// Clusters that could not be opened, with why.
     failed: Mutex<BTreeMap<ClusterId, String>>,
+    /// Set by [`MultiInformer::on_watch_error`]; installed on every member's pipeline.
+    watch_error: Mutex<Option<WatchErrorFn>>,
 }
 
 /// A shared informer over a set of clusters. Cheap to clone.
@@ -221,6 +226,7 @@ impl<K: CacheObject> MultiInformer<K> {
                 handlers: Mutex::default(),
                 indexes: Mutex::default(),
                 failed: Mutex::default(),
+                watch_error: Mutex::default(),
             }),
         }
     }
@@ -395,6 +401,52 @@ impl<K: CacheObject> MultiInformer<K> {
             Some(index) => Ok(Some(index.clone())),
             None if name == NAMESPACE_INDEX => Ok(None),
             None => Err(IndexError::UnknownIndex(name.to_string())),
+        }
+    }
+
+    /// Sets the watch-error handler (client-go's `SetWatchErrorHandler`), replacing any
+    /// earlier one: it is called, with the configured cluster's name, when a cluster's
+    /// pipeline starts failing or fails differently (404 of a resource not yet applied, 403,
+    /// TLS, unreachable, 410 storm), and at once for clusters failing now or joining in
+    /// failure. Each change is also logged once (`panoptes_actors::watch_error`). It runs
+    /// on the pipeline's thread: keep it quick.
+    ///
+    /// ```no_run
+    /// # async fn demo(runtime: panoptes_runtime::Runtime) {
+    /// use k8s_openapi::api::core::v1::Pod;
+    ///
+    /// let pods = runtime.informer::<Pod>();
+    /// pods.on_watch_error(|error| {
+    ///     eprintln!("{}: {} ({:?}): {}", error.cluster, error.resource, error.kind, error.message)
+    /// });
+    /// # }
+    /// ```
+    pub fn on_watch_error(&self, handler: impl Fn(&WatchError) + Send + Sync + 'static) {
+        let handler: WatchErrorFn = Arc::new(handler);
+        *self.inner.watch_error.lock() = Some(handler.clone());
+        // Installed outside the members' lock: a cluster failing now calls the handler at
+        // once, and the handler may well read this informer.
+        let members: Vec<_> = self
+            .inner
+            .members
+            .lock()
+            .iter_mut()
+            .map(|(cluster, member)| {
+                let informer = member.handle.informer().clone();
+                (cluster.clone(), informer, member.watch_error.take())
+            })
+            .collect();
+        for (cluster, informer, old) in members {
+            if let Some(old) = old {
+                informer.remove_watch_error_handler(old);
+            }
+            let id = install_watch_error(&informer, &cluster, &handler);
+            match self.inner.members.lock().get_mut(&cluster) {
+                Some(member) => member.watch_error = Some(id),
+                None => {
+                    informer.remove_watch_error_handler(id);
+                }
+            }
         }
     }
 
@@ -573,6 +625,7 @@ impl<K: CacheObject> MultiInformer<K> {
                 objects: 0,
                 state: Some(ReflectorState::BackingOff {
                     error: error.clone(),
+                    code: None,
                     retry_in: Duration::ZERO,
                 }),
                 backlog: 0,
@@ -619,12 +672,15 @@ impl<K: CacheObject> MultiInformer<K> {
             .iter()
             .map(|(id, spec)| (*id, install(&handle, &cluster, spec)))
             .collect();
+        let watch_error_fn = self.inner.watch_error.lock().clone();
+        let watch_error =
+            watch_error_fn.map(|f| install_watch_error(handle.informer(), &cluster, &f));
         self.inner.members.lock().insert(
             cluster,
             Member {
                 handle,
                 handlers,
-                forbidden_reported: false,
+                watch_error,
             },
         );
     }
@@ -636,22 +692,6 @@ impl<K: CacheObject> MultiInformer<K> {
         if let Some(member) = member {
             release(member);
         }
-    }
-
-    /// Logs a forbidden resource once per cluster (the reflector itself retries slowly).
-    pub(crate) fn report_forbidden(&self) -> Vec<(ClusterId, String)> {
-        let mut newly = Vec::new();
-        for (cluster, member) in self.inner.members.lock().iter_mut() {
-            let forbidden = matches!(
-                member.handle.informer().reflector_report().map(|r| r.state),
-                Some(ReflectorState::Forbidden { .. })
-            );
-            if forbidden && !member.forbidden_reported {
-                newly.push((cluster.clone(), self.inner.resource.clone()));
-            }
-            member.forbidden_reported = forbidden;
-        }
-        newly
     }
 }
 
@@ -734,6 +774,26 @@ fn release<K: CacheObject>(member: Member<K>) {
     for handler in member.handlers.values() {
         member.handle.remove_handler(*handler);
     }
+    if let Some(id) = member.watch_error {
+        member.handle.informer().remove_watch_error_handler(id);
+    }
+}
+
+/// Installs `handler` on one member's pipeline, naming the configured cluster (a pipeline
+/// shared by two configured clusters carries the first one's name).
+fn install_watch_error<K: CacheObject>(
+    informer: &Informer<K>,
+    cluster: &ClusterId,
+    handler: &WatchErrorFn,
+) -> WatchErrorHandlerId {
+    let (cluster, handler) = (cluster.clone(), handler.clone());
+    informer.on_watch_error(move |error| {
+        let relabelled = WatchError {
+            cluster: cluster.clone(),
+            ..error.clone()
+        };
+        handler(&relabelled);
+    })
 }
 
 impl<K: CacheObject> Drop for Inner<K> {
@@ -750,7 +810,6 @@ pub(crate) trait Membership: Send + Sync {
     fn join(&self, request: &PipelineRequest);
     fn leave(&self, cluster: &ClusterId);
     fn statuses(&self) -> Vec<ClusterInformerStatus>;
-    fn report_forbidden(&self) -> Vec<(ClusterId, String)>;
     fn wants(&self, cluster: &ClusterId) -> bool;
 }
 
@@ -790,11 +849,6 @@ impl<K: CacheObject> Membership for Tracked<K> {
     }
     fn statuses(&self) -> Vec<ClusterInformerStatus> {
         self.upgrade().map(|i| i.status()).unwrap_or_default()
-    }
-    fn report_forbidden(&self) -> Vec<(ClusterId, String)> {
-        self.upgrade()
-            .map(|i| i.report_forbidden())
-            .unwrap_or_default()
     }
     fn wants(&self, cluster: &ClusterId) -> bool {
         match &self.selection {

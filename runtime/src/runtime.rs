@@ -57,13 +57,14 @@ use serde::de::DeserializeOwned;
 use crate::config::{
     ClusterSelection, EmbeddedCluster, LeaderElectionConfig, PanoptesConfig, WatchConfig,
 };
-use crate::connection::{self, ClusterConnection, ConnectionError};
+use crate::connection::{self, ClusterConnection, ClusterIdentity, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::metrics::informer::is_serving;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
 use crate::runtime_builder::RuntimeBuilder;
 use crate::{ClusterConfig, ClusterSource};
+use panoptes_actors::error_chain::error_chain;
 
 /// How often readiness and metrics are refreshed from the pipelines.
 pub const OBSERVE_INTERVAL: Duration = Duration::from_millis(250);
@@ -118,6 +119,8 @@ struct Engaged {
     config: ClusterConfig,
     /// `None` when the connection could not be built (the error is in readiness and logs).
     request: Option<PipelineRequest>,
+    /// Server and credential fingerprint of the connection, when it was built.
+    identity: Option<ClusterIdentity>,
     embedded: Option<EmbeddedServer>,
 }
 
@@ -394,6 +397,12 @@ impl Runtime {
         Some(clusters.get(cluster)?.request.as_ref()?.client.clone())
     }
 
+    /// Who a connected cluster's client talks to (server URL, user, credential fingerprint;
+    /// never the secret), for messages that must name the server.
+    pub fn identity(&self, cluster: &ClusterId) -> Option<ClusterIdentity> {
+        self.inner.clusters.lock().get(cluster)?.identity.clone()
+    }
+
     /// The simulated server of an embedded cluster (faults, counters, its store).
     pub fn embedded(&self, cluster: &ClusterId) -> Option<SimCluster> {
         let clusters = self.inner.clusters.lock();
@@ -574,11 +583,14 @@ impl Runtime {
             }
             _ => (connection::connect(&config).await, None),
         };
-        let request = match connection {
-            Ok(connection) => Some(self.request_for(&connection)),
+        let (request, identity) = match connection {
+            Ok(connection) => (
+                Some(self.request_for(&connection)),
+                Some(connection.identity.clone()),
+            ),
             Err(error) => {
                 self.connection_failed(&name, &error);
-                None
+                (None, None)
             }
         };
         if let Some(request) = &request {
@@ -592,6 +604,7 @@ impl Runtime {
             Engaged {
                 config,
                 request,
+                identity,
                 embedded,
             },
         );
@@ -599,12 +612,12 @@ impl Runtime {
     }
 
     fn connection_failed(&self, name: &ClusterId, error: &ConnectionError) {
-        tracing::error!(cluster = %name, %error, "cannot connect; the cluster is skipped");
+        tracing::error!(cluster = %name, error = %error_chain(error), "cannot connect; the cluster is skipped");
         self.inner.readiness.set(name, CONNECTION_RESOURCE, false);
         self.inner
             .errors
             .lock()
-            .insert(name.clone(), error.to_string());
+            .insert(name.clone(), error_chain(error));
     }
 
     fn request_for(&self, connection: &ClusterConnection) -> PipelineRequest {
@@ -661,18 +674,12 @@ impl Runtime {
         });
     }
 
-    /// Copies every pipeline's state into readiness; logs new 403s.
+    /// Copies every pipeline's state into readiness. (Each pipeline's supervisor logs its
+    /// own failures and recoveries once: `panoptes_actors::watch_error`.)
     fn observe(&self) {
         let informers: Vec<_> = self.inner.informers.lock().clone();
         let engaged = self.clusters();
         for informer in &informers {
-            for (cluster, resource) in informer.report_forbidden() {
-                tracing::error!(
-                    %cluster,
-                    %resource,
-                    "forbidden (403): this identity may not list/watch the resource; retrying slowly"
-                );
-            }
             for status in informer.statuses() {
                 if !engaged.contains(&status.cluster) {
                     continue;

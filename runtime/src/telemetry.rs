@@ -1,5 +1,5 @@
-//! Telemetry setup: logs through `tracing-subscriber` (fmt + `EnvFilter` from
-//! `[telemetry] log`) and, when `[telemetry] otlp_endpoint` is set, every `tracing` span
+//! Telemetry setup: logs through `tracing-subscriber` (fmt + `EnvFilter` from `RUST_LOG` or
+//! `[telemetry] log`, see [`crate::log_filter`]) and, when `[telemetry] otlp_endpoint` is set, every `tracing` span
 //! exported over OTLP (gRPC or HTTP/protobuf) so that one watch event can be followed in
 //! Jaeger from the API server to the handler.
 //!
@@ -62,8 +62,9 @@ const HTTP_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Telemetry could not be set up. None of these is retryable without a change.
 #[derive(Debug, Error)]
 pub enum TelemetryError {
-    #[error("[telemetry] log = \"{directive}\" is not a log filter: {message}")]
-    LogFilter { directive: String, message: String },
+    /// `RUST_LOG` or `[telemetry] log` does not parse ([`crate::log_filter`]).
+    #[error(transparent)]
+    LogFilter(#[from] crate::log_filter::LogFilterError),
     #[error(
         "OTLP export to {endpoint} must be set up inside a tokio runtime (its client runs there)"
     )]
@@ -122,10 +123,7 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber from `config`. Call once, inside the tokio runtime when an
 /// OTLP endpoint is set; keep the guard until the end of `main`.
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = EnvFilter::try_new(&config.log).map_err(|e| TelemetryError::LogFilter {
-        directive: config.log.clone(),
-        message: e.to_string(),
-    })?;
+    let filter = crate::log_filter::log_filter(&config.log)?;
     let provider = tracer_provider(config)?;
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()

@@ -314,7 +314,7 @@ impl Machine {
                 let resume = self.resume_state();
                 if self.is_very_short_watch(now) {
                     let failure = "the watch ended at once without events".to_owned();
-                    return (self.back_off(resume, failure, None, now), None);
+                    return (self.back_off(resume, failure, None, None, now), None);
                 }
                 (self.begin(resume), None)
             }
@@ -347,7 +347,7 @@ impl Machine {
             }
             let relist = self.relist_state();
             return (
-                self.back_off(relist, failure.to_string(), None, now),
+                self.back_off(relist, failure.to_string(), failure.code, None, now),
                 discard,
             );
         }
@@ -356,7 +356,7 @@ impl Machine {
             _ => self.relist_state(),
         };
         if failure.kind == FailureKind::Forbidden {
-            tracing::warn!(%failure, "forbidden; retrying slowly");
+            tracing::debug!(%failure, "forbidden; retrying slowly");
             self.status = ReflectorState::Forbidden {
                 message: failure.message,
             };
@@ -372,7 +372,7 @@ impl Machine {
         tracing::debug!(%failure, "request failed; backing off");
         let retry_after = failure.retry_after;
         (
-            self.back_off(retry, failure.to_string(), retry_after, now),
+            self.back_off(retry, failure.to_string(), failure.code, retry_after, now),
             discard,
         )
     }
@@ -405,6 +405,7 @@ impl Machine {
         &mut self,
         then: State,
         error: String,
+        code: Option<u16>,
         server_delay: Option<Duration>,
         now: Instant,
     ) -> State {
@@ -412,6 +413,7 @@ impl Machine {
         if !matches!(self.status, ReflectorState::Forbidden { .. }) {
             self.status = ReflectorState::BackingOff {
                 error,
+                code,
                 retry_in: delay,
             };
         }

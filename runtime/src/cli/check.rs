@@ -1,11 +1,20 @@
 //! `panoptes check [--config PATH]`: loads the configuration, connects every cluster (embedded
 //! ones are started), asks each for its version, and lists one object of every watched
 //! resource there. Prints one line per check; exits non-zero if any failed.
+//!
+//! A failure reads as the server or the transport put it: an API answer as its message,
+//! reason and code (`pods is forbidden: User "x" cannot list ... (reason Forbidden, code
+//! 403)`), never kube's `Debug` of the `Status`; anything else with the server's address and
+//! the error's whole source chain, so a TLS failure names the certificate check that failed
+//! (`invalid peer certificate: UnknownIssuer`) and a refused connection says so.
 
 use std::time::Duration;
 
 use anyhow::anyhow;
 use kube::api::{Api, DynamicObject, ListParams};
+
+use panoptes_actors::error_chain::describe_kube_error;
+use panoptes_actors::ids::ClusterId;
 
 use super::CliError;
 use crate::config::ConfigArgs;
@@ -14,6 +23,7 @@ use crate::runtime::Runtime;
 /// Arguments of `panoptes check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
+    /// `--config PATH` (or `PANOPTES_CONFIG`).
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Seconds to wait for each request.
@@ -44,7 +54,12 @@ pub fn check(args: CheckArgs) -> Result<(), CliError> {
                     cluster.name, version.git_version
                 ),
                 Ok(Err(error)) => {
-                    println!("FAIL {}: unreachable: {error}", cluster.name);
+                    let (name, at) = (&cluster.name, server_of(&runtime, &cluster.name));
+                    let why = describe_kube_error(&error);
+                    match error {
+                        kube::Error::Api(_) => println!("FAIL {name}: {at} answered: {why}"),
+                        _ => println!("FAIL {name}: unreachable at {at}: {why}"),
+                    }
                     failures += 1;
                     continue;
                 }
@@ -75,7 +90,8 @@ pub fn check(args: CheckArgs) -> Result<(), CliError> {
                 match tokio::time::timeout(timeout, api.list(&params)).await {
                     Ok(Ok(_)) => println!("ok   {}: {r} listable", cluster.name),
                     Ok(Err(error)) => {
-                        println!("FAIL {}: cannot list {r}: {error}", cluster.name);
+                        let why = describe_kube_error(&error);
+                        println!("FAIL {}: cannot list {r}: {why}", cluster.name);
                         failures += 1;
                     }
                     Err(_) => {
@@ -95,4 +111,11 @@ pub fn check(args: CheckArgs) -> Result<(), CliError> {
         println!("{}: all checks passed", config.file.display());
         Ok(())
     })
+}
+
+/// The server a cluster's client talks to, for messages (`(unknown server)` if none).
+fn server_of(runtime: &Runtime, cluster: &ClusterId) -> String {
+    runtime
+        .identity(cluster)
+        .map_or_else(|| "(unknown server)".into(), |i| i.server().to_string())
 }

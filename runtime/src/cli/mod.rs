@@ -1,9 +1,12 @@
 //! The `panoptes` commands that run a `clusters.toml`: [`run`] (watch and report until
-//! stopped) and [`check`] (validate the file and every cluster's reachability). The binary
-//! only parses arguments and calls [`run::run`] or [`check::check`]; both return a
-//! [`CliError`] whose exit code and message are meant for humans.
+//! stopped) and [`check`] (validate the file and every cluster's reachability), and the one
+//! that writes one: [`from_kubeconfig`] (`panoptes config from-kubeconfig`). The binary only
+//! parses arguments and calls [`run::run`], [`check::check`] or
+//! [`from_kubeconfig::from_kubeconfig`]; each returns a [`CliError`] whose exit code and
+//! message are meant for humans.
 
 pub mod check;
+pub mod from_kubeconfig;
 pub mod run;
 
 use crate::config::ConfigError;

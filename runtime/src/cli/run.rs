@@ -4,7 +4,8 @@
 //!    them, exit 2), installs logging/tracing, serves `/metrics`, `/healthz`, `/readyz`.
 //! 2. Starts every cluster (embedded ones in-process) and every `[[watch]]`, printing one
 //!    line per (cluster, resource) as it syncs, and what holds back the rest (a cluster that
-//!    is down, a 403): a spinner per line on a terminal, plain lines otherwise.
+//!    is down, a 403), each once; on a terminal, one spinner naming what is still listing,
+//!    cleared when done.
 //! 3. With `--exit-after-sync`, exits 0 once everything has synced (1 if that takes longer
 //!    than `--sync-timeout-secs`). Otherwise prints a summary every `--summary-secs`
 //!    (objects per cluster and resource, events/s, handler backlog) until Ctrl-C or SIGTERM
@@ -19,12 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 use kube::api::DynamicObject;
 use panoptes_actors::HandlerOptions;
+use panoptes_actors::error_chain::error_chain;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::leader_elector::LeaderElection;
 use panoptes_actors::reflector::ReflectorState;
+use panoptes_actors::watch_error::WatchErrorKind;
 use parking_lot::Mutex;
 
 use super::CliError;
@@ -38,6 +41,7 @@ use crate::telemetry;
 /// Arguments of `panoptes run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
+    /// `--config PATH` (or `PANOPTES_CONFIG`).
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Exit 0 as soon as every cluster's caches have synced (for scripts and CI).
@@ -162,39 +166,33 @@ fn print_leadership_changes(election: &LeaderElection) {
     });
 }
 
-/// Sync progress. On a terminal, a spinner per (cluster, resource) that turns into its
-/// "synced" line; otherwise (pipes, logs, CI) each line once, when it first becomes true.
+/// Sync progress: each line (synced, forbidden, retrying) printed once, when it first
+/// becomes true. On a terminal, one spinner below them names what is still listing; it is
+/// hidden while a line is printed and cleared at the end, so no "listing (0s)" line is ever
+/// left behind. (One spinner, not one per line: indicatif's multi-bar redraws race with its
+/// tick thread and could leave a stale bar line on screen.)
 struct Progress {
     started: Instant,
-    display: ProgressDisplay,
+    printed: BTreeSet<(ClusterId, String, String)>,
+    /// `None` off a terminal (pipes, logs, CI).
+    spinner: Option<ProgressBar>,
     announced: bool,
-}
-
-enum ProgressDisplay {
-    Lines {
-        printed: BTreeSet<(ClusterId, String, String)>,
-    },
-    Bars {
-        bars: MultiProgress,
-        by_key: BTreeMap<(ClusterId, String), ProgressBar>,
-    },
 }
 
 impl Progress {
     fn new() -> Self {
-        let display = if std::io::stdout().is_terminal() {
-            ProgressDisplay::Bars {
-                bars: MultiProgress::new(),
-                by_key: BTreeMap::new(),
+        let spinner = std::io::stdout().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+                bar.set_style(style);
             }
-        } else {
-            ProgressDisplay::Lines {
-                printed: BTreeSet::new(),
-            }
-        };
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
         Self {
             started: Instant::now(),
-            display,
+            printed: BTreeSet::new(),
+            spinner,
             announced: false,
         }
     }
@@ -203,65 +201,64 @@ impl Progress {
     fn update(&mut self, runtime: &Runtime) -> bool {
         let statuses = runtime.status();
         let elapsed = self.started.elapsed();
+        let mut listing = Vec::new();
         for status in &statuses {
-            match &mut self.display {
-                ProgressDisplay::Lines { printed } => {
-                    if let Some((tag, line)) = sync_line(status, elapsed)
-                        && printed.insert((status.cluster.clone(), status.resource.clone(), tag))
-                    {
-                        println!("{line}");
-                    }
-                }
-                ProgressDisplay::Bars { bars, by_key } => {
-                    let key = (status.cluster.clone(), status.resource.clone());
-                    let bar = by_key
-                        .entry(key)
-                        .or_insert_with(|| bars.add(spinner(status)));
-                    if bar.is_finished() {
-                        continue;
-                    }
-                    match sync_line(status, elapsed) {
-                        Some((_, line)) if status.synced => {
-                            bar.set_style(
-                                ProgressStyle::default_spinner()
-                                    .template("{msg}")
-                                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                            );
-                            bar.finish_with_message(line);
-                        }
-                        Some((_, line)) => bar.set_message(line),
-                        None => bar.tick(),
-                    }
-                }
+            if !status.synced {
+                listing.push(format!("{} {}", status.cluster, status.resource));
             }
+            if let Some((tag, line)) = sync_line(status, elapsed, runtime)
+                && self
+                    .printed
+                    .insert((status.cluster.clone(), status.resource.clone(), tag))
+            {
+                self.println(&line);
+            }
+        }
+        if let Some(spinner) = &self.spinner {
+            spinner.set_message(format!("listing: {}", listing.join(", ")));
         }
         let all_synced = !statuses.is_empty()
             && statuses.iter().all(|s| s.synced)
             && runtime.connection_errors().is_empty();
         if all_synced && !self.announced {
             self.announced = true;
+            if let Some(spinner) = &self.spinner {
+                spinner.finish_and_clear();
+            }
             let clusters: BTreeSet<_> = statuses.iter().map(|s| s.cluster.to_string()).collect();
-            println!(
+            self.println(&format!(
                 "all synced: {} cluster(s) ({}) in {:.1}s",
                 clusters.len(),
                 clusters.into_iter().collect::<Vec<_>>().join(", "),
                 elapsed.as_secs_f64()
-            );
+            ));
         }
         let _ = std::io::stdout().flush();
         all_synced
     }
+
+    /// Prints a line above the spinner (plainly when there is none).
+    fn println(&self, line: &str) {
+        self.suspend(|| println!("{line}"));
+    }
+
+    /// Runs `print` (which writes to stdout) with the spinner hidden, so its lines and the
+    /// spinner never overwrite each other.
+    fn suspend(&self, print: impl FnOnce()) {
+        match &self.spinner {
+            Some(spinner) if !spinner.is_finished() => spinner.suspend(print),
+            _ => print(),
+        }
+    }
 }
 
-/// A spinner for one (cluster, resource) still listing.
-fn spinner(status: &ClusterInformerStatus) -> ProgressBar {
-    let bar = ProgressBar::new_spinner()
-        .with_message(format!("{}: {} listing", status.cluster, status.resource));
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-        bar.set_style(style);
+impl Drop for Progress {
+    /// Clears the spinner if it still turns (Ctrl-C or a timeout before everything synced).
+    fn drop(&mut self) {
+        if let Some(spinner) = &self.spinner {
+            spinner.finish_and_clear();
+        }
     }
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar
 }
 
 /// `--exit-after-sync`: returns once everything synced, fails after the timeout.
@@ -296,7 +293,11 @@ async fn wait_for_sync(args: &RunArgs, runtime: &Runtime) -> Result<(), CliError
 }
 
 /// A progress line for `status`, tagged so each is printed once.
-fn sync_line(status: &ClusterInformerStatus, elapsed: Duration) -> Option<(String, String)> {
+fn sync_line(
+    status: &ClusterInformerStatus,
+    elapsed: Duration,
+    runtime: &Runtime,
+) -> Option<(String, String)> {
     let (cluster, resource) = (&status.cluster, &status.resource);
     if status.synced {
         return Some((
@@ -313,10 +314,16 @@ fn sync_line(status: &ClusterInformerStatus, elapsed: Duration) -> Option<(Strin
             "forbidden".into(),
             format!("{cluster}: {resource} forbidden (403): {message}"),
         )),
-        Some(ReflectorState::BackingOff { error, .. }) => Some((
-            "backoff".into(),
-            format!("{cluster}: {resource} not reachable yet, retrying: {error}"),
-        )),
+        Some(ReflectorState::BackingOff { error, code, .. }) => {
+            let server = runtime
+                .identity(cluster)
+                .map_or_else(String::new, |i| format!(" ({})", i.server()));
+            let kind = WatchErrorKind::of_failure(*code, error);
+            Some((
+                format!("backoff {kind:?}"),
+                format!("{cluster}{server}: {resource} {kind}; retrying: {error}"),
+            ))
+        }
         _ => None,
     }
 }
@@ -343,20 +350,23 @@ async fn serve(args: &RunArgs, runtime: &Runtime, counts: &EventCounts) -> Resul
             }
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            _ = hangup.recv() => reload(args, runtime).await,
+            _ = hangup.recv() => reload(args, runtime, &progress).await,
             _ = file_check.tick() => {
                 let now = modified(&args.config.path);
                 if now != last_modified {
                     last_modified = now;
-                    reload(args, runtime).await;
+                    reload(args, runtime, &progress).await;
                 }
             }
             _ = summary.tick() => {
-                print_summary(runtime, counts, &mut previous, last_summary.elapsed());
+                progress.suspend(|| {
+                    print_summary(runtime, counts, &mut previous, last_summary.elapsed());
+                });
                 last_summary = Instant::now();
             }
         }
     }
+    drop(progress);
     println!("stopping");
     Ok(())
 }
@@ -365,20 +375,21 @@ fn modified(path: &std::path::Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-async fn reload(args: &RunArgs, runtime: &Runtime) {
-    match args.config.load() {
+async fn reload(args: &RunArgs, runtime: &Runtime, progress: &Progress) {
+    let line = match args.config.load() {
         Ok(config) => match runtime.reload(&config).await {
-            Ok(report) if report.is_empty() => println!("reloaded: no cluster changed"),
-            Ok(report) => println!(
+            Ok(report) if report.is_empty() => "reloaded: no cluster changed".to_string(),
+            Ok(report) => format!(
                 "reloaded: added {:?}, removed {:?}, replaced {:?}",
                 names(&report.added),
                 names(&report.removed),
                 names(&report.replaced)
             ),
-            Err(error) => println!("reload failed: {error}"),
+            Err(error) => format!("reload failed: {}", error_chain(&error)),
         },
-        Err(error) => println!("reload failed, keeping the running configuration:\n{error}"),
-    }
+        Err(error) => format!("reload failed, keeping the running configuration:\n{error}"),
+    };
+    progress.println(&line);
 }
 
 fn names(ids: &[ClusterId]) -> Vec<&str> {
