@@ -42,6 +42,7 @@
 //! `openapi`, [`table`], `watch_stream`, [`faults`], [`counters`], [`kubeconfig`], [`cli`].
 
 pub mod churn;
+mod pod_life;
 pub mod pods;
 pub mod store;
 
