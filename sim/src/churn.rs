@@ -49,8 +49,7 @@ use serde_json::json;
 use crate::pod_life::{Phase, PodLife, Step};
 use crate::pods::{ensure_namespace, realistic_pod};
 use crate::store::{
-    ClusterStore, DeleteOptions, ListOptions, PatchType, ResourceType, Subresource,
-    WriteOptions,
+    ClusterStore, DeleteOptions, ListOptions, PatchType, ResourceType, Subresource, WriteOptions,
 };
 
 /// How long the thread sleeps when it is ahead of the rate (bounds how late a stop is seen).
@@ -365,11 +364,16 @@ impl Worker {
                 let Some(life) = self.pods.get_mut(&name) else {
                     return;
                 };
-                (Subresource::Status, life.advance(step, &now(), exit_code), "kubelet")
+                (
+                    Subresource::Status,
+                    life.advance(step, &now(), exit_code),
+                    "kubelet",
+                )
             }
             None => {
                 let stamp = self.counters.updated.load(Ordering::Relaxed);
-                let body = json!({"metadata": {"annotations": {"panoptes.dev/churn": stamp.to_string()}}});
+                let body =
+                    json!({"metadata": {"annotations": {"panoptes.dev/churn": stamp.to_string()}}});
                 (Subresource::Main, body, "churn")
             }
         };

@@ -224,7 +224,8 @@ impl PodLife {
                 // Readiness already False: only the reason changes, the transition time stays.
                 for kind in ["Ready", "ContainersReady"] {
                     if !conditions.iter().any(|c| c["type"] == kind) {
-                        conditions.push(json!({"type": kind, "reason": "PodCompleted", "message": null}));
+                        conditions
+                            .push(json!({"type": kind, "reason": "PodCompleted", "message": null}));
                     } else if let Some(c) = conditions.iter_mut().find(|c| c["type"] == kind) {
                         c["reason"] = json!("PodCompleted");
                         c["message"] = Value::Null;
@@ -233,7 +234,10 @@ impl PodLife {
             }
         }
         status.insert("phase".into(), json!(self.phase.as_str()));
-        status.insert("containerStatuses".into(), Value::Array(self.containers.clone()));
+        status.insert(
+            "containerStatuses".into(),
+            Value::Array(self.containers.clone()),
+        );
         if !conditions.is_empty() {
             status.insert("conditions".into(), Value::Array(conditions));
         }
