@@ -159,7 +159,13 @@ pub struct EmbeddedCluster {
     pub pods: u32,
     /// Namespaces the pods are spread over. Default 1.
     pub namespaces: u32,
-    /// Pod updates per second once running. Default 0 (static).
+    /// Pod writes per second once running, all kinds together, spread evenly over the
+    /// namespaces; default 0 (static). Each write creates a pod (`Pending`), deletes one
+    /// (force delete: MODIFIED then DELETED), or updates one as its kubelet or a controller
+    /// would: starts it (`Running`, `Ready=True`), flips its readiness, restarts its `app`
+    /// container (`restartCount` + 1, `lastState.terminated`), ends it (`Succeeded`, or
+    /// `Failed` when evicted) or patches an annotation. The live count stays around
+    /// `pods`; `panoptes_sim::churn` has the exact mix.
     pub churn_per_sec: f64,
 }
 
