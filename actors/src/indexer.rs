@@ -46,6 +46,7 @@ use crate::store::{Cache, IndexError, IndexFn, StoreWriter};
 
 /// Adds index functions. Sent by the informer with `send`.
 pub struct AddIndexers<K> {
+    /// Index names and their functions; a name already in use is an [`IndexError`].
     pub indexers: Vec<(IndexName, IndexFn<K>)>,
 }
 
@@ -65,6 +66,8 @@ pub struct Indexer<K: CacheObject> {
 }
 
 impl<K: CacheObject> Indexer<K> {
+    /// The indexer actor of one informer: writes the cache through `writer`, hosts the
+    /// processor that fans notifications out, reports its panics to `faults`.
     pub fn new(
         cluster: ClusterId,
         resource: Arc<str>,

@@ -64,15 +64,19 @@ const FN_EVENTS_PER_TURN: usize = 64;
 pub struct HandlerOptions {
     /// Resync period (client-go's `resyncPeriod`): `None` never resyncs.
     pub resync: Option<Duration>,
+    /// How undelivered events are kept: all in order (default) or merged per key.
     pub buffer: BufferMode,
 }
 
 impl HandlerOptions {
+    /// Resyncs every `period`: each cached object comes again as `Updated` with old == new.
     pub fn resync(mut self, period: Duration) -> Self {
         self.resync = Some(period);
         self
     }
 
+    /// Merges undelivered events per key ([`BufferMode::Coalescing`]): a slow handler sees the
+    /// latest state of each object instead of every step, and memory stays bounded by the keys.
     pub fn coalescing(mut self) -> Self {
         self.buffer = BufferMode::Coalescing;
         self
@@ -92,6 +96,7 @@ pub struct ListenerCounters {
 }
 
 impl ListenerCounters {
+    /// The counters now.
     pub fn snapshot(&self) -> HandlerStatus {
         HandlerStatus {
             synced: self.synced.load(Ordering::Acquire),
@@ -104,6 +109,7 @@ impl ListenerCounters {
         }
     }
 
+    /// The handler received the initial list.
     pub fn has_synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
     }
@@ -112,11 +118,13 @@ impl ListenerCounters {
 /// A handler's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HandlerStatus {
+    /// The handler received every object of the initial list.
     pub synced: bool,
     /// Events buffered or being handled.
     pub backlog: usize,
     /// Keys with buffered events.
     pub pending_keys: usize,
+    /// Events handed to the handler so far.
     pub delivered: u64,
     /// Times the handler actor was restarted.
     pub restarts: u64,

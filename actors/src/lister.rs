@@ -24,6 +24,7 @@ impl<K> Clone for Lister<K> {
 }
 
 impl<K: CacheObject> Lister<K> {
+    /// A lister reading `store` (no copy: every read sees the cache as it is now).
     pub fn new(store: Store<K>) -> Self {
         Self { store }
     }

@@ -67,8 +67,11 @@ pub const RESTART: f64 = 0.2;
 /// default mix).
 pub const FINISH: f64 = 0.08;
 
+/// What a [`Churn`] writes and how fast. The default: 100 pods in `default`, 10 writes/s,
+/// 60 % updates, unbounded, seed 1.
 #[derive(Debug, Clone)]
 pub struct ChurnConfig {
+    /// Namespace the pods live in; created if missing.
     pub namespace: String,
     /// Pods kept alive on average (creates and deletes balance around it).
     pub target_pods: usize,
@@ -78,6 +81,9 @@ pub struct ChurnConfig {
     pub update_fraction: f64,
     /// Stop after this many writes (None: until stopped).
     pub max_writes: Option<u64>,
+    /// Seeds the RNG that picks each write (same seed, same sequence of kinds and pods), and
+    /// names the pods it creates (`churn-<seed>-000042`), so churns with different seeds can
+    /// share a namespace.
     pub seed: u64,
 }
 
@@ -97,8 +103,11 @@ impl Default for ChurnConfig {
 /// What a churn run did so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChurnStats {
+    /// Pods created (each starts `Pending`).
     pub created: u64,
+    /// Updates that succeeded: status steps and annotation patches.
     pub updated: u64,
+    /// Force deletes that succeeded.
     pub deleted: u64,
 }
 
@@ -136,6 +145,8 @@ pub struct Churn {
 }
 
 impl Churn {
+    /// Starts the churn thread on `store`; it creates `config.namespace` if missing. If the
+    /// thread cannot be spawned the error is logged and the churn makes no writes.
     pub fn start(store: ClusterStore, config: ChurnConfig) -> Churn {
         let counters = Arc::new(Counters::default());
         let max_writes = config.max_writes;
@@ -164,6 +175,7 @@ impl Churn {
         self.counters.snapshot()
     }
 
+    /// What it did so far (writes that failed, e.g. on a pod deleted by someone else, are not counted).
     pub fn stats(&self) -> ChurnStats {
         self.counters.snapshot()
     }
