@@ -84,9 +84,13 @@ struct ListenerLabels {
 /// spelled as controller-runtime spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReconcileResult {
+    /// The reconcile succeeded and asked for nothing more.
     Success,
+    /// The reconcile returned an error (it will be retried with backoff).
     Error,
+    /// The reconcile asked to run again soon (rate limited).
     Requeue,
+    /// The reconcile asked to run again after a delay.
     RequeueAfter,
 }
 
@@ -104,9 +108,13 @@ impl ReconcileResult {
 /// A watch event's type, the `type` label of `panoptes_informer_events_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {
+    /// ADDED.
     Added,
+    /// MODIFIED.
     Modified,
+    /// DELETED.
     Deleted,
+    /// BOOKMARK (no object; a resourceVersion checkpoint).
     Bookmark,
 }
 

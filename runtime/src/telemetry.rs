@@ -54,22 +54,37 @@ const HTTP_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Telemetry could not be set up. None of these is retryable without a change.
 #[derive(Debug, Error)]
 pub enum TelemetryError {
+    /// `[telemetry] log` is not an `EnvFilter` directive.
     #[error("[telemetry] log = \"{directive}\" is not a log filter: {message}")]
-    LogFilter { directive: String, message: String },
+    LogFilter {
+        /// The filter as written.
+        directive: String,
+        /// What is wrong, in words.
+        message: String,
+    },
     #[error(
         "OTLP export to {endpoint} must be set up inside a tokio runtime (its client runs there)"
     )]
-    NeedsTokio { endpoint: String },
+    /// OTLP export was set up outside a tokio runtime.
+    NeedsTokio {
+        /// The OTLP endpoint URL.
+        endpoint: String,
+    },
+    /// The OTLP exporter could not be built.
     #[error("cannot build the OTLP exporter for {endpoint}: {source}")]
     Exporter {
+        /// The OTLP endpoint URL.
         endpoint: String,
         #[source]
+        /// The exporter's error.
         source: opentelemetry_otlp::ExporterBuildError,
     },
     #[error(
         "a global tracing subscriber is already installed; call telemetry::init once per process"
     )]
+    /// A global tracing subscriber was installed before.
     AlreadyInstalled,
+    /// Flushing spans at shutdown failed; the message says why.
     #[error("flushing spans at shutdown failed: {0}")]
     Shutdown(String),
 }

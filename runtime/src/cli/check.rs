@@ -14,6 +14,7 @@ use crate::runtime::Runtime;
 /// Arguments of `panoptes check`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckArgs {
+    /// `--config PATH`: the file to check.
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Seconds to wait for each request.

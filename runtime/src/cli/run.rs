@@ -35,6 +35,7 @@ use crate::telemetry;
 /// Arguments of `panoptes run`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RunArgs {
+    /// `--config PATH`: the file to run.
     #[command(flatten)]
     pub config: ConfigArgs,
     /// Exit 0 as soon as every cluster's caches have synced (for scripts and CI).
