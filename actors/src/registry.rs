@@ -26,7 +26,7 @@
 //! - Pipelines start when created; handlers added later get the cache replayed first.
 //!
 //! # The registry actor
-//! The pipeline table has one owner, the [`PipelineTable`](table) actor on the registry's own
+//! The pipeline table has one owner, the `PipelineTable` actor (`registry/table.rs`) on the registry's own
 //! arbiter: it attaches, starts, counts references and stops pipelines, one message at a
 //! time. Releases are asynchronous (`do_send` from a dropped handle or a removed handler);
 //! an acquisition waits for the actor's answer (the caller's thread blocks for the few

@@ -1,5 +1,5 @@
 //! One informer over many clusters: [`MultiInformer<K>`] holds one shared pipeline per
-//! cluster of its selection (through the [`Registry`], so it costs no watch when another
+//! cluster of its selection (through the [`Registry`](panoptes_actors::Registry), so it costs no watch when another
 //! part of the program already watches the same thing) and fans every handler out to all of
 //! them.
 //!

@@ -12,7 +12,7 @@
 //! - Creates write a [`realistic_pod`] as the scheduler leaves it: `Pending`, containers
 //!   `ContainerCreating`, `Ready=False`. Every [`JOB_EVERY`]-th created pod has
 //!   `restartPolicy: OnFailure` (it runs to completion); the others `Always`.
-//! - Updates, as the kubelet and controllers write them ([`crate::pod_life`] has the exact
+//! - Updates, as the kubelet and controllers write them (`pod_life.rs` has the exact
 //!   patches):
 //!   - half the time, when pods are waiting to start, the oldest one starts: a `/status`
 //!     patch to `Running` with containers running and `Ready=True`;

@@ -19,7 +19,7 @@
 //!   apps types and custom resources, keep `/status` and the main resource apart, record
 //!   `managedFields` per manager (with server-side apply's conflicts), and delete as the
 //!   real registry does: graceful pod deletion, finalizers, propagation policies, and
-//!   namespaces through `Terminating` ([`deletion`]).
+//!   namespaces through `Terminating` (`store/deletion.rs`).
 //! - **History** is etcd's: every write since the last compaction, compacted every
 //!   `compaction_interval` (5 min) to the revision the previous run saw, as kube-apiserver's
 //!   compactor does. Lists read it at any revision not compacted (`resourceVersionMatch=Exact`,
@@ -78,9 +78,9 @@
 //! # Differences from a real server
 //!
 //! Server-side apply merges with strategic-merge rules (conflicts, `force` and removal as
-//! [`server_side_apply`] keeps them, without `set` lists or atomic maps); deletions finish
+//! `store/server_side_apply.rs` keeps them, without `set` lists or atomic maps); deletions finish
 //! through a simulated kubelet, garbage collector and namespace controller
-//! ([`lifecycle`], timed by [`LifecycleConfig`]) that write less status than the real ones.
+//! (`store/lifecycle.rs`, timed by [`LifecycleConfig`]) that write less status than the real ones.
 //! History: a resource keeping more than `history_limit` revisions compacts its oldest early
 //! (etcd keeps them on disk until the compactor runs); a plain watch without resourceVersion
 //! (served by etcd, no bookmarks) and one with it (the watch cache) otherwise behave alike.
