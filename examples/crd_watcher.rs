@@ -15,8 +15,8 @@
 #[path = "crd_watcher/backups.rs"]
 mod backups;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::System;
@@ -58,7 +58,8 @@ fn main() -> anyhow::Result<()> {
             counter.fetch_add(1, Ordering::Relaxed);
         });
         for cluster in runtime.clusters() {
-            if let (Some(_), Some(client)) = (runtime.embedded(&cluster), runtime.client(&cluster)) {
+            if let (Some(_), Some(client)) = (runtime.embedded(&cluster), runtime.client(&cluster))
+            {
                 backups::create_backups(client, "default", args.create).await?;
             }
         }

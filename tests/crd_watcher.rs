@@ -62,7 +62,9 @@ async fn backups_on_every_embedded_cluster_reach_one_handler_naming_their_cluste
         .await
         .expect("CRD found");
     assert!(
-        again.iter().all(|(_, outcome)| *outcome == CrdOutcome::Present),
+        again
+            .iter()
+            .all(|(_, outcome)| *outcome == CrdOutcome::Present),
         "{again:?}"
     );
 
