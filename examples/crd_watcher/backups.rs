@@ -149,12 +149,15 @@ pub fn describe(event: &Event<Backup>) -> String {
     )
 }
 
+/// The lines a [`watch_backups`] handler recorded, with the cluster of each event.
+pub type SeenEvents = Arc<Mutex<Vec<(ClusterId, String)>>>;
+
 /// Watches backups on every cluster of `runtime` with a closure handler that records (and
 /// passes to `on_event`) one line per event.
 pub fn watch_backups(
     runtime: &Runtime,
     on_event: impl Fn(&str) + Send + Sync + 'static,
-) -> (MultiInformer<Backup>, Arc<Mutex<Vec<(ClusterId, String)>>>) {
+) -> (MultiInformer<Backup>, SeenEvents) {
     let informer = runtime.informer::<Backup>();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
