@@ -51,7 +51,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    /// Nothing engaged yet: `/readyz` answers 200 until a cluster is engaged.
+    /// Nothing engaged yet: `/readyz` answers 503 ("nothing engaged yet") until a cluster is.
     pub fn new() -> Self {
         Self::default()
     }

@@ -18,9 +18,9 @@ pub const ANONYMOUS_USER: &str = "system:anonymous";
 /// Who sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
-    /// Presents the cluster's bearer token: `system:admin`, allowed everything.
+    /// Presents the cluster's bearer token: [`ADMIN_USER`], allowed everything.
     Admin,
-    /// No credentials (or a wrong token with anonymous access on): `system:anonymous`.
+    /// No credentials: [`ANONYMOUS_USER`].
     Anonymous,
 }
 

@@ -18,11 +18,11 @@ pub struct Query {
     pub label_selector: Option<String>,
     /// `?fieldSelector=`, unparsed.
     pub field_selector: Option<String>,
-    /// `?limit=`: page size of a list; 0 or absent is unlimited.
+    /// `?limit=`: page size of a list; absent lists everything.
     pub limit: Option<u64>,
     /// `?continue=`: the token of the previous page.
     pub continue_token: Option<String>,
-    /// `?resourceVersion=`, unparsed ("" and "0" mean "any").
+    /// `?resourceVersion=`, unparsed (see [`crate::store::ListOptions`] for what values mean).
     pub resource_version: Option<String>,
     /// `?resourceVersionMatch=`.
     pub resource_version_match: Option<ResourceVersionMatch>,

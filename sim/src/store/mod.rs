@@ -276,7 +276,7 @@ pub struct ListOptions {
     pub label_selector: Option<String>,
     /// Raw `fieldSelector`; unsupported fields are 400 BadRequest with the real message.
     pub field_selector: Option<String>,
-    /// Page size; None or 0 lists everything.
+    /// Page size; None lists everything.
     pub limit: Option<u64>,
     /// Raw `continue` token (base64url JSON `{"v":"meta.k8s.io/v1","rv":N,"start":"key\u0000"}`).
     pub continue_token: Option<String>,
