@@ -65,25 +65,25 @@ static ALLOC: counting_alloc::CountingAlloc = counting_alloc::CountingAlloc;
 
 /// The sizes of one mode.
 #[derive(Debug, Clone)]
-pub struct Sizes {
-    pub name: &'static str,
-    pub p1_pods: usize,
-    pub p1_rounds: usize,
-    pub p2_pods: usize,
-    pub p2_writes: u64,
-    pub p2_latency_rate: f64,
-    pub p2_latency_writes: u64,
-    pub p2_sustained_rate: f64,
-    pub p2_sustained_writes: u64,
-    pub p3_pods: usize,
-    pub p4_pods: usize,
-    pub p4_requests: usize,
-    pub p5_pods: usize,
-    pub p5_steps: Vec<usize>,
-    pub p6_pods: usize,
-    pub p6_seconds: f64,
-    pub p6_connections: usize,
-    pub p8_objects: usize,
+pub(crate) struct Sizes {
+    pub(crate) name: &'static str,
+    pub(crate) p1_pods: usize,
+    pub(crate) p1_rounds: usize,
+    pub(crate) p2_pods: usize,
+    pub(crate) p2_writes: u64,
+    pub(crate) p2_latency_rate: f64,
+    pub(crate) p2_latency_writes: u64,
+    pub(crate) p2_sustained_rate: f64,
+    pub(crate) p2_sustained_writes: u64,
+    pub(crate) p3_pods: usize,
+    pub(crate) p4_pods: usize,
+    pub(crate) p4_requests: usize,
+    pub(crate) p5_pods: usize,
+    pub(crate) p5_steps: Vec<usize>,
+    pub(crate) p6_pods: usize,
+    pub(crate) p6_seconds: f64,
+    pub(crate) p6_connections: usize,
+    pub(crate) p8_objects: usize,
 }
 
 impl Sizes {

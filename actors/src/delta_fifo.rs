@@ -67,8 +67,11 @@ const MAX_PUSH_LINKS: usize = 32;
 /// Why a delta was queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeltaType {
+    /// The object was created (or first seen by a list).
     Added,
+    /// The object changed (or a relist saw it again).
     Updated,
+    /// The object was deleted, or a relist no longer had it.
     Deleted,
     /// Present in a (re)list.
     Replaced,
@@ -79,7 +82,9 @@ pub enum DeltaType {
 /// The last known state of an object whose deletion was missed (seen only by a relist).
 #[derive(Debug)]
 pub struct DeletedFinalStateUnknown<K> {
+    /// `namespace/name` of the object.
     pub key: ObjectKey,
+    /// The last state the cache knew before the deletion was missed.
     pub obj: Arc<K>,
 }
 
@@ -95,6 +100,7 @@ impl<K> Clone for DeletedFinalStateUnknown<K> {
 /// The object a delta carries.
 #[derive(Debug)]
 pub enum DeltaObject<K> {
+    /// The object as the server sent it (after the transform).
     Live(Arc<K>),
     /// Only with [`DeltaType::Deleted`].
     Tombstone(DeletedFinalStateUnknown<K>),
@@ -110,6 +116,7 @@ impl<K> Clone for DeltaObject<K> {
 }
 
 impl<K> DeltaObject<K> {
+    /// The object, live or the tombstone's last known state.
     pub fn object(&self) -> &Arc<K> {
         match self {
             Self::Live(o) => o,
@@ -121,7 +128,9 @@ impl<K> DeltaObject<K> {
 /// One change of one key.
 #[derive(Debug)]
 pub struct Delta<K> {
+    /// What happened.
     pub kind: DeltaType,
+    /// The object after the change (for deletes, its last state).
     pub object: DeltaObject<K>,
 }
 
@@ -140,7 +149,9 @@ pub type Deltas<K> = Vec<Delta<K>>;
 /// One popped key.
 #[derive(Debug)]
 pub struct PoppedKey<K> {
+    /// `namespace/name`.
     pub key: ObjectKey,
+    /// The key's queued deltas, oldest first, already deduplicated.
     pub deltas: Deltas<K>,
     /// Queued by the first complete list (its `Added` notifications say `initial: true`).
     pub initial_list: bool,
@@ -160,9 +171,13 @@ pub struct GetFifoStatus;
 /// The queue's size now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FifoStatus {
+    /// Keys waiting to be popped.
     pub queued_keys: usize,
+    /// Deltas queued over all those keys.
     pub queued_deltas: usize,
+    /// Keys the queue knows exist (in the cache or queued), used to make tombstones on relist.
     pub known_keys: usize,
+    /// A popped batch is with the indexer and not yet acknowledged.
     pub batch_in_flight: bool,
     /// The resourceVersion of the newest list (`Replace`) accepted: client-go's
     /// `LastSyncResourceVersion`, as the FIFO saw it. `None` before the first list.
@@ -194,6 +209,7 @@ pub struct FifoQueue<K> {
 }
 
 impl<K: CacheObject> FifoQueue<K> {
+    /// An empty queue that runs `transform` on each object before queueing it.
     pub fn new(transform: Transform<K>) -> Self {
         Self {
             items: HashMap::new(),
@@ -376,6 +392,7 @@ impl<K: CacheObject> FifoQueue<K> {
         })
     }
 
+    /// The queue's size now.
     pub fn status(&self) -> FifoStatus {
         FifoStatus {
             queued_keys: self.queue.len(),
@@ -424,9 +441,12 @@ impl<K: CacheObject> FifoQueue<K> {
 pub struct PoppedBatch<K> {
     /// Increases by one per pop.
     pub seq: u64,
+    /// The popped keys, in queue order, each with all its deltas.
     pub keys: Vec<PoppedKey<K>>,
     /// This pop finished the first complete list: after it the cache has synced.
     pub marks_synced: bool,
+    /// The resync round this batch belongs to (0: no resync yet); listeners compare it with
+    /// their own period.
     pub resync_generation: u64,
     /// The context of the FIFO's pop span (a child of the latest push's span).
     pub trace: TraceContext,
@@ -502,6 +522,8 @@ pub struct DeltaFifo<K: CacheObject> {
 }
 
 impl<K: CacheObject> DeltaFifo<K> {
+    /// The FIFO actor of one informer: pops batches to `indexer`, reads `store` to resync, reports
+    /// its panics to `faults`.
     pub fn new(
         cluster: ClusterId,
         resource: Arc<str>,

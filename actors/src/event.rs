@@ -28,28 +28,38 @@ pub enum Event<K> {
     /// The object appeared. `initial` is true for objects of the first complete list (or of
     /// the cache replay a late handler gets), false for objects created later.
     Added {
+        /// The cluster the object lives in.
         cluster: ClusterId,
+        /// The object, shared with the cache (never copied per handler).
         obj: Arc<K>,
+        /// Part of the first complete list (or a late handler's replay), not a later create.
         initial: bool,
     },
     /// The object changed. A periodic resync delivers `Updated` with `old` and `new` the same
     /// `Arc` (`Arc::ptr_eq(old, new)`).
     Updated {
+        /// The cluster the object lives in.
         cluster: ClusterId,
+        /// The state before the change.
         old: Arc<K>,
+        /// The state after the change (the cache's state now).
         new: Arc<K>,
     },
     /// The object is gone. `obj` is its last state; with `final_state_unknown` the deletion
     /// was missed (seen only by a relist) and `obj` is the last state the cache knew
     /// (client-go's `DeletedFinalStateUnknown`).
     Deleted {
+        /// The cluster the object lived in.
         cluster: ClusterId,
+        /// The object's last state.
         obj: Arc<K>,
+        /// The deletion was missed and seen only by a relist (`obj` may be stale).
         final_state_unknown: bool,
     },
 }
 
 impl<K> Event<K> {
+    /// The cluster the event comes from.
     pub fn cluster(&self) -> &ClusterId {
         match self {
             Event::Added { cluster, .. }

@@ -30,7 +30,9 @@ pub struct ResourceVersion(pub Arc<str>);
 macro_rules! string_newtype {
     ($($t:ident),*) => {$(
         impl $t {
+            /// Wraps a string (no validation: any name a server or config gave is kept as is).
             pub fn new(s: impl Into<Arc<str>>) -> Self { Self(s.into()) }
+            /// The string itself.
             pub fn as_str(&self) -> &str { &self.0 }
         }
         impl fmt::Display for $t {

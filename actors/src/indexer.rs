@@ -47,6 +47,7 @@ use crate::trace_context::{TraceContext, record_keys};
 
 /// Adds index functions. Sent by the informer with `send`.
 pub struct AddIndexers<K> {
+    /// Index names and their functions; a name already in use is an [`IndexError`].
     pub indexers: Vec<(IndexName, IndexFn<K>)>,
 }
 
@@ -66,6 +67,8 @@ pub struct Indexer<K: CacheObject> {
 }
 
 impl<K: CacheObject> Indexer<K> {
+    /// The indexer actor of one informer: writes the cache through `writer`, hosts the
+    /// processor that fans notifications out, reports its panics to `faults`.
     pub fn new(
         cluster: ClusterId,
         resource: Arc<str>,

@@ -49,12 +49,15 @@ use crate::watch_error::{WatchError, WatchErrorHandlerId, WatchErrors};
 /// A failed informer operation.
 #[derive(Debug, thiserror::Error)]
 pub enum InformerError {
+    /// Adding an index failed (name in use, or an index function failed).
     #[error(transparent)]
     Index(#[from] IndexError),
     /// The pipeline's actors are gone (the informer was stopped).
     #[error("the informer for {resource} in cluster {cluster} is stopped")]
     Stopped {
+        /// The informer's cluster.
         cluster: ClusterId,
+        /// The informer's resource (`v1/pods`).
         resource: String,
     },
 }
@@ -199,6 +202,7 @@ impl<K: CacheObject> Informer<K> {
         (informer, feed)
     }
 
+    /// The cluster this informer watches.
     pub fn cluster(&self) -> &ClusterId {
         &self.inner.cluster
     }

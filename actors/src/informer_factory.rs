@@ -51,7 +51,9 @@ use crate::transform::Transform;
 pub struct FactoryOptions {
     /// Watch only this namespace (cluster-scoped resources ignore it).
     pub namespace: Option<String>,
+    /// Label selector for every informer of this factory, e.g. `app=web,tier!=db`.
     pub label_selector: Option<String>,
+    /// Field selector for every informer of this factory, e.g. `status.phase=Running`.
     pub field_selector: Option<String>,
     /// Resync period for handlers that set none.
     pub default_resync: Option<Duration>,
@@ -83,15 +85,22 @@ pub enum FactoryError {
     /// Discovery failed or the server does not serve the resource.
     #[error("cannot discover {what} in cluster {cluster}")]
     Discovery {
+        /// What was looked up (a kind or `group/version/plural`).
         what: String,
+        /// The cluster asked.
         cluster: ClusterId,
+        /// kube's error.
         #[source]
         source: kube::Error,
     },
+    /// The group version is served but has no resource with that plural.
     #[error("cluster {cluster} serves no resource {plural:?} in {group_version}")]
     UnknownResource {
+        /// The cluster asked.
         cluster: ClusterId,
+        /// `v1` or `apps/v1`.
         group_version: String,
+        /// The plural asked for.
         plural: String,
     },
 }
@@ -103,6 +112,7 @@ pub fn resource_name<K: kube::Resource>(dyntype: &K::DynamicType) -> String {
 
 /// How to scope the `Api` of a resource by the kind of its scope.
 pub trait ListScope {
+    /// An `Api<K>` for `namespace` (ignored when the resource is cluster-scoped).
     fn api<K>(client: kube::Client, namespace: Option<&str>, dyntype: &K::DynamicType) -> Api<K>
     where
         K: kube::Resource<Scope = Self>;
@@ -197,6 +207,8 @@ pub struct InformerFactory {
 }
 
 impl InformerFactory {
+    /// A factory for `cluster` reached through `client`; informers are started lazily, one per
+    /// resource type, and shared by every caller asking for the same type.
     pub fn new(client: kube::Client, cluster: ClusterId, options: FactoryOptions) -> Self {
         Self {
             client,
@@ -207,6 +219,7 @@ impl InformerFactory {
         }
     }
 
+    /// The cluster this factory's informers watch.
     pub fn cluster(&self) -> &ClusterId {
         &self.cluster
     }

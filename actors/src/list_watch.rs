@@ -54,7 +54,9 @@ pub enum FailureKind {
 /// Which request failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
+    /// A list (or one of its pages).
     List,
+    /// A watch, opening or streaming.
     Watch,
 }
 
@@ -62,10 +64,13 @@ pub enum Request {
 /// [`FailureKind`] says how.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub struct Failure {
+    /// Which request failed.
     pub request: Request,
+    /// How to retry.
     pub kind: FailureKind,
     /// HTTP (or watch `Status`) code; `None` when no response came back.
     pub code: Option<u16>,
+    /// The server's message, or the transport error's.
     pub message: String,
     /// How long the server asked us to wait.
     pub retry_after: Option<Duration>,
@@ -187,6 +192,7 @@ impl ListFrom {
 /// One decoded list page.
 #[derive(Debug)]
 pub struct Page<K> {
+    /// The decoded objects (bad ones were quarantined, see [`crate::quarantine`]).
     pub items: Vec<Arc<K>>,
     /// The list's resourceVersion (`None` when the server sent none).
     pub resource_version: Option<ResourceVersion>,
@@ -443,6 +449,7 @@ pub struct WatchLimits {
 /// What reading a watch produced.
 #[derive(Debug)]
 pub enum WatchItem<K> {
+    /// A decoded event.
     Event(WatchEvent<K>),
     /// An event whose object the cache's type cannot hold; the stream goes on.
     Quarantined(Quarantined),
@@ -451,8 +458,10 @@ pub enum WatchItem<K> {
     /// The stream ended: the server's timeout, a dropped connection, or idle silence
     /// (`stalled`). Resume.
     Ended {
+        /// No bytes came for the idle timeout (the server may have silently dropped the watch).
         stalled: bool,
     },
+    /// The watch failed (an ERROR event, or a transport error).
     Failed(Failure),
 }
 
@@ -468,6 +477,7 @@ pub struct WatchStream<K> {
 /// burst, like a streaming list's initial events, off the I/O thread).
 #[derive(Debug, Default)]
 pub struct RawBatch {
+    /// One JSON document per line, without the newline.
     pub lines: Vec<BytesMut>,
     /// What was skipped while splitting these lines.
     pub skipped: Vec<BadInput>,
@@ -492,6 +502,7 @@ pub struct LineSplitter {
 }
 
 impl LineSplitter {
+    /// A splitter that drops (and reports) lines longer than `max_line` bytes.
     pub fn new(max_line: usize) -> Self {
         Self {
             buffer: BytesMut::new(),

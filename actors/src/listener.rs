@@ -158,6 +158,7 @@ pub struct ListenerCounters {
 }
 
 impl ListenerCounters {
+    /// The counters now.
     pub fn snapshot(&self) -> HandlerStatus {
         HandlerStatus {
             synced: self.synced.load(Ordering::Acquire),
@@ -177,6 +178,7 @@ impl ListenerCounters {
         self.latency.snapshot()
     }
 
+    /// The handler received the initial list.
     pub fn has_synced(&self) -> bool {
         self.synced.load(Ordering::Acquire)
     }
@@ -185,11 +187,13 @@ impl ListenerCounters {
 /// A handler's state at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HandlerStatus {
+    /// The handler received every object of the initial list.
     pub synced: bool,
     /// Events buffered or being handled.
     pub backlog: usize,
     /// Keys with buffered events.
     pub pending_keys: usize,
+    /// Events handed to the handler so far.
     pub delivered: u64,
     /// Times the handler actor was restarted.
     pub restarts: u64,

@@ -28,6 +28,8 @@ pub enum BufferMode {
 /// the number of the oldest it absorbed.
 pub type Numbered<K> = (u64, Notification<K>);
 
+/// The events one listener has not delivered yet, ordered or coalesced per key
+/// ([`BufferMode`]).
 pub struct ListenerBuffer<K> {
     mode: BufferMode,
     ordered: VecDeque<Numbered<K>>,
@@ -48,6 +50,7 @@ pub struct ListenerBuffer<K> {
 }
 
 impl<K> ListenerBuffer<K> {
+    /// An empty buffer of the given mode.
     pub fn new(mode: BufferMode) -> Self {
         Self {
             mode,
@@ -60,10 +63,12 @@ impl<K> ListenerBuffer<K> {
         }
     }
 
+    /// Notifications held (a coalesced pair counts two).
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Nothing to deliver.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -89,6 +94,7 @@ impl<K> ListenerBuffer<K> {
         }
     }
 
+    /// Adds a notification; in coalescing mode it merges with the key's pending one.
     pub fn push(&mut self, note: Notification<K>) {
         let seq = self.next_seq;
         self.next_seq += 1;

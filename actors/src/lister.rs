@@ -24,6 +24,7 @@ impl<K> Clone for Lister<K> {
 }
 
 impl<K: CacheObject> Lister<K> {
+    /// A lister reading `store` (no copy: every read sees the cache as it is now).
     pub fn new(store: Store<K>) -> Self {
         Self { store }
     }
@@ -33,8 +34,9 @@ impl<K: CacheObject> Lister<K> {
         self.store.get(&ObjectKey::from_parts(namespace, name))
     }
 
-    /// The objects in `namespace` (all namespaces when `None`) whose labels match `selector`
-    /// (`Selector::default()` matches everything).
+    /// The objects in `namespace` (all namespaces when `None`) whose labels match `selector`,
+    /// kube's [`Selector`] (`Selector::default()` matches everything; build others from
+    /// `kube::core::Expression`s or `(key, value)` pairs with `collect`).
     pub fn list(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Arc<K>> {
         let candidates = match namespace {
             Some(ns) => self.store.by_index(NAMESPACE_INDEX, ns).unwrap_or_default(),

@@ -13,26 +13,41 @@ use crate::trace_context::TraceContext;
 /// One change of one key.
 #[derive(Debug)]
 pub enum Notification<K> {
+    /// The key appeared.
     Added {
+        /// `namespace/name`.
         key: ObjectKey,
+        /// The object.
         obj: Arc<K>,
+        /// From the first complete list, not a later create.
         initial: bool,
     },
+    /// The key's object changed.
     Updated {
+        /// `namespace/name`.
         key: ObjectKey,
+        /// The state before.
         old: Arc<K>,
+        /// The state after.
         new: Arc<K>,
     },
+    /// The key is gone.
     Deleted {
+        /// `namespace/name`.
         key: ObjectKey,
+        /// The last state.
         obj: Arc<K>,
+        /// Seen only by a relist: `obj` may be stale.
         final_state_unknown: bool,
     },
     /// A periodic resync of an unchanged object. `generation` names the FIFO's resync round;
     /// each listener decides per round whether its own resync period is due.
     Resync {
+        /// `namespace/name`.
         key: ObjectKey,
+        /// The cached (unchanged) object.
         obj: Arc<K>,
+        /// The FIFO's resync round.
         generation: u64,
     },
 }
@@ -73,6 +88,7 @@ impl<K> Clone for Notification<K> {
 }
 
 impl<K> Notification<K> {
+    /// The `namespace/name` the notification is about.
     pub fn key(&self) -> &ObjectKey {
         match self {
             Self::Added { key, .. }
@@ -115,6 +131,7 @@ pub struct NotificationBatch<K> {
     /// Increases by one per pop; the cache records the last one it applied, so a late
     /// listener can skip batches its replay already contains.
     pub seq: u64,
+    /// Notifications in the order the cache applied them.
     pub notifications: Vec<Notification<K>>,
     /// This pop finished the first complete list: after it the cache has synced.
     pub marks_synced: bool,

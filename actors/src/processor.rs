@@ -63,7 +63,9 @@ pub struct StopListener;
 
 /// How the processor reaches one listener.
 pub struct ListenerEndpoint<K: CacheObject> {
+    /// Delivers notifications to the listener.
     pub notify: Recipient<Notify<K>>,
+    /// Stops the listener.
     pub stop: Recipient<StopListener>,
 }
 
@@ -74,7 +76,9 @@ pub type StartListener<K> = Box<dyn FnOnce(Snapshot<K>) -> ListenerEndpoint<K> +
 /// Registers a handler. Sent by the informer to the indexer actor (which hosts the
 /// processor) with `do_send`.
 pub struct AddListener<K: CacheObject> {
+    /// The handler's id (returned to the caller of `add_handler`).
     pub id: HandlerId,
+    /// How to start the listener actor.
     pub start: StartListener<K>,
 }
 
@@ -97,6 +101,7 @@ pub struct Processor<K: CacheObject> {
 }
 
 impl<K: CacheObject> Processor<K> {
+    /// A processor with no listeners; `store` is what late listeners replay from.
     pub fn new(cluster: ClusterId, resource: Arc<str>, store: Store<K>) -> Self {
         Self {
             cluster,

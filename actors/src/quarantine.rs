@@ -85,6 +85,7 @@ impl fmt::Display for BadInput {
 pub struct Quarantined {
     /// `namespace/name` when the metadata could be read, else where it was (`item 3`).
     pub key: String,
+    /// What was wrong with it.
     pub reason: BadInput,
     /// What the decoder said.
     pub error: String,
@@ -166,7 +167,9 @@ impl Ledger {
 /// What decoding a list of raw objects kept and set aside, in order.
 #[derive(Debug)]
 pub struct Sorted<K> {
+    /// The objects that decoded, in order.
     pub objects: Vec<Arc<K>>,
+    /// The objects set aside, with why.
     pub quarantined: Vec<Quarantined>,
 }
 

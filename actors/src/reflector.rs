@@ -122,7 +122,9 @@ pub enum ReflectorDelta<K> {
     /// absent into deleted-final-state-unknown tombstones and keeps the version as the last
     /// list's (client-go's `LastSyncResourceVersion`; `FifoStatus::last_list_version`).
     Replace {
+        /// Every object of the list.
         objects: Vec<Arc<K>>,
+        /// The list's resourceVersion.
         resource_version: ResourceVersion,
     },
 }
@@ -132,7 +134,9 @@ pub enum ReflectorDelta<K> {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ReflectorBatch<K: 'static> {
+    /// The reflector's cluster.
     pub cluster: ClusterId,
+    /// The changes, in the order the server sent them.
     pub deltas: Vec<ReflectorDelta<K>>,
     /// The context of the list page or watch event span that produced these deltas (the
     /// root of their trace; closed once the reflector sent them).
@@ -156,20 +160,26 @@ fn delta_objects<K>(deltas: &[ReflectorDelta<K>]) -> impl Iterator<Item = &Arc<K
 /// What the reflector is doing, reported on every state change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReflectorState {
+    /// Listing (first list, or a relist).
     Listing,
+    /// Watching from the last resourceVersion.
     Watching,
     /// Waiting before the next attempt after `error`.
     BackingOff {
+        /// The failure that caused the wait.
         error: String,
         /// The HTTP (or watch `Status`) code of the failure; `None` when no answer came back
         /// (connection refused, TLS, timeout) or the failure was not a request's.
         code: Option<u16>,
+        /// Time left before the next attempt.
         retry_in: std::time::Duration,
     },
     /// The server answered 403 for this resource; retried slowly, reported, never hot-looped.
     Forbidden {
+        /// The server's message.
         message: String,
     },
+    /// Stopped for good (the informer was stopped).
     Stopped,
 }
 
@@ -177,9 +187,11 @@ pub enum ReflectorState {
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub struct ReflectorReport {
+    /// The reflector's cluster.
     pub cluster: ClusterId,
     /// `v1/pods`, `apps/v1/deployments`.
     pub resource: String,
+    /// The new state.
     pub state: ReflectorState,
     /// The first complete list (or streaming initial events) has been delivered.
     pub synced: bool,
@@ -189,6 +201,7 @@ pub struct ReflectorReport {
     pub relists: u64,
     /// Watches opened.
     pub watches: u64,
+    /// The resourceVersion of the last list or watch event seen.
     pub last_resource_version: Option<ResourceVersion>,
     /// Streaming lists were asked for but the server refused them; this reflector lists.
     pub streaming_refused: bool,
@@ -205,7 +218,9 @@ pub struct ReflectorReport {
 pub struct ReflectorConfig {
     /// `limit` of each list page (client-go and kube-runtime use 500).
     pub page_size: u32,
+    /// `labelSelector` of every list and watch.
     pub label_selector: Option<String>,
+    /// `fieldSelector` of every list and watch.
     pub field_selector: Option<String>,
     /// Use `sendInitialEvents=true` watches instead of list+watch; falls back when refused.
     pub streaming_lists: bool,

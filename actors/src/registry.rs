@@ -26,7 +26,7 @@
 //! - Pipelines start when created; handlers added later get the cache replayed first.
 //!
 //! # The registry actor
-//! The pipeline table has one owner, the [`PipelineTable`](table) actor on the registry's own
+//! The pipeline table has one owner, the `PipelineTable` actor (`registry/table.rs`) on the registry's own
 //! arbiter: it attaches, starts, counts references and stops pipelines, one message at a
 //! time. Releases are asynchronous (`do_send` from a dropped handle or a removed handler);
 //! an acquisition waits for the actor's answer (the caller's thread blocks for the few
@@ -84,10 +84,12 @@ use crate::transform::Transform;
 pub struct ClusterKey(Arc<str>);
 
 impl ClusterKey {
+    /// Wraps the key string; equal strings are the same cluster and user.
     pub fn new(key: impl Into<Arc<str>>) -> Self {
         Self(key.into())
     }
 
+    /// The key string.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -106,10 +108,15 @@ pub struct PipelineRequest {
     /// running pipeline's name (relabel with [`InformerHandle::add_mapped_handler`] if that
     /// matters).
     pub cluster: ClusterId,
+    /// Who the pipeline talks to and as whom; equal identities share pipelines.
     pub identity: ClusterKey,
+    /// The client lists and watches go through (only used when a new pipeline starts).
     pub client: kube::Client,
+    /// Watch one namespace; `None` watches all.
     pub namespace: Option<String>,
+    /// `labelSelector`, e.g. `app=web`; checked before anything starts.
     pub label_selector: Option<String>,
+    /// `fieldSelector`, e.g. `status.phase=Running`; checked before anything starts.
     pub field_selector: Option<String>,
     /// Resync of handlers that set none.
     pub default_resync: Option<Duration>,
@@ -129,16 +136,19 @@ impl PipelineRequest {
         }
     }
 
+    /// Watches only `namespace`.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
         self
     }
 
+    /// Watches only objects whose labels match `selector` (the API server's grammar).
     pub fn label_selector(mut self, selector: impl Into<String>) -> Self {
         self.label_selector = Some(selector.into());
         self
     }
 
+    /// Watches only objects whose fields match `selector` (the API server's grammar).
     pub fn field_selector(mut self, selector: impl Into<String>) -> Self {
         self.field_selector = Some(selector.into());
         self
@@ -164,15 +174,20 @@ pub enum RegistryError {
     /// A selector the API server would refuse (with its own words): failing here gives the
     /// same answer whether or not a wider pipeline runs, instead of a list retried forever.
     Selector {
+        /// The request's cluster.
         cluster: ClusterId,
+        /// The request's resource (`v1/pods`).
         resource: String,
+        /// What the server would have said.
         #[source]
         source: SelectorError,
     },
     /// The registry's actor is gone (its actix system stopped).
     #[error("cluster {cluster}, {resource}: the pipeline registry is stopped")]
     Stopped {
+        /// The request's cluster.
         cluster: ClusterId,
+        /// The request's resource (`v1/pods`).
         resource: String,
     },
 }
@@ -198,12 +213,16 @@ impl TransformKey {
 /// Identifies one pipeline in the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
+    /// The cluster and user.
     pub identity: ClusterKey,
     /// `v1/pods`.
     pub resource: String,
     type_id: TypeId,
+    /// The watched namespace; `None` for all.
     pub namespace: Option<String>,
+    /// The pipeline's `labelSelector`, normalised (equivalent selectors compare equal).
     pub label_selector: Option<String>,
+    /// The pipeline's `fieldSelector`, normalised.
     pub field_selector: Option<String>,
     transform: TransformKey,
 }
@@ -327,6 +346,7 @@ impl Registry {
         self.running.read().len()
     }
 
+    /// No pipeline runs.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -490,7 +510,9 @@ fn view_candidates(
 /// A namespace, label and field filter over a wider pipeline's events and cache.
 #[derive(Debug, Clone)]
 pub struct View {
+    /// Shows only this namespace; `None` shows all.
     pub namespace: Option<String>,
+    /// Shows only objects whose labels match.
     pub labels: LabelSelector,
     /// Reads only [`METADATA_FIELDS`] (or is empty).
     pub fields: FieldSelector,
@@ -577,6 +599,7 @@ impl<K: CacheObject> InformerHandle<K> {
         &self.informer
     }
 
+    /// The cluster of the request this handle was made for.
     pub fn cluster(&self) -> &ClusterId {
         self.informer.cluster()
     }
@@ -657,6 +680,7 @@ impl<K: CacheObject> InformerHandle<K> {
         removed
     }
 
+    /// The state of one of this handle's handlers; `None` for an unknown id.
     pub fn handler_status(&self, id: HandlerId) -> Option<HandlerStatus> {
         self.informer.handler_status(id)
     }
@@ -666,6 +690,7 @@ impl<K: CacheObject> InformerHandle<K> {
         self.informer.handler_latency(id)
     }
 
+    /// The shared pipeline's cache has synced (its first complete list is in).
     pub fn has_synced(&self) -> bool {
         self.informer.has_synced()
     }
@@ -710,6 +735,7 @@ impl<K: CacheObject> InformerHandle<K> {
         }
     }
 
+    /// This handle shows no object.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

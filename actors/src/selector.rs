@@ -50,7 +50,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 /// Which grammar a [`SelectorError`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SelectorKind {
+    /// A `labelSelector`.
     Label,
+    /// A `fieldSelector`.
     Field,
 }
 
@@ -67,8 +69,11 @@ impl std::fmt::Display for SelectorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind} selector {selector:?}: {message}")]
 pub struct SelectorError {
+    /// Which grammar.
     pub kind: SelectorKind,
+    /// The selector as given.
     pub selector: String,
+    /// The API server's own message for it.
     pub message: String,
 }
 

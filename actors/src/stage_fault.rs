@@ -16,13 +16,18 @@ use actix::prelude::*;
 /// One stage of a pipeline that can fail and be restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Stage {
+    /// Lists and watches the server.
     Reflector,
+    /// Queues and deduplicates deltas (the delta FIFO).
     Fifo,
+    /// Writes the cache and its indexes.
     Indexer,
+    /// Fans notifications out to the handlers.
     Processor,
 }
 
 impl Stage {
+    /// Every stage, in pipeline order.
     pub const ALL: [Stage; 4] = [
         Stage::Reflector,
         Stage::Fifo,
@@ -52,6 +57,7 @@ impl fmt::Display for Stage {
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct StageFailed {
+    /// The stage that panicked.
     pub stage: Stage,
     /// The panic's message.
     pub message: String,
@@ -80,6 +86,7 @@ impl StageRestartCounters {
         self.0[stage as usize].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Restarts of `stage` so far.
     pub fn get(&self, stage: Stage) -> u64 {
         self.0[stage as usize].load(Ordering::Relaxed)
     }

@@ -250,10 +250,12 @@ impl<K: CacheObject> Store<K> {
         self.cache.read().objects.keys().cloned().collect()
     }
 
+    /// Objects in the cache.
     pub fn len(&self) -> usize {
         self.cache.read().objects.len()
     }
 
+    /// The cache holds no object.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

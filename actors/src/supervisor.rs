@@ -53,7 +53,9 @@ pub(crate) type StartSource<K> = Arc<
 
 /// How the supervisor reaches a running reflector.
 pub struct RunningReflector {
+    /// Stops the reflector.
     pub stop: Recipient<StopReflector>,
+    /// Makes the reflector panic (fault injection).
     pub inject: Recipient<InjectPanic>,
 }
 
@@ -69,8 +71,11 @@ pub struct ResetQueue;
 /// Connects the supervisor to the FIFO and gives it the reflector's recipe. Sent by the
 /// informer with `do_send`, once, right after starting the pipeline's actors.
 pub struct Wire<K: CacheObject> {
+    /// Where the reflector's batches go.
     pub fifo: Recipient<ReflectorBatch<K>>,
+    /// Empties the FIFO before a restarted reflector relists.
     pub reset: Recipient<ResetQueue>,
+    /// How to start (and restart) the reflector; `None` for a pipeline fed by hand.
     pub source: Option<StartSource<K>>,
 }
 

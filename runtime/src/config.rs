@@ -91,10 +91,13 @@ impl ConfigArgs {
 pub struct PanoptesConfig {
     /// The file it was loaded from; relative kubeconfig paths were resolved against its folder.
     pub file: PathBuf,
+    /// `[runtime]`: the metrics address and the default resync.
     pub runtime: RuntimeConfig,
+    /// `[telemetry]`: logging and OTLP trace export.
     pub telemetry: TelemetryConfig,
     /// At least one; names are unique.
     pub clusters: Vec<ClusterConfig>,
+    /// `[[watch]]` entries, in file order; may be empty (nothing is watched).
     pub watches: Vec<WatchConfig>,
     /// `[leader_election]` when enabled; `None` means every replica acts.
     pub leader_election: Option<LeaderElectionConfig>,
@@ -127,6 +130,7 @@ pub enum OtlpProtocol {
 pub struct TelemetryConfig {
     /// OTLP collector URL (`http://localhost:4317`); `None` exports no traces.
     pub otlp_endpoint: Option<String>,
+    /// How spans reach the collector; default gRPC.
     pub otlp_protocol: OtlpProtocol,
     /// `service.name` of exported spans. Default `"panoptes"`.
     pub service_name: String,
@@ -142,6 +146,7 @@ pub struct TelemetryConfig {
 pub struct ClusterConfig {
     /// Unique, DNS-label-like; every event and metric is labelled with it.
     pub name: ClusterId,
+    /// How to reach it: kubeconfig, in-cluster or embedded.
     pub source: ClusterSource,
     /// Client-side request rate (requests per second, client-go's `QPS`); `None` is unlimited.
     pub qps: Option<f32>,
@@ -155,7 +160,9 @@ pub enum ClusterSource {
     /// A kubeconfig file (resolved to an absolute path) and optionally one of its contexts
     /// (else its `current-context`). Both were checked to exist at load time.
     Kubeconfig {
+        /// The kubeconfig path, resolved against the configuration file's folder.
         path: PathBuf,
+        /// The context asked for.
         context: Option<String>,
     },
     /// The pod's service account (`KUBERNETES_SERVICE_HOST`, the mounted token and CA).
@@ -174,7 +181,13 @@ pub struct EmbeddedCluster {
     pub pods: u32,
     /// Namespaces the pods are spread over. Default 1.
     pub namespaces: u32,
-    /// Pod updates per second once running. Default 0 (static).
+    /// Pod writes per second once running, all kinds together, spread evenly over the
+    /// namespaces; default 0 (static). Each write creates a pod (`Pending`), deletes one
+    /// (force delete: MODIFIED then DELETED), or updates one as its kubelet or a controller
+    /// would: starts it (`Running`, `Ready=True`), flips its readiness, restarts its `app`
+    /// container (`restartCount` + 1, `lastState.terminated`), ends it (`Succeeded`, or
+    /// `Failed` when evicted) or patches an annotation. The live count stays around
+    /// `pods`; `panoptes_sim::churn` has the exact mix.
     pub churn_per_sec: f64,
 }
 
@@ -190,7 +203,9 @@ pub enum ClusterSelection {
 /// `[[watch]]`: a resource to keep informed about on a set of clusters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WatchConfig {
+    /// `resource = "[group/]version/plural"`, e.g. `"apps/v1/deployments"`.
     pub resource: ResourceRef,
+    /// Which clusters; default all.
     pub clusters: ClusterSelection,
     /// Only this namespace; `None` watches all namespaces.
     pub namespace: Option<String>,

@@ -199,8 +199,11 @@ fn write_canonical(value: &serde_json::Value, out: &mut String) {
 /// A client for one configured cluster.
 #[derive(Clone)]
 pub struct ClusterConnection {
+    /// The cluster name as written.
     pub name: ClusterId,
+    /// The client for its requests (rate limited as `qps`/`burst` say).
     pub client: kube::Client,
+    /// Server and credential fingerprint: connections with equal identities share informers.
     pub identity: ClusterIdentity,
     /// The token bucket the client's requests pass; `None` is unlimited.
     pub rate_limit: Option<RateLimitLayer>,
@@ -219,38 +222,56 @@ impl fmt::Debug for ClusterConnection {
 /// Connecting one `[[clusters]]` entry failed; each variant names the entry.
 #[derive(Debug, Error)]
 pub enum ConnectionError {
+    /// The kubeconfig file could not be loaded.
     #[error("cluster \"{cluster}\": cannot load kubeconfig {}: {source}", path.display())]
     Kubeconfig {
+        /// The `[[clusters]]` entry's name.
         cluster: ClusterId,
+        /// The kubeconfig path, resolved against the configuration file's folder.
         path: PathBuf,
         #[source]
+        /// kube's error.
         source: kube::config::KubeconfigError,
     },
+    /// The kubeconfig the embedded cluster wrote is unusable (a bug).
     #[error("cluster \"{cluster}\": the embedded cluster's kubeconfig is unusable: {source}")]
     EmbeddedKubeconfig {
+        /// The `[[clusters]]` entry's name.
         cluster: ClusterId,
         #[source]
+        /// kube's error.
         source: kube::config::KubeconfigError,
     },
     #[error(
         "cluster \"{cluster}\": in_cluster = true, but this is not a pod with a service account: {source}"
     )]
+    /// `in_cluster = true` outside a pod with a service account.
     InCluster {
+        /// The `[[clusters]]` entry's name.
         cluster: ClusterId,
         #[source]
+        /// kube's error.
         source: kube::config::InClusterError,
     },
+    /// kube could not build a client from the config.
     #[error("cluster \"{cluster}\": cannot build a client for {server}: {source}")]
     Client {
+        /// The `[[clusters]]` entry's name.
         cluster: ClusterId,
+        /// The server URL.
         server: String,
         #[source]
+        /// kube's error.
         source: kube::Error,
     },
     #[error(
         "cluster \"{cluster}\" is embedded: start it and pass its kubeconfig to connect_with_kubeconfig_yaml"
     )]
-    EmbeddedNotStarted { cluster: ClusterId },
+    /// An embedded cluster was connected before it was started.
+    EmbeddedNotStarted {
+        /// The `[[clusters]]` entry's name.
+        cluster: ClusterId,
+    },
 }
 
 /// Connects a kubeconfig, in-cluster or given-client entry. Must run inside a tokio runtime (kube's client

@@ -51,6 +51,7 @@ pub struct Readiness {
 }
 
 impl Readiness {
+    /// Nothing engaged yet: `/readyz` answers 503 ("nothing engaged yet") until a cluster is.
     pub fn new() -> Self {
         Self::default()
     }
@@ -116,19 +117,29 @@ pub enum HealthError {
     #[error(
         "cannot listen on {addr} for /metrics, /healthz and /readyz ([runtime] metrics_addr): {source}"
     )]
+    /// The address could not be bound.
     Bind {
+        /// The address asked for.
         addr: SocketAddr,
         #[source]
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The server failed while serving.
     #[error("health server on {addr} failed: {source}")]
     Serve {
+        /// The address asked for.
         addr: SocketAddr,
         #[source]
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The server task panicked or was cancelled.
     #[error("health server task on {addr} panicked or was cancelled")]
-    Task { addr: SocketAddr },
+    Task {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
 }
 
 #[derive(Clone)]

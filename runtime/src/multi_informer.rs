@@ -162,8 +162,11 @@ struct Member<K: CacheObject> {
 /// The state of one cluster of a multi-cluster informer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterInformerStatus {
+    /// The `[[clusters]]` entry's name.
     pub cluster: ClusterId,
+    /// The resource (`v1/pods`).
     pub resource: String,
+    /// Its cache has synced (the first complete list is in).
     pub synced: bool,
     /// Objects this informer shows for the cluster.
     pub objects: usize,
@@ -171,7 +174,9 @@ pub struct ClusterInformerStatus {
     pub state: Option<ReflectorState>,
     /// Events buffered and not yet handled, summed over this informer's handlers.
     pub backlog: usize,
+    /// Lists made, including relists.
     pub lists: u64,
+    /// Watches opened.
     pub watches: u64,
     /// Bad input its reflector met, by reason.
     pub bad_input: BTreeMap<BadInput, u64>,

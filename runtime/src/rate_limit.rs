@@ -57,7 +57,9 @@ impl TokenBucket {
 /// Wraps a service so that its requests are admitted by a [`TokenBucket`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimitLayer {
+    /// Requests per second admitted on average (client-go's `QPS`).
     pub qps: f32,
+    /// Requests admitted at once before `qps` applies (client-go's `Burst`).
     pub burst: u32,
 }
 

@@ -75,10 +75,13 @@ pub const CONNECTION_RESOURCE: &str = "(connection)";
 /// Starting the runtime failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// An embedded cluster (`embedded = {...}`) could not start.
     #[error("cluster \"{cluster}\": cannot start the embedded cluster: {source}")]
     Embedded {
+        /// The `[[clusters]]` entry's name.
         cluster: ClusterId,
         #[source]
+        /// Why the sim could not start.
         source: panoptes_sim::SimError,
     },
     /// `[leader_election] cluster` names a cluster whose connection could not be built, so
@@ -127,13 +130,16 @@ struct Engaged {
 /// What a reload changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReloadReport {
+    /// Clusters new in the file, now connected.
     pub added: Vec<ClusterId>,
+    /// Clusters gone from the file, now disconnected.
     pub removed: Vec<ClusterId>,
     /// Entries whose source or limits changed: removed and added again.
     pub replaced: Vec<ClusterId>,
 }
 
 impl ReloadReport {
+    /// Nothing changed.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.removed.is_empty() && self.replaced.is_empty()
     }
@@ -183,10 +189,15 @@ pub struct Runtime {
 
 /// What a multi-cluster informer watches: clusters, namespace, selectors, transform.
 pub struct InformerSpec<K> {
+    /// Which configured clusters to watch.
     pub clusters: ClusterSelection,
+    /// Watch one namespace; `None` watches all.
     pub namespace: Option<String>,
+    /// `labelSelector`, e.g. `app=web`.
     pub label_selector: Option<String>,
+    /// `fieldSelector`, e.g. `status.phase=Running`.
     pub field_selector: Option<String>,
+    /// Applied to each object before it is cached (e.g. to drop managedFields).
     pub transform: Transform<K>,
 }
 
@@ -283,14 +294,17 @@ impl Runtime {
         runtime
     }
 
+    /// The pipeline registry every informer of this runtime goes through.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }
 
+    /// The Prometheus families this runtime records into (served at `/metrics`).
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
 
+    /// Which clusters' caches have synced (served at `/readyz`).
     pub fn readiness(&self) -> &Readiness {
         &self.inner.readiness
     }

@@ -68,17 +68,26 @@ pub enum TelemetryError {
     #[error(
         "OTLP export to {endpoint} must be set up inside a tokio runtime (its client runs there)"
     )]
-    NeedsTokio { endpoint: String },
+    /// OTLP export was set up outside a tokio runtime.
+    NeedsTokio {
+        /// The OTLP endpoint URL.
+        endpoint: String,
+    },
+    /// The OTLP exporter could not be built.
     #[error("cannot build the OTLP exporter for {endpoint}: {source}")]
     Exporter {
+        /// The OTLP endpoint URL.
         endpoint: String,
         #[source]
+        /// The exporter's error.
         source: opentelemetry_otlp::ExporterBuildError,
     },
     #[error(
         "a global tracing subscriber is already installed; call telemetry::init once per process"
     )]
+    /// A global tracing subscriber was installed before.
     AlreadyInstalled,
+    /// Flushing spans at shutdown failed; the message says why.
     #[error("flushing spans at shutdown failed: {0}")]
     Shutdown(String),
 }

@@ -18,11 +18,14 @@ pub const ANONYMOUS_USER: &str = "system:anonymous";
 /// Who sent a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
+    /// Presents the cluster's bearer token: [`ADMIN_USER`], allowed everything.
     Admin,
+    /// No credentials: [`ANONYMOUS_USER`].
     Anonymous,
 }
 
 impl Identity {
+    /// The user name the real server reports for this identity (in audit and `Forbidden` messages).
     pub fn user_name(self) -> &'static str {
         match self {
             Identity::Admin => ADMIN_USER,

@@ -141,14 +141,23 @@ pub fn run(args: SimArgs) -> anyhow::Result<()> {
 /// A stdin command that could not be applied.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CommandError {
+    /// The line had no words.
     #[error("empty command; expected `<cluster> <command> [args]`")]
     Empty,
+    /// The first word names no running cluster.
     #[error("no cluster named {0:?}")]
     UnknownCluster(String),
+    /// The second word is not one of the commands.
     #[error("unknown command {0:?}")]
     UnknownCommand(String),
+    /// The command's arguments are wrong; `problem` says how.
     #[error("{command}: {problem}")]
-    BadArgument { command: String, problem: String },
+    BadArgument {
+        /// The command as typed.
+        command: String,
+        /// What is wrong with its arguments.
+        problem: String,
+    },
 }
 
 fn arg<T: std::str::FromStr>(

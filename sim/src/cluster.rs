@@ -122,10 +122,13 @@ impl SimCluster {
         self.state.store()
     }
 
+    /// The cluster's fault switches (latency, errors, stalled watches, ...); changes apply to the
+    /// next requests.
     pub fn faults(&self) -> Faults {
         self.state.faults.clone()
     }
 
+    /// The cluster's request counters (by verb, resource and status code).
     pub fn counters(&self) -> Counters {
         self.state.counters.clone()
     }

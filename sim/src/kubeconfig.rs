@@ -7,9 +7,13 @@ use base64::Engine;
 /// What one cluster contributes to a kubeconfig.
 #[derive(Debug, Clone)]
 pub struct KubeconfigEntry {
+    /// Cluster, context and user name in the kubeconfig.
     pub name: String,
+    /// `https://127.0.0.1:<port>`.
     pub server: String,
+    /// The cluster's CA certificate (PEM), written as `certificate-authority-data`.
     pub ca_pem: String,
+    /// The bearer token that authenticates as `system:admin`.
     pub token: String,
 }
 

@@ -42,6 +42,7 @@
 //! `openapi`, [`table`], `watch_stream`, [`faults`], [`counters`], [`kubeconfig`], [`cli`].
 
 pub mod churn;
+mod pod_life;
 pub mod pods;
 pub mod store;
 
@@ -107,15 +108,21 @@ impl Default for SimOptions {
 /// Why a [`Sim`] or one of its clusters could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
+    /// [`SimOptions::clusters`] was 0.
     #[error("SimOptions.clusters must be at least 1")]
     NoClusters,
+    /// The sim's tokio runtime could not be built.
     #[error("starting the sim's tokio runtime: {0}")]
     Runtime(std::io::Error),
+    /// A cluster's certificates or TLS config could not be made.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// A cluster could not listen on 127.0.0.1.
     #[error("cluster {cluster}: listening on 127.0.0.1: {source}")]
     Bind {
+        /// The cluster's name.
         cluster: String,
+        /// The bind error.
         source: std::io::Error,
     },
 }
@@ -156,6 +163,7 @@ impl Sim {
         Ok(sim)
     }
 
+    /// The clusters, in start order (`sim-0`, `sim-1`, ...).
     pub fn clusters(&self) -> &[SimCluster] {
         &self.clusters
     }

@@ -19,7 +19,9 @@ use crate::store::{PatchType, Status};
 /// How a response body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Representation {
+    /// `application/json` (also for `*/*` and no Accept header).
     Json,
+    /// `application/yaml`.
     Yaml,
     /// meta.k8s.io/v1 Table (resource requests only).
     Table,
@@ -35,6 +37,7 @@ pub enum Representation {
 /// What kind of endpoint is answering, which decides the representations on offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
+    /// A resource (collection, item or subresource): JSON, YAML, Table and partial metadata.
     Resource,
     /// `/api` and `/apis`.
     DiscoveryRoot,

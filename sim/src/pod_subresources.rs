@@ -41,11 +41,15 @@ use crate::store::{ClusterStore, PatchType, ResourceType, Status, StoredObject, 
 /// One subresource as discovery lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubresourceSpec {
+    /// Subresource name after the pod's (`log`, `exec`, `binding`, ...).
     pub name: &'static str,
     /// The response kind's group and version; "" for the resource's own.
     pub group: &'static str,
+    /// The response kind's version; "" for the resource's own.
     pub version: &'static str,
+    /// Kind of the request and response body (`Pod`, `Binding`, `Eviction`, ...).
     pub kind: &'static str,
+    /// Verbs discovery lists for it.
     pub verbs: &'static [&'static str],
 }
 
@@ -120,19 +124,29 @@ pub fn extra_subresources(rt: &ResourceType) -> &'static [SubresourceSpec] {
 
 /// A request on a pod subresource, as parsed by the resource handler.
 pub struct PodSubresourceRequest<'a> {
+    /// The cluster's store.
     pub store: &'a ClusterStore,
+    /// The `pods` resource type.
     pub pods: &'a Arc<ResourceType>,
+    /// The namespace in the path.
     pub namespace: Option<&'a str>,
+    /// The pod's name.
     pub name: &'a str,
+    /// Which subresource.
     pub spec: &'static SubresourceSpec,
+    /// The request's verb (decides 405 for verbs the subresource does not take).
     pub verb: Verb,
+    /// The parsed query string.
     pub query: &'a Query,
     /// The raw query string (for `container=`, which only these subresources take).
     pub raw_query: Option<&'a str>,
+    /// The request's Content-Type, for bodies (`binding`, `eviction`).
     pub content_type: Option<&'a str>,
+    /// The request body (empty for reads).
     pub body: &'a [u8],
     /// The request asked to upgrade the connection (SPDY or WebSocket streams).
     pub upgrade: bool,
+    /// `?fieldManager=` of writes.
     pub field_manager: Option<String>,
 }
 

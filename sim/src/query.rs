@@ -12,21 +12,37 @@ use crate::store::{
 /// Everything the sim reads from a query string.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
+    /// `?watch=true` (or `1`): a watch instead of a list.
     pub watch: bool,
+    /// `?labelSelector=`, unparsed.
     pub label_selector: Option<String>,
+    /// `?fieldSelector=`, unparsed.
     pub field_selector: Option<String>,
+    /// `?limit=`: page size of a list; absent lists everything.
     pub limit: Option<u64>,
+    /// `?continue=`: the token of the previous page.
     pub continue_token: Option<String>,
+    /// `?resourceVersion=`, unparsed (see [`crate::store::ListOptions`] for what values mean).
     pub resource_version: Option<String>,
+    /// `?resourceVersionMatch=`.
     pub resource_version_match: Option<ResourceVersionMatch>,
+    /// `?timeoutSeconds=`: how long a watch stays open.
     pub timeout: Option<Duration>,
+    /// `?allowWatchBookmarks=true`.
     pub allow_watch_bookmarks: bool,
+    /// `?sendInitialEvents=`: a watch that starts with the current objects (WatchList).
     pub send_initial_events: Option<bool>,
+    /// `?fieldManager=` of writes.
     pub field_manager: Option<String>,
+    /// `?fieldValidation=` (`Strict`, `Warn`, `Ignore`).
     pub field_validation: Option<String>,
+    /// `?dryRun=All`.
     pub dry_run: bool,
+    /// `?force=true` of server-side apply.
     pub force: bool,
+    /// `?gracePeriodSeconds=` of deletes.
     pub grace_period_seconds: Option<i64>,
+    /// `?propagationPolicy=` of deletes.
     pub propagation_policy: Option<String>,
     /// `includeObject` of Table requests: None, Metadata (default) or Object.
     pub include_object: Option<String>,
@@ -110,6 +126,7 @@ impl Query {
         Ok(query)
     }
 
+    /// The store's options for a list with this query.
     pub fn list_options(&self) -> ListOptions {
         ListOptions {
             label_selector: self.label_selector.clone(),
@@ -121,6 +138,7 @@ impl Query {
         }
     }
 
+    /// The store's options for a watch with this query.
     pub fn watch_options(&self) -> WatchOptions {
         WatchOptions {
             label_selector: self.label_selector.clone(),

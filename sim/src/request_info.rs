@@ -11,9 +11,17 @@ use http::Method;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequestInfo {
     /// `/version`, `/healthz`, `/api`, `/apis/apps`, `/openapi/v2`, ... : served by path.
-    NonResource { path: String },
+    NonResource {
+        /// The request path, without the query.
+        path: String,
+    },
     /// `/api/v1` or `/apis/<g>/<v>` itself (discovery of one group version).
-    GroupVersion { group: String, version: String },
+    GroupVersion {
+        /// "" for `/api/v1`.
+        group: String,
+        /// The version in the path.
+        version: String,
+    },
     /// A request on a resource.
     Resource(ResourceRequest),
 }
@@ -21,12 +29,17 @@ pub enum RequestInfo {
 /// A request on a resource collection or item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceRequest {
+    /// The authorization verb, from the method and whether the path names an object.
     pub verb: Verb,
+    /// API group; "" for the core group (`/api/v1`).
     pub group: String,
+    /// API version (`v1`).
     pub version: String,
+    /// `namespaces/<ns>` of the path; None for cluster-wide requests.
     pub namespace: Option<String>,
     /// Plural, as in the path.
     pub resource: String,
+    /// The object's name; None on collections.
     pub name: Option<String>,
     /// `status`, `scale`, or anything else (answered 404).
     pub subresource: Option<String>,
@@ -35,13 +48,21 @@ pub struct ResourceRequest {
 /// The authorization verb of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
+    /// GET of one object.
     Get,
+    /// GET of a collection.
     List,
+    /// GET of a collection with `?watch=true`.
     Watch,
+    /// POST.
     Create,
+    /// PUT.
     Update,
+    /// PATCH.
     Patch,
+    /// DELETE of one object.
     Delete,
+    /// DELETE of a collection.
     DeleteCollection,
     /// A method the API does not map (OPTIONS, HEAD on a collection, ...).
     Other,

@@ -15,13 +15,17 @@ use crate::store::{ResourceType, StoredObject};
 /// `?includeObject=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IncludeObject {
+    /// Rows without objects.
     None,
+    /// Rows carry each object's `PartialObjectMetadata` (the default).
     #[default]
     Metadata,
+    /// Rows carry each whole object.
     Object,
 }
 
 impl IncludeObject {
+    /// Reads `?includeObject=`; absent or unknown values give the default.
     pub fn parse(raw: Option<&str>) -> IncludeObject {
         match raw {
             Some("None") => IncludeObject::None,

@@ -14,21 +14,29 @@ use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 /// A cluster's CA (PEM, for clients) and the rustls config of its HTTPS listener.
 #[derive(Clone)]
 pub struct ClusterTls {
+    /// The CA certificate (PEM) clients trust.
     pub ca_pem: String,
+    /// Serves the cluster's certificate for `127.0.0.1` and `localhost`.
     pub server_config: Arc<rustls::ServerConfig>,
 }
 
 /// Why the certificates could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// rcgen could not generate the CA or the serving certificate.
     #[error("generating the certificates of cluster {cluster}: {source}")]
     Certificate {
+        /// Name of the cluster the certificates are for.
         cluster: String,
+        /// rcgen's error.
         source: rcgen::Error,
     },
+    /// rustls rejected the certificate or key.
     #[error("building the TLS server config of cluster {cluster}: {source}")]
     Config {
+        /// Name of the cluster the config is for.
         cluster: String,
+        /// rustls's error.
         source: rustls::Error,
     },
 }

@@ -33,6 +33,7 @@ const MAX_EVENTS_PER_CHUNK: usize = 256;
 
 /// How the events of one watch are written.
 pub struct WatchEncoding {
+    /// The watched resource (for kinds and Table columns).
     pub resource: Arc<ResourceType>,
     /// Table columns and includeObject, when the client asked for Table.
     pub table: Option<(Vec<Column>, IncludeObject)>,
@@ -44,12 +45,17 @@ pub struct WatchEncoding {
 pub enum WatchSource {
     /// A store watch, ended by the store, the client, the deadline or the server stopping.
     Live {
+        /// The store's watch.
         watch: Watch,
+        /// `timeoutSeconds`: the stream ends after it.
         timeout: Option<Duration>,
     },
     /// The `stall_watches` fault: headers, then silence until the client leaves, the server
     /// stops or `ended` is cancelled (`drop_watches`).
-    Stalled { ended: CancellationToken },
+    Stalled {
+        /// Cancelled by `drop_watches`: the stalled response ends then.
+        ended: CancellationToken,
+    },
 }
 
 /// Starts streaming and returns the response whose body carries the events.
@@ -126,6 +132,7 @@ pub struct EventEncoder {
 }
 
 impl EventEncoder {
+    /// An encoder for one watch's events.
     pub fn new(encoding: WatchEncoding) -> EventEncoder {
         EventEncoder {
             encoding,

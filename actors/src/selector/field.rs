@@ -24,9 +24,12 @@ pub struct FieldRequirement {
     value: String,
 }
 
+/// How a [`FieldRequirement`] compares its field with the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FieldOp {
+    /// `field=value` or `field==value`.
     Equals,
+    /// `field!=value`.
     NotEquals,
 }
 
@@ -59,10 +62,12 @@ impl FieldSelector {
         Ok(Self { requirements })
     }
 
+    /// Selects everything.
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
     }
 
+    /// The requirements, sorted (equal selectors have equal lists).
     pub fn requirements(&self) -> &[FieldRequirement] {
         &self.requirements
     }
@@ -82,10 +87,12 @@ impl FieldSelector {
 }
 
 impl FieldRequirement {
+    /// The field path (`metadata.name`, `status.phase`, ...).
     pub fn field(&self) -> &str {
         &self.field
     }
 
+    /// How it compares.
     pub fn op(&self) -> FieldOp {
         self.op
     }

@@ -58,10 +58,12 @@ impl LabelSelector {
         Ok(Self { requirements })
     }
 
+    /// Selects everything.
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
     }
 
+    /// The requirements, sorted by key (equal selectors have equal lists).
     pub fn requirements(&self) -> &[LabelRequirement] {
         &self.requirements
     }
@@ -73,10 +75,12 @@ impl LabelSelector {
 }
 
 impl LabelRequirement {
+    /// The label key.
     pub fn key(&self) -> &str {
         &self.key
     }
 
+    /// How the label is tested.
     pub fn op(&self) -> &LabelOp {
         &self.op
     }

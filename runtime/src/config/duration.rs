@@ -11,20 +11,43 @@ use thiserror::Error;
 /// Why a duration string was rejected. Each message shows the expected form.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DurationError {
+    /// Nothing was written.
     #[error("empty duration; write a number and a unit, e.g. \"30s\" or \"5m\"")]
     Empty,
     #[error(
         "\"{input}\" has no unit after {number}; write e.g. \"{number}s\" (units: ms, s, m, h, d)"
     )]
-    MissingUnit { input: String, number: u64 },
+    /// A number without a unit (`30`).
+    MissingUnit {
+        /// The text as written.
+        input: String,
+        /// The number before the missing unit.
+        number: u64,
+    },
+    /// A unit other than ms, s, m, h, d.
     #[error("\"{input}\" has unknown unit \"{unit}\" (units: ms, s, m, h, d)")]
-    UnknownUnit { input: String, unit: String },
+    UnknownUnit {
+        /// The text as written.
+        input: String,
+        /// The unit as written.
+        unit: String,
+    },
     #[error(
         "\"{input}\" is not a duration: expected a number at \"{rest}\", e.g. \"30s\" or \"1h30m\""
     )]
-    ExpectedNumber { input: String, rest: String },
+    /// Text where a number should be.
+    ExpectedNumber {
+        /// The text as written.
+        input: String,
+        /// The part where a number was expected.
+        rest: String,
+    },
+    /// More than `Duration` can hold.
     #[error("\"{input}\" is too long a duration")]
-    Overflow { input: String },
+    Overflow {
+        /// The text as written.
+        input: String,
+    },
 }
 
 /// Parses `"1h30m"`-style durations: one or more `<integer><unit>` pairs, units `ms`, `s`,

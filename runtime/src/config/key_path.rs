@@ -12,7 +12,9 @@ pub const ENV_SEPARATOR: &str = "__";
 /// One step into the document: a table key or an index into an array of tables.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Segment {
+    /// `[table]` or `key = ...`: a key by name.
     Key(String),
+    /// `[[array]]` entry, 0-based (shown 1-based as `#2`).
     Index(usize),
 }
 

@@ -28,19 +28,38 @@ pub enum ResourceRefError {
     #[error(
         "\"{0}\" is not [group/]version/plural; write e.g. \"v1/pods\" or \"apps/v1/deployments\""
     )]
+    /// Not two or three `/`-separated parts.
     Shape(String),
     #[error(
         "\"{input}\": version \"{version}\" is not a Kubernetes API version (v1, v2beta1, v1alpha3)"
     )]
-    Version { input: String, version: String },
+    /// The version is not like `v1`, `v2beta1`.
+    Version {
+        /// The text as written.
+        input: String,
+        /// The version part as written.
+        version: String,
+    },
     #[error(
         "\"{input}\": plural \"{plural}\" must be a lowercase name like \"pods\" or \"deployments\""
     )]
-    Plural { input: String, plural: String },
+    /// The plural is not a lowercase name.
+    Plural {
+        /// The text as written.
+        input: String,
+        /// The plural part as written.
+        plural: String,
+    },
     #[error(
         "\"{input}\": group \"{group}\" must be a lowercase DNS name like \"apps\" or \"example.com\""
     )]
-    Group { input: String, group: String },
+    /// The group is not a lowercase DNS name.
+    Group {
+        /// The text as written.
+        input: String,
+        /// The group part as written.
+        group: String,
+    },
 }
 
 impl ResourceRef {

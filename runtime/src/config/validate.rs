@@ -598,7 +598,7 @@ impl<'a> Checker<'a> {
             return Err(self.value_error(
                 &key.key("churn_per_sec"),
                 format!(
-                    "{churn_per_sec} must be between 0 and {MAX_CHURN_PER_SEC} updates per second"
+                    "{churn_per_sec} must be between 0 and {MAX_CHURN_PER_SEC} pod writes per second"
                 ),
             ));
         }

@@ -19,7 +19,7 @@
 //!   apps types and custom resources, keep `/status` and the main resource apart, record
 //!   `managedFields` per manager (with server-side apply's conflicts), and delete as the
 //!   real registry does: graceful pod deletion, finalizers, propagation policies, and
-//!   namespaces through `Terminating` ([`deletion`]).
+//!   namespaces through `Terminating` (`store/deletion.rs`).
 //! - **History** is etcd's: every write since the last compaction, compacted every
 //!   `compaction_interval` (5 min) to the revision the previous run saw, as kube-apiserver's
 //!   compactor does. Lists read it at any revision not compacted (`resourceVersionMatch=Exact`,
@@ -78,9 +78,9 @@
 //! # Differences from a real server
 //!
 //! Server-side apply merges with strategic-merge rules (conflicts, `force` and removal as
-//! [`server_side_apply`] keeps them, without `set` lists or atomic maps); deletions finish
+//! `store/server_side_apply.rs` keeps them, without `set` lists or atomic maps); deletions finish
 //! through a simulated kubelet, garbage collector and namespace controller
-//! ([`lifecycle`], timed by [`LifecycleConfig`]) that write less status than the real ones.
+//! (`store/lifecycle.rs`, timed by [`LifecycleConfig`]) that write less status than the real ones.
 //! History: a resource keeping more than `history_limit` revisions compacts its oldest early
 //! (etcd keeps them on disk until the compactor runs); a plain watch without resourceVersion
 //! (served by etcd, no bookmarks) and one with it (the watch cache) otherwise behave alike.
@@ -131,6 +131,7 @@ pub struct Status {
     pub metadata: Option<Value>,
 }
 
+/// A store operation's result: the failure is the [`Status`] the server answers with.
 pub type Result<T> = std::result::Result<T, Status>;
 
 impl Status {
@@ -157,15 +158,23 @@ impl Status {
 pub struct ResourceType {
     /// "" for the core group.
     pub group: String,
+    /// Served version (`v1`).
     pub version: String,
+    /// Object kind (`Pod`).
     pub kind: String,
+    /// Kind of its lists (`PodList`).
     pub list_kind: String,
     /// Plural, lower case: "pods".
     pub plural: String,
+    /// Singular, lower case: "pod".
     pub singular: String,
+    /// Short names for kubectl (`po`).
     pub short_names: Vec<String>,
+    /// Categories for kubectl (`all`).
     pub categories: Vec<String>,
+    /// Objects live in namespaces (else cluster-scoped).
     pub namespaced: bool,
+    /// Verbs discovery lists (`get`, `list`, `watch`, ...).
     pub verbs: Vec<String>,
     /// Has a `/status` subresource.
     pub status_subresource: bool,
@@ -193,8 +202,11 @@ impl ResourceType {
 /// Which part of an object a write addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subresource {
+    /// The object itself.
     Main,
+    /// `/status`: only `status` changes; the rest of the body is ignored.
     Status,
+    /// `/scale`: an `autoscaling/v1` Scale mapped to the object's replicas.
     Scale,
 }
 
@@ -227,11 +239,15 @@ pub enum PatchType {
 /// `DeleteOptions` (body or query of a DELETE).
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
+    /// `gracePeriodSeconds`: 0 deletes at once; None takes the object's (a pod's 30 s).
     pub grace_period_seconds: Option<i64>,
     /// "Foreground" | "Background" | "Orphan".
     pub propagation_policy: Option<String>,
+    /// `preconditions.uid`: 409 Conflict unless the object has this uid.
     pub preconditions_uid: Option<String>,
+    /// `preconditions.resourceVersion`: 409 Conflict unless the object is at this version.
     pub preconditions_resource_version: Option<String>,
+    /// `dryRun=All`: check and answer without deleting.
     pub dry_run: bool,
 }
 
@@ -247,7 +263,9 @@ pub enum DeleteOutcome {
 /// `?resourceVersionMatch=`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceVersionMatch {
+    /// Any state at least as new as the given resourceVersion (the default with one).
     NotOlderThan,
+    /// Exactly the given resourceVersion; 410 Expired if it was compacted.
     Exact,
 }
 
@@ -258,16 +276,20 @@ pub struct ListOptions {
     pub label_selector: Option<String>,
     /// Raw `fieldSelector`; unsupported fields are 400 BadRequest with the real message.
     pub field_selector: Option<String>,
+    /// Page size; None lists everything.
     pub limit: Option<u64>,
     /// Raw `continue` token (base64url JSON `{"v":"meta.k8s.io/v1","rv":N,"start":"key\u0000"}`).
     pub continue_token: Option<String>,
+    /// Raw `resourceVersion`: None or "" reads the newest state, "0" any state.
     pub resource_version: Option<String>,
+    /// How `resource_version` is matched.
     pub resource_version_match: Option<ResourceVersionMatch>,
 }
 
 /// One page of a list.
 #[derive(Debug, Clone)]
 pub struct ListPage {
+    /// The page's objects, in key order (namespace, name).
     pub items: Vec<Arc<StoredObject>>,
     /// The list's resourceVersion (the snapshot it was read from).
     pub resource_version: u64,
@@ -280,11 +302,15 @@ pub struct ListPage {
 /// The query of a watch.
 #[derive(Debug, Clone, Default)]
 pub struct WatchOptions {
+    /// Raw `labelSelector`; events of objects that do not match are left out.
     pub label_selector: Option<String>,
+    /// Raw `fieldSelector`; events of objects that do not match are left out.
     pub field_selector: Option<String>,
     /// None or "" or "0": start with synthetic ADDED events for every current object.
     pub resource_version: Option<String>,
+    /// `resourceVersionMatch` (only `NotOlderThan`, with `send_initial_events`).
     pub resource_version_match: Option<ResourceVersionMatch>,
+    /// `allowWatchBookmarks=true`: periodic BOOKMARK events.
     pub allow_bookmarks: bool,
     /// `sendInitialEvents=true`: ADDED for all, then a BOOKMARK annotated
     /// `k8s.io/initial-events-end: "true"` (422 without resourceVersionMatch=NotOlderThan);
@@ -297,12 +323,17 @@ pub struct WatchOptions {
 /// One event of a watch stream, as it goes on the wire (`{"type":..,"object":..}`).
 #[derive(Debug, Clone)]
 pub enum WatchEvent {
+    /// An object was created (or matched the selector for the first time).
     Added(Arc<StoredObject>),
+    /// An object was changed.
     Modified(Arc<StoredObject>),
+    /// An object was deleted; its last state.
     Deleted(Arc<StoredObject>),
     /// A BOOKMARK at this resourceVersion; `initial_events_end` adds the annotation.
     Bookmark {
+        /// The store's resourceVersion at the bookmark.
         resource_version: u64,
+        /// Adds `k8s.io/initial-events-end: "true"` (the end of a WatchList's initial events).
         initial_events_end: bool,
     },
     /// An ERROR event (e.g. 410 Expired "too old resource version: 5 (545)"); the stream ends after it.
@@ -483,6 +514,7 @@ impl ClusterStore {
         self.shared.state.lock().rv
     }
 
+    /// One object (or its `/scale` view). 404 NotFound if absent.
     pub fn get(
         &self,
         rt: &ResourceType,
@@ -501,6 +533,8 @@ impl ClusterStore {
         }
     }
 
+    /// A page of objects in `namespace` (None: all namespaces) as of the list's
+    /// resourceVersion. 400 for bad selectors or tokens, 410 for a compacted resourceVersion.
     pub fn list(
         &self,
         rt: &ResourceType,
@@ -577,6 +611,8 @@ impl ClusterStore {
             .insert_as_is(rt, obj, &self.shared.config)
     }
 
+    /// Creates `obj` as a POST does: defaulting, validation, managedFields, uid and timestamps.
+    /// 409 AlreadyExists, 422 Invalid, 404 if the namespace is missing.
     pub fn create(
         &self,
         rt: &ResourceType,
@@ -590,6 +626,8 @@ impl ClusterStore {
             .create(rt, scope(rt, namespace), obj, opts, &self.shared.config)
     }
 
+    /// Replaces an object (or its status or scale) as a PUT does. 409 Conflict on a stale
+    /// `metadata.resourceVersion`, 404 if absent.
     pub fn update(
         &self,
         rt: &ResourceType,
@@ -615,6 +653,8 @@ impl ClusterStore {
         }
     }
 
+    /// Applies a PATCH body of `patch_type` (including server-side apply). 400 or 422 for bad
+    /// bodies, 409 for apply conflicts without `force`, 404 if absent (except apply, which creates).
     #[allow(clippy::too_many_arguments)] // the contract mirrors a PATCH request's parts
     pub fn patch(
         &self,
@@ -642,6 +682,8 @@ impl ClusterStore {
         }
     }
 
+    /// Deletes an object as a DELETE does: at once, or marked with a deletionTimestamp while a
+    /// grace period or finalizers keep it (see [`DeleteOutcome`]).
     pub fn delete(
         &self,
         rt: &ResourceType,
@@ -681,6 +723,8 @@ impl ClusterStore {
         Ok(outcomes)
     }
 
+    /// Opens a watch in `namespace` (None: all), starting after `opts.resource_version` or
+    /// with the current objects; 410 Expired when that version was compacted.
     pub fn watch(
         &self,
         rt: &ResourceType,
