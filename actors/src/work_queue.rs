@@ -271,8 +271,9 @@ pub struct QueueCore {
     dirty: HashMap<ReconcileKey, Pending>,
     /// Keys a worker holds.
     processing: HashMap<ReconcileKey, Processing>,
-    /// Keys waiting for a delay to pass. Invariant: none of them is in `dirty`'s future: a
-    /// delayed key may also be dirty or processing; its timer adds it as a plain add.
+    /// Keys waiting for a delay to pass, each with the earliest time asked. A delayed key may
+    /// also be queued or processing: when its time comes it is added like any add (and
+    /// coalesces if it is still waiting).
     delayed: HashMap<ReconcileKey, Delayed>,
     /// Queued keys per cluster (the `workqueue_depth` per cluster).
     depth: HashMap<ClusterId, usize>,
