@@ -54,9 +54,9 @@ pub enum LeaseError {
         name: String,
         /// What was being done: `get`, `create`, `update`.
         action: &'static str,
-        /// What the client reported.
+        /// What the client reported (boxed: `kube::Error` is large).
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -351,7 +351,7 @@ impl LeaseLock {
                 namespace,
                 name,
                 action,
-                source,
+                source: Box::new(source),
             },
         }
     }
