@@ -29,8 +29,8 @@
 //! `Abandon`, or with its system. It is not restarted: once stopped, its gate reads closed
 //! for good ([`Leadership`] treats a gone elector as "not leader").
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -217,7 +217,9 @@ pub struct LeaderElector {
 #[derive(Clone)]
 pub struct LeaderElection {
     addr: Addr<LeaderElector>,
-    gate: Arc<Gate>,
+    /// Weak: the actor owns the gate, so the sender drops (and the gate reads "elector gone")
+    /// when the actor stops, however many handles live on.
+    gate: Weak<Gate>,
     leadership: Leadership,
     identity: String,
     lease: String,
@@ -252,7 +254,7 @@ impl LeaderElection {
     /// Closes the gate, writes the Lease free if held, and stops the elector; waits for the
     /// write. An elector already stopped answers `Ok(false)`.
     pub async fn release(&self) -> Result<bool, LeaseError> {
-        self.gate.close_for_good();
+        self.close_gate();
         match self.addr.send(Release).await {
             Ok(result) => result,
             Err(_) => Ok(false),
@@ -263,7 +265,7 @@ impl LeaderElection {
     /// system keeps running.
     /// The gate closes before this returns.
     pub fn release_in_background(&self) {
-        self.gate.close_for_good();
+        self.close_gate();
         self.addr.do_send(Release);
     }
 
@@ -271,8 +273,16 @@ impl LeaderElection {
     /// once the lease runs out. For tests of failover, and for callers that must not write.
     /// The gate closes before this returns.
     pub fn abandon(&self) {
-        self.gate.close_for_good();
+        self.close_gate();
         self.addr.do_send(Abandon);
+    }
+}
+
+impl LeaderElection {
+    fn close_gate(&self) {
+        if let Some(gate) = self.gate.upgrade() {
+            gate.close_for_good();
+        }
     }
 }
 
@@ -300,7 +310,7 @@ impl LeaderElector {
         .start();
         LeaderElection {
             addr,
-            gate,
+            gate: Arc::downgrade(&gate),
             leadership: Leadership::from_receiver(receiver),
             identity,
             lease,

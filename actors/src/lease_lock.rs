@@ -54,7 +54,7 @@ pub enum LeaseError {
         name: String,
         /// What was being done: `get`, `create`, `update`.
         action: &'static str,
-        /// What the client reported (boxed: it is large, and errors travel in results).
+        /// What the client reported (boxed: `kube::Error` is large).
         #[source]
         source: Box<kube::Error>,
     },
