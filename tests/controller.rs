@@ -490,8 +490,8 @@ async fn a_reconcile_continues_the_trace_of_the_event_and_links_coalesced_ones()
     let reconciles = seen.reconciles.lock().clone();
     for (parents, _) in reconciles.iter() {
         assert!(
-            parents.contains(&"listener.notify"),
-            "a reconcile's parent is the event's delivery: {parents:?}"
+            parents.first() == Some(&"handler") && parents.contains(&"listener.deliver"),
+            "a reconcile's parent is the event's handler span: {parents:?}"
         );
     }
     // Only `traced` had several events coalesce (sim's own ConfigMaps had one each); the
@@ -502,7 +502,7 @@ async fn a_reconcile_continues_the_trace_of_the_event_and_links_coalesced_ones()
         "the updates are linked: {links:?}"
     );
     assert!(
-        links.iter().all(|chain| chain.contains(&"listener.notify")),
+        links.iter().all(|chain| chain.contains(&"handler")),
         "{links:?}"
     );
     handle.shutdown(ShutdownMode::Abandon).await;

@@ -59,8 +59,13 @@ impl PanoptesRuntime {
         let file = dir.path().join("clusters.toml");
         let config = PanoptesConfig::parse(&text, &file, std::iter::empty())
             .context("the bench's clusters.toml is valid")?;
-        let runtime = Runtime::start(&config)
-            .await
+        // `start_with`: no log subscriber, as the kube-runtime contender has none.
+        let runtime = Runtime::start_with(
+            &config,
+            panoptes_runtime::Metrics::new(),
+            panoptes_runtime::Readiness::new(),
+        )
+        .await
             .context("the runtime connects the server's clusters")?;
         Ok(Self { runtime, _dir: dir })
     }
