@@ -66,7 +66,7 @@ impl PanoptesRuntime {
             panoptes_runtime::Readiness::new(),
         )
         .await
-            .context("the runtime connects the server's clusters")?;
+        .context("the runtime connects the server's clusters")?;
         Ok(Self { runtime, _dir: dir })
     }
 }
