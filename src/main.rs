@@ -52,7 +52,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConfigCommand {
-    /// Write a clusters.toml with one [[clusters]] entry per kubeconfig context (what
+    /// Write a clusters.toml with one `[[clusters]]` entry per kubeconfig context (what
     /// scripts/kind-up.sh does for its kind clusters).
     #[command(after_help = "Examples:\n  \
         panoptes config from-kubeconfig --kubeconfig ~/.kube/config --contexts kind-panoptes-1,kind-panoptes-2 -o clusters.kind.toml\n  \

@@ -477,7 +477,7 @@ impl QueueCore {
         }
     }
 
-    /// Starts shutting down; `answer` is sent once [`QueueCore::finished`] holds.
+    /// Starts shutting down; `answer` is sent once [`finish_if_done`](Self::finish_if_done) finds the queue done.
     pub fn shut_down(&mut self, mode: ShutdownMode, answer: oneshot::Sender<()>) {
         match &mut self.state {
             State::Running => {
