@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use panoptes_actors::leader_elector::{ElectionTimings, LeaderElection, LeaderElector};
 use panoptes_actors::lease_lock::LeaseLock;
-use panoptes_runtime::{HealthServer, Metrics, PanoptesConfig, Readiness, Runtime};
+use panoptes_runtime::{HealthServer, Metrics, Readiness, Runtime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -218,23 +218,6 @@ async fn a_leader_cut_off_from_the_server_closes_its_gate_before_its_lease_could
     a.release().await.unwrap();
 }
 
-/// A `clusters.toml` reaching the sim through its kubeconfig, with `[leader_election]`.
-fn config(clusters: &Clusters, identity: &str) -> PanoptesConfig {
-    let text = format!(
-        "[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n\
-         [[clusters]]\nname = \"home\"\nkubeconfig = {:?}\ncontext = \"sim-1\"\n\
-         [leader_election]\nenabled = true\ncluster = \"home\"\nname = \"replicas\"\nidentity = \"{identity}\"\n\
-         lease_duration = \"2s\"\nrenew_deadline = \"1500ms\"\nretry_period = \"300ms\"\n",
-        clusters.kubeconfig.display().to_string()
-    );
-    PanoptesConfig::parse(
-        &text,
-        &clusters.dir.path().join("clusters.toml"),
-        std::iter::empty(),
-    )
-    .expect("valid")
-}
-
 /// `GET /metrics` from a health server, as a scraper does.
 async fn scrape(server: &HealthServer) -> String {
     let mut stream = tokio::net::TcpStream::connect(server.local_addr())
@@ -255,7 +238,7 @@ struct Replica {
 }
 
 async fn replica(clusters: &Clusters, identity: &str) -> Replica {
-    let config = config(clusters, identity);
+    let config = clusters.leader_config(identity, "replicas");
     let (metrics, readiness) = (Metrics::new(), Readiness::new());
     let health = HealthServer::start(
         config.runtime.metrics_addr,

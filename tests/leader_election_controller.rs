@@ -14,27 +14,11 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use multicluster_support::{Clusters, eventually};
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::{ReconcileKey, ShutdownMode};
-use panoptes_runtime::{PanoptesConfig, Runtime};
+use panoptes_runtime::Runtime;
 use tokio::time::Instant;
 
 const LEASE: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_millis(300);
-
-fn config(clusters: &Clusters, identity: &str) -> PanoptesConfig {
-    let text = format!(
-        "[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n\
-         [[clusters]]\nname = \"home\"\nkubeconfig = {:?}\ncontext = \"sim-1\"\n\
-         [leader_election]\nenabled = true\ncluster = \"home\"\nname = \"controllers\"\nidentity = \"{identity}\"\n\
-         lease_duration = \"2s\"\nrenew_deadline = \"1500ms\"\nretry_period = \"300ms\"\n",
-        clusters.kubeconfig.display().to_string()
-    );
-    PanoptesConfig::parse(
-        &text,
-        &clusters.dir.path().join("clusters.toml"),
-        std::iter::empty(),
-    )
-    .expect("valid")
-}
 
 fn key(name: &str) -> ReconcileKey {
     ReconcileKey::new(ClusterId::new("home"), Some("default"), name)
@@ -47,7 +31,7 @@ struct Replica {
 }
 
 async fn replica(clusters: &Clusters, identity: &str) -> Replica {
-    let runtime = Runtime::start(&config(clusters, identity))
+    let runtime = Runtime::start(&clusters.leader_config(identity, "controllers"))
         .await
         .expect("runtime starts");
     let record = Arc::new(Record::default());

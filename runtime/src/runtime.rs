@@ -62,7 +62,6 @@ use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::metrics::informer::is_serving;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
-use crate::runtime_builder::RuntimeBuilder;
 use crate::{ClusterConfig, ClusterSource};
 use panoptes_actors::error_chain::error_chain;
 
@@ -95,13 +94,13 @@ pub enum RuntimeError {
         /// Why its connection failed.
         error: String,
     },
-    /// `[telemetry]` (or [`RuntimeBuilder::telemetry`]) could not be applied.
+    /// `[telemetry]` (or [`RuntimeBuilder::telemetry`](crate::RuntimeBuilder::telemetry)) could not be applied.
     #[error("cannot start telemetry: {0}")]
     Telemetry(#[from] crate::telemetry::TelemetryError),
-    /// The metrics address given to [`RuntimeBuilder::metrics_addr`] could not be served.
+    /// The metrics address given to [`RuntimeBuilder::metrics_addr`](crate::RuntimeBuilder::metrics_addr) could not be served.
     #[error("cannot serve /metrics, /healthz, /readyz: {0}")]
     Health(#[from] crate::health::HealthError),
-    /// A cluster given to [`RuntimeBuilder`] that cannot be used as it is.
+    /// A cluster given to [`RuntimeBuilder`](crate::RuntimeBuilder) that cannot be used as it is.
     #[error("cluster \"{name}\": {problem}")]
     Cluster {
         /// The name as given.
@@ -222,13 +221,8 @@ impl Runtime {
         Self::launch(config, true, None).await
     }
 
-    /// A runtime built in code, without a `clusters.toml`: see [`RuntimeBuilder`].
-    pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder::new()
-    }
-
     /// Starts telemetry (if asked), the health server (if given an address), then the
-    /// clusters: what [`start`](Self::start) and [`RuntimeBuilder::start`] share.
+    /// clusters: what [`start`](Self::start) and [`RuntimeBuilder::start`](crate::RuntimeBuilder::start) share.
     pub(crate) async fn launch(
         config: &PanoptesConfig,
         telemetry: bool,
@@ -310,7 +304,7 @@ impl Runtime {
     }
 
     /// Where `/metrics`, `/healthz` and `/readyz` are served, when this runtime serves them
-    /// itself ([`RuntimeBuilder::metrics_addr`]); the real port when asked for port 0.
+    /// itself ([`RuntimeBuilder::metrics_addr`](crate::RuntimeBuilder::metrics_addr)); the real port when asked for port 0.
     pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
         self.inner
             .owned

@@ -50,6 +50,14 @@ use crate::config::{
 };
 use crate::runtime::{Runtime, RuntimeError};
 
+impl Runtime {
+    /// A runtime built in code, without a `clusters.toml`: see [`RuntimeBuilder`]. (Defined
+    /// here, beside the builder, so that `runtime.rs` does not import this module back.)
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::new()
+    }
+}
+
 /// Builds a [`Runtime`] in code; start with [`Runtime::builder`]. See the
 /// [module docs](self).
 #[derive(Debug)]

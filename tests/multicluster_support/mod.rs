@@ -47,6 +47,24 @@ impl Clusters {
     pub fn config(&self, entries: &[(&str, &str)]) -> PanoptesConfig {
         config_text(&self.kubeconfig, entries, self.dir.path())
     }
+
+    /// A configuration with one cluster, `home` (context `sim-1`), holding the Lease `lease`
+    /// for leader election as `identity`, on short test timings (2 s / 1.5 s / 300 ms).
+    pub fn leader_config(&self, identity: &str, lease: &str) -> PanoptesConfig {
+        let text = format!(
+            "[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n\
+             [[clusters]]\nname = \"home\"\nkubeconfig = {:?}\ncontext = \"sim-1\"\n\
+             [leader_election]\nenabled = true\ncluster = \"home\"\nname = \"{lease}\"\nidentity = \"{identity}\"\n\
+             lease_duration = \"2s\"\nrenew_deadline = \"1500ms\"\nretry_period = \"300ms\"\n",
+            self.kubeconfig.display().to_string()
+        );
+        PanoptesConfig::parse(
+            &text,
+            &self.dir.path().join("clusters.toml"),
+            std::iter::empty(),
+        )
+        .expect("test config is valid")
+    }
 }
 
 pub fn config_text(kubeconfig: &Path, entries: &[(&str, &str)], dir: &Path) -> PanoptesConfig {
