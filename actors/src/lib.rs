@@ -25,6 +25,7 @@
 //! can stand in for any stage; they may change between versions.
 
 pub mod backoff;
+pub mod cache_mode;
 pub mod controller;
 pub mod controller_metrics;
 pub mod delta_fifo;
@@ -68,6 +69,7 @@ pub mod work_queue;
 #[cfg(test)]
 mod test_support;
 
+pub use cache_mode::CacheMode;
 pub use controller::{
     Action, Controller, ControllerOptions, Reconcile, ReconcileContext, ReconcileError,
 };
