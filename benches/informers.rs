@@ -10,8 +10,10 @@
 //!
 //! The API server (`panoptes-sim`) runs in a separate process, this binary re-started as
 //! `__serve` (see `informers/server_process.rs`); with 2+ CPUs and `taskset` present the
-//! server is pinned to CPU 1 and this process (client, every contender) to CPU 0. Rows P1–P6
-//! are the goals of the benchmark issue, P8 the controller loop's (issue 12); each row's module says what it measures and how.
+//! server is pinned to CPU 1 and this process (client, every contender) to CPU 0. Rows P1–P7
+//! are the goals of the benchmark issues (P7, fleet scale, runs last), P8 the controller
+//! loop's (issue 12); each row's module says what it measures and how. The run also draws
+//! SVG charts of P1, P2, P3 and P7 (`informers/charts.rs`) into `charts/` beside the report.
 //!
 //! # Exit status, and why CI runs the quick mode in a debug build
 //! A row that errors (a contender does not sync, the server process dies, a count is wrong)
@@ -27,6 +29,8 @@
 //! again. Measured on the 2-core machine while other builds ran: ~1.6 min of extra build and
 //! ~40 s of run, against ~5 min for a release build of every dependency plus ~17 s of run.
 
+#[path = "informers/charts.rs"]
+mod charts;
 #[path = "informers/contenders.rs"]
 mod contenders;
 #[path = "informers/counting_alloc.rs"]
@@ -43,6 +47,8 @@ mod p4_shared_requests;
 mod p5_many_clusters;
 #[path = "informers/p6_lister_vs_direct.rs"]
 mod p6_lister_vs_direct;
+#[path = "informers/p7_fleet_scale.rs"]
+mod p7_fleet_scale;
 #[path = "informers/p8_controller.rs"]
 mod p8_controller;
 #[path = "../examples/pods_api/app.rs"]
@@ -84,6 +90,10 @@ pub(crate) struct Sizes {
     pub(crate) p6_seconds: f64,
     pub(crate) p6_connections: usize,
     pub(crate) p8_objects: usize,
+    pub(crate) p7_clusters: usize,
+    pub(crate) p7_pods: usize,
+    pub(crate) p7_rate: f64,
+    pub(crate) p7_seconds: f64,
 }
 
 impl Sizes {
@@ -107,6 +117,10 @@ impl Sizes {
             p6_seconds: 1.0,
             p6_connections: 4,
             p8_objects: 1_000,
+            p7_clusters: 3,
+            p7_pods: 200,
+            p7_rate: 200.0,
+            p7_seconds: 5.0,
         }
     }
 
@@ -133,6 +147,10 @@ impl Sizes {
             p6_seconds: 10.0,
             p6_connections: 8,
             p8_objects: 5_000,
+            p7_clusters: 50,
+            p7_pods: 10_000,
+            p7_rate: 1_000.0,
+            p7_seconds: 60.0,
         }
     }
 }
@@ -158,7 +176,7 @@ fn options() -> anyhow::Result<Options> {
             "--full" => sizes = Some(Sizes::full()),
             "--no-pin" => pin = false,
             // For profiling one row at another size: `--p1-pods 20000 --rounds 3`.
-            "--p1-pods" | "--rounds" => {
+            "--p1-pods" | "--rounds" | "--p7-clusters" | "--p7-pods" => {
                 let flag = args[i].clone();
                 i += 1;
                 let n: usize = args
@@ -179,7 +197,7 @@ fn options() -> anyhow::Result<Options> {
                 out = Some(PathBuf::from(args.get(i).context("--out needs a path")?));
             }
             other => bail!(
-                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH] [--p1-pods N] [--rounds N]"
+                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH] [--p1-pods N] [--rounds N] [--p7-clusters N] [--p7-pods N]"
             ),
         }
         i += 1;
@@ -188,6 +206,8 @@ fn options() -> anyhow::Result<Options> {
     for (flag, n) in overrides {
         match flag.as_str() {
             "--p1-pods" => sizes.p1_pods = n,
+            "--p7-clusters" => sizes.p7_clusters = n,
+            "--p7-pods" => sizes.p7_pods = n,
             _ => sizes.p1_rounds = n,
         }
     }
@@ -268,6 +288,9 @@ fn main() -> anyhow::Result<()> {
         row!("P5", p5_many_clusters);
         row!("P6", p6_lister_vs_direct);
         row!("P8", p8_controller);
+        // Last: the fleet is the largest footprint, and P3's kube-runtime figure feeds its
+        // extrapolation.
+        row!("P7", p7_fleet_scale);
         (lines, failures)
     });
     let (lines, failures) = lines;
@@ -307,6 +330,15 @@ fn main() -> anyhow::Result<()> {
     report::write(&options.out, &header, &lines, &notes)
         .with_context(|| format!("writing {}", options.out.display()))?;
     println!("written to {}", options.out.display());
+    // Charts beside the report: benches/charts/ in full mode, target/charts/ in quick mode.
+    let charts_dir = options
+        .out
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("charts");
+    for chart in charts::write(&charts_dir)? {
+        println!("chart {}", chart.display());
+    }
     if !failures.is_empty() {
         bail!("{} row(s) failed to run", failures.len());
     }

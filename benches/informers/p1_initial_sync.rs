@@ -50,6 +50,12 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
             rss_mib()
         );
     }
+    crate::charts::record_p1(crate::charts::P1Times {
+        pods,
+        panoptes: ours.as_secs_f64(),
+        kube_runtime: theirs.as_secs_f64(),
+        fetch_decode: floor.as_secs_f64(),
+    });
     let vs_kube = ours.as_secs_f64() / theirs.as_secs_f64();
     let vs_floor = ours.as_secs_f64() / floor.as_secs_f64();
     let result = format!(

@@ -92,6 +92,8 @@ pub struct Phase {
     pub written_per_sec: f64,
     pub p50: Duration,
     pub p99: Duration,
+    /// Every (handler receipt − server write), sorted: P2's chart (`charts.rs`).
+    pub latencies_ns: Vec<u64>,
 }
 
 async fn phase(
@@ -144,11 +146,13 @@ async fn phase(
         .collect();
     all.sort_unstable();
     let pick = |q: f64| Duration::from_nanos(all[((all.len() - 1) as f64 * q) as usize]);
+    let (p50, p99) = (pick(0.50), pick(0.99));
     Ok(Phase {
         events_per_sec: writes as f64 / (Duration::from_nanos(last - first_write).as_secs_f64()),
         written_per_sec,
-        p50: pick(0.50),
-        p99: pick(0.99),
+        p50,
+        p99,
+        latencies_ns: all,
     })
 }
 
@@ -234,6 +238,18 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         phases?
     };
 
+    let (goal_rate, sustained_rate) = (sizes.p2_latency_rate, sizes.p2_sustained_rate);
+    for (label, rate, phase) in [
+        ("Panoptes", goal_rate, &ours.at_goal_rate),
+        ("kube-runtime", goal_rate, &theirs.at_goal_rate),
+        ("Panoptes", sustained_rate, &ours.sustained),
+        ("kube-runtime", sustained_rate, &theirs.sustained),
+    ] {
+        crate::charts::record_p2(
+            format!("{label}, {rate:.0} updates/s asked"),
+            &phase.latencies_ns,
+        );
+    }
     let ratio = ours.throughput.events_per_sec / theirs.throughput.events_per_sec;
     lines.push(
         Line::new("P2", format!("update throughput, {} writes as fast as the server goes, to {HANDLERS} handlers ({} pods)", sizes.p2_writes, sizes.p2_pods))

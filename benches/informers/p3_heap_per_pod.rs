@@ -94,6 +94,14 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
     })
     .await?;
 
+    for (variant, (bytes, _)) in [
+        (crate::charts::KUBE_DEFAULT, kube_default),
+        ("kube-runtime, managedFields stripped", kube_stripped),
+        ("Panoptes default", ours),
+        ("Panoptes + 10 handlers", ours_handlers),
+    ] {
+        crate::charts::record_p3(variant, bytes);
+    }
     let describe =
         |(bytes, allocs): (f64, f64)| format!("{:.1} KB, {allocs:.0} allocs", bytes / 1024.0);
     lines.push(

@@ -11,7 +11,14 @@
 //! latency <cluster index> <ms>        -> ok                            (every request waits)
 //! write <generation> <rate/s> <count> -> ok                            (stamped updates, cluster 0)
 //! written                             -> ok <n> <nanos>                (updates made so far, time since the first)
+//! churn <rate/s> <seconds>            -> ok                            (stamped updates spread over every cluster)
 //! ```
+//!
+//! `churn` (P7) is `write` over the whole fleet: update `seq` goes to cluster
+//! `seq % clusters`, pod `(seq / clusters) % pods`, generation 0; `written` counts it too.
+//!
+//! The child prints `seeded <clusters> x <pods> pods in <seconds> s` on stderr: seeding a
+//! fleet (P7: 500k realistic pods) runs one thread per cluster and is timed.
 //!
 //! Stamped updates patch annotation [`STAMP`] of pod `seq % pods` to
 //! `<generation>:<unix nanos>`, so a client measures event→handler latency against the
@@ -161,9 +168,19 @@ pub fn serve(args: &[String]) -> anyhow::Result<()> {
         clusters,
         ..Default::default()
     })?;
-    for cluster in sim.clusters() {
-        panoptes_sim::pods::seed(&cluster.store(), "default", pods);
-    }
+    let seeding = Instant::now();
+    // One thread per cluster (each cluster has its own store): with the server pinned to one
+    // CPU this gains nothing, unpinned it divides P7's 500k-pod seed by the cores.
+    std::thread::scope(|scope| {
+        for cluster in sim.clusters() {
+            let store = cluster.store();
+            scope.spawn(move || panoptes_sim::pods::seed(&store, "default", pods));
+        }
+    });
+    eprintln!(
+        "seeded {clusters} x {pods} pods in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
     sim.write_kubeconfig(std::path::Path::new(kubeconfig))?;
     println!("ready");
     let written = Arc::new(AtomicU64::new(0));
@@ -212,6 +229,17 @@ fn answer(sim: &Sim, pods: usize, written: &Arc<AtomicU64>, line: &str) -> anyho
             });
             Ok(String::new())
         }
+        ["churn", rate, seconds] => {
+            let rate: f64 = rate.parse().context("rate")?;
+            let seconds: f64 = seconds.parse().context("seconds")?;
+            written.store(0, Ordering::Relaxed);
+            WRITING_FOR_NANOS.store(0, Ordering::Relaxed);
+            let stores: Vec<_> = sim.clusters().iter().map(|c| c.store()).collect();
+            let written = written.clone();
+            let count = (rate * seconds).round() as u64;
+            std::thread::spawn(move || churn_fleet(&stores, pods.max(1), rate, count, &written));
+            Ok(String::new())
+        }
         ["written"] => Ok(format!(
             "{} {}",
             written.load(Ordering::Relaxed),
@@ -250,6 +278,54 @@ fn write_stamped(
         );
         if let Err(status) = store.patch(
             &rt,
+            Some("default"),
+            &name,
+            Subresource::Main,
+            PatchType::StrategicMerge,
+            body.as_bytes(),
+            &options,
+        ) {
+            eprintln!("bench server: patching {name} failed: {}", status.message);
+        }
+        WRITING_FOR_NANOS.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        written.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// P7's churn: `count` stamped updates (generation 0) at `rate` per second, update `seq` to
+/// cluster `seq % clusters`, pod `(seq / clusters) % pods`, so every cluster gets an equal
+/// share and no pod is updated twice before every pod of its cluster was.
+fn churn_fleet(
+    stores: &[panoptes_sim::store::ClusterStore],
+    pods: usize,
+    rate: f64,
+    count: u64,
+    written: &AtomicU64,
+) {
+    if stores.is_empty() {
+        return;
+    }
+    // Each store's own resource type (they are equal, but a store is only asked about its own).
+    let types: Vec<_> = stores.iter().map(|s| s.builtin("", "pods")).collect();
+    let options = WriteOptions {
+        field_manager: Some("bench".into()),
+        ..Default::default()
+    };
+    let clusters = stores.len() as u64;
+    let started = Instant::now();
+    for seq in 0..count {
+        while (started.elapsed().as_secs_f64() * rate) < seq as f64 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let index = (seq % clusters) as usize;
+        let (store, rt) = (&stores[index], &types[index]);
+        let name = panoptes_sim::pods::pod_name((seq / clusters) % pods as u64);
+        let body = format!(
+            r#"{{"metadata":{{"annotations":{{"{STAMP}":"0:{}"}}}}}}"#,
+            unix_nanos()
+        );
+        if let Err(status) = store.patch(
+            rt,
             Some("default"),
             &name,
             Subresource::Main,
