@@ -175,8 +175,10 @@ fn options() -> anyhow::Result<Options> {
             "--quick" => sizes = Some(Sizes::quick()),
             "--full" => sizes = Some(Sizes::full()),
             "--no-pin" => pin = false,
-            // For profiling one row at another size: `--p1-pods 20000 --rounds 3`.
-            "--p1-pods" | "--rounds" | "--p7-clusters" | "--p7-pods" => {
+            // For profiling one row at another size: `--p1-pods 20000 --rounds 3`,
+            // `--p7-clusters 50 --p7-pods 1000 --p7-rate 1000 --p7-seconds 60`.
+            "--p1-pods" | "--rounds" | "--p7-clusters" | "--p7-pods" | "--p7-rate"
+            | "--p7-seconds" => {
                 let flag = args[i].clone();
                 i += 1;
                 let n: usize = args
@@ -197,7 +199,7 @@ fn options() -> anyhow::Result<Options> {
                 out = Some(PathBuf::from(args.get(i).context("--out needs a path")?));
             }
             other => bail!(
-                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH] [--p1-pods N] [--rounds N] [--p7-clusters N] [--p7-pods N]"
+                "unknown argument {other:?}; expected --quick | --full [--only P1,P2,...] [--no-pin] [--out PATH] [--p1-pods N] [--rounds N] [--p7-clusters N] [--p7-pods N] [--p7-rate N] [--p7-seconds N]"
             ),
         }
         i += 1;
@@ -208,6 +210,8 @@ fn options() -> anyhow::Result<Options> {
             "--p1-pods" => sizes.p1_pods = n,
             "--p7-clusters" => sizes.p7_clusters = n,
             "--p7-pods" => sizes.p7_pods = n,
+            "--p7-rate" => sizes.p7_rate = n as f64,
+            "--p7-seconds" => sizes.p7_seconds = n as f64,
             _ => sizes.p1_rounds = n,
         }
     }

@@ -275,7 +275,8 @@ fn rss_chart(path: &Path, series: &P7Series) -> anyhow::Result<()> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
-        .build_cartesian_2d(0.0..end, 0.0..most * 1.15)?;
+        // Room on the right for the last mark's label.
+        .build_cartesian_2d(0.0..end * 1.12, 0.0..most * 1.15)?;
     chart
         .configure_mesh()
         .x_desc("seconds since the runtime started")
@@ -308,16 +309,17 @@ fn rss_chart(path: &Path, series: &P7Series) -> anyhow::Result<()> {
         marks.push((to, "churn ends"));
     }
     let grey = RGBColor(110, 110, 110);
-    for (t, label) in marks {
+    for (i, (t, label)) in marks.into_iter().enumerate() {
         chart.draw_series(DashedLineSeries::new(
             [(t, 0.0), (t, most * 1.1)],
             3,
             3,
             grey.stroke_width(1),
         ))?;
+        // Staggered, so marks close in time (synced, then the churn at once) stay readable.
         chart.draw_series(std::iter::once(Text::new(
             label,
-            (t, most * 1.12),
+            (t + end * 0.005, most * (1.12 - 0.05 * i as f64)),
             ("sans-serif", 13).into_font().color(&grey),
         )))?;
     }
