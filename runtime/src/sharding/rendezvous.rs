@@ -119,7 +119,9 @@ mod tests {
     }
 
     fn fleet(n: usize) -> Vec<ClusterId> {
-        (0..n).map(|i| ClusterId::from(format!("cluster-{i}").as_str())).collect()
+        (0..n)
+            .map(|i| ClusterId::from(format!("cluster-{i}").as_str()))
+            .collect()
     }
 
     #[test]
