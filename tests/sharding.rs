@@ -27,12 +27,6 @@ const RENEW_DEADLINE: Duration = Duration::from_millis(1500);
 const RETRY: Duration = Duration::from_millis(300);
 const CLUSTERS: usize = 6;
 
-fn names() -> Vec<ClusterId> {
-    (1..=CLUSTERS)
-        .map(|i| ClusterId::from(format!("c{i}")))
-        .collect()
-}
-
 fn sharded_config(clusters: &Clusters, identity: &str) -> PanoptesConfig {
     let mut text = String::from("[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n");
     for i in 1..=CLUSTERS {
