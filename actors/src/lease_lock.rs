@@ -25,6 +25,7 @@
 //! - Other failures (403, 500s, timeouts) are [`LeaseError::Api`]: nothing was acquired; try
 //!   again later. The lock never retries by itself.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -182,6 +183,8 @@ pub struct LeaseLock {
     name: String,
     identity: String,
     lease_duration: Duration,
+    /// Written on every create and update (sharding tells peer from shard Leases by them).
+    labels: BTreeMap<String, String>,
 }
 
 impl std::fmt::Debug for LeaseLock {
@@ -210,7 +213,15 @@ impl LeaseLock {
             name: name.into(),
             identity: identity.into(),
             lease_duration,
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// The same lock, writing `labels` on the Lease with every create and update (an update
+    /// replaces the Lease's labels with these).
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
     }
 
     /// This candidate's identity (what it writes as `holderIdentity`).
@@ -310,6 +321,7 @@ impl LeaseLock {
                 name: Some(self.name.clone()),
                 namespace: Some(self.namespace.clone()),
                 resource_version,
+                labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
                 ..ObjectMeta::default()
             },
             spec: Some(record.to_spec()),

@@ -8,7 +8,8 @@
 //! `PANOPTES__<TABLE>__<KEY>` replaces `<key>` of `[<table>]`, e.g.
 //! `PANOPTES__TELEMETRY__OTLP_ENDPOINT=http://localhost:4317` or
 //! `PANOPTES__RUNTIME__METRICS_ADDR=0.0.0.0:9464`. Overrides are meant for `[runtime]`,
-//! `[telemetry]` and `[leader_election]` (`PANOPTES__LEADER_ELECTION__ENABLED=true`);
+//! `[telemetry]`, `[leader_election]` (`PANOPTES__LEADER_ELECTION__ENABLED=true`) and
+//! `[sharding]` (`PANOPTES__SHARDING__IDENTITY=replica-a`);
 //! clusters and watches live in the file.
 //!
 //! # Errors
@@ -47,6 +48,7 @@ mod locator;
 mod raw;
 mod resource_ref;
 mod selector;
+mod sharding;
 mod validate;
 
 use std::collections::HashMap;
@@ -65,6 +67,7 @@ pub use leader_election::{
 };
 pub(crate) use resource_ref::is_dns_label;
 pub use resource_ref::{ResourceRef, ResourceRefError};
+pub use sharding::ShardingConfig;
 pub use selector::{SelectorError, SelectorKind, check_field_selector, check_label_selector};
 
 /// Where `panoptes` looks for its configuration when `--config` is not given.
@@ -101,6 +104,8 @@ pub struct PanoptesConfig {
     pub watches: Vec<WatchConfig>,
     /// `[leader_election]` when enabled; `None` means every replica acts.
     pub leader_election: Option<LeaderElectionConfig>,
+    /// `[sharding]` when enabled; `None` means this replica watches every cluster.
+    pub sharding: Option<ShardingConfig>,
 }
 
 /// `[runtime]`: process-wide settings.

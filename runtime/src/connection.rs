@@ -277,6 +277,15 @@ pub enum ConnectionError {
 /// Connects a kubeconfig, in-cluster or given-client entry. Must run inside a tokio runtime (kube's client
 /// spawns its connection tasks there). Nothing is sent to the server yet.
 pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, ConnectionError> {
+    connect_as(cluster, None).await
+}
+
+/// [`connect`], the client sending `user_agent` as `User-Agent` when given (a sharded
+/// replica names itself so). A given client (`ClusterSource::Client`) is used as built.
+pub async fn connect_as(
+    cluster: &ClusterConfig,
+    user_agent: Option<&str>,
+) -> Result<ClusterConnection, ConnectionError> {
     let name = &cluster.name;
     match &cluster.source {
         ClusterSource::Kubeconfig { path, context } => {
@@ -293,7 +302,7 @@ pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, Conne
                     path: path.clone(),
                     source,
                 })?;
-            finish(cluster, config, &user)
+            finish(cluster, config, &user, user_agent)
         }
         ClusterSource::InCluster => {
             let config =
@@ -301,7 +310,7 @@ pub async fn connect(cluster: &ClusterConfig) -> Result<ClusterConnection, Conne
                     cluster: name.clone(),
                     source,
                 })?;
-            finish(cluster, config, "in-cluster")
+            finish(cluster, config, "in-cluster", user_agent)
         }
         ClusterSource::Embedded(_) => Err(ConnectionError::EmbeddedNotStarted {
             cluster: name.clone(),
@@ -322,6 +331,16 @@ pub async fn connect_with_kubeconfig_yaml(
     kubeconfig_yaml: &str,
     context: Option<&str>,
 ) -> Result<ClusterConnection, ConnectionError> {
+    connect_with_kubeconfig_yaml_as(cluster, kubeconfig_yaml, context, None).await
+}
+
+/// [`connect_with_kubeconfig_yaml`], sending `user_agent` when given (see [`connect_as`]).
+pub async fn connect_with_kubeconfig_yaml_as(
+    cluster: &ClusterConfig,
+    kubeconfig_yaml: &str,
+    context: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<ClusterConnection, ConnectionError> {
     let embedded_error = |source| ConnectionError::EmbeddedKubeconfig {
         cluster: cluster.name.clone(),
         source,
@@ -330,7 +349,7 @@ pub async fn connect_with_kubeconfig_yaml(
     let (config, user) = from_kubeconfig(kubeconfig, context)
         .await
         .map_err(embedded_error)?;
-    finish(cluster, config, &user)
+    finish(cluster, config, &user, user_agent)
 }
 
 /// kube's config for `context` (or the current one) and the kubeconfig user name it uses.
@@ -358,10 +377,16 @@ async fn from_kubeconfig(
 
 fn finish(
     cluster: &ClusterConfig,
-    config: kube::Config,
+    mut config: kube::Config,
     user: &str,
+    user_agent: Option<&str>,
 ) -> Result<ClusterConnection, ConnectionError> {
     let identity = ClusterIdentity::of(&config, user);
+    // kube sends no User-Agent of its own; an unencodable one (not visible ASCII) is left
+    // out rather than failing the connection.
+    if let Some(value) = user_agent.and_then(|ua| http::HeaderValue::from_str(ua).ok()) {
+        config.headers.push((http::header::USER_AGENT, value));
+    }
     let server = identity.server().to_string();
     if config.accept_invalid_certs {
         tracing::warn!(

@@ -263,6 +263,7 @@ where
         tracing::info!(controller = %name, "controller started");
         ControllerHandle {
             controller,
+            live,
             primary: informer,
             sources,
             _alive: alive,
@@ -275,6 +276,8 @@ where
 #[must_use = "dropping the handle stops the controller"]
 pub struct ControllerHandle<K: CacheObject> {
     controller: Controller,
+    /// The clusters served now (shared with the controller's membership).
+    live: Live,
     primary: MultiInformer<K>,
     /// The informers of `owns` and `watches`, kept alive while the controller runs.
     sources: Vec<Box<dyn Any + Send + Sync>>,
@@ -299,8 +302,26 @@ impl<K: CacheObject> ControllerHandle<K> {
     }
 
     /// Queues `key` (a reconcile without an event: a periodic check, an external trigger).
+    /// A key of a cluster this controller does not serve now (not configured, or owned by
+    /// another replica under sharding) is dropped and logged; [`try_enqueue`](Self::try_enqueue)
+    /// says so instead.
     pub fn enqueue(&self, key: ReconcileKey) {
+        if let Err(error) = self.try_enqueue(key) {
+            tracing::debug!(controller = %self.name(), %error, "key dropped");
+        }
+    }
+
+    /// Queues `key` if its cluster is served here now, else answers
+    /// [`ClientError::NotOwned`](crate::ClientError::NotOwned) and queues nothing. (A key
+    /// queued before its cluster is disengaged is still dropped before it reconciles.)
+    pub fn try_enqueue(&self, key: ReconcileKey) -> Result<(), crate::ClientError> {
+        if !self.live.read().contains_key(&key.cluster) {
+            return Err(crate::ClientError::NotOwned {
+                cluster: key.cluster,
+            });
+        }
         self.controller.enqueue(key);
+        Ok(())
     }
 
     /// Queued, processing and delayed keys now (zeros once the queue stopped).

@@ -48,6 +48,9 @@ pub struct Readiness {
     pairs: Arc<RwLock<BTreeMap<(ClusterId, String), bool>>>,
     /// Objects set aside per engaged pair (pairs with none are absent).
     quarantined: Arc<RwLock<BTreeMap<Pair, Vec<Quarantined>>>>,
+    /// With `[sharding]`: the clusters this replica owns, named in `/readyz`; `None`
+    /// without sharding.
+    shard_owned: Arc<RwLock<Option<Vec<ClusterId>>>>,
 }
 
 impl Readiness {
@@ -104,10 +107,24 @@ impl Readiness {
             .collect()
     }
 
-    /// True when something is engaged and all of it is synced.
+    /// True when something is engaged and all of it is synced — or, sharded, when this
+    /// replica owns no cluster at all (a standby: nothing to wait for).
     pub fn is_ready(&self) -> bool {
         let pairs = self.pairs.read();
-        !pairs.is_empty() && pairs.values().all(|ready| *ready)
+        if pairs.is_empty() {
+            return self.shard_owned.read().as_ref().is_some_and(Vec::is_empty);
+        }
+        pairs.values().all(|ready| *ready)
+    }
+
+    /// Sharding: the clusters owned here now (named in `/readyz` as `shard owns: a,b,c`).
+    pub fn set_shard_owned(&self, owned: Option<Vec<ClusterId>>) {
+        *self.shard_owned.write() = owned;
+    }
+
+    /// The clusters owned here, when sharded.
+    pub fn shard_owned(&self) -> Option<Vec<ClusterId>> {
+        self.shard_owned.read().clone()
     }
 }
 
@@ -227,6 +244,10 @@ async fn metrics_page(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
     let (code, mut body) = readiness_summary(&state.readiness);
+    if let Some(owned) = state.readiness.shard_owned() {
+        let names: Vec<&str> = owned.iter().map(ClusterId::as_str).collect();
+        let _ = writeln!(body, "shard owns: {}", names.join(","));
+    }
     let quarantined = state.readiness.quarantined();
     if !quarantined.is_empty() {
         body.push_str("quarantined (the cache's type cannot hold them; the rest is cached):\n");

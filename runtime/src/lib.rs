@@ -88,6 +88,7 @@ pub mod multi_informer;
 pub mod rate_limit;
 pub mod runtime;
 pub mod runtime_builder;
+pub mod sharding;
 pub mod telemetry;
 
 pub use config::{
@@ -100,6 +101,7 @@ pub use metrics::Metrics;
 pub use multi_informer::{ClusterInformerStatus, MultiHandlerId, MultiInformer};
 pub use runtime::{InformerSpec, ReloadReport, Runtime, RuntimeError};
 pub use runtime_builder::RuntimeBuilder;
+pub use sharding::{ClientError, ShardHandle};
 pub use telemetry::{TelemetryError, TelemetryGuard};
 
 pub use kube::core::Selector;

@@ -149,6 +149,14 @@ struct Families {
     reconcile_time: Family<ControllerLabels, Histogram, fn() -> Histogram>,
     active_workers: Family<WorkerLabels, Gauge>,
     leader_status: Family<LeaseLabels, Gauge>,
+    shard_owned: Gauge,
+    shard_handoffs: Family<ReasonLabels, Counter>,
+    shard_renew: Histogram,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
 /// The process's metrics; clones share one registry.
@@ -187,6 +195,11 @@ impl Metrics {
             reconcile_time: Family::new_with_constructor(reconcile_time_histogram),
             active_workers: Family::default(),
             leader_status: Family::default(),
+            shard_owned: Gauge::default(),
+            shard_handoffs: Family::default(),
+            // 5 ms to ~10 s: a renew is one GET and one PUT, and anything near
+            // renew_deadline (10 s by default) is a replica about to lose its clusters.
+            shard_renew: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             registry: Registry::default(),
         };
         let r = &mut f.registry;
@@ -249,6 +262,21 @@ impl Metrics {
             "leader_election_master_status",
             "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
             f.leader_status.clone(),
+        );
+        r.register(
+            "panoptes_shard_owned_clusters",
+            "Clusters this replica holds the shard Lease of and watches ([sharding])",
+            f.shard_owned.clone(),
+        );
+        r.register(
+            "panoptes_shard_handoffs",
+            "Clusters engaged or disengaged here, by reason (acquired, expired_peer, rebalanced, released, lost)",
+            f.shard_handoffs.clone(),
+        );
+        r.register(
+            "panoptes_shard_lease_renew_seconds",
+            "Time a successful renew of a peer or shard Lease took",
+            f.shard_renew.clone(),
         );
         // Read from the live pipelines and /proc at each scrape (see the module docs).
         let sources = informer::StatusSources::default();
@@ -343,6 +371,24 @@ impl Metrics {
     pub fn leader_election_status(&self, name: &str) -> Gauge {
         let labels = LeaseLabels { name: name.into() };
         self.families.leader_status.get_or_create(&labels).clone()
+    }
+
+    /// `panoptes_shard_owned_clusters`: how many clusters this replica holds now.
+    pub fn shard_owned_clusters(&self) -> Gauge {
+        self.families.shard_owned.clone()
+    }
+
+    /// `panoptes_shard_handoffs_total{reason}`: one per cluster engaged or disengaged here.
+    pub fn shard_handoff(&self, reason: &str) -> Counter {
+        let labels = ReasonLabels {
+            reason: reason.into(),
+        };
+        self.families.shard_handoffs.get_or_create(&labels).clone()
+    }
+
+    /// `panoptes_shard_lease_renew_seconds`: latency of each successful Lease renew.
+    pub fn shard_lease_renew(&self) -> Histogram {
+        self.families.shard_renew.clone()
     }
 }
 

@@ -20,6 +20,14 @@
 //!   do later): [`Runtime::leadership`] is then its gate, `leader_election_master_status{name}`
 //!   follows it, and [`Runtime::release_leadership`] (awaited) or [`Runtime::shutdown`] (in
 //!   the background) write the Lease free so another replica takes over at once.
+//! - With `[sharding]` enabled, [`Runtime::start`] connects every cluster but engages
+//!   (joins informers and controllers to) only those this replica owns: a coordinator
+//!   ([`crate::sharding`]) on the home cluster's connection activates a cluster once it
+//!   holds its shard Lease and deactivates it before releasing it or when it cannot renew.
+//!   A cluster not owned here has no informer member, [`Runtime::client`] answers `None` and
+//!   [`Runtime::try_client`] [`ClientError::NotOwned`]; readiness and informer metrics cover
+//!   owned clusters only. [`Runtime::release_shards`] (awaited) or [`Runtime::shutdown`] (in
+//!   the background) disengage everything and write every Lease free.
 //! - Readiness is refreshed every [`OBSERVE_INTERVAL`] by a task on the current actix
 //!   system: a (cluster, resource) is ready once synced and while its watch is up, and not
 //!   ready again while its reflector backs off (the cluster was lost) or is forbidden. A 403
@@ -55,8 +63,10 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
 use crate::config::{
-    ClusterSelection, EmbeddedCluster, LeaderElectionConfig, PanoptesConfig, WatchConfig,
+    ClusterSelection, EmbeddedCluster, LeaderElectionConfig, PanoptesConfig, ShardingConfig,
+    WatchConfig,
 };
+use crate::sharding::{ClientError, ShardHandle};
 use crate::connection::{self, ClusterConnection, ClusterIdentity, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
@@ -90,6 +100,15 @@ pub enum RuntimeError {
     )]
     LeaderElectionCluster {
         /// The cluster named in `[leader_election]`.
+        cluster: ClusterId,
+        /// Why its connection failed.
+        error: String,
+    },
+    /// `[sharding] cluster` names a cluster whose connection could not be built, so this
+    /// replica could never hold a shard Lease.
+    #[error("sharding: cluster \"{cluster}\" holds the Leases but its connection failed: {error}")]
+    ShardingCluster {
+        /// The cluster named in `[sharding]`.
         cluster: ClusterId,
         /// Why its connection failed.
         error: String,
@@ -159,6 +178,24 @@ struct Inner {
     leadership: Mutex<Option<Leadership>>,
     /// Telemetry and health server this runtime started itself (not those of `start_with`).
     owned: Mutex<Owned>,
+    /// With `[sharding]`: the clusters this replica holds the shard Lease of (the active
+    /// set is the configured clusters among them). `None`: not sharded, all are active.
+    shard_owned: Mutex<Option<std::collections::BTreeSet<ClusterId>>>,
+    /// The running shard coordinator, when `[sharding]` is enabled and not yet released.
+    shard: Mutex<Option<ShardHandle>>,
+    /// Sent as `User-Agent` by every client built from now on (set when sharded).
+    user_agent: Mutex<Option<String>>,
+}
+
+/// A [`Runtime`] that does not keep it alive (held by its own background tasks).
+#[derive(Clone)]
+pub(crate) struct WeakRuntime(std::sync::Weak<Inner>);
+
+impl WeakRuntime {
+    /// The runtime, unless it was dropped.
+    pub(crate) fn upgrade(&self) -> Option<Runtime> {
+        self.0.upgrade().map(|inner| Runtime { inner })
+    }
 }
 
 /// What a runtime started itself and keeps until it is dropped (or shut down).
@@ -255,11 +292,21 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let runtime = Self::with_observability(metrics, readiness);
         *runtime.inner.default_resync.lock() = config.runtime.default_resync;
+        if let Some(sharding) = &config.sharding {
+            // Before any cluster connects: nothing is active until its Lease is held, and
+            // every client names the replica.
+            *runtime.inner.shard_owned.lock() = Some(Default::default());
+            *runtime.inner.user_agent.lock() =
+                Some(crate::sharding::user_agent(&sharding.identity));
+        }
         for cluster in &config.clusters {
             runtime.engage(cluster.clone()).await?;
         }
         if let Some(election) = &config.leader_election {
             runtime.start_election(election)?;
+        }
+        if let Some(sharding) = &config.sharding {
+            runtime.start_sharding(sharding)?;
         }
         runtime.spawn_observer();
         Ok(runtime)
@@ -278,6 +325,9 @@ impl Runtime {
                 election: Mutex::default(),
                 leadership: Mutex::default(),
                 owned: Mutex::default(),
+                shard_owned: Mutex::default(),
+                shard: Mutex::default(),
+                user_agent: Mutex::default(),
             }),
         };
         let weak = Arc::downgrade(&runtime.inner);
@@ -348,7 +398,7 @@ impl Runtime {
     }
 
     fn start_election(&self, config: &LeaderElectionConfig) -> Result<(), RuntimeError> {
-        let Some(client) = self.client(&config.cluster) else {
+        let Some(client) = self.connection_client(&config.cluster) else {
             let error = self
                 .connection_errors()
                 .remove(&config.cluster)
@@ -389,9 +439,101 @@ impl Runtime {
         Ok(())
     }
 
-    /// The configured clusters now, in name order.
+    /// The running shard coordinator (its identity and owned set), when `[sharding]` is
+    /// enabled and not yet released.
+    pub fn sharding(&self) -> Option<ShardHandle> {
+        self.inner.shard.lock().clone()
+    }
+
+    /// Disengages every cluster and writes every shard Lease and the peer Lease free,
+    /// waiting for the writes, so peers take over at once. Call before
+    /// [`shutdown`](Self::shutdown) when you can await; does nothing without sharding.
+    pub async fn release_shards(&self) {
+        let shard = self.inner.shard.lock().take();
+        if let Some(shard) = shard {
+            shard.release().await;
+        }
+    }
+
+    fn start_sharding(&self, config: &ShardingConfig) -> Result<(), RuntimeError> {
+        let Some(client) = self.connection_client(&config.cluster) else {
+            let error = self
+                .connection_errors()
+                .remove(&config.cluster)
+                .unwrap_or_else(|| "not connected".into());
+            return Err(RuntimeError::ShardingCluster {
+                cluster: config.cluster.clone(),
+                error,
+            });
+        };
+        self.inner.readiness.set_shard_owned(Some(Vec::new()));
+        let handle = crate::sharding::coordinator::start(self, config.clone(), client);
+        *self.inner.shard.lock() = Some(handle);
+        Ok(())
+    }
+
+    pub(crate) fn downgrade(&self) -> WeakRuntime {
+        WeakRuntime(Arc::downgrade(&self.inner))
+    }
+
+    /// Whether `cluster` is engaged here: always without sharding, else while this replica
+    /// holds its shard Lease.
+    pub fn is_owned(&self, cluster: &ClusterId) -> bool {
+        self.inner
+            .shard_owned
+            .lock()
+            .as_ref()
+            .is_none_or(|owned| owned.contains(cluster))
+    }
+
+    /// Sharding: this replica now holds `cluster`'s shard Lease. Its informers and
+    /// controllers join it (controllers first, as on a reload).
+    pub(crate) fn activate_shard(&self, cluster: &ClusterId) {
+        if let Some(owned) = self.inner.shard_owned.lock().as_mut() {
+            owned.insert(cluster.clone());
+        }
+        let request = {
+            let clusters = self.inner.clusters.lock();
+            clusters.get(cluster).map(|engaged| engaged.request.clone())
+        };
+        match request {
+            Some(Some(request)) => {
+                let informers: Vec<_> = self.inner.informers.lock().clone();
+                for informer in informers.iter().filter(|i| i.wants(cluster)) {
+                    informer.join(&request);
+                }
+            }
+            Some(None) => self.inner.readiness.set(cluster, CONNECTION_RESOURCE, false),
+            None => {}
+        }
+    }
+
+    /// Sharding: this replica is about to release (or has lost) `cluster`'s shard Lease.
+    /// Controllers drop its keys, informers leave it (watches close, caches go), readiness
+    /// forgets it — all before this returns.
+    pub(crate) fn deactivate_shard(&self, cluster: &ClusterId) {
+        if let Some(owned) = self.inner.shard_owned.lock().as_mut() {
+            owned.remove(cluster);
+        }
+        let informers: Vec<_> = self.inner.informers.lock().clone();
+        for informer in &informers {
+            informer.leave(cluster);
+        }
+        self.inner.readiness.disengage(cluster);
+    }
+
+    /// The configured clusters now, in name order (with sharding, owned or not; see
+    /// [`owned_clusters`](Self::owned_clusters)).
     pub fn clusters(&self) -> Vec<ClusterId> {
         self.inner.clusters.lock().keys().cloned().collect()
+    }
+
+    /// The configured clusters engaged here, in name order: all of them without sharding,
+    /// those whose shard Lease this replica holds with it.
+    pub fn owned_clusters(&self) -> Vec<ClusterId> {
+        let mut clusters = self.clusters();
+        clusters.retain(|c| self.is_owned(c));
+        clusters
     }
 
     /// Clusters whose connection could not be built, with the error.
@@ -399,8 +541,43 @@ impl Runtime {
         self.inner.errors.lock().clone()
     }
 
-    /// The client of a connected cluster (`None` if unknown or its connection failed).
+    /// The client of a connected cluster (`None` if unknown, its connection failed, or —
+    /// with sharding — another replica owns it; [`try_client`](Self::try_client) says which).
     pub fn client(&self, cluster: &ClusterId) -> Option<kube::Client> {
+        self.try_client(cluster).ok()
+    }
+
+    /// The client of a cluster this replica may act on, or why there is none:
+    /// [`ClientError::NotOwned`] for a cluster sharding gave to another replica.
+    pub fn try_client(&self, cluster: &ClusterId) -> Result<kube::Client, ClientError> {
+        let client = {
+            let clusters = self.inner.clusters.lock();
+            let Some(engaged) = clusters.get(cluster) else {
+                return Err(ClientError::Unknown {
+                    cluster: cluster.clone(),
+                });
+            };
+            engaged.request.as_ref().map(|r| r.client.clone())
+        };
+        let Some(client) = client else {
+            return Err(ClientError::NotConnected {
+                cluster: cluster.clone(),
+                error: self
+                    .connection_errors()
+                    .remove(cluster)
+                    .unwrap_or_else(|| "not connected".into()),
+            });
+        };
+        if !self.is_owned(cluster) {
+            return Err(ClientError::NotOwned {
+                cluster: cluster.clone(),
+            });
+        }
+        Ok(client)
+    }
+
+    /// The connection's client whoever owns the cluster: for the Leases themselves.
+    fn connection_client(&self, cluster: &ClusterId) -> Option<kube::Client> {
         let clusters = self.inner.clusters.lock();
         Some(clusters.get(cluster)?.request.as_ref()?.client.clone())
     }
@@ -487,7 +664,7 @@ impl Runtime {
             .clusters
             .lock()
             .values()
-            .filter(|c| tracked.wants(&c.config.name))
+            .filter(|c| tracked.wants(&c.config.name) && self.is_owned(&c.config.name))
             .filter_map(|c| c.request.clone())
             .collect();
         for request in &requests {
@@ -509,21 +686,24 @@ impl Runtime {
         informers.push(member);
     }
 
-    /// The clusters whose connection was built, in name order.
+    /// The clusters whose connection was built and that are owned here, in name order.
     pub(crate) fn connected_clusters(&self) -> Vec<ClusterId> {
-        self.inner
+        let mut connected: Vec<ClusterId> = self
+            .inner
             .clusters
             .lock()
             .iter()
             .filter(|(_, engaged)| engaged.request.is_some())
             .map(|(name, _)| name.clone())
-            .collect()
+            .collect();
+        connected.retain(|c| self.is_owned(c));
+        connected
     }
 
     /// [`status`](Self::status) of the clusters engaged now (a removed cluster's informers
     /// may report it for a moment after a reload).
     fn engaged_status(&self) -> Vec<ClusterInformerStatus> {
-        let engaged = self.clusters();
+        let engaged = self.owned_clusters();
         let mut all = self.status();
         all.retain(|s| engaged.contains(&s.cluster));
         all
@@ -586,10 +766,19 @@ impl Runtime {
                 let server = start_embedded(&name, settings)?;
                 let yaml = server.sim.cluster(0).kubeconfig_yaml();
                 let connection =
-                    connection::connect_with_kubeconfig_yaml(&config, &yaml, None).await;
+                    connection::connect_with_kubeconfig_yaml_as(
+                        &config,
+                        &yaml,
+                        None,
+                        self.user_agent().as_deref(),
+                    )
+                    .await;
                 (connection, Some(server))
             }
-            _ => (connection::connect(&config).await, None),
+            _ => (
+                connection::connect_as(&config, self.user_agent().as_deref()).await,
+                None,
+            ),
         };
         let (request, identity) = match connection {
             Ok(connection) => (
@@ -601,7 +790,7 @@ impl Runtime {
                 (None, None)
             }
         };
-        if let Some(request) = &request {
+        if let Some(request) = request.as_ref().filter(|_| self.is_owned(&name)) {
             let informers: Vec<_> = self.inner.informers.lock().clone();
             for informer in informers.iter().filter(|i| i.wants(&name)) {
                 informer.join(request);
@@ -619,9 +808,15 @@ impl Runtime {
         Ok(())
     }
 
+    fn user_agent(&self) -> Option<String> {
+        self.inner.user_agent.lock().clone()
+    }
+
     fn connection_failed(&self, name: &ClusterId, error: &ConnectionError) {
         tracing::error!(cluster = %name, error = %error_chain(error), "cannot connect; the cluster is skipped");
-        self.inner.readiness.set(name, CONNECTION_RESOURCE, false);
+        if self.is_owned(name) {
+            self.inner.readiness.set(name, CONNECTION_RESOURCE, false);
+        }
         self.inner
             .errors
             .lock()
@@ -661,6 +856,9 @@ impl Runtime {
         if let Some(election) = self.inner.election.lock().take() {
             election.release_in_background();
         }
+        if let Some(shard) = self.inner.shard.lock().take() {
+            shard.release_in_background();
+        }
         for name in self.clusters() {
             self.disengage(&name);
         }
@@ -686,7 +884,7 @@ impl Runtime {
     /// own failures and recoveries once: `panoptes_actors::watch_error`.)
     fn observe(&self) {
         let informers: Vec<_> = self.inner.informers.lock().clone();
-        let engaged = self.clusters();
+        let engaged = self.owned_clusters();
         for informer in &informers {
             for status in informer.statuses() {
                 if !engaged.contains(&status.cluster) {

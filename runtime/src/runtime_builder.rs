@@ -203,6 +203,7 @@ impl RuntimeBuilder {
             clusters,
             watches: Vec::new(),
             leader_election: None,
+            sharding: None,
         })
     }
 }

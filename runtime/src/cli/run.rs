@@ -12,6 +12,9 @@
 //!    (exit 0). SIGHUP, or a change of the file, reloads its clusters.
 //! 4. With `[leader_election]` enabled, prints each change of this replica's leadership, and
 //!    releases the Lease on the way out so another replica takes over at once.
+//! 5. With `[sharding]` enabled, prints `shard <identity> owns <n>/<total>: <a,b,c>` each
+//!    time the set of clusters this replica owns changes, and on the way out disengages
+//!    everything and releases every Lease so peers take its clusters at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{IsTerminal, Write};
@@ -36,6 +39,7 @@ use crate::health::{HealthServer, Readiness};
 use crate::metrics::Metrics;
 use crate::multi_informer::{ClusterInformerStatus, MultiInformer};
 use crate::runtime::Runtime;
+use crate::sharding::ShardHandle;
 use crate::telemetry;
 
 /// Arguments of `panoptes run`.
@@ -103,6 +107,9 @@ async fn run_traced(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
     if let Some(election) = runtime.election() {
         print_leadership_changes(&election);
     }
+    if let Some(shard) = runtime.sharding() {
+        print_shard_changes(&runtime, &shard);
+    }
     let counts: EventCounts = Arc::default();
     let informers: Vec<MultiInformer<DynamicObject>> = config
         .watches
@@ -132,6 +139,7 @@ async fn run_traced(args: RunArgs, config: PanoptesConfig) -> Result<(), CliErro
     };
     drop(informers);
     runtime.release_leadership().await;
+    runtime.release_shards().await;
     runtime.shutdown();
     let stop_deadline = Instant::now() + PIPELINES_STOP_WAIT;
     while !runtime.registry().is_empty() && Instant::now() < stop_deadline {
@@ -161,6 +169,34 @@ fn print_leadership_changes(election: &LeaderElection) {
                 println!("leader election: {identity} became leader (Lease {lease})");
             } else {
                 println!("leader election: {identity} lost leadership (Lease {lease})");
+            }
+        }
+    });
+}
+
+/// One line per change of the clusters this replica owns, until sharding stops.
+fn print_shard_changes(runtime: &Runtime, shard: &ShardHandle) {
+    let identity = shard.identity().to_string();
+    let mut owned = shard.owned();
+    let runtime = runtime.downgrade();
+    actix::spawn(async move {
+        loop {
+            let line = {
+                let Some(runtime) = runtime.upgrade() else {
+                    return;
+                };
+                let set = owned.borrow_and_update();
+                let names: Vec<&str> = set.iter().map(ClusterId::as_str).collect();
+                format!(
+                    "shard {identity} owns {}/{}: {}",
+                    names.len(),
+                    runtime.clusters().len(),
+                    names.join(",")
+                )
+            };
+            println!("{line}");
+            if owned.changed().await.is_err() {
+                return;
             }
         }
     });

@@ -19,6 +19,9 @@ pub(crate) struct RawFile {
     pub watch: Vec<RawWatch>,
     #[serde(default)]
     pub leader_election: RawLeaderElection,
+    /// `[sharding]`: the same keys as `[leader_election]`.
+    #[serde(default)]
+    pub sharding: RawLeaderElection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,7 +81,8 @@ pub(crate) enum RawClusterSelection {
     Many(Vec<String>),
 }
 
-/// `[leader_election]`; durations as strings like every other duration.
+/// `[leader_election]` and `[sharding]` (same keys); durations as strings like every other
+/// duration.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawLeaderElection {

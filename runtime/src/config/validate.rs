@@ -28,7 +28,7 @@ use super::resource_ref::{ResourceRef, is_dns_label};
 use super::selector::{check_field_selector, check_label_selector};
 use super::{
     ClusterConfig, ClusterSelection, ClusterSource, DEFAULT_METRICS_ADDR, EmbeddedCluster,
-    OtlpProtocol, PanoptesConfig, RuntimeConfig, TelemetryConfig, WatchConfig,
+    OtlpProtocol, PanoptesConfig, RuntimeConfig, ShardingConfig, TelemetryConfig, WatchConfig,
 };
 
 /// Bounds that catch typos (an extra zero) rather than hardware limits.
@@ -240,7 +240,10 @@ impl<'a> Checker<'a> {
                 )
             })
             .collect::<Result<_, _>>()?;
-        let leader_election = self.leader_election(raw.leader_election, &clusters)?;
+        let leader_election = self.lease_table(raw.leader_election, &clusters, "leader_election")?;
+        let sharding = self
+            .lease_table(raw.sharding, &clusters, "sharding")?
+            .map(ShardingConfig::from);
         Ok(PanoptesConfig {
             file: self.file.to_path_buf(),
             runtime,
@@ -248,6 +251,7 @@ impl<'a> Checker<'a> {
             clusters,
             watches,
             leader_election,
+            sharding,
         })
     }
 
@@ -261,13 +265,15 @@ impl<'a> Checker<'a> {
         Ok((!duration.is_zero()).then_some(duration))
     }
 
+    /// `[leader_election]` or `[sharding]` (named by `table`: same keys, same checks):
     /// `None` unless `enabled = true`; then the cluster must exist and the timings be safe.
-    fn leader_election(
+    fn lease_table(
         &self,
         raw: RawLeaderElection,
         clusters: &[ClusterConfig],
+        table: &str,
     ) -> Result<Option<LeaderElectionConfig>, ConfigError> {
-        let key = KeyPath::root("leader_election");
+        let key = KeyPath::root(table);
         if raw.enabled != Some(true) {
             return Ok(None);
         }
