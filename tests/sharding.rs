@@ -17,9 +17,7 @@ use kube::Api;
 use kube::api::ListParams;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::{Action, Reconcile, ReconcileError, ReconcileKey};
-use panoptes_runtime::{
-    ClientError, Metrics, MultiInformer, PanoptesConfig, Readiness, Runtime,
-};
+use panoptes_runtime::{ClientError, Metrics, MultiInformer, PanoptesConfig, Readiness, Runtime};
 use tokio::time::Instant;
 
 use multicluster_support::{Clusters, DEADLINE};
@@ -28,10 +26,6 @@ use multicluster_support::{Clusters, DEADLINE};
 const RENEW_DEADLINE: Duration = Duration::from_millis(1500);
 const RETRY: Duration = Duration::from_millis(300);
 const CLUSTERS: usize = 6;
-
-fn names() -> Vec<ClusterId> {
-    (1..=CLUSTERS).map(|i| ClusterId::from(format!("c{i}"))).collect()
-}
 
 fn sharded_config(clusters: &Clusters, identity: &str) -> PanoptesConfig {
     let mut text = String::from("[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n");
@@ -81,13 +75,22 @@ fn owners(replicas: &[&Replica]) -> BTreeMap<ClusterId, usize> {
 }
 
 /// Polls (sampling `owners`, which panics on a double owner) until `check` holds.
-async fn until(what: &str, limit: Duration, replicas: &[&Replica], check: impl Fn(&BTreeMap<ClusterId, usize>) -> bool) -> Duration {
+async fn until(
+    what: &str,
+    limit: Duration,
+    replicas: &[&Replica],
+    check: impl Fn(&BTreeMap<ClusterId, usize>) -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
         if check(&owners(replicas)) {
             return start.elapsed();
         }
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}: {:?}", owners(replicas));
+        assert!(
+            start.elapsed() < limit,
+            "{what}: not within {limit:?}: {:?}",
+            owners(replicas)
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -127,31 +130,57 @@ async fn should_split_the_fleet_enforce_ownership_and_hand_over_on_a_clean_stop(
     }
 
     // Enforcement on replica a, for a cluster someone else owns and one it owns.
-    let foreign = settled.iter().find(|(_, r)| **r != 0).map(|(c, _)| c.clone()).unwrap();
-    let mine = settled.iter().find(|(_, r)| **r == 0).map(|(c, _)| c.clone()).unwrap();
+    let foreign = settled
+        .iter()
+        .find(|(_, r)| **r != 0)
+        .map(|(c, _)| c.clone())
+        .unwrap();
+    let mine = settled
+        .iter()
+        .find(|(_, r)| **r == 0)
+        .map(|(c, _)| c.clone())
+        .unwrap();
     assert!(a.runtime.client(&foreign).is_none());
     assert_eq!(
         a.runtime.try_client(&foreign).err(),
-        Some(ClientError::NotOwned { cluster: foreign.clone() })
+        Some(ClientError::NotOwned {
+            cluster: foreign.clone()
+        })
     );
     assert!(a.runtime.try_client(&mine).is_ok());
-    assert!(a.pods.handle(&foreign).is_none(), "no informer member for a foreign cluster");
+    assert!(
+        a.pods.handle(&foreign).is_none(),
+        "no informer member for a foreign cluster"
+    );
     assert!(a.pods.list(&foreign).is_none());
     assert!(a.pods.get(&foreign, Some("default"), "anything").is_none());
     assert!(!a.pods.clusters().contains(&foreign));
-    assert!(a.pods.wait_synced(&mine, DEADLINE).await, "owned cluster syncs");
-    let controller = a.runtime.controller::<Pod>("shard-test").run(Recorder.start());
+    assert!(
+        a.pods.wait_synced(&mine, DEADLINE).await,
+        "owned cluster syncs"
+    );
+    let controller = a
+        .runtime
+        .controller::<Pod>("shard-test")
+        .run(Recorder.start());
     assert_eq!(
         controller.try_enqueue(ReconcileKey::new(foreign.clone(), Some("default"), "x")),
-        Err(ClientError::NotOwned { cluster: foreign.clone() })
+        Err(ClientError::NotOwned {
+            cluster: foreign.clone()
+        })
     );
-    assert_eq!(controller.try_enqueue(ReconcileKey::new(mine.clone(), Some("default"), "x")), Ok(()));
+    assert_eq!(
+        controller.try_enqueue(ReconcileKey::new(mine.clone(), Some("default"), "x")),
+        Ok(())
+    );
     // Readiness names the owned clusters only.
     let owned_a = a.runtime.readiness().shard_owned().expect("sharded");
     assert_eq!(owned_a, a.runtime.owned_clusters());
 
     // The Leases are where the contract says, labelled.
-    let client = a.runtime.try_client(&ClusterId::from("c1"))
+    let client = a
+        .runtime
+        .try_client(&ClusterId::from("c1"))
         .or_else(|_| b.runtime.try_client(&ClusterId::from("c1")))
         .or_else(|_| c.runtime.try_client(&ClusterId::from("c1")))
         .expect("someone owns c1");
@@ -165,29 +194,60 @@ async fn should_split_the_fleet_enforce_ownership_and_hand_over_on_a_clean_stop(
         .iter()
         .map(|l| {
             let spec = l.spec.clone().unwrap_or_default();
-            (l.metadata.name.clone().unwrap(), spec.holder_identity.unwrap_or_default())
+            (
+                l.metadata.name.clone().unwrap(),
+                spec.holder_identity.unwrap_or_default(),
+            )
         })
         .collect();
     for (cluster, r) in &settled {
         let identity = ["replica-a", "replica-b", "replica-c"][*r];
-        assert_eq!(holders.get(&format!("panoptes-shard-{cluster}")).map(String::as_str), Some(identity));
+        assert_eq!(
+            holders
+                .get(&format!("panoptes-shard-{cluster}"))
+                .map(String::as_str),
+            Some(identity)
+        );
     }
     let peers = leases
         .list(&ListParams::default().labels("panoptes.io/shard-role=peer"))
         .await
         .unwrap();
-    let peer_names: BTreeSet<String> = peers.items.iter().filter_map(|l| l.metadata.name.clone()).collect();
-    assert!(peer_names.contains("panoptes-peer-replica-b"), "{peer_names:?}");
+    let peer_names: BTreeSet<String> = peers
+        .items
+        .iter()
+        .filter_map(|l| l.metadata.name.clone())
+        .collect();
+    assert!(
+        peer_names.contains("panoptes-peer-replica-b"),
+        "{peer_names:?}"
+    );
 
     // Clean stop of b: its clusters go to a and c within a couple of retry periods.
-    let of_b: Vec<ClusterId> = settled.iter().filter(|(_, r)| **r == 1).map(|(c, _)| c.clone()).collect();
+    let of_b: Vec<ClusterId> = settled
+        .iter()
+        .filter(|(_, r)| **r == 1)
+        .map(|(c, _)| c.clone())
+        .collect();
     assert!(!of_b.is_empty());
     b.runtime.release_shards().await;
-    assert!(b.runtime.owned_clusters().is_empty(), "a released replica owns nothing");
+    assert!(
+        b.runtime.owned_clusters().is_empty(),
+        "a released replica owns nothing"
+    );
     b.runtime.shutdown();
     let rest = [&a, &c];
-    let took = until("a and c own all six", RETRY * 4 + Duration::from_millis(500), &rest, covers_all).await;
-    eprintln!("clean stop: {} cluster(s) of b moved in {took:?}", of_b.len());
+    let took = until(
+        "a and c own all six",
+        RETRY * 4 + Duration::from_millis(500),
+        &rest,
+        covers_all,
+    )
+    .await;
+    eprintln!(
+        "clean stop: {} cluster(s) of b moved in {took:?}",
+        of_b.len()
+    );
     // Only b's clusters moved.
     let after = owners(&rest);
     for (cluster, r) in &settled {
@@ -197,7 +257,9 @@ async fn should_split_the_fleet_enforce_ownership_and_hand_over_on_a_clean_stop(
             _ => {}
         }
     }
-    controller.shutdown(panoptes_actors::ShutdownMode::Abandon).await;
+    controller
+        .shutdown(panoptes_actors::ShutdownMode::Abandon)
+        .await;
     a.runtime.release_shards().await;
     c.runtime.release_shards().await;
     a.runtime.shutdown();
@@ -210,11 +272,20 @@ async fn should_disengage_within_the_renew_deadline_when_cut_off_from_home() {
     let a = replica(&clusters, "cut-a").await;
     let b = replica(&clusters, "cut-b").await;
     let both = [&a, &b];
-    until("all six owned", DEADLINE, &both, |o| covers_all(o) && o.values().any(|r| *r == 1) && o.values().any(|r| *r == 0)).await;
+    until("all six owned", DEADLINE, &both, |o| {
+        covers_all(o) && o.values().any(|r| *r == 1) && o.values().any(|r| *r == 0)
+    })
+    .await;
     let home = clusters.sim.cluster(0);
     home.faults().fail_fraction(1.0, 500);
     let cut = Instant::now();
-    let took = until("nothing owned", RENEW_DEADLINE + Duration::from_millis(300), &both, |o| o.is_empty()).await;
+    let took = until(
+        "nothing owned",
+        RENEW_DEADLINE + Duration::from_millis(300),
+        &both,
+        |o| o.is_empty(),
+    )
+    .await;
     eprintln!("cut off: disengaged everything {took:?} after the fault");
     // The Leases last 2 s from the last renew others saw: nobody could have taken over yet,
     // and nobody re-engages while the fault lasts.

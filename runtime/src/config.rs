@@ -67,8 +67,8 @@ pub use leader_election::{
 };
 pub(crate) use resource_ref::is_dns_label;
 pub use resource_ref::{ResourceRef, ResourceRefError};
-pub use sharding::ShardingConfig;
 pub use selector::{SelectorError, SelectorKind, check_field_selector, check_label_selector};
+pub use sharding::ShardingConfig;
 
 /// Where `panoptes` looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "clusters.toml";

@@ -66,12 +66,12 @@ use crate::config::{
     ClusterSelection, EmbeddedCluster, LeaderElectionConfig, PanoptesConfig, ShardingConfig,
     WatchConfig,
 };
-use crate::sharding::{ClientError, ShardHandle};
 use crate::connection::{self, ClusterConnection, ClusterIdentity, ConnectionError};
 use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::metrics::informer::is_serving;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
+use crate::sharding::{ClientError, ShardHandle};
 use crate::{ClusterConfig, ClusterSource};
 use panoptes_actors::error_chain::error_chain;
 
@@ -503,7 +503,10 @@ impl Runtime {
                     informer.join(&request);
                 }
             }
-            Some(None) => self.inner.readiness.set(cluster, CONNECTION_RESOURCE, false),
+            Some(None) => self
+                .inner
+                .readiness
+                .set(cluster, CONNECTION_RESOURCE, false),
             None => {}
         }
     }
@@ -765,14 +768,13 @@ impl Runtime {
             ClusterSource::Embedded(settings) => {
                 let server = start_embedded(&name, settings)?;
                 let yaml = server.sim.cluster(0).kubeconfig_yaml();
-                let connection =
-                    connection::connect_with_kubeconfig_yaml_as(
-                        &config,
-                        &yaml,
-                        None,
-                        self.user_agent().as_deref(),
-                    )
-                    .await;
+                let connection = connection::connect_with_kubeconfig_yaml_as(
+                    &config,
+                    &yaml,
+                    None,
+                    self.user_agent().as_deref(),
+                )
+                .await;
                 (connection, Some(server))
             }
             _ => (

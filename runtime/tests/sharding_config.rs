@@ -77,7 +77,12 @@ fn every_key_is_read() {
 fn a_missing_or_unknown_cluster_is_an_error_at_its_key() {
     assert_contains(
         &error("enabled = true\ncluster = \"north\"\n"),
-        &["clusters.toml:11:", "[sharding] cluster", "\"north\"", "known: east, west"],
+        &[
+            "clusters.toml:11:",
+            "[sharding] cluster",
+            "\"north\"",
+            "known: east, west",
+        ],
     );
     assert_contains(
         &error("enabled = true\n"),
@@ -88,12 +93,24 @@ fn a_missing_or_unknown_cluster_is_an_error_at_its_key() {
 #[test]
 fn unsafe_timings_and_bad_values_are_rejected_at_their_key() {
     assert_contains(
-        &error("enabled = true\ncluster = \"east\"\nlease_duration = \"10s\"\nrenew_deadline = \"10s\"\n"),
-        &["clusters.toml:12:", "[sharding] lease_duration", "greater than renew_deadline"],
+        &error(
+            "enabled = true\ncluster = \"east\"\nlease_duration = \"10s\"\nrenew_deadline = \"10s\"\n",
+        ),
+        &[
+            "clusters.toml:12:",
+            "[sharding] lease_duration",
+            "greater than renew_deadline",
+        ],
     );
     assert_contains(
-        &error("enabled = true\ncluster = \"east\"\nrenew_deadline = \"2s\"\nretry_period = \"2s\"\n"),
-        &["clusters.toml:12:", "[sharding] renew_deadline", "retry_period × 1.2"],
+        &error(
+            "enabled = true\ncluster = \"east\"\nrenew_deadline = \"2s\"\nretry_period = \"2s\"\n",
+        ),
+        &[
+            "clusters.toml:12:",
+            "[sharding] renew_deadline",
+            "retry_period × 1.2",
+        ],
     );
     assert_contains(
         &error("enabled = true\ncluster = \"east\"\nretry_period = \"2\"\n"),

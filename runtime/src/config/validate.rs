@@ -240,7 +240,8 @@ impl<'a> Checker<'a> {
                 )
             })
             .collect::<Result<_, _>>()?;
-        let leader_election = self.lease_table(raw.leader_election, &clusters, "leader_election")?;
+        let leader_election =
+            self.lease_table(raw.leader_election, &clusters, "leader_election")?;
         let sharding = self
             .lease_table(raw.sharding, &clusters, "sharding")?
             .map(ShardingConfig::from);

@@ -138,7 +138,11 @@ struct Coordinator {
 
 /// Starts the coordinator for `runtime` on the current actix system, with `client` on the
 /// home cluster.
-pub(crate) fn start(runtime: &Runtime, config: ShardingConfig, client: kube::Client) -> ShardHandle {
+pub(crate) fn start(
+    runtime: &Runtime,
+    config: ShardingConfig,
+    client: kube::Client,
+) -> ShardHandle {
     let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
     let (stop_tx, stop_rx) = watch::channel(false);
     let (stopped_tx, stopped_rx) = watch::channel(false);
@@ -233,12 +237,14 @@ impl Coordinator {
             let params = ListParams::default().labels(&format!("{ROLE_LABEL}={PEER_ROLE}"));
             leases.list(&params).await
         };
-        let renewals = join_all(self.take_locks(self.held.keys().cloned().collect()).into_iter().map(
-            |(cluster, lock, last)| async move {
-                let sent = Instant::now();
-                (cluster, lock.try_acquire_or_renew(last).await, sent)
-            },
-        ));
+        let renewals = join_all(
+            self.take_locks(self.held.keys().cloned().collect())
+                .into_iter()
+                .map(|(cluster, lock, last)| async move {
+                    let sent = Instant::now();
+                    (cluster, lock.try_acquire_or_renew(last).await, sent)
+                }),
+        );
         let phase1 = timeout_at(phase_end, futures::future::join3(peer, list, renewals)).await;
         let Some(runtime) = self.runtime.upgrade() else {
             return false;
@@ -265,7 +271,8 @@ impl Coordinator {
         self.peers.observe(
             listing.items.into_iter().filter_map(|lease| {
                 let name = lease.metadata.name.clone()?;
-                name.starts_with(&prefix).then(|| (name, peer_record(&lease)))
+                name.starts_with(&prefix)
+                    .then(|| (name, peer_record(&lease)))
             }),
             now,
         );
@@ -278,14 +285,23 @@ impl Coordinator {
             self.disengage(&runtime, cluster, HandoffReason::Rebalanced);
         }
         let phase_end = self.wake_at(Instant::now() + retry);
-        let releases = join_all(self.take_locks(plan.release).into_iter().map(
-            |(cluster, lock, _)| async move { (cluster, lock.release().await) },
-        ));
+        let releases = join_all(
+            self.take_locks(plan.release)
+                .into_iter()
+                .map(|(cluster, lock, _)| async move { (cluster, lock.release().await) }),
+        );
         let acquires = join_all(self.take_locks(plan.acquire).into_iter().map(
             |(cluster, lock, last)| async move {
-                let previous = last.as_ref().and_then(|o| o.record.holder().map(String::from));
+                let previous = last
+                    .as_ref()
+                    .and_then(|o| o.record.holder().map(String::from));
                 let sent = Instant::now();
-                (cluster, lock.try_acquire_or_renew(last).await, sent, previous)
+                (
+                    cluster,
+                    lock.try_acquire_or_renew(last).await,
+                    sent,
+                    previous,
+                )
             },
         ));
         if let Ok((releases, acquires)) =
@@ -337,7 +353,13 @@ impl Coordinator {
         self.peer_last = attempt.observation;
     }
 
-    fn after_renew(&mut self, runtime: &Runtime, cluster: &ClusterId, attempt: Attempt, sent: Instant) {
+    fn after_renew(
+        &mut self,
+        runtime: &Runtime,
+        cluster: &ClusterId,
+        attempt: Attempt,
+        sent: Instant,
+    ) {
         self.shard_lease(cluster).last = attempt.observation;
         match attempt.status {
             Ok(LeaseStatus::Held) => {
@@ -370,9 +392,7 @@ impl Coordinator {
         match attempt.status {
             // Acquired too late to trust (the deadline counted from the send has passed):
             // the next round renews it and engages then.
-            Ok(LeaseStatus::Held)
-                if sent + self.config.timings.renew_deadline > Instant::now() =>
-            {
+            Ok(LeaseStatus::Held) if sent + self.config.timings.renew_deadline > Instant::now() => {
                 let reason = match previous {
                     Some(p) if p != self.config.identity && !live.contains(&p) => {
                         HandoffReason::ExpiredPeer
@@ -393,17 +413,19 @@ impl Coordinator {
     fn shard_lease(&mut self, cluster: &ClusterId) -> &mut ShardLease {
         let config = &self.config;
         let client = &self.client;
-        self.shards.entry(cluster.clone()).or_insert_with(|| ShardLease {
-            lock: LeaseLock::new(
-                client.clone(),
-                &config.namespace,
-                &shard_lease_name(&config.name, cluster.as_str()),
-                &config.identity,
-                config.timings.lease_duration,
-            )
-            .with_labels(role_labels(SHARD_ROLE)),
-            last: None,
-        })
+        self.shards
+            .entry(cluster.clone())
+            .or_insert_with(|| ShardLease {
+                lock: LeaseLock::new(
+                    client.clone(),
+                    &config.namespace,
+                    &shard_lease_name(&config.name, cluster.as_str()),
+                    &config.identity,
+                    config.timings.lease_duration,
+                )
+                .with_labels(role_labels(SHARD_ROLE)),
+                last: None,
+            })
     }
 
     /// Disengages every held cluster whose renew deadline passed; false once the runtime is
@@ -448,7 +470,10 @@ impl Coordinator {
 
     fn publish(&self, runtime: &Runtime) {
         let owned: BTreeSet<ClusterId> = self.held.keys().cloned().collect();
-        runtime.metrics().shard_owned_clusters().set(owned.len() as i64);
+        runtime
+            .metrics()
+            .shard_owned_clusters()
+            .set(owned.len() as i64);
         runtime
             .readiness()
             .set_shard_owned(Some(owned.iter().cloned().collect()));
@@ -469,9 +494,11 @@ impl Coordinator {
         }
         locks.push(("(peer)".to_string(), self.peer_lock.clone()));
         let deadline = Instant::now() + self.config.timings.renew_deadline;
-        let releases = join_all(locks.iter().map(|(what, lock)| async move {
-            (what, lock.describe(), lock.release().await)
-        }));
+        let releases = join_all(
+            locks
+                .iter()
+                .map(|(what, lock)| async move { (what, lock.describe(), lock.release().await) }),
+        );
         match timeout_at(deadline, releases).await {
             Ok(results) => {
                 for (what, lease, result) in results {
@@ -480,7 +507,9 @@ impl Coordinator {
                     }
                 }
             }
-            Err(_) => tracing::warn!("releasing the shard Leases timed out; peers take over when they expire"),
+            Err(_) => tracing::warn!(
+                "releasing the shard Leases timed out; peers take over when they expire"
+            ),
         }
         tracing::info!(identity = %self.config.identity, released = held.len(), "sharding stopped; Leases released");
     }

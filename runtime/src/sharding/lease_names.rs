@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn should_keep_a_clean_identity_as_is() {
         assert_eq!(identity_slug("replica-a"), "replica-a");
-        assert_eq!(peer_lease_name("panoptes", "replica-a"), "panoptes-peer-replica-a");
+        assert_eq!(
+            peer_lease_name("panoptes", "replica-a"),
+            "panoptes-peer-replica-a"
+        );
         assert_eq!(shard_lease_name("panoptes", "east"), "panoptes-shard-east");
     }
 

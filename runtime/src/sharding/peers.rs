@@ -37,7 +37,11 @@ pub struct PeerTable {
 impl PeerTable {
     /// Takes a fresh listing of every peer Lease (name → record) read at `now`; Leases gone
     /// from the listing are forgotten.
-    pub fn observe(&mut self, listing: impl IntoIterator<Item = (String, PeerRecord)>, now: Instant) {
+    pub fn observe(
+        &mut self,
+        listing: impl IntoIterator<Item = (String, PeerRecord)>,
+        now: Instant,
+    ) {
         let mut next = BTreeMap::new();
         for (name, record) in listing {
             let observed_at = match self.seen.get(&name) {
@@ -75,10 +79,22 @@ mod tests {
     async fn should_drop_a_peer_whose_record_stops_moving_for_its_duration() {
         let t0 = Instant::now();
         let mut table = PeerTable::default();
-        table.observe([("p-a".into(), record(Some("a"), "1")), ("p-b".into(), record(Some("b"), "1"))], t0);
+        table.observe(
+            [
+                ("p-a".into(), record(Some("a"), "1")),
+                ("p-b".into(), record(Some("b"), "1")),
+            ],
+            t0,
+        );
         let t1 = t0 + Duration::from_secs(10);
         // a renews, b does not.
-        table.observe([("p-a".into(), record(Some("a"), "2")), ("p-b".into(), record(Some("b"), "1"))], t1);
+        table.observe(
+            [
+                ("p-a".into(), record(Some("a"), "2")),
+                ("p-b".into(), record(Some("b"), "1")),
+            ],
+            t1,
+        );
         let live = table.live(t0 + Duration::from_secs(14));
         assert_eq!(live, BTreeSet::from(["a".to_string(), "b".to_string()]));
         let live = table.live(t0 + Duration::from_secs(15));
@@ -89,8 +105,17 @@ mod tests {
     async fn should_drop_a_released_peer_at_once_and_forget_deleted_ones() {
         let t0 = Instant::now();
         let mut table = PeerTable::default();
-        table.observe([("p-a".into(), record(Some("a"), "1")), ("p-b".into(), record(Some("b"), "1"))], t0);
-        table.observe([("p-a".into(), record(None, "2"))], t0 + Duration::from_secs(1));
+        table.observe(
+            [
+                ("p-a".into(), record(Some("a"), "1")),
+                ("p-b".into(), record(Some("b"), "1")),
+            ],
+            t0,
+        );
+        table.observe(
+            [("p-a".into(), record(None, "2"))],
+            t0 + Duration::from_secs(1),
+        );
         assert!(table.live(t0 + Duration::from_secs(1)).is_empty());
     }
 }

@@ -82,7 +82,13 @@ mod tests {
     #[test]
     fn should_release_everything_when_nothing_is_desired() {
         let p = plan(&BTreeSet::new(), &set(&["a", "b"]));
-        assert_eq!(p, Plan { release: ids(&["a", "b"]), ..Plan::default() });
+        assert_eq!(
+            p,
+            Plan {
+                release: ids(&["a", "b"]),
+                ..Plan::default()
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,12 @@
 //! others while every other cluster stays put. This is what controller-runtime's
 //! multicluster sharding uses (`HRW` over live peers).
 //!
+//! **Bounded loads.** Plain HRW over 30 clusters and 3 peers is only even on average (one
+//! peer often gets 14); so, as in consistent hashing with bounded loads (Mirrokni et al.),
+//! each peer takes at most `ceil(clusters / peers × (1 + LOAD_SLACK))`: clusters are placed
+//! in name order, each on its highest-weight peer that has room. A peer joining still takes
+//! mostly its own first choices; the tighter cap moves a few more between old peers.
+//!
 //! The weight is a fixed function of the bytes of the names (FNV-1a, then the SplitMix64
 //! finaliser to spread the bits), not Rust's `DefaultHasher`, whose output may change
 //! between compiler releases: replicas built by different toolchains during a rolling
@@ -53,15 +59,37 @@ pub fn owner<'p>(peers: &'p BTreeSet<String>, cluster: &str) -> Option<&'p str> 
         .map(|(peer, _)| peer)
 }
 
-/// The owner of each of `clusters` among `peers`.
+/// How far above an even share a peer's load may go: 10 % keeps 3 peers over 30 clusters
+/// within 8..=11 each (the issue asks for ±30 %) while leaving room for first choices.
+pub const LOAD_SLACK: f64 = 0.1;
+
+/// The owner of each of `clusters` among `peers`, no peer above its bounded load.
 pub fn assign<'c>(
     peers: &BTreeSet<String>,
     clusters: impl IntoIterator<Item = &'c ClusterId>,
 ) -> BTreeMap<ClusterId, String> {
-    clusters
-        .into_iter()
-        .filter_map(|c| Some((c.clone(), owner(peers, c.as_str())?.to_string())))
-        .collect()
+    let clusters: BTreeSet<&ClusterId> = clusters.into_iter().collect();
+    if peers.is_empty() {
+        return BTreeMap::new();
+    }
+    let even = clusters.len() as f64 / peers.len() as f64;
+    let cap = ((even * (1.0 + LOAD_SLACK)).ceil() as usize).max(1);
+    let mut load: BTreeMap<&str, usize> = peers.iter().map(|p| (p.as_str(), 0)).collect();
+    let mut owners = BTreeMap::new();
+    for cluster in clusters {
+        let mut ranked: Vec<(u64, &str)> = peers
+            .iter()
+            .map(|p| (weight(p, cluster.as_str()), p.as_str()))
+            .collect();
+        // Highest weight first; ties to the smaller identity.
+        ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+        // cap × peers >= clusters, so some peer always has room.
+        if let Some((_, peer)) = ranked.iter().find(|(_, p)| load[p] < cap) {
+            *load.entry(*peer).or_default() += 1;
+            owners.insert(cluster.clone(), peer.to_string());
+        }
+    }
+    owners
 }
 
 /// The clusters among `clusters` that `me` should own when `peers` are live (`me` counts as
@@ -73,10 +101,10 @@ pub fn desired<'c>(
 ) -> BTreeSet<ClusterId> {
     let mut with_me = peers.clone();
     with_me.insert(me.to_string());
-    clusters
+    assign(&with_me, clusters)
         .into_iter()
-        .filter(|c| owner(&with_me, c.as_str()) == Some(me))
-        .cloned()
+        .filter(|(_, owner)| owner == me)
+        .map(|(cluster, _)| cluster)
         .collect()
 }
 
@@ -91,7 +119,9 @@ mod tests {
     }
 
     fn fleet(n: usize) -> Vec<ClusterId> {
-        (0..n).map(|i| ClusterId::from(format!("cluster-{i}").as_str())).collect()
+        (0..n)
+            .map(|i| ClusterId::from(format!("cluster-{i}").as_str()))
+            .collect()
     }
 
     #[test]
@@ -102,7 +132,7 @@ mod tests {
         assert_eq!(owners.len(), 30, "every cluster has an owner");
         for peer in &live {
             let n = owners.values().filter(|o| *o == peer).count();
-            assert!((7..=13).contains(&n), "{peer} owns {n} of 30: {owners:?}");
+            assert!((8..=11).contains(&n), "{peer} owns {n} of 30: {owners:?}");
         }
     }
 
@@ -127,11 +157,26 @@ mod tests {
     #[test]
     fn should_keep_known_weights_stable_across_releases() {
         // Replicas of different builds must agree: these values may never change.
-        assert_eq!(weight("", ""), splitmix64(0xaf63_3c4c_8677_6c34 ^ 0));
+        assert_eq!(weight("replica-a", "east"), 0x1d6a_7fc8_1811_8a55);
+        assert_eq!(weight("", ""), 0x4f2d_b50f_1240_40cd);
         assert_ne!(weight("ab", "c"), weight("a", "bc"));
     }
 
     proptest! {
+        #[test]
+        fn should_keep_three_random_peers_within_thirty_percent_over_thirty(
+            a in "[a-z]{1,8}_[0-9]{1,6}", b in "[a-z]{1,8}_[0-9]{1,6}", c in "[a-z]{1,8}_[0-9]{1,6}",
+        ) {
+            let live: BTreeSet<String> = [a, b, c].into_iter().collect();
+            prop_assume!(live.len() == 3);
+            let owners = assign(&live, &fleet(30));
+            prop_assert_eq!(owners.len(), 30);
+            for peer in &live {
+                let n = owners.values().filter(|o| *o == peer).count();
+                prop_assert!((8..=11).contains(&n), "{} owns {}", peer, n);
+            }
+        }
+
         #[test]
         fn should_move_only_to_a_joining_peer_and_about_a_quarter(
             seed in 0u32..1000,
@@ -144,11 +189,10 @@ mod tests {
             let before = assign(&three, &clusters);
             let after = assign(&four, &clusters);
             let moved: Vec<_> = clusters.iter().filter(|c| before[*c] != after[*c]).collect();
-            for c in &moved {
-                prop_assert_eq!(&after[*c], &newcomer, "{} moved to an old peer", c);
-            }
-            // 200 / 4 = 50 expected; allow a wide margin for a hash, not for a bug.
-            prop_assert!((25..=80).contains(&moved.len()), "{} of 200 moved", moved.len());
+            let to_newcomer = moved.iter().filter(|c| after[**c] == newcomer).count();
+            // 200 / 4 = 50 expected; the tighter cap moves a few between old peers.
+            prop_assert!((30..=80).contains(&moved.len()), "{} of 200 moved", moved.len());
+            prop_assert!(to_newcomer * 10 >= moved.len() * 8, "{to_newcomer} of {} moves to the newcomer", moved.len());
         }
 
         #[test]
@@ -160,13 +204,15 @@ mod tests {
             two.remove(&gone);
             let before = assign(&three, &clusters);
             let after = assign(&two, &clusters);
+            let mut stayed_moved = 0;
             for c in &clusters {
-                if before[c] != gone {
-                    prop_assert_eq!(&before[c], &after[c], "{} moved though its owner stayed", c);
-                } else {
-                    prop_assert_ne!(&after[c], &gone);
+                prop_assert_ne!(&after[c], &gone);
+                if before[c] != gone && before[c] != after[c] {
+                    stayed_moved += 1;
                 }
             }
+            // Only clusters that had overflowed to a second choice may move back.
+            prop_assert!(stayed_moved <= 10, "{stayed_moved} clusters of staying peers moved");
         }
     }
 }
