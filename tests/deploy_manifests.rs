@@ -5,11 +5,18 @@
 //! `/readyz` on the port the config serves them on; the container and the image run as a
 //! non-root user; names line up (ServiceAccount ↔ binding ↔ Deployment, ConfigMap ↔ mount ↔
 //! `PANOPTES_CONFIG`); leases are granted only in the separate leader-election file.
+//!
+//! The sharded variant (`deploy/kubernetes/sharded/`, a kustomize overlay on the base) holds
+//! together too: N replicas, each with its pod name as identity (downward API into
+//! `PANOPTES__SHARDING__IDENTITY`, which the config loader honours), a config with
+//! `[sharding]` on that loads, a Role granting every lease verb sharding uses in the Leases'
+//! namespace, and a PodDisruptionBudget over the same pods.
 
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use panoptes_runtime::{ClusterSource, PanoptesConfig, ResourceRef};
@@ -48,15 +55,21 @@ fn deployment_container() -> (Deployment, Container) {
 }
 
 fn configmap_config() -> PanoptesConfig {
-    let configmap: ConfigMap = parse("configmap.yaml");
+    configmap_config_from("configmap.yaml", [])
+}
+
+/// The `clusters.toml` a ConfigMap manifest holds, loaded with these environment variables.
+fn configmap_config_from<const N: usize>(file: &str, env: [(&str, &str); N]) -> PanoptesConfig {
+    let configmap: ConfigMap = parse(file);
     let text = configmap
         .data
         .as_ref()
         .and_then(|d| d.get("clusters.toml"))
         .expect("the ConfigMap holds clusters.toml")
         .clone();
-    PanoptesConfig::parse(&text, Path::new("configmap.yaml clusters.toml"), [])
-        .unwrap_or_else(|e| panic!("the ConfigMap's config loads: {e}"))
+    let env = env.map(|(k, v)| (k.to_string(), v.to_string()));
+    PanoptesConfig::parse(&text, Path::new(&format!("{file} clusters.toml")), env)
+        .unwrap_or_else(|e| panic!("{file}: the ConfigMap's config loads: {e}"))
 }
 
 fn shipped_config() -> PanoptesConfig {
@@ -286,4 +299,186 @@ fn names_line_up_across_the_manifests() {
             "kustomization.yaml lists {file}"
         );
     }
+}
+
+/// The sharded overlay's files, as `sharded/<name>`.
+const SHARDED_FILES: [&str; 4] = [
+    "sharding-role.yaml",
+    "poddisruptionbudget.yaml",
+    "deployment-patch.yaml",
+    "configmap-patch.yaml",
+];
+
+fn leases() -> ResourceRef {
+    ResourceRef {
+        group: "coordination.k8s.io".into(),
+        version: "v1".into(),
+        plural: "leases".into(),
+    }
+}
+
+#[test]
+fn the_sharded_variant_is_an_overlay_on_the_base() {
+    let kustomization =
+        std::fs::read_to_string(manifests().join("sharded/kustomization.yaml")).unwrap();
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&kustomization).expect("kustomization parses");
+    let listed: Vec<String> = ["resources", "patches"]
+        .iter()
+        .flat_map(|key| doc[*key].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|entry| match entry {
+            serde_yaml::Value::String(s) => Some(s),
+            mapping => mapping["path"].as_str().map(str::to_string),
+        })
+        .collect();
+    assert!(
+        listed.iter().any(|s| s == "../"),
+        "the base is a resource: {listed:?}"
+    );
+    for file in SHARDED_FILES {
+        assert!(
+            listed.iter().any(|s| s == file),
+            "sharded/kustomization.yaml lists {file}"
+        );
+        assert!(
+            manifests().join("sharded").join(file).is_file(),
+            "{file} exists"
+        );
+    }
+}
+
+#[test]
+fn the_sharded_deployment_runs_several_replicas_each_named_after_its_pod() {
+    let base: Deployment = parse("deployment.yaml");
+    let patch: Deployment = parse("sharded/deployment-patch.yaml");
+    assert_eq!(
+        (&patch.metadata.name, &patch.metadata.namespace),
+        (&base.metadata.name, &base.metadata.namespace),
+        "the patch targets the base Deployment"
+    );
+    let spec = patch.spec;
+    assert!(
+        spec.replicas.unwrap_or(1) >= 2,
+        "sharding means several replicas"
+    );
+    assert_eq!(spec.selector, base.spec.selector);
+    let pod = spec.template.spec.expect("a pod spec");
+    let (_, base_container) = deployment_container();
+    let container = pod
+        .containers
+        .iter()
+        .find(|c| c.name == base_container.name)
+        .expect("the patch names the base container");
+    let identity = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "PANOPTES__SHARDING__IDENTITY")
+        .expect("PANOPTES__SHARDING__IDENTITY is set");
+    let field = identity
+        .value_from
+        .as_ref()
+        .and_then(|v| v.field_ref.as_ref())
+        .expect("from the downward API");
+    assert_eq!(
+        field.field_path, "metadata.name",
+        "the pod name is the identity"
+    );
+    assert!(
+        pod.termination_grace_period_seconds.unwrap_or(30) >= 10,
+        "time for a clean handoff"
+    );
+}
+
+#[test]
+fn the_sharded_config_loads_with_sharding_on_and_takes_its_identity_from_the_environment() {
+    let base: ConfigMap = parse("configmap.yaml");
+    let patch: ConfigMap = parse("sharded/configmap-patch.yaml");
+    assert_eq!(
+        (&patch.metadata.name, &patch.metadata.namespace),
+        (&base.metadata.name, &base.metadata.namespace)
+    );
+    let config = configmap_config_from(
+        "sharded/configmap-patch.yaml",
+        [("PANOPTES__SHARDING__IDENTITY", "panoptes-7d9f-abcde")],
+    );
+    let sharding = config.sharding.as_ref().expect("[sharding] is enabled");
+    assert_eq!(sharding.identity, "panoptes-7d9f-abcde");
+    assert!(
+        config.clusters.iter().any(|c| c.name == sharding.cluster),
+        "the home cluster is one of [[clusters]]"
+    );
+    assert!(config.runtime.metrics_addr.ip().is_unspecified());
+    let role: ClusterRole = parse("clusterrole.yaml");
+    let rules = role.rules.unwrap_or_default();
+    for watch in &config.watches {
+        assert!(
+            allows(&rules, &watch.resource, "watch"),
+            "clusterrole.yaml covers {}",
+            watch.resource
+        );
+    }
+
+    // The Leases live where the sharding Role grants them.
+    let text = std::fs::read_to_string(manifests().join("sharded/sharding-role.yaml")).unwrap();
+    let mut documents = serde_yaml::Deserializer::from_str(&text);
+    let role = Role::deserialize(documents.next().expect("a Role")).expect("the Role parses");
+    assert_eq!(
+        role.metadata.namespace.as_deref(),
+        Some(sharding.namespace.as_str())
+    );
+}
+
+#[test]
+fn the_sharding_role_grants_every_lease_verb_and_nothing_else() {
+    let text = std::fs::read_to_string(manifests().join("sharded/sharding-role.yaml")).unwrap();
+    let mut documents = serde_yaml::Deserializer::from_str(&text);
+    let role = Role::deserialize(documents.next().expect("a Role")).expect("the Role parses");
+    let binding = RoleBinding::deserialize(documents.next().expect("a RoleBinding"))
+        .expect("the RoleBinding parses");
+    assert!(documents.next().is_none(), "two objects");
+    let rules = role.rules.clone().unwrap_or_default();
+    for verb in ["get", "list", "watch", "create", "update", "delete"] {
+        assert!(allows(&rules, &leases(), verb), "leases: {verb}");
+    }
+    for rule in &rules {
+        assert_eq!(rule.resources.as_deref(), Some(&["leases".to_string()][..]));
+    }
+    assert_eq!(binding.role_ref.name, role.metadata.name.unwrap());
+    assert_eq!(binding.metadata.namespace, role.metadata.namespace);
+    let account: ServiceAccount = parse("serviceaccount.yaml");
+    let subject = &binding.subjects.unwrap()[0];
+    assert_eq!(
+        (
+            subject.kind.as_str(),
+            Some(subject.name.as_str()),
+            subject.namespace.as_deref()
+        ),
+        (
+            "ServiceAccount",
+            account.metadata.name.as_deref(),
+            account.metadata.namespace.as_deref()
+        )
+    );
+}
+
+#[test]
+fn the_disruption_budget_covers_the_replicas_and_lets_one_go_at_a_time() {
+    let pdb: PodDisruptionBudget = parse("sharded/poddisruptionbudget.yaml");
+    let spec = pdb.spec.expect("a spec");
+    let (deployment, _) = deployment_container();
+    let pod_labels = deployment.spec.template.metadata.unwrap().labels.unwrap();
+    let selector = spec
+        .selector
+        .expect("a selector")
+        .match_labels
+        .expect("matchLabels");
+    for (key, value) in &selector {
+        assert_eq!(
+            pod_labels.get(key),
+            Some(value),
+            "the budget selects the pods"
+        );
+    }
+    assert_eq!(spec.max_unavailable, Some(IntOrString::Int(1)));
 }

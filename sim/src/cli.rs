@@ -17,7 +17,10 @@
 //! sim-1 stall-watches on|off     sim-1 forbid pods               sim-1 allow pods
 //! sim-1 refuse-watch-list on|off sim-1 drop-watches              sim-1 compact
 //! sim-1 clear                    sim-1 stop | start              sim-1 restart keep|fresh
-//! sim-1 counters pods            (prints lists, watches, open watches, requests)
+//! sim-1 counters pods            (prints lists, watches, open watches, requests, and the
+//!                                 open watches per User-Agent as a JSON object)
+//! sim-1 partition <agent-substring> on|off   (cut off the clients whose User-Agent
+//!                                 contains the substring: see `faults`)
 //! ```
 
 use std::io::BufRead;
@@ -244,13 +247,26 @@ pub fn apply_command(sim: &Sim, line: &str) -> Result<String, CommandError> {
         "counters" => {
             let plural: String = arg(command, args, 0, "resource")?;
             let c = cluster.counters();
+            let by_agent: std::collections::BTreeMap<String, u64> =
+                c.open_watches_by_agent(&plural).into_iter().collect();
             return Ok(format!(
-                "{cluster_name} {plural}: lists={} watches={} open_watches={} requests={}",
+                "{cluster_name} {plural}: lists={} watches={} open_watches={} requests={} open_watches_by_agent={}",
                 c.lists(&plural),
                 c.watches(&plural),
                 c.open_watches(&plural),
-                c.requests()
+                c.requests(),
+                serde_json::to_string(&by_agent).unwrap_or_default()
             ));
+        }
+        "partition" => {
+            let substring: String = arg(command, args, 0, "User-Agent substring")?;
+            let on = on_off(command, args.get(1..).unwrap_or_default())?;
+            faults
+                .partition(&substring, on)
+                .map_err(|e| CommandError::BadArgument {
+                    command: command.to_string(),
+                    problem: e.to_string(),
+                })?;
         }
         other => return Err(CommandError::UnknownCommand(other.to_string())),
     }

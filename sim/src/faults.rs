@@ -6,6 +6,15 @@
 //! Injected failures hit resource requests only (`/api/v1/...`, `/apis/<g>/<v>/...`):
 //! discovery, `/version` and health checks keep working, so kubectl and kube clients can
 //! still start against a faulty cluster.
+//!
+//! The exception is a **partition** ([`Faults::partition`]): clients whose `User-Agent`
+//! contains a given string are cut off from the cluster, every path included, as a network
+//! partition between one replica and one API server. What such a client sees is what a
+//! dropped network path looks like from its side: its open watches go silent (no events, no
+//! bookmarks, no end) and every new request gets no answer at all, until the client gives up
+//! (its own timeout) or the partition is lifted; then the waiting requests' connections are
+//! closed without an answer (as a connection that died while the path was down) and the
+//! silent watches end, so the client reconnects. Other clients are served as usual.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,6 +33,9 @@ pub struct Faults {
     store: Arc<RwLock<ClusterStore>>,
     /// Cancelled (and replaced) by [`Faults::drop_watches`]: ends the stalled watches open now.
     stalls_end: Arc<Mutex<CancellationToken>>,
+    /// Cancelled (and replaced) whenever the set of partitions changes, to wake the requests
+    /// and watches that wait on it.
+    partitions_changed: Arc<Mutex<CancellationToken>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -36,7 +48,16 @@ pub(crate) struct FaultState {
     stall_watches: bool,
     forbidden: HashSet<String>,
     refuse_watch_list: bool,
+    /// User-Agent substrings cut off by [`Faults::partition`].
+    partitions: HashSet<String>,
 }
+
+/// [`Faults::partition`] was asked to cut off every client (an empty agent substring).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a partition needs a non-empty User-Agent substring (an empty one would match every client)"
+)]
+pub struct EmptyAgentSubstring;
 
 impl Faults {
     pub(crate) fn new(store: Arc<RwLock<ClusterStore>>) -> Faults {
@@ -44,6 +65,7 @@ impl Faults {
             state: Arc::default(),
             store,
             stalls_end: Arc::default(),
+            partitions_changed: Arc::default(),
         }
     }
 
@@ -103,9 +125,70 @@ impl Faults {
         self.store.read().compact();
     }
 
-    /// Switches every fault off.
+    /// Cuts off (`on`) or reconnects (`!on`) the clients whose `User-Agent` contains
+    /// `agent_substring` (case-sensitive): see the module documentation for what they see.
+    /// Several partitions can be on at once; each is lifted by its own substring.
+    pub fn partition(&self, agent_substring: &str, on: bool) -> Result<(), EmptyAgentSubstring> {
+        if agent_substring.is_empty() {
+            return Err(EmptyAgentSubstring);
+        }
+        {
+            let mut state = self.state.lock();
+            if on {
+                state.partitions.insert(agent_substring.to_string());
+            } else {
+                state.partitions.remove(agent_substring);
+            }
+        }
+        self.partitions_changed_now();
+        Ok(())
+    }
+
+    /// The User-Agent substrings cut off now, sorted.
+    pub fn partitions(&self) -> Vec<String> {
+        let mut partitions: Vec<String> = self.state.lock().partitions.iter().cloned().collect();
+        partitions.sort();
+        partitions
+    }
+
+    /// Whether a client with this User-Agent is cut off now.
+    pub fn is_partitioned(&self, user_agent: &str) -> bool {
+        self.state
+            .lock()
+            .partitions
+            .iter()
+            .any(|cut| user_agent.contains(cut.as_str()))
+    }
+
+    /// Returns once a client with this User-Agent is cut off (at once if it is now).
+    pub(crate) async fn until_partitioned(&self, user_agent: &str) {
+        self.until_partition_is(user_agent, true).await
+    }
+
+    /// Returns once a client with this User-Agent is no longer cut off.
+    pub(crate) async fn until_reachable(&self, user_agent: &str) {
+        self.until_partition_is(user_agent, false).await
+    }
+
+    async fn until_partition_is(&self, user_agent: &str, cut: bool) {
+        loop {
+            // Token first, state second: a change after the check cancels this token.
+            let changed = self.partitions_changed.lock().clone();
+            if self.is_partitioned(user_agent) == cut {
+                return;
+            }
+            changed.cancelled().await;
+        }
+    }
+
+    fn partitions_changed_now(&self) {
+        std::mem::take(&mut *self.partitions_changed.lock()).cancel();
+    }
+
+    /// Switches every fault off (partitions included).
     pub fn clear(&self) {
         *self.state.lock() = FaultState::default();
+        self.partitions_changed_now();
     }
 
     /// A failure to answer instead of serving this request, if one is due.
@@ -261,6 +344,40 @@ mod tests {
             "{}",
             cluster.message
         );
+    }
+
+    #[tokio::test]
+    async fn partitions_match_agent_substrings_and_wake_waiters() {
+        let faults = Faults::new(Arc::new(RwLock::new(ClusterStore::new(
+            crate::store::StoreConfig::default(),
+        ))));
+        assert_eq!(faults.partition("", true), Err(EmptyAgentSubstring));
+        faults.partition("shard b", true).unwrap();
+        assert!(faults.is_partitioned("panoptes/0.1.0 (shard b)"));
+        assert!(!faults.is_partitioned("panoptes/0.1.0 (shard a)"));
+        assert_eq!(faults.partitions(), vec!["shard b".to_string()]);
+        let waiter = {
+            let faults = faults.clone();
+            tokio::spawn(async move { faults.until_reachable("x (shard b)").await })
+        };
+        let cut = {
+            let faults = faults.clone();
+            tokio::spawn(async move { faults.until_partitioned("x (shard a)").await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished() && !cut.is_finished());
+        faults.partition("shard a", true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), cut)
+            .await
+            .expect("woken when cut off")
+            .unwrap();
+        faults.partition("shard b", false).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken when reconnected")
+            .unwrap();
+        faults.clear();
+        assert!(faults.partitions().is_empty());
     }
 
     #[test]

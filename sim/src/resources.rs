@@ -71,9 +71,17 @@ pub(crate) async fn serve(
     {
         return status(&failure);
     }
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let agent = user_agent
+        .as_deref()
+        .unwrap_or(crate::counters::NO_USER_AGENT);
     match req.verb {
         Verb::List => state.counters.count_list(&rt.plural),
-        Verb::Watch => state.counters.count_watch(&rt.plural),
+        Verb::Watch => state.counters.count_watch(&rt.plural, agent),
         _ => {}
     }
     let faults = &state.faults;
@@ -109,11 +117,6 @@ pub(crate) async fn serve(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
     let upgrade = request.headers().contains_key(header::UPGRADE);
     let raw_query = request.uri().query().map(str::to_string);
     let body = match read_body(request.into_body()).await {
@@ -127,6 +130,7 @@ pub(crate) async fn serve(
         query: &query,
         representation,
         sub,
+        agent,
     };
     let namespace = req.namespace.as_deref();
     if let Some(spec) = extra {
@@ -282,6 +286,8 @@ struct Ctx<'a> {
     query: &'a Query,
     representation: Representation,
     sub: Subresource,
+    /// The request's User-Agent ([`crate::counters::NO_USER_AGENT`] when it sent none).
+    agent: &'a str,
 }
 
 impl Ctx<'_> {
@@ -488,7 +494,7 @@ impl Ctx<'_> {
                 .then(|| (self.table_columns(), self.include_object())),
             metadata_only: self.representation == Representation::PartialObjectMetadata,
         };
-        let guard = state.counters.open_watch(&self.rt.plural);
+        let guard = state.counters.open_watch(&self.rt.plural, self.agent);
         let source = if let Some(ended) = state.faults.watch_stall() {
             WatchSource::Stalled { ended }
         } else {
@@ -503,7 +509,13 @@ impl Ctx<'_> {
                     .map(|t| t.min(Duration::from_secs(24 * 3600))),
             }
         };
-        Ok(watch_stream::respond(source, encoding, guard, shutdown))
+        let partition = watch_stream::PartitionProbe {
+            faults: state.faults.clone(),
+            agent: self.agent.to_string(),
+        };
+        Ok(watch_stream::respond(
+            source, encoding, guard, partition, shutdown,
+        ))
     }
 
     fn deleted(&self, outcome: DeleteOutcome) -> Response<Body> {

@@ -3,8 +3,11 @@
 //! http/1.1), and hands every request to [`crate::router::handle`]. Stopping cancels the
 //! accept loop and every connection, so watch streams end as when a real server goes away,
 //! and releases the port so the cluster can listen on it again.
+//!
+//! A request from a client cut off by a partition fault ([`crate::faults::Faults::partition`])
+//! never reaches the router: it waits, unanswered, until the partition is lifted (or the
+//! server stops), and then its connection is closed without an answer.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +50,11 @@ impl RunningServer {
     }
 }
 
+/// The "answer" to a request that waited out a partition: none, the connection goes.
+#[derive(Debug, thiserror::Error)]
+#[error("the client was cut off by a partition fault")]
+struct CutOff;
+
 async fn accept_loop(
     state: Arc<ClusterState>,
     listener: TcpListener,
@@ -87,10 +95,27 @@ async fn serve_connection(
         return;
     };
     let request_shutdown = shutdown.clone();
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let state = state.clone();
         let shutdown = request_shutdown.clone();
-        async move { Ok::<_, Infallible>(crate::router::handle(state, request, shutdown).await) }
+        async move {
+            let agent = request
+                .headers()
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(crate::counters::NO_USER_AGENT)
+                .to_string();
+            if state.faults.is_partitioned(&agent) {
+                tokio::select! {
+                    _ = state.faults.until_reachable(&agent) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                // An error from the service makes hyper drop the connection (HTTP/1.1) or
+                // reset the stream (HTTP/2): no answer, as after a path that went down.
+                return Err(CutOff);
+            }
+            Ok(crate::router::handle(state, request, shutdown).await)
+        }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let connection = builder.serve_connection(TokioIo::new(tls), service);

@@ -24,6 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::counters::OpenWatchGuard;
+use crate::faults::Faults;
 use crate::response::{Body, with_content_type};
 use crate::store::{ResourceType, StoredObject, Watch, WatchEvent};
 use crate::table::{Column, IncludeObject};
@@ -58,15 +59,41 @@ pub enum WatchSource {
     },
 }
 
+/// Who is watching, so a partition fault that cuts this client off silences its watch.
+pub(crate) struct PartitionProbe {
+    /// The cluster's faults.
+    pub faults: Faults,
+    /// The request's User-Agent.
+    pub agent: String,
+}
+
 /// Starts streaming and returns the response whose body carries the events.
 pub(crate) fn respond(
     source: WatchSource,
     encoding: WatchEncoding,
     guard: OpenWatchGuard,
+    partition: PartitionProbe,
     shutdown: CancellationToken,
 ) -> Response<Body> {
     let (tx, rx) = mpsc::channel::<Bytes>(8);
-    tokio::spawn(pump(source, encoding, guard, shutdown, tx));
+    tokio::spawn(async move {
+        // Counted as open for as long as the response streams, silent or not.
+        let _guard = guard;
+        let faults = partition.faults;
+        let agent = partition.agent;
+        tokio::select! {
+            _ = pump(source, encoding, shutdown.clone(), tx.clone()) => {}
+            _ = faults.until_partitioned(&agent) => {
+                // A partition drops packets: the stream goes silent until the client
+                // leaves, the server stops, or the path comes back (then it ends).
+                tokio::select! {
+                    _ = tx.closed() => {}
+                    _ = shutdown.cancelled() => {}
+                    _ = faults.until_reachable(&agent) => {}
+                }
+            }
+        }
+    });
     let frames = ReceiverStream::new(rx).map(|chunk| Ok::<_, Infallible>(Frame::data(chunk)));
     with_content_type(
         StatusCode::OK,
@@ -78,7 +105,6 @@ pub(crate) fn respond(
 async fn pump(
     source: WatchSource,
     encoding: WatchEncoding,
-    _guard: OpenWatchGuard,
     shutdown: CancellationToken,
     tx: mpsc::Sender<Bytes>,
 ) {
