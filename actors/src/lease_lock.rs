@@ -134,6 +134,18 @@ impl Observation {
         self.observed_at + Duration::from_secs(seconds)
     }
 
+    /// The Lease as read elsewhere (a LIST of many Leases), observed at `now`: keeps
+    /// `previous`'s `observed_at` when the record is unchanged, so a holder's lease runs
+    /// out as observed here even before this process first tries to take it.
+    pub fn of_lease(previous: Option<&Observation>, lease: &Lease, now: Instant) -> Self {
+        Self::advance(
+            previous,
+            LeaseRecord::from_lease(lease),
+            lease.metadata.resource_version.clone(),
+            now,
+        )
+    }
+
     /// Keeps `observed_at` when `next` carries the same record (nothing changed, the holder's
     /// lease keeps running), else starts a new observation at `now`.
     fn advance(

@@ -234,7 +234,11 @@ impl Coordinator {
         };
         let leases = self.leases.clone();
         let list = async move {
-            let params = ListParams::default().labels(&format!("{ROLE_LABEL}={PEER_ROLE}"));
+            // Shard Leases too: a dead holder's lease runs out as observed from its last
+            // renew seen here, not from our first attempt to take it (which would make a
+            // crash takeover wait two lease durations).
+            let params = ListParams::default()
+                .labels(&format!("{ROLE_LABEL} in ({PEER_ROLE},{SHARD_ROLE})"));
             leases.list(&params).await
         };
         let renewals = join_all(
@@ -268,8 +272,18 @@ impl Coordinator {
         // Phase 2: who should own what, then release and acquire.
         let now = Instant::now();
         let prefix = peer_lease_prefix(&self.config.name);
+        let (peer_leases, shard_leases): (Vec<Lease>, Vec<Lease>) =
+            listing.items.into_iter().partition(|lease| {
+                lease
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(ROLE_LABEL))
+                    .map(String::as_str)
+                    == Some(PEER_ROLE)
+            });
         self.peers.observe(
-            listing.items.into_iter().filter_map(|lease| {
+            peer_leases.into_iter().filter_map(|lease| {
                 let name = lease.metadata.name.clone()?;
                 name.starts_with(&prefix)
                     .then(|| (name, peer_record(&lease)))
@@ -278,6 +292,7 @@ impl Coordinator {
         );
         let live = self.peers.live(now);
         let universe = runtime.clusters();
+        self.observe_shard_leases(&universe, &shard_leases, now);
         let desired = rendezvous::desired(&self.config.identity, &live, &universe);
         let held: BTreeSet<ClusterId> = self.held.keys().cloned().collect();
         let plan = plan(&desired, &held);
@@ -407,6 +422,25 @@ impl Coordinator {
                 tracing::debug!(%cluster, %holder, "shard Lease still held by another replica");
             }
             Err(error) => tracing::debug!(%cluster, %error, "cannot acquire the shard Lease"),
+        }
+    }
+
+    /// Advances the observation of every shard Lease not held here from a listing (held
+    /// ones keep the observation of their own renew, whose resourceVersion is newer).
+    fn observe_shard_leases(&mut self, universe: &[ClusterId], listed: &[Lease], now: Instant) {
+        let by_name: BTreeMap<&str, &Lease> = listed
+            .iter()
+            .filter_map(|lease| Some((lease.metadata.name.as_deref()?, lease)))
+            .collect();
+        for cluster in universe {
+            if self.held.contains_key(cluster) {
+                continue;
+            }
+            let name = shard_lease_name(&self.config.name, cluster.as_str());
+            if let Some(lease) = by_name.get(name.as_str()) {
+                let shard = self.shard_lease(cluster);
+                shard.last = Some(Observation::of_lease(shard.last.as_ref(), lease, now));
+            }
         }
     }
 
