@@ -93,6 +93,7 @@ mod kubelet;
 mod lifecycle;
 mod managed_fields;
 mod namespace_lifecycle;
+mod partial_object;
 mod patch;
 mod read;
 mod registry;
@@ -900,3 +901,5 @@ impl Compactor {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod partial_object_tests;

@@ -18,6 +18,7 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::partial_object::PartialObject;
 use super::selector::INDEXED_FIELDS;
 
 /// A stored object and what hot paths read from it without parsing.
@@ -56,7 +57,23 @@ impl StoredObject {
             // kept alive for the object's lifetime.
             json: Bytes::from(json.into_boxed_slice()),
             resource_version,
-            index: ObjectIndex::of(value),
+            index: ObjectIndex::of(value, None),
+        }
+    }
+
+    /// The object `rest` and its modified `parsed` members make (see [`PartialObject`]),
+    /// serialized as [`StoredObject::new`] would serialize the whole; the index entries of
+    /// untouched members are `old`'s, the object it replaces.
+    pub(crate) fn from_partial(
+        parsed: &Value,
+        rest: &PartialObject,
+        old: &StoredObject,
+        resource_version: u64,
+    ) -> StoredObject {
+        StoredObject {
+            json: Bytes::from(rest.to_json(parsed).into_boxed_slice()),
+            resource_version,
+            index: ObjectIndex::of(parsed, Some((rest, &old.index))),
         }
     }
 
@@ -104,7 +121,9 @@ impl StoredObject {
 }
 
 impl ObjectIndex {
-    fn of(value: &Value) -> ObjectIndex {
+    /// The index of `value`; with `unchanged`, `value` holds only some top-level members
+    /// and the fields under the untouched others are copied from the old index.
+    fn of(value: &Value, unchanged: Option<(&PartialObject, &ObjectIndex)>) -> ObjectIndex {
         let metadata = &value["metadata"];
         let labels = metadata["labels"]
             .as_object()
@@ -115,6 +134,12 @@ impl ObjectIndex {
         let fields = INDEXED_FIELDS
             .iter()
             .filter_map(|pointer| {
+                if let Some((rest, old)) = unchanged {
+                    let member = pointer.split('/').nth(1).unwrap_or("");
+                    if rest.is_untouched(member) {
+                        return old.fields.iter().find(|(p, _)| p == pointer).cloned();
+                    }
+                }
                 let rendered = match value.pointer(pointer)? {
                     Value::Null => return None,
                     Value::String(s) => s.as_str().into(),
