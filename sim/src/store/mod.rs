@@ -900,6 +900,6 @@ impl Compactor {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod partial_object_tests;
+#[cfg(test)]
+mod tests;

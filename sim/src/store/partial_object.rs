@@ -236,7 +236,10 @@ mod tests {
         parsed["m"]["y"] = json!("new");
         parsed["b"] = json!(true);
         let expected = json!({"a": 1, "b": true, "m": {"x": 1, "y": "new"}, "z": [1, 2]});
-        assert_eq!(rest.to_json(&parsed), serde_json::to_vec(&expected).unwrap());
+        assert_eq!(
+            rest.to_json(&parsed),
+            serde_json::to_vec(&expected).unwrap()
+        );
     }
 
     #[test]

@@ -70,7 +70,11 @@ fn same_object(partial: &StoredObject, general: &StoredObject, same_second: bool
     assert_eq!(partial.name(), general.name(), "{what}");
     assert_eq!(partial.namespace(), general.namespace(), "{what}");
     for key in ["app", "tier", "pod-template-hash", "new", "n"] {
-        assert_eq!(partial.label(key), general.label(key), "{what}: label {key}");
+        assert_eq!(
+            partial.label(key),
+            general.label(key),
+            "{what}: label {key}"
+        );
     }
     for pointer in selector::INDEXED_FIELDS {
         assert_eq!(
@@ -189,8 +193,14 @@ fn partial_patches_give_what_the_general_path_gives() {
         pair.partial.resource_version(),
         pair.general.resource_version()
     );
-    let mut partial_watch = pair.partial.watch(&pods, Some("ns"), &watch_options).unwrap();
-    let mut general_watch = pair.general.watch(&pods, Some("ns"), &watch_options).unwrap();
+    let mut partial_watch = pair
+        .partial
+        .watch(&pods, Some("ns"), &watch_options)
+        .unwrap();
+    let mut general_watch = pair
+        .general
+        .watch(&pods, Some("ns"), &watch_options)
+        .unwrap();
 
     use PatchType::{Json, Merge, StrategicMerge};
     use Subresource::{Main, Status};
@@ -347,7 +357,10 @@ fn partial_patches_give_what_the_general_path_gives() {
     ];
     for (name, sub, patch_type, body, manager, partial) in &steps {
         let took = pair.patch(name, *sub, *patch_type, body, manager);
-        assert_eq!(took, *partial, "{patch_type:?} {sub:?} {body}: partial path");
+        assert_eq!(
+            took, *partial,
+            "{patch_type:?} {sub:?} {body}: partial path"
+        );
     }
     let delete = DeleteOptions {
         grace_period_seconds: Some(0),
@@ -365,23 +378,67 @@ fn partial_patches_give_what_the_general_path_gives() {
         "kubectl"
     ));
     for store in [&pair.partial, &pair.general] {
-        assert!(store
+        assert!(
+            store
                 .get(&pods, Some("ns"), "pod-1", Subresource::Main)
-                .is_err(), "released");
+                .is_err(),
+            "released"
+        );
     }
     assert!(pair.taken.get() >= 15);
     assert_eq!(
         pair.partial.resource_version(),
         pair.general.resource_version()
     );
-    let (partial_events, general_events) = (
-        events(&mut partial_watch),
-        events(&mut general_watch),
-    );
+    let (partial_events, general_events) = (events(&mut partial_watch), events(&mut general_watch));
     assert_eq!(partial_events.len(), general_events.len());
     for (p, g) in partial_events.iter().zip(&general_events) {
         assert_eq!(p.0, g.0);
         assert_eq!(without_times(&p.1), without_times(&g.1));
     }
     assert!(partial_events.iter().any(|(kind, _)| kind == "DELETED"));
+}
+
+/// Not a check but a measurement: the bench's stamped annotation update (`benches/informers`
+/// `server_process.rs`) on realistic pods, through the general path and the partial one.
+/// `cargo test -p panoptes-sim --lib stamped_update_cost -- --ignored --nocapture` (debug
+/// builds inflate both; the ratio is what it shows).
+#[test]
+#[ignore = "a measurement, not a check"]
+fn stamped_update_cost() {
+    const WRITES: u64 = 2_000;
+    for partial in [false, true] {
+        let store = seeded_store();
+        let pods = store.builtin("", "pods");
+        let opts = WriteOptions {
+            field_manager: Some("bench".into()),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        with_partial_writes(partial, || {
+            for seq in 0..WRITES {
+                let body = format!(
+                    r#"{{"metadata":{{"annotations":{{"bench.panoptes.dev/written-at":"1:{seq}"}}}}}}"#
+                );
+                store
+                    .patch(
+                        &pods,
+                        Some("ns"),
+                        &format!("pod-{}", seq % 3),
+                        Subresource::Main,
+                        PatchType::StrategicMerge,
+                        body.as_bytes(),
+                        &opts,
+                    )
+                    .unwrap();
+            }
+        });
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{}: {WRITES} stamped updates in {secs:.3} s = {:.0}/s ({:.1} µs each)",
+            if partial { "partial" } else { "general" },
+            WRITES as f64 / secs,
+            secs * 1e6 / WRITES as f64
+        );
+    }
 }

@@ -230,7 +230,17 @@ impl State {
     ) -> Result<Arc<StoredObject>, Status> {
         let old = self.get(rt, namespace, name)?;
         let old_value = old.value();
-        self.update_from(rt, (old, old_value), name, sub, obj, opts, config, apply, None)
+        self.update_from(
+            rt,
+            (old, old_value),
+            name,
+            sub,
+            obj,
+            opts,
+            config,
+            apply,
+            None,
+        )
     }
 
     /// `update` of an object already read and parsed (`old` and its value), so a patch
