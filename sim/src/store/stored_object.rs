@@ -11,7 +11,8 @@
 //! - The index answers `name`, `namespace`, `label` and `field` without parsing the JSON,
 //!   so selectors and key ordering cost no allocation per object.
 //! - [`StoredObject::value`] parses the JSON again on each call: writes, patches, YAML and
-//!   Table rendering pay for it, lists and watches never do.
+//!   Table rendering pay for it, lists and watches never do. A patch of a few top-level
+//!   members parses only those (`StoredObject::from_partial` builds its result).
 //! - Nothing else is kept, so an object costs its JSON plus a few hundred bytes (measured
 //!   in the store's module doc).
 
