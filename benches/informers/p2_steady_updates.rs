@@ -6,8 +6,9 @@
 //!   handler's receipt of the last update − first write);
 //! - latency: updates at 5 000/s (the goal's rate); p50/p99 of (handler receipt − server
 //!   write) over every handler and event. Each line also says the rate the server process
-//!   actually wrote at: a sim patch of a realistic pod costs ~0.3 ms of the server's one CPU,
-//!   so it falls short of 5 000/s and the backlog then builds up at the server, not in the
+//!   actually wrote at: a sim patch of a realistic pod costs ~0.3 ms of the server's one CPU
+//!   (before partial writes, which parse only the metadata of an annotation patch),
+//!   so it may fall short of 5 000/s and the backlog then builds up at the server, not in the
 //!   client. A second latency phase at a rate the server sustains shows the pipeline's own
 //!   latency (context, not judged).
 //!
@@ -260,7 +261,7 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
                 theirs.throughput.events_per_sec,
                 theirs.throughput.written_per_sec
             ))
-            .against(format!("{ratio:.2}×"), "≥ 1.0× kube-runtime", ratio >= 1.0),
+            .against(format!("{ratio:.2}×"), "≥ 1.5× kube-runtime", ratio >= 1.5),
     );
     for (rate, writes, ours, theirs, judged) in [
         (

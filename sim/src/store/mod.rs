@@ -93,6 +93,7 @@ mod kubelet;
 mod lifecycle;
 mod managed_fields;
 mod namespace_lifecycle;
+mod partial_object;
 mod patch;
 mod read;
 mod registry;
@@ -898,5 +899,7 @@ impl Compactor {
     }
 }
 
+#[cfg(test)]
+mod partial_object_tests;
 #[cfg(test)]
 mod tests;

@@ -81,6 +81,49 @@ pub(crate) fn apply_patch(
     }
 }
 
+/// The top-level members of the target that a patch of `patch_type` can read or change, when
+/// that is all it can touch (so a write may leave the other members as stored bytes):
+/// the keys of a merge or strategic merge patch without top-level `$` directives, the first
+/// path segments of a JSON patch's operations. `None` for anything else (an apply, a body
+/// that does not parse, an operation on the whole object): the general path handles it.
+pub(crate) fn touched_members(patch_type: super::PatchType, body: &[u8]) -> Option<Vec<String>> {
+    use super::PatchType;
+    match patch_type {
+        PatchType::Merge | PatchType::StrategicMerge => {
+            let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
+                return None;
+            };
+            if patch.keys().any(|k| k.starts_with('$')) {
+                return None;
+            }
+            Some(patch.into_iter().map(|(k, _)| k).collect())
+        }
+        PatchType::Json => {
+            let Ok(Value::Array(operations)) = serde_json::from_slice::<Value>(body) else {
+                return None;
+            };
+            let mut members = Vec::new();
+            for operation in &operations {
+                let operation = operation.as_object()?;
+                for field in ["path", "from"] {
+                    let Some(pointer) = operation.get(field) else {
+                        continue;
+                    };
+                    let member = pointer.as_str()?.strip_prefix('/')?;
+                    let member = member.split('/').next().unwrap_or(member);
+                    if member.is_empty() {
+                        return None;
+                    }
+                    members.push(member.replace("~1", "/").replace("~0", "~"));
+                }
+                operation.get("path")?;
+            }
+            Some(members)
+        }
+        PatchType::Apply => None,
+    }
+}
+
 /// A server-side apply body: JSON, or YAML (which JSON also is).
 pub(crate) fn parse_apply_body(body: &[u8]) -> Result<Value, Status> {
     if let Ok(value) = serde_json::from_slice::<Value>(body) {

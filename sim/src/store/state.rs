@@ -19,6 +19,7 @@ use imbl::OrdMap;
 use serde_json::{Value, json};
 
 use super::lifecycle::Lifecycle;
+use super::partial_object::PartialObject;
 use super::registry;
 use super::watch::{EventKind, History, HistoryEvent, Watcher};
 use super::{ResourceType, Status, StoreConfig, StoredObject, WatchEvent};
@@ -152,11 +153,42 @@ impl State {
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let stored = Arc::new(StoredObject::new(&value, rv));
+        self.store_committed(rt, kind, stored, &value, config)
+    }
+
+    /// [`State::commit`] of a modified [`PartialObject`]: `parsed` holds its parsed members
+    /// (with `metadata`), `rest` the unchanged others, `old` the object it replaces.
+    pub(crate) fn commit_partial(
+        &mut self,
+        rt: &ResourceType,
+        mut parsed: Value,
+        rest: &PartialObject,
+        old: &StoredObject,
+        config: &StoreConfig,
+    ) -> Arc<StoredObject> {
+        self.rv += 1;
+        let rv = self.rv;
+        parsed["metadata"]["resourceVersion"] = Value::String(rv.to_string());
+        let stored = Arc::new(StoredObject::from_partial(&parsed, rest, old, rv));
+        self.store_committed(rt, EventKind::Modified, stored, &parsed, config)
+    }
+
+    /// Stores a stamped object and tells watchers, history and the garbage collector (which
+    /// reads only `value`'s metadata).
+    fn store_committed(
+        &mut self,
+        rt: &ResourceType,
+        kind: EventKind,
+        stored: Arc<StoredObject>,
+        value: &Value,
+        config: &StoreConfig,
+    ) -> Arc<StoredObject> {
+        let rv = stored.resource_version;
         let namespace = rt.namespaced.then(|| stored.namespace().unwrap_or(""));
         let key = object_key(namespace, stored.name());
         self.lifecycle
             .gc
-            .observe(&storage_key(rt), &key, &value, kind);
+            .observe(&storage_key(rt), &key, value, kind);
         let storage = self
             .storages
             .get_mut(&storage_key(rt))

@@ -11,13 +11,15 @@
 //! - The index answers `name`, `namespace`, `label` and `field` without parsing the JSON,
 //!   so selectors and key ordering cost no allocation per object.
 //! - [`StoredObject::value`] parses the JSON again on each call: writes, patches, YAML and
-//!   Table rendering pay for it, lists and watches never do.
+//!   Table rendering pay for it, lists and watches never do. A patch of a few top-level
+//!   members parses only those (`StoredObject::from_partial` builds its result).
 //! - Nothing else is kept, so an object costs its JSON plus a few hundred bytes (measured
 //!   in the store's module doc).
 
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::partial_object::PartialObject;
 use super::selector::INDEXED_FIELDS;
 
 /// A stored object and what hot paths read from it without parsing.
@@ -56,7 +58,23 @@ impl StoredObject {
             // kept alive for the object's lifetime.
             json: Bytes::from(json.into_boxed_slice()),
             resource_version,
-            index: ObjectIndex::of(value),
+            index: ObjectIndex::of(value, None),
+        }
+    }
+
+    /// The object `rest` and its modified `parsed` members make (see [`PartialObject`]),
+    /// serialized as [`StoredObject::new`] would serialize the whole; the index entries of
+    /// untouched members are `old`'s, the object it replaces.
+    pub(crate) fn from_partial(
+        parsed: &Value,
+        rest: &PartialObject,
+        old: &StoredObject,
+        resource_version: u64,
+    ) -> StoredObject {
+        StoredObject {
+            json: Bytes::from(rest.to_json(parsed).into_boxed_slice()),
+            resource_version,
+            index: ObjectIndex::of(parsed, Some((rest, &old.index))),
         }
     }
 
@@ -104,7 +122,9 @@ impl StoredObject {
 }
 
 impl ObjectIndex {
-    fn of(value: &Value) -> ObjectIndex {
+    /// The index of `value`; with `unchanged`, `value` holds only some top-level members
+    /// and the fields under the untouched others are copied from the old index.
+    fn of(value: &Value, unchanged: Option<(&PartialObject, &ObjectIndex)>) -> ObjectIndex {
         let metadata = &value["metadata"];
         let labels = metadata["labels"]
             .as_object()
@@ -115,6 +135,12 @@ impl ObjectIndex {
         let fields = INDEXED_FIELDS
             .iter()
             .filter_map(|pointer| {
+                if let Some((rest, old)) = unchanged {
+                    let member = pointer.split('/').nth(1).unwrap_or("");
+                    if rest.is_untouched(member) {
+                        return old.fields.iter().find(|(p, _)| p == pointer).cloned();
+                    }
+                }
                 let rendered = match value.pointer(pointer)? {
                     Value::Null => return None,
                     Value::String(s) => s.as_str().into(),

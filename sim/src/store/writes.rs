@@ -13,6 +13,7 @@ use serde_json::{Map, Value, json};
 use super::defaults;
 use super::deletion;
 use super::managed_fields::{self, Writer};
+use super::partial_object::PartialObject;
 use super::patch;
 use super::registry::{self, is_crd};
 use super::server_side_apply::{self, Applied};
@@ -229,11 +230,23 @@ impl State {
     ) -> Result<Arc<StoredObject>, Status> {
         let old = self.get(rt, namespace, name)?;
         let old_value = old.value();
-        self.update_from(rt, (old, old_value), name, sub, obj, opts, config, apply)
+        self.update_from(
+            rt,
+            (old, old_value),
+            name,
+            sub,
+            obj,
+            opts,
+            config,
+            apply,
+            None,
+        )
     }
 
     /// `update` of an object already read and parsed (`old` and its value), so a patch
-    /// parses the stored JSON once.
+    /// parses the stored JSON once. With `rest`, `old_value` and `obj` hold only the parsed
+    /// top-level members of a [`PartialObject`] and the others are `rest`'s unchanged bytes
+    /// (the caller checked that nothing below needs them).
     #[allow(clippy::too_many_arguments)]
     fn update_from(
         &mut self,
@@ -245,6 +258,7 @@ impl State {
         opts: &WriteOptions,
         config: &StoreConfig,
         apply: Option<Applied>,
+        rest: Option<&PartialObject>,
     ) -> Result<Arc<StoredObject>, Status> {
         if !obj.is_object() {
             return Err(Status::bad_body(rt, "the body must be a JSON object"));
@@ -336,6 +350,13 @@ impl State {
             fields,
             &taken,
         );
+        if let Some(rest) = rest {
+            // Dry runs, CRDs and namespaces never come here (see `patch_partially`).
+            if deletion::should_delete_during_update(rt, &old_value, &new) {
+                return Ok(self.remove_object(rt, rest.complete(new), config));
+            }
+            return Ok(self.commit_partial(rt, new, rest, &old, config));
+        }
         if opts.dry_run {
             return Ok(Arc::new(StoredObject::new(&new, old.resource_version)));
         }
@@ -405,9 +426,15 @@ impl State {
                 opts,
                 config,
                 Some(ownership),
+                None,
             );
         }
         let old = self.get(rt, namespace, name)?;
+        if let Some(patched) =
+            self.patch_partially(rt, &old, name, sub, patch_type, body, opts, config)
+        {
+            return patched;
+        }
         let old_value = old.value();
         let mut target = match sub {
             Subresource::Scale => scale_of(rt, &old_value)?,
@@ -419,7 +446,74 @@ impl State {
                 "the patch produced something other than an object",
             ));
         }
-        self.update_from(rt, (old, old_value), name, sub, target, opts, config, None)
+        self.update_from(
+            rt,
+            (old, old_value),
+            name,
+            sub,
+            target,
+            opts,
+            config,
+            None,
+            None,
+        )
+    }
+
+    /// A patch that touches a few top-level members (an annotation, a label, the status)
+    /// applied to those members only: the others stay the stored bytes (see
+    /// [`PartialObject`]). `None` when the patch or the write needs the whole object, and
+    /// the caller takes the general path, which gives the same result.
+    #[allow(clippy::too_many_arguments)]
+    fn patch_partially(
+        &mut self,
+        rt: &ResourceType,
+        old: &Arc<StoredObject>,
+        name: &str,
+        sub: Subresource,
+        patch_type: PatchType,
+        body: &[u8],
+        opts: &WriteOptions,
+        config: &StoreConfig,
+    ) -> Option<Result<Arc<StoredObject>, Status>> {
+        let namespace = rt.group.is_empty() && rt.plural == "namespaces";
+        if opts.dry_run
+            || is_strict(opts)
+            || is_crd(rt)
+            || namespace
+            || sub == Subresource::Scale
+            || !partial_writes_enabled()
+        {
+            return None;
+        }
+        let touched = patch::touched_members(patch_type, body)?;
+        let parse = |key: &str| {
+            matches!(key, "apiVersion" | "kind" | "metadata")
+                || (key == "status" && sub == Subresource::Status)
+                || touched.iter().any(|t| t == key)
+        };
+        let (old_value, rest) = PartialObject::split(&old.json, parse)?;
+        #[cfg(test)]
+        PARTIAL_WRITES_TAKEN.with(|taken| taken.set(taken.get() + 1));
+        let mut target = old_value.clone();
+        if let Err(status) = patch::apply_patch(&mut target, patch_type, body) {
+            return Some(Err(status));
+        }
+        let map = target.as_object()?;
+        if map.keys().any(|key| rest.is_untouched(key)) {
+            // touched_members missed a member: the general path will do it right.
+            return None;
+        }
+        Some(self.update_from(
+            rt,
+            (old.clone(), old_value),
+            name,
+            sub,
+            target,
+            opts,
+            config,
+            None,
+            Some(&rest),
+        ))
     }
 
     /// After an apply that created the object, the create's Update entry becomes the
@@ -643,4 +737,22 @@ pub(crate) fn scale_of(rt: &ResourceType, obj: &Value) -> Result<Value, Status> 
         scale["status"]["selector"] = json!(selector);
     }
     Ok(scale)
+}
+
+#[cfg(not(test))]
+fn partial_writes_enabled() -> bool {
+    true
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests turn partial writes off to compare them with the general path.
+    pub(super) static PARTIAL_WRITES: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    /// Patches that took the partial path on this thread.
+    pub(super) static PARTIAL_WRITES_TAKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+fn partial_writes_enabled() -> bool {
+    PARTIAL_WRITES.with(std::cell::Cell::get)
 }

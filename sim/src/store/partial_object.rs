@@ -1,0 +1,265 @@
+//! A stored object parsed only where a write looks: the top-level members a patch touches
+//! (plus `apiVersion`, `kind` and `metadata`) become a `serde_json::Value`, the others stay
+//! the stored bytes they are. It is the write-path counterpart of etcd3's `GuaranteedUpdate`
+//! decoding the whole object: here an annotation patch on a pod does not pay for parsing,
+//! comparing and re-serializing its spec and status.
+//!
+//! # Contract
+//!
+//! - [`PartialObject::split`] reads only JSON the store itself serialized (compact, keys
+//!   sorted, as `serde_json` writes a `Value` without `preserve_order`); anything it does not
+//!   recognise makes it answer `None`, and the caller takes the general path.
+//! - [`PartialObject::to_json`] of the parsed part gives byte for byte what
+//!   `serde_json::to_vec` of the whole object (parsed part plus untouched members) gives:
+//!   members are written in key order, untouched ones as their stored bytes, which are what
+//!   serializing their parsed values would give again (the store writes floats with
+//!   `float_roundtrip`).
+//! - [`PartialObject::complete`] gives the whole object as a `Value`, for the rare paths that
+//!   need it (a write that ends in a deletion).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+/// One stored object split into parsed and untouched top-level members.
+#[derive(Debug)]
+pub(crate) struct PartialObject {
+    /// The stored JSON the untouched members point into.
+    source: Bytes,
+    /// Untouched members in key order: the key and the byte range of its value in `source`.
+    raw: Vec<(String, Range<usize>)>,
+}
+
+impl PartialObject {
+    /// Splits the stored `json` of an object: members for which `parse` says yes are returned
+    /// parsed (as a JSON object), the rest kept as bytes. `None` when `json` is not the
+    /// compact object the store writes.
+    pub(crate) fn split(source: &Bytes, parse: impl Fn(&str) -> bool) -> Option<(Value, Self)> {
+        let members = top_level_members(source)?;
+        let mut parsed = Map::new();
+        let mut raw = Vec::new();
+        for (key_range, value_range) in members {
+            let key: String = serde_json::from_slice(&source[key_range]).ok()?;
+            if parse(&key) {
+                let value: Value = serde_json::from_slice(&source[value_range]).ok()?;
+                parsed.insert(key, value);
+            } else {
+                raw.push((key, value_range));
+            }
+        }
+        Some((
+            Value::Object(parsed),
+            PartialObject {
+                source: source.clone(),
+                raw,
+            },
+        ))
+    }
+
+    /// Whether top-level member `key` is kept as stored bytes (so it is unchanged).
+    pub(crate) fn is_untouched(&self, key: &str) -> bool {
+        self.raw.iter().any(|(k, _)| k == key)
+    }
+
+    /// The whole object's compact JSON: `parsed` (an object with none of the untouched keys)
+    /// merged with the untouched members, in key order.
+    pub(crate) fn to_json(&self, parsed: &Value) -> Vec<u8> {
+        let empty = Map::new();
+        let parsed = parsed.as_object().unwrap_or(&empty);
+        let mut out = Vec::with_capacity(self.source.len() + 256);
+        out.push(b'{');
+        let mut parsed_members = parsed.iter().peekable();
+        let mut raw_members = self.raw.iter().peekable();
+        let mut first = true;
+        loop {
+            let take_parsed = match (parsed_members.peek(), raw_members.peek()) {
+                (None, None) => break,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (Some((pk, _)), Some((rk, _))) => pk.as_str() < rk.as_str(),
+            };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            if take_parsed {
+                let (key, value) = parsed_members.next().expect("peeked");
+                write_key(&mut out, key);
+                serde_json::to_writer(&mut out, value).expect("a Value always serializes");
+            } else {
+                let (key, range) = raw_members.next().expect("peeked");
+                write_key(&mut out, key);
+                out.extend_from_slice(&self.source[range.clone()]);
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The whole object as a `Value`: `parsed` plus the untouched members parsed.
+    pub(crate) fn complete(&self, mut parsed: Value) -> Value {
+        if let Some(map) = parsed.as_object_mut() {
+            for (key, range) in &self.raw {
+                let value = serde_json::from_slice(&self.source[range.clone()])
+                    .expect("split checked the stored JSON");
+                map.insert(key.clone(), value);
+            }
+        }
+        parsed
+    }
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    serde_json::to_writer(&mut *out, key).expect("a string always serializes");
+    out.push(b':');
+}
+
+/// The (key, value) byte ranges of a compact JSON object's members; `None` if `json` is not
+/// one compact object (whitespace, trailing bytes, unbalanced brackets).
+fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    let mut members = Vec::new();
+    if json.first() != Some(&b'{') {
+        return None;
+    }
+    let mut at = 1;
+    if json.get(at) == Some(&b'}') {
+        return (json.len() == 2).then_some(members);
+    }
+    loop {
+        let key_start = at;
+        if json.get(at) != Some(&b'"') {
+            return None;
+        }
+        at = string_end(json, at)?;
+        let key = key_start..at;
+        if json.get(at) != Some(&b':') {
+            return None;
+        }
+        at += 1;
+        let value_start = at;
+        at = value_end(json, at)?;
+        members.push((key, value_start..at));
+        match json.get(at) {
+            Some(b',') => at += 1,
+            Some(b'}') if at + 1 == json.len() => return Some(members),
+            _ => return None,
+        }
+    }
+}
+
+/// Given `json[at] == '"'`, the index just past the closing quote.
+fn string_end(json: &[u8], mut at: usize) -> Option<usize> {
+    at += 1;
+    loop {
+        let offset = json
+            .get(at..)?
+            .iter()
+            .position(|b| matches!(b, b'"' | b'\\'))?;
+        at += offset;
+        if json[at] == b'\\' {
+            at += 2;
+        } else {
+            return Some(at + 1);
+        }
+    }
+}
+
+/// The index just past the JSON value starting at `at` (compact: no whitespace).
+fn value_end(json: &[u8], mut at: usize) -> Option<usize> {
+    if matches!(json.get(at), None | Some(b',' | b'}' | b']')) {
+        return None;
+    }
+    let mut depth = 0usize;
+    loop {
+        match *json.get(at)? {
+            b'"' => {
+                at = string_end(json, at)?;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                at += 1;
+            }
+            b'}' | b']' => {
+                if depth == 0 {
+                    return Some(at);
+                }
+                depth -= 1;
+                at += 1;
+            }
+            b',' if depth == 0 => return Some(at),
+            b' ' | b'\n' | b'\r' | b'\t' => return None,
+            _ => at += 1,
+        }
+        if depth == 0 && matches!(json.get(at), Some(b',' | b'}')) {
+            return Some(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stored(value: &Value) -> Bytes {
+        Bytes::from(serde_json::to_vec(value).unwrap())
+    }
+
+    #[test]
+    fn splitting_and_joining_gives_the_same_bytes() {
+        let value = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "annotations": {"a\"}": "x,]{"}},
+            "spec": {"containers": [{"name": "c", "args": ["\\", "}"], "n": 1.5e300}]},
+            "status": {"phase": "Running", "ok": true, "none": null, "n": -3},
+            "zz": [], "empty": {}
+        });
+        let source = stored(&value);
+        for parse in [
+            &(|_: &str| true) as &dyn Fn(&str) -> bool,
+            &|_: &str| false,
+            &|k: &str| k == "metadata",
+            &|k: &str| k != "spec",
+        ] {
+            let (parsed, rest) = PartialObject::split(&source, parse).expect("splits");
+            assert_eq!(rest.to_json(&parsed), source.to_vec());
+            assert_eq!(rest.complete(parsed), value);
+        }
+    }
+
+    #[test]
+    fn a_changed_parsed_part_lands_in_key_order() {
+        let source = stored(&json!({"a": 1, "m": {"x": 1}, "z": [1, 2]}));
+        let (mut parsed, rest) = PartialObject::split(&source, |k| k == "m").unwrap();
+        assert!(rest.is_untouched("a") && rest.is_untouched("z") && !rest.is_untouched("m"));
+        parsed["m"]["y"] = json!("new");
+        parsed["b"] = json!(true);
+        let expected = json!({"a": 1, "b": true, "m": {"x": 1, "y": "new"}, "z": [1, 2]});
+        assert_eq!(
+            rest.to_json(&parsed),
+            serde_json::to_vec(&expected).unwrap()
+        );
+    }
+
+    #[test]
+    fn what_the_store_did_not_write_is_refused() {
+        for bad in [
+            &b"{\"a\": 1}"[..],
+            b"[1]",
+            b"{\"a\":1",
+            b"{\"a\":1}x",
+            b"{\"a\":{\"b\":1}",
+            b"{\"a\"",
+            b"",
+        ] {
+            assert!(
+                PartialObject::split(&Bytes::copy_from_slice(bad), |_| false).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let (parsed, rest) = PartialObject::split(&Bytes::from_static(b"{}"), |_| true).unwrap();
+        assert_eq!(rest.to_json(&parsed), b"{}");
+    }
+}
