@@ -41,6 +41,8 @@ mod p1_initial_sync;
 mod p2_steady_updates;
 #[path = "informers/p3_heap_per_pod.rs"]
 mod p3_heap_per_pod;
+#[path = "informers/p3_metadata.rs"]
+mod p3_metadata;
 #[path = "informers/p4_shared_requests.rs"]
 mod p4_shared_requests;
 #[path = "informers/p5_many_clusters.rs"]
@@ -288,6 +290,7 @@ fn main() -> anyhow::Result<()> {
         row!("P1", p1_initial_sync);
         row!("P2", p2_steady_updates);
         row!("P3", p3_heap_per_pod);
+        row!("P3", p3_metadata);
         row!("P4", p4_shared_requests);
         row!("P5", p5_many_clusters);
         row!("P6", p6_lister_vs_direct);

@@ -38,6 +38,7 @@ use kube::core::{
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
+use crate::cache_mode::CacheMode;
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::managed_fields::ManagedFields;
@@ -65,6 +66,10 @@ pub struct FactoryOptions {
     pub streaming_lists: bool,
     /// List page size (`limit`); the reflector's default when `None`.
     pub page_size: Option<u32>,
+    /// How every informer of this factory caches its objects. `Metadata` lists and watches
+    /// `PartialObjectMetadata` only, so the informers' types must hold one
+    /// (`PartialObjectMeta<K>`, `DynamicObject`); `Compact` is cached as `Typed` for now.
+    pub cache: CacheMode,
 }
 
 impl FactoryOptions {
@@ -356,6 +361,8 @@ impl InformerFactory {
                 Transform::DropManagedFields => ManagedFields::Drop,
                 Transform::Keep | Transform::Custom(_) => ManagedFields::Keep,
             },
+            // A `PartialObjectMeta<K>` can only ever hold metadata: never fetch more.
+            metadata_only: options.cache == CacheMode::Metadata || K::metadata_api(),
             ..ReflectorConfig::default()
         };
         if let Some(page_size) = options.page_size {

@@ -6,6 +6,11 @@
 //! - URLs are built by `kube::core::Request` exactly as `Api::list`/`Api::watch` build them
 //!   (so `resourceVersion=0` with a `limit` is dropped, as kube-core does), and sent through the
 //!   caller's `kube::Client` (auth, TLS and middleware unchanged).
+//! - A metadata-only lister ([`ListWatcher::metadata_only`]) asks as `Api::list_metadata` /
+//!   `Api::watch_metadata` do (client-go's metadata client): the same URLs with
+//!   `Accept: application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1` on list pages and
+//!   `…;as=PartialObjectMetadata;…` on watches, whose events (bookmarks too) then carry only
+//!   `kind: PartialObjectMetadata` objects.
 //! - Responses are read as bytes, not text, and decoded once; objects come out behind `Arc`.
 //! - A failed response keeps what the server said: HTTP code, `Status` reason and message, and
 //!   the delay it asked for (`Retry-After` header or `details.retryAfterSeconds`).
@@ -301,12 +306,15 @@ pub struct ListWatcher {
     request: kube::core::Request,
     label_selector: Option<String>,
     field_selector: Option<String>,
+    /// Ask for `PartialObjectMetadata(List)` instead of whole objects.
+    metadata_only: bool,
 }
 
 impl fmt::Debug for ListWatcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ListWatcher")
             .field("url", &self.request.url_path)
+            .field("metadata_only", &self.metadata_only)
             .finish_non_exhaustive()
     }
 }
@@ -323,7 +331,14 @@ impl ListWatcher {
             client: api.into_client(),
             label_selector,
             field_selector,
+            metadata_only: false,
         }
+    }
+
+    /// Lists and watches only the objects' metadata (`PartialObjectMetadata`) when `on`.
+    pub fn metadata_only(mut self, on: bool) -> Self {
+        self.metadata_only = on;
+        self
     }
 
     /// GETs one list page and returns its undecoded body. A continued page sends only its
@@ -347,7 +362,12 @@ impl ListWatcher {
             resource_version,
             ..ListParams::default()
         };
-        let request = self.request.list(&params).map_err(|e| {
+        let request = if self.metadata_only {
+            self.request.list_metadata(&params)
+        } else {
+            self.request.list(&params)
+        };
+        let request = request.map_err(|e| {
             Failure::transient(Request::List, format!("cannot build list request: {e}"))
         })?;
         let response = self.send(Request::List, request).await?;
@@ -375,7 +395,12 @@ impl ListWatcher {
             bookmarks: true,
             send_initial_events,
         };
-        let mut request = self.request.watch(&params, resource_version).map_err(|e| {
+        let request = if self.metadata_only {
+            self.request.watch_metadata(&params, resource_version)
+        } else {
+            self.request.watch(&params, resource_version)
+        };
+        let mut request = request.map_err(|e| {
             Failure::transient(Request::Watch, format!("cannot build watch request: {e}"))
         })?;
         // Same reason as kube-client's `request_events`: gzip of watch streams is per event.

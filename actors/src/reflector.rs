@@ -231,6 +231,10 @@ pub struct ReflectorConfig {
     /// [`ManagedFields::Drop`] cuts `metadata.managedFields` from the bytes before decoding
     /// (set by the informer factory when the transform drops them anyway).
     pub managed_fields: ManagedFields,
+    /// List and watch `PartialObjectMetadata` only (the pipeline's
+    /// [`CacheMode::Metadata`](crate::cache_mode::CacheMode)): same URLs, metadata `Accept`
+    /// headers.
+    pub metadata_only: bool,
     /// How often the server sends a BOOKMARK on an idle watch (kube-apiserver: about every
     /// minute); a watch silent for twice this is stalled, torn down and resumed.
     pub bookmark_interval: Duration,
@@ -251,6 +255,7 @@ impl Default for ReflectorConfig {
             streaming_lists: false,
             min_watch_timeout: Duration::from_secs(300),
             managed_fields: ManagedFields::Keep,
+            metadata_only: false,
             bookmark_interval: Duration::from_secs(60),
             max_event_bytes: 16 << 20,
             counters: Arc::default(),
@@ -861,7 +866,8 @@ where
             api,
             config.label_selector.clone(),
             config.field_selector.clone(),
-        );
+        )
+        .metadata_only(config.metadata_only);
         let machine = Machine::new(config.streaming_lists, StdRng::from_os_rng());
         let driver = Driver {
             ledger: Ledger::new(cluster.clone(), resource.clone()),

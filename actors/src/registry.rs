@@ -3,7 +3,7 @@
 //!
 //! # Contract
 //! - **Key.** (cluster identity, resource, Rust type, namespace, label selector, field
-//!   selector, transform). The identity is an opaque [`ClusterKey`] the caller derives from
+//!   selector, transform, cache mode). The identity is an opaque [`ClusterKey`] the caller derives from
 //!   the server URL and the credential (never the secret itself), so two configured clusters
 //!   that reach the same API server as the same user share pipelines. A custom transform is
 //!   keyed by its `Arc`: the same closure shares, a different one does not.
@@ -24,6 +24,9 @@
 //!   the handler removed with [`InformerHandle::remove_handler`] — the pipeline stops and
 //!   its watch is closed at the server. A view holds the pipeline it reads.
 //! - Pipelines start when created; handlers added later get the cache replayed first.
+//! - **Cache mode.** A [`CacheMode::Metadata`] request (or one for a `PartialObjectMeta<K>`,
+//!   always metadata) starts a metadata-only pipeline ([`crate::metadata_only`]); a type that
+//!   cannot hold a `PartialObjectMetadata` is refused with [`RegistryError::NotMetadata`].
 //!
 //! # The registry actor
 //! The pipeline table has one owner, the `PipelineTable` actor (`registry/table.rs`) on the registry's own
@@ -64,6 +67,7 @@ use kube::api::{ApiResource, DynamicObject};
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 
+use crate::cache_mode::CacheMode;
 use crate::event::{Event, EventHandler};
 use crate::event_stream::{EventStream, StreamHooks};
 use crate::ids::ClusterId;
@@ -120,6 +124,8 @@ pub struct PipelineRequest {
     pub field_selector: Option<String>,
     /// Resync of handlers that set none.
     pub default_resync: Option<Duration>,
+    /// How the pipeline caches its objects; part of the pipeline's key.
+    pub cache: CacheMode,
 }
 
 impl PipelineRequest {
@@ -133,6 +139,7 @@ impl PipelineRequest {
             label_selector: None,
             field_selector: None,
             default_resync: None,
+            cache: CacheMode::Typed,
         }
     }
 
@@ -153,6 +160,12 @@ impl PipelineRequest {
         self.field_selector = Some(selector.into());
         self
     }
+
+    /// Caches objects as `cache` says (e.g. [`CacheMode::Metadata`]).
+    pub fn cache(mut self, cache: CacheMode) -> Self {
+        self.cache = cache;
+        self
+    }
 }
 
 impl fmt::Debug for PipelineRequest {
@@ -163,6 +176,7 @@ impl fmt::Debug for PipelineRequest {
             .field("namespace", &self.namespace)
             .field("label_selector", &self.label_selector)
             .field("field_selector", &self.field_selector)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -181,6 +195,21 @@ pub enum RegistryError {
         /// What the server would have said.
         #[source]
         source: SelectorError,
+    },
+    /// A metadata-only pipeline was asked for a type that cannot hold a
+    /// `PartialObjectMetadata` (e.g. `Pod`): ask for `PartialObjectMeta<Pod>`
+    /// ([`crate::MetadataObject`]) or `DynamicObject` instead.
+    #[error(
+        "cluster {cluster}, {resource}: cache = \"metadata\" needs a type that holds a \
+         PartialObjectMetadata (PartialObjectMeta<K> or DynamicObject), not {type_name}"
+    )]
+    NotMetadata {
+        /// The request's cluster.
+        cluster: ClusterId,
+        /// The request's resource (`v1/pods`).
+        resource: String,
+        /// The Rust type asked for.
+        type_name: &'static str,
     },
     /// The registry's actor is gone (its actix system stopped).
     #[error("cluster {cluster}, {resource}: the pipeline registry is stopped")]
@@ -225,6 +254,8 @@ pub struct PipelineKey {
     /// The pipeline's `fieldSelector`, normalised.
     pub field_selector: Option<String>,
     transform: TransformKey,
+    /// How the pipeline caches (a metadata pipeline and a typed one never share).
+    pub cache: CacheMode,
 }
 
 impl PipelineKey {
@@ -368,7 +399,11 @@ impl Registry {
         K::Scope: ListScope,
     {
         let resource = resource_name::<K>(&Default::default());
-        let key = self.key_for::<K>(request, &resource, &transform);
+        let mut key = self.key_for::<K>(request, &resource, &transform);
+        if K::metadata_api() {
+            key.cache = CacheMode::Metadata;
+        }
+        check_cache_type::<K>(request, &key)?;
         self.acquire(request, key, move |factory| {
             factory.set_transform(transform);
             factory.informer::<K>()
@@ -384,6 +419,7 @@ impl Registry {
     ) -> Result<InformerHandle<DynamicObject>, RegistryError> {
         let name = resource_name::<DynamicObject>(resource);
         let key = self.key_for::<DynamicObject>(request, &name, &Transform::default());
+        check_cache_type::<DynamicObject>(request, &key)?;
         let resource = resource.clone();
         self.acquire(request, key, move |factory| {
             factory.dynamic_informer(&resource)
@@ -404,6 +440,7 @@ impl Registry {
             label_selector: request.label_selector.clone().filter(|s| !s.is_empty()),
             field_selector: request.field_selector.clone().filter(|s| !s.is_empty()),
             transform: TransformKey::of(transform),
+            cache: request.cache,
         }
     }
 
@@ -432,6 +469,7 @@ impl Registry {
             label_selector: key.label_selector.clone(),
             field_selector: key.field_selector.clone(),
             default_resync: request.default_resync,
+            cache: key.cache,
             ..FactoryOptions::default()
         };
         let (client, factory_cluster) = (request.client.clone(), request.cluster.clone());
@@ -471,6 +509,21 @@ impl Registry {
             handler_leases: acquired.handler_leases,
         })
     }
+}
+
+/// Refuses a metadata-only pipeline of a type that would quarantine every object.
+fn check_cache_type<K: DeserializeOwned>(
+    request: &PipelineRequest,
+    key: &PipelineKey,
+) -> Result<(), RegistryError> {
+    if key.cache == CacheMode::Metadata && !crate::metadata_only::can_hold_metadata::<K>() {
+        return Err(RegistryError::NotMetadata {
+            cluster: request.cluster.clone(),
+            resource: key.resource.clone(),
+            type_name: std::any::type_name::<K>(),
+        });
+    }
+    Ok(())
 }
 
 /// The wider pipelines that could serve `key` through a [`View`], in order of preference:

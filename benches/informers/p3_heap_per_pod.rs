@@ -33,7 +33,7 @@ impl Handler<Event<Pod>> for Idle {
 }
 
 /// Bytes and allocations per pod held by what `sync` returns.
-async fn per_pod<T, F>(pods: usize, sync: F) -> anyhow::Result<(f64, f64)>
+pub(crate) async fn per_pod<T, F>(pods: usize, sync: F) -> anyhow::Result<(f64, f64)>
 where
     F: AsyncFnOnce() -> anyhow::Result<T>,
 {

@@ -56,6 +56,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use panoptes_actors::CacheMode;
 use panoptes_actors::ids::ClusterId;
 
 pub use duration::{DurationError, parse_duration};
@@ -220,6 +221,10 @@ pub struct WatchConfig {
     pub field_selector: Option<String>,
     /// This watch's resync, else `[runtime] default_resync`; `None` is off.
     pub resync: Option<Duration>,
+    /// `cache = "typed" | "compact" | "metadata"` (default typed); `"metadata"` caches
+    /// `PartialObjectMetadata` objects only (kind `PartialObjectMetadata`, apiVersion
+    /// `meta.k8s.io/v1`).
+    pub cache: CacheMode,
 }
 
 impl PanoptesConfig {

@@ -56,7 +56,7 @@ use panoptes_actors::informer_factory::ListScope;
 use panoptes_actors::leader_elector::{LeaderElection, LeaderElector};
 use panoptes_actors::lease_lock::LeaseLock;
 use panoptes_actors::registry::{ClusterKey, PipelineRequest, Registry};
-use panoptes_actors::{CacheObject, Leadership, Transform};
+use panoptes_actors::{CacheMode, CacheObject, Leadership, MetadataObject, Transform};
 use panoptes_sim::churn::{Churn, ChurnConfig};
 use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::Mutex;
@@ -235,6 +235,11 @@ pub struct InformerSpec<K> {
     pub field_selector: Option<String>,
     /// Applied to each object before it is cached (e.g. to drop managedFields).
     pub transform: Transform<K>,
+    /// How the caches hold their objects. `Metadata` needs a `K` that holds a
+    /// `PartialObjectMetadata` (see [`Runtime::metadata_informer`]); another `K` fails on
+    /// every cluster with `RegistryError::NotMetadata` (logged, and in the informer's
+    /// errors).
+    pub cache: CacheMode,
 }
 
 impl<K> Default for InformerSpec<K> {
@@ -245,6 +250,7 @@ impl<K> Default for InformerSpec<K> {
             label_selector: None,
             field_selector: None,
             transform: Transform::default(),
+            cache: CacheMode::default(),
         }
     }
 }
@@ -623,17 +629,42 @@ impl Runtime {
             label_selector,
             field_selector,
             transform,
+            cache,
         } = spec;
         let opener = Box::new(move |base: &PipelineRequest| {
             let request = PipelineRequest {
                 namespace: namespace.clone(),
                 label_selector: label_selector.clone(),
                 field_selector: field_selector.clone(),
+                cache,
                 ..base.clone()
             };
             registry.informer::<K>(&request, transform.clone())
         });
         self.track(MultiInformer::new(resource, opener), clusters)
+    }
+
+    /// The shared metadata-only informer of `K`'s resource on every cluster (client-go's
+    /// metadata informer, kube's `metadata_watcher`): lists and watches
+    /// `PartialObjectMetadata`, so each cached object is `K`'s metadata only. Narrow it with
+    /// [`informer_with`](Self::informer_with) and `cache: CacheMode::Metadata`.
+    ///
+    /// ```no_run
+    /// # fn demo(runtime: &panoptes_runtime::Runtime) {
+    /// use k8s_openapi::api::core::v1::Pod;
+    /// let pods = runtime.metadata_informer::<Pod>(); // MultiInformer<PartialObjectMeta<Pod>>
+    /// # }
+    /// ```
+    pub fn metadata_informer<K>(&self) -> MultiInformer<MetadataObject<K>>
+    where
+        K: CacheObject,
+        K::DynamicType: Default + Clone + Send + Sync,
+        K::Scope: ListScope,
+    {
+        self.informer_with(InformerSpec {
+            cache: CacheMode::Metadata,
+            ..InformerSpec::default()
+        })
     }
 
     /// The informer a `[[watch]]` entry asks for, as dynamic objects.
@@ -649,6 +680,7 @@ impl Runtime {
                 label_selector: watch.label_selector.clone(),
                 field_selector: watch.field_selector.clone(),
                 default_resync: watch.resync.or(base.default_resync),
+                cache: watch.cache,
                 ..base.clone()
             };
             registry.dynamic_informer(&request, &api_resource)
