@@ -38,6 +38,7 @@ use kube::core::{
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
+use crate::cache_mode::CacheMode;
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::managed_fields::ManagedFields;
@@ -65,6 +66,8 @@ pub struct FactoryOptions {
     pub streaming_lists: bool,
     /// List page size (`limit`); the reflector's default when `None`.
     pub page_size: Option<u32>,
+    /// How the informers' caches hold objects (typed by default).
+    pub cache: CacheMode,
 }
 
 impl FactoryOptions {
@@ -379,6 +382,7 @@ impl InformerFactory {
             &resource,
             transform,
             resync,
+            options.cache,
             Some(start),
             watch,
         );

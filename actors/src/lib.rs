@@ -26,6 +26,7 @@
 
 pub mod backoff;
 pub mod cache_mode;
+pub(crate) mod compact;
 pub mod controller;
 pub mod controller_metrics;
 pub mod delta_fifo;
@@ -46,6 +47,7 @@ pub mod list_watch;
 pub mod listener;
 pub mod listener_buffer;
 pub mod listener_traces;
+pub mod list_json;
 pub mod lister;
 pub mod managed_fields;
 pub mod notification;
@@ -84,6 +86,7 @@ pub use leadership::Leadership;
 pub use lease_lock::{LeaseError, LeaseLock};
 pub use listener::{EventMap, HandlerOptions, HandlerStatus};
 pub use listener_buffer::BufferMode;
+pub use list_json::ListJson;
 pub use lister::Lister;
 pub use object::CacheObject;
 pub use predicate::Predicate;

@@ -64,6 +64,7 @@ use kube::api::{ApiResource, DynamicObject};
 use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 
+use crate::cache_mode::CacheMode;
 use crate::event::{Event, EventHandler};
 use crate::event_stream::{EventStream, StreamHooks};
 use crate::ids::ClusterId;
@@ -120,6 +121,8 @@ pub struct PipelineRequest {
     pub field_selector: Option<String>,
     /// Resync of handlers that set none.
     pub default_resync: Option<Duration>,
+    /// How the pipeline's cache holds objects; part of the pipeline's identity.
+    pub cache: CacheMode,
 }
 
 impl PipelineRequest {
@@ -133,7 +136,14 @@ impl PipelineRequest {
             label_selector: None,
             field_selector: None,
             default_resync: None,
+            cache: CacheMode::default(),
         }
+    }
+
+    /// Keeps the cache as `mode` says (see [`CacheMode`]).
+    pub fn cache(mut self, mode: CacheMode) -> Self {
+        self.cache = mode;
+        self
     }
 
     /// Watches only `namespace`.
@@ -163,6 +173,7 @@ impl fmt::Debug for PipelineRequest {
             .field("namespace", &self.namespace)
             .field("label_selector", &self.label_selector)
             .field("field_selector", &self.field_selector)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +236,8 @@ pub struct PipelineKey {
     /// The pipeline's `fieldSelector`, normalised.
     pub field_selector: Option<String>,
     transform: TransformKey,
+    /// How the cache holds objects: pipelines differing only in this are not shared.
+    pub cache: CacheMode,
 }
 
 impl PipelineKey {
@@ -404,6 +417,7 @@ impl Registry {
             label_selector: request.label_selector.clone().filter(|s| !s.is_empty()),
             field_selector: request.field_selector.clone().filter(|s| !s.is_empty()),
             transform: TransformKey::of(transform),
+            cache: request.cache,
         }
     }
 
@@ -432,6 +446,7 @@ impl Registry {
             label_selector: key.label_selector.clone(),
             field_selector: key.field_selector.clone(),
             default_resync: request.default_resync,
+            cache: key.cache,
             ..FactoryOptions::default()
         };
         let (client, factory_cluster) = (request.client.clone(), request.cluster.clone());

@@ -54,6 +54,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use panoptes_actors::CacheMode;
 use panoptes_actors::ids::ClusterId;
 
 pub use duration::{DurationError, parse_duration};
@@ -215,6 +216,8 @@ pub struct WatchConfig {
     pub field_selector: Option<String>,
     /// This watch's resync, else `[runtime] default_resync`; `None` is off.
     pub resync: Option<Duration>,
+    /// `cache = "typed" | "compact" | "metadata"`: how the cache holds objects; default typed.
+    pub cache: CacheMode,
 }
 
 impl PanoptesConfig {

@@ -48,7 +48,7 @@ use panoptes_actors::informer_factory::ListScope;
 use panoptes_actors::leader_elector::{LeaderElection, LeaderElector};
 use panoptes_actors::lease_lock::LeaseLock;
 use panoptes_actors::registry::{ClusterKey, PipelineRequest, Registry};
-use panoptes_actors::{CacheObject, Leadership, Transform};
+use panoptes_actors::{CacheMode, CacheObject, Leadership, Transform};
 use panoptes_sim::churn::{Churn, ChurnConfig};
 use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::Mutex;
@@ -198,6 +198,8 @@ pub struct InformerSpec<K> {
     pub field_selector: Option<String>,
     /// Applied to each object before it is cached (e.g. to drop managedFields).
     pub transform: Transform<K>,
+    /// How the cache holds objects (see [`CacheMode`]); default typed.
+    pub cache: CacheMode,
 }
 
 impl<K> Default for InformerSpec<K> {
@@ -208,6 +210,7 @@ impl<K> Default for InformerSpec<K> {
             label_selector: None,
             field_selector: None,
             transform: Transform::default(),
+            cache: CacheMode::default(),
         }
     }
 }
@@ -443,9 +446,11 @@ impl Runtime {
             label_selector,
             field_selector,
             transform,
+            cache,
         } = spec;
         let opener = Box::new(move |base: &PipelineRequest| {
             let request = PipelineRequest {
+                cache,
                 namespace: namespace.clone(),
                 label_selector: label_selector.clone(),
                 field_selector: field_selector.clone(),
@@ -469,6 +474,7 @@ impl Runtime {
                 label_selector: watch.label_selector.clone(),
                 field_selector: watch.field_selector.clone(),
                 default_resync: watch.resync.or(base.default_resync),
+                cache: watch.cache,
                 ..base.clone()
             };
             registry.dynamic_informer(&request, &api_resource)

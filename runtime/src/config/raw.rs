@@ -68,6 +68,7 @@ pub(crate) struct RawWatch {
     pub label_selector: Option<String>,
     pub field_selector: Option<String>,
     pub resync: Option<String>,
+    pub cache: Option<String>,
 }
 
 /// `clusters = "*"` or `clusters = ["east", "west"]`.

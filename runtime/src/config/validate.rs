@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use panoptes_actors::CacheMode;
 use panoptes_actors::ids::ClusterId;
 use panoptes_actors::leader_elector::{ElectionTimings, TimingError};
 
@@ -678,6 +679,12 @@ impl<'a> Checker<'a> {
             Some(text) => self.resync(Some(text), &key.key("resync"))?,
             None => default_resync,
         };
+        let cache = match raw.cache.as_deref() {
+            None => CacheMode::default(),
+            Some(text) => text
+                .parse::<CacheMode>()
+                .map_err(|e| self.value_error(&key.key("cache"), e.to_string()))?,
+        };
         Ok(WatchConfig {
             resource,
             clusters: selection,
@@ -685,6 +692,7 @@ impl<'a> Checker<'a> {
             label_selector: raw.label_selector,
             field_selector: raw.field_selector,
             resync,
+            cache,
         })
     }
 }
