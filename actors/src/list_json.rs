@@ -88,7 +88,10 @@ mod tests {
             api_version: "v1".into(),
             kind: "PodList".into(),
             resource_version: Some("42".into()),
-            items: vec![Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{\"b\":2}")],
+            items: vec![
+                Bytes::from_static(b"{\"a\":1}"),
+                Bytes::from_static(b"{\"b\":2}"),
+            ],
         };
         let bytes = list.to_vec();
         assert_eq!(bytes.len(), list.len());

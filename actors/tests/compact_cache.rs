@@ -86,7 +86,10 @@ async fn informer(client: kube::Client, mode: CacheMode) -> (InformerFactory, In
         .await
         .expect("index added");
     factory.start();
-    assert!(informer.wait_synced(PATIENCE).await, "{mode} informer synced");
+    assert!(
+        informer.wait_synced(PATIENCE).await,
+        "{mode} informer synced"
+    );
     (factory, informer, log)
 }
 
@@ -160,16 +163,20 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
                 .get(Some(ns), name)
                 .and_then(|p| p.metadata.resource_version.clone())
         };
-        wait_until(&format!("both caches hold {ns}/{name} at {version:?}"), || {
-            seen(&typed) == version && seen(&compact) == version
-        })
+        wait_until(
+            &format!("both caches hold {ns}/{name} at {version:?}"),
+            || seen(&typed) == version && seen(&compact) == version,
+        )
         .await;
     };
     for (ns, base) in [("default", 1000u64), ("other", 2000)] {
         let api: Api<Pod> = Api::namespaced(client.clone(), ns);
         for i in 0..10 {
             let name = format!("new-{i}");
-            let made = api.create(&params, &pod(ns, &name, base + i)).await.unwrap();
+            let made = api
+                .create(&params, &pod(ns, &name, base + i))
+                .await
+                .unwrap();
             settled(ns, &name, made.metadata.resource_version).await;
         }
         for i in 0..10 {
@@ -220,8 +227,10 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
     // The same events, in the same order.
     // (A force delete is a MODIFIED then a DELETED; the FIFO may coalesce the two while a
     // batch is in flight, by timing, so updates leading up to a delete are left out.)
-    let (typed_events, compact_events) =
-        (without_coalescable(&typed_log), without_coalescable(&compact_log));
+    let (typed_events, compact_events) = (
+        without_coalescable(&typed_log),
+        without_coalescable(&compact_log),
+    );
     for (i, (t, c)) in typed_events.iter().zip(&compact_events).enumerate() {
         assert_eq!(t, c, "event {i} differs");
     }
@@ -256,7 +265,10 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
             "managedFields are cut before the cache: {k}"
         );
     }
-    assert!(c.get(Some("default"), "new-0").is_none(), "deleted pod is gone");
+    assert!(
+        c.get(Some("default"), "new-0").is_none(),
+        "deleted pod is gone"
+    );
     let app_3: Selector = Expression::Equal("app".into(), "app-3".into()).into();
     let moved: Selector = Expression::Equal("tier".into(), "moved".into()).into();
     for (ns, selector) in [
@@ -268,14 +280,21 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
         (Some("nowhere"), &everything),
     ] {
         let typed_list = sorted(t.list(ns, selector));
-        assert_eq!(typed_list, sorted(c.list(ns, selector)), "list {ns:?} {selector}");
+        assert_eq!(
+            typed_list,
+            sorted(c.list(ns, selector)),
+            "list {ns:?} {selector}"
+        );
         let json = c.list_json(ns, selector);
         assert_eq!(json.kind, "PodList");
         let parsed: kube::core::ObjectList<Pod> = serde_json::from_slice(&json.to_vec()).unwrap();
         let parsed = sorted(parsed.items.into_iter().map(Arc::new).collect());
         assert_eq!(parsed, typed_list, "list_json {ns:?} {selector}");
     }
-    assert!(!sorted(c.list(None, &moved)).is_empty(), "the selector selects");
+    assert!(
+        !sorted(c.list(None, &moved)).is_empty(),
+        "the selector selects"
+    );
 
     // Indexers work on the compact cache (built before and kept through the churn).
     let nodes = typed.store().list_index_values(BY_NODE).unwrap();

@@ -62,12 +62,18 @@ async fn heap_per_pod(mode: CacheMode) -> f64 {
         trace: panoptes_actors::TraceContext::none(),
         arrived: tokio::time::Instant::now(),
     });
-    assert!(informer.wait_synced(PATIENCE).await, "{mode} informer synced");
+    assert!(
+        informer.wait_synced(PATIENCE).await,
+        "{mode} informer synced"
+    );
     assert_eq!(informer.store().len(), PODS as usize);
     // Let the FIFO take the indexer's acknowledgement (it forgets acknowledged states).
     let deadline = tokio::time::Instant::now() + PATIENCE;
     while informer.fifo_status().await.unwrap().batch_in_flight {
-        assert!(tokio::time::Instant::now() < deadline, "the FIFO got its ack");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the FIFO got its ack"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let held = LIVE_BYTES.load(Ordering::Relaxed) - before;

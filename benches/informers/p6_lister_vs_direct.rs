@@ -65,19 +65,22 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         let direct = measure(addr, &format!("/pods/direct{query}"), sizes).await?;
         let floor = floor(addr, &format!("/pods{query}"), sizes).await?;
         lines.push(
-            Line::new("P6", format!("… lister path vs the floor (same bytes, prebuilt): {what}"))
-                .result(format!(
-                    "floor {:.1} req/s p50 {:.1} ms ({:.1} MB per answer); lister {:.1} req/s",
-                    floor.qps,
-                    ms(floor.p50),
-                    floor.bytes as f64 / floor.requests.max(1) as f64 / 1e6,
-                    cached.qps
-                ))
-                .against(
-                    format!("{:.2}× the floor's time", floor.qps / cached.qps),
-                    "≤ 2×",
-                    floor.qps <= 2.0 * cached.qps,
-                ),
+            Line::new(
+                "P6",
+                format!("… lister path vs the floor (same bytes, prebuilt): {what}"),
+            )
+            .result(format!(
+                "floor {:.1} req/s p50 {:.1} ms ({:.1} MB per answer); lister {:.1} req/s",
+                floor.qps,
+                ms(floor.p50),
+                floor.bytes as f64 / floor.requests.max(1) as f64 / 1e6,
+                cached.qps
+            ))
+            .against(
+                format!("{:.2}× the floor's time", floor.qps / cached.qps),
+                "≤ 2×",
+                floor.qps <= 2.0 * cached.qps,
+            ),
         );
         let ratio = cached.qps / direct.qps;
         lines.push(
@@ -126,7 +129,12 @@ async fn floor(
         "/floor",
         get(move || {
             let body = body.clone();
-            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
+            async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    body,
+                )
+            }
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -9,7 +9,6 @@
 //! equality selectors (`k=v`, comma-separated) are accepted; anything else is a 400 naming
 //! the part that was not understood.
 
-use std::collections::HashMap;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +19,7 @@ use kube::api::ListParams;
 use kube::core::{Expression, Selector};
 use panoptes_actors::Lister;
 use serde::Serialize;
+use std::collections::HashMap;
 
 #[derive(Clone)]
 struct PodsApi {

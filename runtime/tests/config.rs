@@ -511,6 +511,10 @@ fn bad_watch_cache_mode_names_the_key_and_the_choices() {
     assert_names(
         &message,
         7,
-        &["[[watch]] #1 cache", "\"tiny\"", "\"typed\", \"compact\" or \"metadata\""],
+        &[
+            "[[watch]] #1 cache",
+            "\"tiny\"",
+            "\"typed\", \"compact\" or \"metadata\"",
+        ],
     );
 }

@@ -376,8 +376,14 @@ fn should_forget_acknowledged_states_with_a_compact_cache_and_tombstone_from_the
     // A newer state arriving while the batch is in flight is kept at the acknowledgement.
     q.push(Modified(pod("a", 3)));
     q.acknowledged();
-    assert!(q.known[&ObjectKey::from("ns/b")].is_none(), "b is read from the cache now");
-    assert!(q.known[&ObjectKey::from("ns/a")].is_some(), "a's newer state is pending");
+    assert!(
+        q.known[&ObjectKey::from("ns/b")].is_none(),
+        "b is read from the cache now"
+    );
+    assert!(
+        q.known[&ObjectKey::from("ns/a")].is_some(),
+        "a's newer state is pending"
+    );
     assert_eq!(pop_all(&mut q).len(), 1);
     // b vanishes in a relist: its tombstone carries the cached state.
     q.push(relist(vec![pod("a", 3)], "4"));

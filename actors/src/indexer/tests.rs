@@ -490,7 +490,12 @@ fn should_announce_and_index_the_same_in_compact_mode_as_in_typed_mode() {
     let run = |mode: CacheMode| {
         let mut writer = StoreWriter::with_mode(mode);
         writer
-            .write(|c| c.add_indexers(vec![(IndexName::new("by-node"), Arc::new(by_node) as IndexFn<Pod>)]))
+            .write(|c| {
+                c.add_indexers(vec![(
+                    IndexName::new("by-node"),
+                    Arc::new(by_node) as IndexFn<Pod>,
+                )])
+            })
             .unwrap();
         let mut all = Vec::new();
         for batch in churn() {
