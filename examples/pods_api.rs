@@ -1,6 +1,7 @@
 //! The seed's comparison (a gin service answering `/pods` from an informer's lister or by a
 //! direct List on every request) as a Panoptes program: an axum service whose `/pods` reads
-//! the pod informer's lister and whose `/pods/direct` lists from the API server.
+//! the pod informer's lister (a compact cache's stored bytes, concatenated) and whose
+//! `/pods/direct` lists from the API server.
 //!
 //! ```text
 //! cargo run --release --example pods_api                       # embedded sim, 5 000 pods, :8080
@@ -25,7 +26,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use panoptes_actors::{FactoryOptions, InformerFactory, ids::ClusterId};
+use panoptes_actors::{CacheMode, FactoryOptions, InformerFactory, ids::ClusterId};
 
 #[derive(Parser)]
 #[command(about = "Pods from an informer's lister (/pods) or a direct List (/pods/direct)")]
@@ -47,6 +48,10 @@ struct Args {
     /// Concurrent connections of the load generator.
     #[arg(long, default_value_t = 8)]
     connections: usize,
+    /// How the pod cache holds pods: `compact` serves `/pods` from stored bytes, `typed`
+    /// serialises each pod per request.
+    #[arg(long, default_value = "compact")]
+    cache: CacheMode,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -81,7 +86,11 @@ async fn serve(args: Args, kubeconfig: String) -> anyhow::Result<()> {
         .context("the kubeconfig is not usable")?;
     let client = kube::Client::try_from(config)?;
     let cluster = ClusterId::new(args.context.as_deref().unwrap_or("default"));
-    let factory = InformerFactory::new(client.clone(), cluster, FactoryOptions::default());
+    let options = FactoryOptions {
+        cache: args.cache,
+        ..FactoryOptions::default()
+    };
+    let factory = InformerFactory::new(client.clone(), cluster, options);
     let pods = factory.informer::<Pod>();
     factory.start();
     let synced = factory.wait_for_cache_sync(Duration::from_secs(120)).await;

@@ -51,7 +51,7 @@ use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
 use crate::object::CacheObject;
 use crate::reflector::{ReflectorBatch, ReflectorDelta};
 use crate::stage_fault::{InjectPanic, Stage, StageFailed, panic_message};
-use crate::store::Store;
+use crate::store::{FastState, Store};
 use crate::supervisor::ResetQueue;
 use crate::trace_context::{TraceContext, record_keys};
 use crate::transform::Transform;
@@ -189,12 +189,20 @@ pub struct FifoQueue<K> {
     /// Pending deltas per key. Invariant: a key has an entry iff it is in `queue`, and the
     /// entry holds one or two deltas, never two deletes in a row, never a non-delete
     /// followed by anything but nothing.
-    items: HashMap<ObjectKey, Deltas<K>>,
+    items: HashMap<ObjectKey, Deltas<K>, FastState>,
     /// Keys in pop order. Invariant: each key at most once; exactly the keys of `items`.
     queue: VecDeque<ObjectKey>,
     /// Each live key's state after every delta accepted so far (transformed). Invariant: a
-    /// key is here iff its newest accepted delta is not a delete.
-    known: HashMap<ObjectKey, Arc<K>>,
+    /// key is here iff its newest accepted delta is not a delete. The state is `None` only
+    /// with a compact `cache`, once the indexer has acknowledged it: the cache holds it then,
+    /// and keeping a decoded copy here would undo the compact cache's saving.
+    known: HashMap<ObjectKey, Option<Arc<K>>, FastState>,
+    /// A compact cache to read forgotten states from (`None`: a typed cache, every state is
+    /// kept, shared with the cache at no cost).
+    cache: Option<Store<K>>,
+    /// With a compact `cache`: the states the batch in flight carries, forgotten from
+    /// `known` when it is acknowledged unless a newer state arrived meanwhile.
+    in_flight_states: Vec<(ObjectKey, Arc<K>)>,
     /// Keys still to pop from the first complete list; `None` until it arrives.
     initial_population: Option<usize>,
     /// Whether the pop that finished the initial population has been handed out.
@@ -212,9 +220,11 @@ impl<K: CacheObject> FifoQueue<K> {
     /// An empty queue that runs `transform` on each object before queueing it.
     pub fn new(transform: Transform<K>) -> Self {
         Self {
-            items: HashMap::new(),
+            items: HashMap::default(),
             queue: VecDeque::new(),
-            known: HashMap::new(),
+            known: HashMap::default(),
+            cache: None,
+            in_flight_states: Vec::new(),
             initial_population: None,
             sync_announced: false,
             resync_generation: 0,
@@ -222,6 +232,30 @@ impl<K: CacheObject> FifoQueue<K> {
             last_list_version: None,
             transform,
         }
+    }
+
+    /// Keeps only states not yet acknowledged, reading older ones from the compact `cache`
+    /// (see the `known` field).
+    pub fn reading_states_from(mut self, cache: Store<K>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The indexer has applied the last popped batch: with a compact cache, its states are
+    /// forgotten here (the cache has them).
+    pub fn acknowledged(&mut self) {
+        for (key, state) in self.in_flight_states.drain(..) {
+            if let Some(known) = self.known.get_mut(&key)
+                && known.as_ref().is_some_and(|k| Arc::ptr_eq(k, &state))
+            {
+                *known = None;
+            }
+        }
+    }
+
+    /// A known key's last state: kept here, or read from the compact cache.
+    fn state_of(&self, key: &ObjectKey, kept: Option<Arc<K>>) -> Option<Arc<K>> {
+        kept.or_else(|| self.cache.as_ref()?.get(key))
     }
 
     /// Accepts one reflector delta.
@@ -254,7 +288,7 @@ impl<K: CacheObject> FifoQueue<K> {
     fn upsert(&mut self, kind: DeltaType, obj: Arc<K>) {
         let obj = self.transform.apply(obj);
         let key = ObjectKey::of(obj.as_ref());
-        self.known.insert(key.clone(), obj.clone());
+        self.known.insert(key.clone(), Some(obj.clone()));
         self.queue_action(
             key,
             Delta {
@@ -271,7 +305,7 @@ impl<K: CacheObject> FifoQueue<K> {
             let obj = self.transform.apply(obj);
             let key = ObjectKey::of(obj.as_ref());
             listed.insert(key.clone());
-            self.known.insert(key.clone(), obj.clone());
+            self.known.insert(key.clone(), Some(obj.clone()));
             self.queue_action(
                 key,
                 Delta {
@@ -287,7 +321,12 @@ impl<K: CacheObject> FifoQueue<K> {
             .cloned()
             .collect();
         for key in vanished {
-            if let Some(last) = self.known.remove(&key) {
+            if let Some(kept) = self.known.remove(&key) {
+                let Some(last) = self.state_of(&key, kept) else {
+                    // Only a compact cache entry that does not decode (logged there).
+                    tracing::error!(key = %key, "no last state for a vanished key; its deletion is not announced");
+                    continue;
+                };
                 let tombstone = DeletedFinalStateUnknown {
                     key: key.clone(),
                     obj: last,
@@ -324,10 +363,12 @@ impl<K: CacheObject> FifoQueue<K> {
     pub fn reset(&mut self, cached: Vec<Arc<K>>, cache_synced: bool) {
         self.items.clear();
         self.queue.clear();
+        let keep = self.cache.is_none();
         self.known = cached
             .into_iter()
-            .map(|obj| (ObjectKey::of(obj.as_ref()), obj))
+            .map(|obj| (ObjectKey::of(obj.as_ref()), keep.then_some(obj)))
             .collect();
+        self.in_flight_states.clear();
         self.sync_announced = cache_synced;
         self.initial_population = cache_synced.then_some(0);
     }
@@ -339,7 +380,7 @@ impl<K: CacheObject> FifoQueue<K> {
             .known
             .iter()
             .filter(|(k, _)| !self.items.contains_key(*k))
-            .map(|(k, o)| (k.clone(), o.clone()))
+            .filter_map(|(k, o)| Some((k.clone(), self.state_of(k, o.clone())?)))
             .collect();
         let count = idle.len();
         for (key, obj) in idle {
@@ -367,6 +408,11 @@ impl<K: CacheObject> FifoQueue<K> {
                 break;
             };
             let deltas = self.items.remove(&key).unwrap_or_default();
+            if self.cache.is_some()
+                && let Some(Some(state)) = self.known.get(&key)
+            {
+                self.in_flight_states.push((key.clone(), state.clone()));
+            }
             let initial_list = matches!(self.initial_population, Some(n) if n > 0);
             if initial_list {
                 self.initial_population = self.initial_population.map(|n| n - 1);
@@ -535,7 +581,11 @@ impl<K: CacheObject> DeltaFifo<K> {
         Self {
             cluster,
             resource,
-            queue: FifoQueue::new(transform),
+            queue: if store.is_compact() {
+                FifoQueue::new(transform).reading_states_from(store.clone())
+            } else {
+                FifoQueue::new(transform)
+            },
             indexer,
             in_flight: false,
             resync_period: None,
@@ -592,7 +642,10 @@ impl<K: CacheObject> DeltaFifo<K> {
         ctx.spawn(delivery.into_actor(self).map(|result, act, ctx| {
             act.in_flight = false;
             match result {
-                Ok(()) => act.pop_next(ctx),
+                Ok(()) => {
+                    act.queue.acknowledged();
+                    act.pop_next(ctx);
+                }
                 Err(error) => {
                     tracing::warn!(cluster = %act.cluster, resource = %act.resource, %error, "indexer gone; the delta FIFO stops");
                     ctx.stop();

@@ -26,6 +26,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use parking_lot::Mutex;
 
+use crate::cache_mode::CacheMode;
 use crate::delta_fifo::{DeltaFifo, FifoStatus, GetFifoStatus, SetResyncPeriod};
 use crate::event::EventHandler;
 use crate::event_stream::{EventStream, StreamHooks};
@@ -121,12 +122,14 @@ impl<K: CacheObject> Informer<K> {
         resource: &str,
         transform: Transform<K>,
         default_resync: Option<Duration>,
+        cache: CacheMode,
         source: Option<StartSource<K>>,
         watch: Arc<WatchCounters>,
     ) -> Self {
         let resource: Arc<str> = resource.into();
         let arbiter = Arbiter::new().handle();
-        let writer = StoreWriter::new();
+        // `Metadata` changes what is listed, not how it is kept: a typed store.
+        let writer = StoreWriter::with_mode(cache);
         let store = writer.reader();
         let reflector_report = LatestReport::default();
         let restarts = Arc::new(StageRestartCounters::default());
@@ -197,7 +200,25 @@ impl<K: CacheObject> Informer<K> {
         resource: &str,
         transform: Transform<K>,
     ) -> (Self, Recipient<ReflectorBatch<K>>) {
-        let informer = Self::build(cluster, resource, transform, None, None, Arc::default());
+        Self::detached_cached(cluster, resource, transform, CacheMode::Typed)
+    }
+
+    /// [`detached`](Self::detached) with its cache held as `cache` says.
+    pub fn detached_cached(
+        cluster: ClusterId,
+        resource: &str,
+        transform: Transform<K>,
+        cache: CacheMode,
+    ) -> (Self, Recipient<ReflectorBatch<K>>) {
+        let informer = Self::build(
+            cluster,
+            resource,
+            transform,
+            None,
+            cache,
+            None,
+            Arc::default(),
+        );
         let feed = informer.inner.fifo.clone().recipient();
         (informer, feed)
     }

@@ -68,7 +68,7 @@ pub struct FactoryOptions {
     pub page_size: Option<u32>,
     /// How every informer of this factory caches its objects. `Metadata` lists and watches
     /// `PartialObjectMetadata` only, so the informers' types must hold one
-    /// (`PartialObjectMeta<K>`, `DynamicObject`); `Compact` is cached as `Typed` for now.
+    /// (`PartialObjectMeta<K>`, `DynamicObject`); `Compact` keeps JSON bytes, decoded on read.
     pub cache: CacheMode,
 }
 
@@ -386,6 +386,7 @@ impl InformerFactory {
             &resource,
             transform,
             resync,
+            options.cache,
             Some(start),
             watch,
         );

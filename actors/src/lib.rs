@@ -26,6 +26,7 @@
 
 pub mod backoff;
 pub mod cache_mode;
+pub(crate) mod compact;
 pub mod controller;
 pub mod controller_metrics;
 pub mod delta_fifo;
@@ -42,6 +43,7 @@ pub mod latency;
 pub mod leader_elector;
 pub mod leadership;
 pub mod lease_lock;
+pub mod list_json;
 pub mod list_watch;
 pub mod listener;
 pub mod listener_buffer;
@@ -83,6 +85,7 @@ pub use informer_factory::{FactoryError, FactoryOptions, InformerFactory};
 pub use leader_elector::{ElectionTimings, LeaderElection, LeaderElector};
 pub use leadership::Leadership;
 pub use lease_lock::{LeaseError, LeaseLock};
+pub use list_json::ListJson;
 pub use listener::{EventMap, HandlerOptions, HandlerStatus};
 pub use listener_buffer::BufferMode;
 pub use lister::Lister;

@@ -3,13 +3,19 @@
 
 use std::sync::Arc;
 
-use kube::core::{Selector, SelectorExt};
+use bytes::Bytes;
+use kube::core::Selector;
 
 use crate::ids::ObjectKey;
+use crate::list_json::ListJson;
 use crate::object::CacheObject;
-use crate::store::{NAMESPACE_INDEX, Store};
+use crate::store::{Held, Store};
 
 /// Reads objects by namespace, name and labels. Same staleness as [`Store`].
+///
+/// Typed reads (`get`, `list`) of a [compact](crate::CacheMode::Compact) cache decode each
+/// object they return; the JSON reads (`get_json`, `list_json`) of a compact cache hand out
+/// the stored bytes (a typed cache serialises its objects for them).
 #[doc(alias = "GenericLister")]
 pub struct Lister<K> {
     store: Store<K>,
@@ -34,20 +40,58 @@ impl<K: CacheObject> Lister<K> {
         self.store.get(&ObjectKey::from_parts(namespace, name))
     }
 
+    /// The JSON of the object `name` in `namespace`, without decoding it (compact cache).
+    pub fn get_json(&self, namespace: Option<&str>, name: &str) -> Option<Bytes> {
+        self.store.get_json(&ObjectKey::from_parts(namespace, name))
+    }
+
     /// The objects in `namespace` (all namespaces when `None`) whose labels match `selector`,
     /// kube's [`Selector`] (`Selector::default()` matches everything; build others from
     /// `kube::core::Expression`s or `(key, value)` pairs with `collect`).
     pub fn list(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Arc<K>> {
-        let candidates = match namespace {
-            Some(ns) => self.store.by_index(NAMESPACE_INDEX, ns).unwrap_or_default(),
-            None => self.store.list(),
-        };
-        candidates
+        self.store
+            .select(namespace, selector)
             .into_iter()
-            .filter(|obj| {
-                selector.matches(obj.meta().labels.as_ref().unwrap_or(&Default::default()))
-            })
+            .filter_map(Held::object)
             .collect()
+    }
+
+    /// The same objects as [`list`](Self::list), as a JSON list (`{kind}List`) made by
+    /// concatenating their bytes (see [`ListJson`]).
+    pub fn list_json(&self, namespace: Option<&str>, selector: &Selector) -> ListJson
+    where
+        K::DynamicType: Default,
+    {
+        let dt = K::DynamicType::default();
+        self.list_json_as(
+            namespace,
+            selector,
+            &K::api_version(&dt),
+            &format!("{}List", K::kind(&dt)),
+        )
+    }
+
+    /// [`list_json`](Self::list_json) for resources known at run time: the list's
+    /// `apiVersion` and `kind` given.
+    pub fn list_json_as(
+        &self,
+        namespace: Option<&str>,
+        selector: &Selector,
+        api_version: &str,
+        list_kind: &str,
+    ) -> ListJson {
+        let items = self
+            .store
+            .select(namespace, selector)
+            .into_iter()
+            .filter_map(Held::json)
+            .collect();
+        ListJson {
+            api_version: api_version.into(),
+            kind: list_kind.into(),
+            resource_version: self.store.last_resource_version(),
+            items,
+        }
     }
 
     /// Every cached object.

@@ -143,6 +143,12 @@ impl PipelineRequest {
         }
     }
 
+    /// Keeps the cache as `mode` says (see [`CacheMode`]).
+    pub fn cache(mut self, mode: CacheMode) -> Self {
+        self.cache = mode;
+        self
+    }
+
     /// Watches only `namespace`.
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = Some(namespace.into());
@@ -158,12 +164,6 @@ impl PipelineRequest {
     /// Watches only objects whose fields match `selector` (the API server's grammar).
     pub fn field_selector(mut self, selector: impl Into<String>) -> Self {
         self.field_selector = Some(selector.into());
-        self
-    }
-
-    /// Caches objects as `cache` says (e.g. [`CacheMode::Metadata`]).
-    pub fn cache(mut self, cache: CacheMode) -> Self {
-        self.cache = cache;
         self
     }
 }

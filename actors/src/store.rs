@@ -4,9 +4,21 @@
 //!
 //! One [`StoreWriter`] (not `Clone`, owned by the [`Indexer`](crate::indexer::Indexer) actor,
 //! which alone applies changes) and any number of cheap, clonable [`Store`] readers. Readers
-//! never wait in a mailbox: they take a read lock only long enough to clone `Arc`s. Objects
-//! are stored once and shared with every listener. This module only stores: what a change
-//! means (add, update, delete) is decided by the indexer (client-go's `processDeltas`).
+//! never wait in a mailbox: they take a read lock only long enough to clone `Arc`s (or, in a
+//! compact cache, shared byte buffers). This module only stores: what a change means (add,
+//! update, delete) is decided by the indexer (client-go's `processDeltas`).
+//!
+//! # Cache modes
+//! - [`CacheMode::Typed`]: objects are stored once, behind `Arc`, and shared with every
+//!   listener; a read clones an `Arc`.
+//! - [`CacheMode::Compact`]: each object is kept as its compact JSON bytes plus a small index
+//!   (`compact.rs`); a typed read decodes (outside the lock), so every `get`
+//!   returns a fresh `Arc<K>`. Index functions run on the decoded object at write time; an
+//!   update or delete decodes the old state once (handlers get it as `old`, and its index
+//!   values are removed). [`get_json`](Store::get_json) and the lister's `list_json` hand out
+//!   the stored bytes without decoding.
+//! - `CacheMode::Metadata` stores what it is given as typed objects (the metadata pipeline
+//!   decides what is listed, not how it is kept).
 //!
 //! Staleness: a read sees every batch the indexer has applied, which is at least every
 //! event any handler has been told about, and possibly a few newer ones.
@@ -14,14 +26,24 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use kube::core::{Selector, SelectorExt};
 use parking_lot::RwLock;
 use thiserror::Error;
 
+use crate::cache_mode::CacheMode;
+use crate::compact::{CompactEntry, Interner};
 use crate::ids::{IndexName, IndexValue, ObjectKey};
 use crate::object::CacheObject;
 
 /// The built-in index of objects by namespace (client-go's `NamespaceIndex`).
 pub const NAMESPACE_INDEX: &str = "namespace";
+
+/// The hasher of the cache's key maps: foldhash, seeded per process (std's SipHash showed in
+/// the profiles of a sync; keys come from a server we already trust with the objects).
+pub(crate) type FastState = foldhash::fast::RandomState;
+type FastMap<K, V> = HashMap<K, V, FastState>;
+type FastSet<K> = HashSet<K, FastState>;
 
 /// An index function: the values under which an object is found (a pod's node name, ...).
 /// An empty vector leaves the object out of the index.
@@ -38,25 +60,108 @@ pub enum IndexError {
     DuplicateIndex(String),
 }
 
+/// How the cache holds one object.
+enum Slot<K> {
+    /// Decoded, shared with listeners.
+    Typed(Arc<K>),
+    /// JSON bytes plus a small index (boxed: a typed cache's slots stay two words).
+    Compact(Box<CompactEntry>),
+}
+
+/// One object taken out from under the lock, decoded (if at all) after the lock is released.
+pub(crate) enum Held<K> {
+    Typed(Arc<K>),
+    Bytes(Bytes),
+}
+
+impl<K: CacheObject> Slot<K> {
+    fn held(&self) -> Held<K> {
+        match self {
+            Self::Typed(obj) => Held::Typed(obj.clone()),
+            Self::Compact(entry) => Held::Bytes(entry.bytes().clone()),
+        }
+    }
+
+    fn resource_version(&self) -> Option<&str> {
+        match self {
+            Self::Typed(obj) => obj.meta().resource_version.as_deref(),
+            Self::Compact(entry) => entry.resource_version(),
+        }
+    }
+
+    fn matches(&self, selector: &Selector) -> bool {
+        if selector.selects_all() {
+            return true;
+        }
+        match self {
+            Self::Typed(obj) => {
+                selector.matches(obj.meta().labels.as_ref().unwrap_or(&Default::default()))
+            }
+            Self::Compact(entry) => selector.matches(&entry.labels()),
+        }
+    }
+}
+
+impl<K: CacheObject> Held<K> {
+    /// The object; `None` (logged) if stored bytes do not decode, which would be a bug:
+    /// the bytes were written by the same type's `Serialize`.
+    pub(crate) fn object(self) -> Option<Arc<K>> {
+        match self {
+            Self::Typed(obj) => Some(obj),
+            Self::Bytes(bytes) => match serde_json::from_slice::<K>(&bytes) {
+                Ok(obj) => Some(Arc::new(obj)),
+                Err(error) => {
+                    tracing::error!(%error, r#type = std::any::type_name::<K>(), "a compact cache entry does not decode; skipped");
+                    None
+                }
+            },
+        }
+    }
+
+    /// The object's JSON: the stored bytes, or (typed) the object serialised now.
+    pub(crate) fn json(self) -> Option<Bytes> {
+        match self {
+            Self::Bytes(bytes) => Some(bytes),
+            Self::Typed(obj) => match serde_json::to_vec(obj.as_ref()) {
+                Ok(bytes) => Some(bytes.into()),
+                Err(error) => {
+                    tracing::error!(%error, "a cached object does not encode as JSON; skipped");
+                    None
+                }
+            },
+        }
+    }
+}
+
 /// Objects by key plus their indexes. Only the indexer writes it.
 pub(crate) struct Cache<K> {
-    objects: HashMap<ObjectKey, Arc<K>>,
+    objects: FastMap<ObjectKey, Slot<K>>,
+    /// Whether new objects are stored compact (see the module docs).
+    compact: bool,
+    /// Label strings of compact entries.
+    interner: Interner,
     index_fns: HashMap<IndexName, IndexFn<K>>,
     /// Invariant: for every index in `index_fns` and every object, the object's key is
     /// under exactly the values the function gives for it, and under no other; empty value
     /// sets are removed.
-    indices: HashMap<IndexName, HashMap<IndexValue, HashSet<ObjectKey>>>,
+    indices: HashMap<IndexName, FastMap<IndexValue, FastSet<ObjectKey>>>,
+    /// The resourceVersion of the last object written or deleted (the `metadata` of a
+    /// `list_json` answer; a hint, not a consistent-read version).
+    last_resource_version: Option<Arc<str>>,
     /// The last FIFO batch applied (see `NotificationBatch::seq`).
     applied_seq: u64,
     synced: bool,
 }
 
 impl<K: CacheObject> Cache<K> {
-    fn new() -> Self {
+    fn new(mode: CacheMode) -> Self {
         let mut cache = Self {
-            objects: HashMap::new(),
+            objects: FastMap::default(),
+            compact: mode == CacheMode::Compact,
+            interner: Interner::default(),
             index_fns: HashMap::new(),
             indices: HashMap::new(),
+            last_resource_version: None,
             applied_seq: 0,
             synced: false,
         };
@@ -68,7 +173,8 @@ impl<K: CacheObject> Cache<K> {
         cache
     }
 
-    /// Adds index functions and indexes every object already stored.
+    /// Adds index functions and indexes every object already stored (a compact cache decodes
+    /// each once).
     pub(crate) fn add_indexers(
         &mut self,
         indexers: Vec<(IndexName, IndexFn<K>)>,
@@ -79,9 +185,17 @@ impl<K: CacheObject> Cache<K> {
         {
             return Err(IndexError::DuplicateIndex(name.to_string()));
         }
+        let objects: Vec<(ObjectKey, Arc<K>)> = if indexers.is_empty() || self.objects.is_empty() {
+            Vec::new()
+        } else {
+            self.objects
+                .iter()
+                .filter_map(|(key, slot)| Some((key.clone(), slot.held().object()?)))
+                .collect()
+        };
         for (name, index_fn) in indexers {
-            let mut index: HashMap<IndexValue, HashSet<ObjectKey>> = HashMap::new();
-            for (key, obj) in &self.objects {
+            let mut index: FastMap<IndexValue, FastSet<ObjectKey>> = FastMap::default();
+            for (key, obj) in &objects {
                 for value in index_fn(obj) {
                     index
                         .entry(IndexValue::new(value))
@@ -95,16 +209,41 @@ impl<K: CacheObject> Cache<K> {
         Ok(())
     }
 
-    /// The object stored under `key`.
-    pub(crate) fn get(&self, key: &ObjectKey) -> Option<&Arc<K>> {
-        self.objects.get(key)
+    /// The object stored under `key` (decoded in a compact cache).
+    pub(crate) fn get(&self, key: &ObjectKey) -> Option<Arc<K>> {
+        self.objects.get(key)?.held().object()
     }
 
-    /// Stores `obj` under `key`, replacing (and unindexing) what was there.
-    pub(crate) fn insert(&mut self, key: ObjectKey, obj: Arc<K>) {
-        if let Some(old) = self.objects.insert(key.clone(), obj.clone()) {
-            self.unindex(&key, &old);
-        }
+    /// The resourceVersion of the object under `key`; `None` if absent or versionless.
+    pub(crate) fn resource_version(&self, key: &ObjectKey) -> Option<&str> {
+        self.objects.get(key)?.resource_version()
+    }
+
+    /// Whether an object is stored under `key`.
+    pub(crate) fn contains(&self, key: &ObjectKey) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    /// Stores `obj` under `key`, replacing (and unindexing) what was there; the replaced
+    /// object (decoded in a compact cache).
+    pub(crate) fn insert(&mut self, key: ObjectKey, obj: Arc<K>) -> Option<Arc<K>> {
+        self.last_resource_version = obj.meta().resource_version.as_deref().map(Into::into);
+        let slot = if self.compact {
+            match CompactEntry::encode(obj.as_ref(), &mut self.interner) {
+                Ok(entry) => Slot::Compact(Box::new(entry)),
+                Err(error) => {
+                    // Kept typed rather than dropped: the cache stays complete.
+                    tracing::error!(%error, key = %key, "object kept typed in a compact cache");
+                    Slot::Typed(obj.clone())
+                }
+            }
+        } else {
+            Slot::Typed(obj.clone())
+        };
+        let old = self
+            .objects
+            .insert(key.clone(), slot)
+            .and_then(|old| self.unindex(&key, old));
         for (name, index_fn) in &self.index_fns {
             let index = self.indices.entry(name.clone()).or_default();
             for value in index_fn(&obj) {
@@ -114,21 +253,35 @@ impl<K: CacheObject> Cache<K> {
                     .insert(key.clone());
             }
         }
+        old
     }
 
-    /// Removes `key`; the object it held, if any.
+    /// Removes `key`; the object it held, if any (decoded in a compact cache).
     pub(crate) fn remove(&mut self, key: &ObjectKey) -> Option<Arc<K>> {
         let old = self.objects.remove(key)?;
-        self.unindex(key, &old);
-        Some(old)
+        if let Some(rv) = old.resource_version() {
+            self.last_resource_version = Some(rv.into());
+        }
+        self.unindex(key, old)
     }
 
-    fn unindex(&mut self, key: &ObjectKey, old: &K) {
+    /// Removes `key` from every index `old` is filed under; `old`, decoded. Stored bytes
+    /// that do not decode (a bug, logged) are unindexed by scanning every index.
+    fn unindex(&mut self, key: &ObjectKey, old: Slot<K>) -> Option<Arc<K>> {
+        let Some(old) = old.held().object() else {
+            for index in self.indices.values_mut() {
+                index.retain(|_, keys| {
+                    keys.remove(key);
+                    !keys.is_empty()
+                });
+            }
+            return None;
+        };
         for (name, index_fn) in &self.index_fns {
             let Some(index) = self.indices.get_mut(name) else {
                 continue;
             };
-            for value in index_fn(old) {
+            for value in index_fn(&old) {
                 let value = IndexValue::new(value);
                 if let Some(keys) = index.get_mut(&value) {
                     keys.remove(key);
@@ -138,6 +291,7 @@ impl<K: CacheObject> Cache<K> {
                 }
             }
         }
+        Some(old)
     }
 
     /// Records that batch `seq` was applied; true if it newly marks the cache synced.
@@ -148,13 +302,26 @@ impl<K: CacheObject> Cache<K> {
         newly
     }
 
+    /// Heap bytes the compact entries own (bytes, versions, label slots); 0 in a typed
+    /// cache. Interned strings and map overhead are not counted.
+    pub(crate) fn compact_bytes(&self) -> usize {
+        self.objects
+            .values()
+            .map(|slot| match slot {
+                Slot::Typed(_) => 0,
+                Slot::Compact(entry) => entry.heap_bytes(),
+            })
+            .sum()
+    }
+
     #[cfg(test)]
     pub(crate) fn check_invariants(&self) {
         for (name, index_fn) in &self.index_fns {
             let index = &self.indices[name];
-            let mut expected: HashMap<IndexValue, HashSet<ObjectKey>> = HashMap::new();
-            for (key, obj) in &self.objects {
-                for value in index_fn(obj) {
+            let mut expected: FastMap<IndexValue, FastSet<ObjectKey>> = FastMap::default();
+            for (key, slot) in &self.objects {
+                let obj = slot.held().object().expect("stored objects decode");
+                for value in index_fn(&obj) {
                     expected
                         .entry(IndexValue::new(value))
                         .or_default()
@@ -208,11 +375,16 @@ impl<K: CacheObject> Default for StoreWriter<K> {
 }
 
 impl<K: CacheObject> StoreWriter<K> {
-    /// An empty cache with the namespace index.
+    /// An empty typed cache with the namespace index.
     pub fn new() -> Self {
+        Self::with_mode(CacheMode::Typed)
+    }
+
+    /// An empty cache holding its objects as `mode` says (see the module docs).
+    pub fn with_mode(mode: CacheMode) -> Self {
         Self {
             store: Store {
-                cache: Arc::new(RwLock::new(Cache::new())),
+                cache: Arc::new(RwLock::new(Cache::new(mode))),
                 synced: Arc::new(tokio::sync::watch::Sender::new(false)),
             },
         }
@@ -234,15 +406,73 @@ impl<K: CacheObject> StoreWriter<K> {
     }
 }
 
+/// Decodes what was taken from under the lock (skipping, logged, what does not decode).
+fn objects<K: CacheObject>(held: Vec<Held<K>>) -> Vec<Arc<K>> {
+    held.into_iter().filter_map(Held::object).collect()
+}
+
 impl<K: CacheObject> Store<K> {
-    /// The object stored under `key` (`namespace/name`, or `name` when cluster-scoped).
+    /// The object stored under `key` (`namespace/name`, or `name` when cluster-scoped). In
+    /// a compact cache each call decodes a fresh copy.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<K>> {
-        self.cache.read().objects.get(key).cloned()
+        let held = self.cache.read().objects.get(key)?.held();
+        held.object()
+    }
+
+    /// The JSON of the object under `key`: in a compact cache the stored bytes (no copy, no
+    /// decoding); in a typed cache the object serialised now.
+    pub fn get_json(&self, key: &ObjectKey) -> Option<Bytes> {
+        let held = self.cache.read().objects.get(key)?.held();
+        held.json()
     }
 
     /// Every object, in no particular order.
     pub fn list(&self) -> Vec<Arc<K>> {
-        self.cache.read().objects.values().cloned().collect()
+        let held: Vec<_> = self.cache.read().objects.values().map(Slot::held).collect();
+        objects(held)
+    }
+
+    /// The objects in `namespace` (all when `None`) whose labels match `selector`, taken
+    /// under one read lock and not yet decoded. A compact cache matches labels from its
+    /// index, so only what matches is ever decoded.
+    pub(crate) fn select(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Held<K>> {
+        let cache = self.cache.read();
+        match namespace {
+            Some(ns) => cache
+                .indices
+                .get(&IndexName::new(NAMESPACE_INDEX))
+                .and_then(|index| index.get(&IndexValue::new(ns)))
+                .map(|keys| {
+                    keys.iter()
+                        .filter_map(|key| cache.objects.get(key))
+                        .filter(|slot| slot.matches(selector))
+                        .map(Slot::held)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => cache
+                .objects
+                .values()
+                .filter(|slot| slot.matches(selector))
+                .map(Slot::held)
+                .collect(),
+        }
+    }
+
+    /// Whether this cache keeps objects compact.
+    pub(crate) fn is_compact(&self) -> bool {
+        self.cache.read().compact
+    }
+
+    /// The resourceVersion of the last change applied (a hint for list answers).
+    pub(crate) fn last_resource_version(&self) -> Option<Arc<str>> {
+        self.cache.read().last_resource_version.clone()
+    }
+
+    /// Heap bytes held by compact entries (0 in a typed cache): the JSON bytes, versions and
+    /// label slots, not the shared label strings nor the maps (benchmarks count those).
+    pub fn compact_bytes(&self) -> usize {
+        self.cache.read().compact_bytes()
     }
 
     /// Every key, in no particular order.
@@ -262,19 +492,21 @@ impl<K: CacheObject> Store<K> {
 
     /// The objects `index` files under `value` (client-go's `ByIndex`).
     pub fn by_index(&self, index: &str, value: &str) -> Result<Vec<Arc<K>>, IndexError> {
-        let cache = self.cache.read();
-        let keys = cache
-            .indices
-            .get(&IndexName::new(index))
-            .ok_or_else(|| IndexError::UnknownIndex(index.into()))?;
-        Ok(keys
-            .get(&IndexValue::new(value))
-            .map(|keys| {
-                keys.iter()
-                    .filter_map(|k| cache.objects.get(k).cloned())
-                    .collect()
-            })
-            .unwrap_or_default())
+        let held: Vec<_> = {
+            let cache = self.cache.read();
+            let keys = cache
+                .indices
+                .get(&IndexName::new(index))
+                .ok_or_else(|| IndexError::UnknownIndex(index.into()))?;
+            keys.get(&IndexValue::new(value))
+                .map(|keys| {
+                    keys.iter()
+                        .filter_map(|k| cache.objects.get(k).map(Slot::held))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(objects(held))
     }
 
     /// The keys `index` files under `value` (client-go's `IndexKeys`).
@@ -313,12 +545,17 @@ impl<K: CacheObject> Store<K> {
     }
 
     /// Every object, the last batch they reflect, and whether that includes the first list.
+    /// A compact cache decodes every object (after the lock is released).
     pub fn snapshot(&self) -> Snapshot<K> {
-        let cache = self.cache.read();
+        let (held, seq, synced) = {
+            let cache = self.cache.read();
+            let held: Vec<_> = cache.objects.values().map(Slot::held).collect();
+            (held, cache.applied_seq, cache.synced)
+        };
         Snapshot {
-            objects: cache.objects.values().cloned().collect(),
-            seq: cache.applied_seq,
-            synced: cache.synced,
+            objects: objects(held),
+            seq,
+            synced,
         }
     }
 }

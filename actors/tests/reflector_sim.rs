@@ -42,7 +42,14 @@ impl<K: Unpin + 'static> Handler<ReflectorReport> for Recorder<K> {
 
 /// A started reflector with what it delivered so far.
 struct Running<
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: kube::Resource
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 > {
     reflector: Addr<Reflector<K>>,
     batches: Arc<Mutex<Vec<Vec<ReflectorDelta<K>>>>>,
@@ -54,6 +61,7 @@ where
     K: kube::Resource
         + Clone
         + serde::de::DeserializeOwned
+        + serde::Serialize
         + std::fmt::Debug
         + Send
         + Sync

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::ObjectList;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use panoptes_actors::{FactoryOptions, Informer, InformerFactory, ids::ClusterId};
+use panoptes_actors::{CacheMode, FactoryOptions, Informer, InformerFactory, ids::ClusterId};
 use panoptes_runtime::{PanoptesConfig, Runtime};
 
 /// How long any sync may take before the row fails instead of hanging.
@@ -91,8 +91,21 @@ impl PanoptesPods {
         cluster: &str,
         before_start: impl FnOnce(&Informer<Pod>),
     ) -> anyhow::Result<Self> {
-        let factory =
-            InformerFactory::new(client, ClusterId::new(cluster), FactoryOptions::default());
+        Self::sync_cached(client, cluster, CacheMode::Typed, before_start).await
+    }
+
+    /// [`sync`](Self::sync) with the cache held as `cache` says.
+    pub async fn sync_cached(
+        client: kube::Client,
+        cluster: &str,
+        cache: CacheMode,
+        before_start: impl FnOnce(&Informer<Pod>),
+    ) -> anyhow::Result<Self> {
+        let options = FactoryOptions {
+            cache,
+            ..FactoryOptions::default()
+        };
+        let factory = InformerFactory::new(client, ClusterId::new(cluster), options);
         let informer = factory.informer::<Pod>();
         before_start(&informer);
         let started = Instant::now();

@@ -4,14 +4,17 @@
 //!
 //! Variants: kube-runtime's default store (managedFields kept), kube-runtime with
 //! managedFields set to `None` by `.modify()` (what Panoptes' default transform does),
-//! Panoptes' default, Panoptes with 10 handler actors that have handled the initial list.
+//! Panoptes' default (typed cache), Panoptes with a compact cache, Panoptes with 10 handler
+//! actors that have handled the initial list. Then the price of the compact cache on read:
+//! lister `get` p50 and a `list` of every pod, typed and compact.
 
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use anyhow::bail;
 use k8s_openapi::api::core::v1::Pod;
-use panoptes_actors::{Event, HandlerOptions, handler_actor};
+use kube::core::Selector;
+use panoptes_actors::{CacheMode, Event, HandlerOptions, handler_actor};
 
 use crate::Sizes;
 use crate::contenders::{KubeRuntimePods, PanoptesPods, warm_server};
@@ -75,6 +78,10 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         PanoptesPods::sync(client.clone(), "sim-1", |_| {}).await
     })
     .await?;
+    let compact = per_pod(pods, async || {
+        PanoptesPods::sync_cached(client.clone(), "sim-1", CacheMode::Compact, |_| {}).await
+    })
+    .await?;
     let ours_handlers = per_pod(pods, async || {
         let mut ids = Vec::new();
         let synced = PanoptesPods::sync(client.clone(), "sim-1", |informer| {
@@ -134,6 +141,51 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
             ours.0 <= 0.6 * kube_stripped.0,
         ),
     );
+    lines.push(
+        Line::new(
+            "P3",
+            "… Panoptes compact cache vs kube-runtime default store",
+        )
+        .result(format!(
+            "Panoptes compact {}; {:.2}× Panoptes typed",
+            describe(compact),
+            compact.0 / ours.0
+        ))
+        .against(
+            format!(
+                "{:.2}×, {:.1} KB",
+                compact.0 / kube_default.0,
+                compact.0 / 1024.0
+            ),
+            "≤ 0.15× and ≤ 8 KB",
+            compact.0 <= 0.15 * kube_default.0 && compact.0 <= 8.0 * 1024.0,
+        ),
+    );
+    for mode in [CacheMode::Typed, CacheMode::Compact] {
+        let informer = PanoptesPods::sync_cached(client.clone(), "sim-1", mode, |_| {}).await?;
+        let reads = lister_reads(&informer);
+        drop(informer);
+        let goal = mode == CacheMode::Typed
+            || (reads.get_p50 <= Duration::from_micros(20)
+                && reads.list_all <= Duration::from_millis(100));
+        lines.push(
+            Line::new("P3", format!("… lister reads, {mode} cache ({pods} pods)"))
+                .result(format!(
+                    "get p50 {:.1} µs; list of all {:.1} ms",
+                    reads.get_p50.as_secs_f64() * 1e6,
+                    reads.list_all.as_secs_f64() * 1e3
+                ))
+                .against(
+                    format!(
+                        "get {:.1} µs, list {:.1} ms",
+                        reads.get_p50.as_secs_f64() * 1e6,
+                        reads.list_all.as_secs_f64() * 1e3
+                    ),
+                    "compact: get p50 ≤ 20 µs, list ≤ 100 ms (per 5 000 pods)",
+                    goal,
+                ),
+        );
+    }
     let growth = ours_handlers.0 / ours.0 - 1.0;
     lines.push(
         Line::new("P3", "… with 10 handler actors (initial list handled)")
@@ -148,6 +200,55 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
             ),
     );
     Ok(())
+}
+
+/// Lister read times of one synced informer.
+struct ListerReads {
+    get_p50: Duration,
+    /// The median of a few `list(None, everything)`, scaled to 5 000 pods.
+    list_all: Duration,
+}
+
+fn lister_reads(informer: &PanoptesPods) -> ListerReads {
+    let lister = informer.informer.lister();
+    let names: Vec<(String, String)> = lister
+        .list_all()
+        .iter()
+        .map(|pod| {
+            (
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut gets: Vec<Duration> = names
+        .iter()
+        .cycle()
+        .take(5_000)
+        .map(|(ns, name)| {
+            let started = Instant::now();
+            let pod = lister.get(Some(ns), name);
+            let took = started.elapsed();
+            assert!(pod.is_some(), "{ns}/{name} is cached");
+            took
+        })
+        .collect();
+    gets.sort();
+    let mut lists: Vec<Duration> = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            let all = lister.list(None, &Selector::default());
+            let took = started.elapsed();
+            assert_eq!(all.len(), names.len());
+            took
+        })
+        .collect();
+    lists.sort();
+    let scale = 5_000.0 / names.len().max(1) as f64;
+    ListerReads {
+        get_p50: gets[gets.len() / 2],
+        list_all: lists[lists.len() / 2].mul_f64(scale),
+    }
 }
 
 /// `__heapcheck`: live heap per pod of one decoded page, Panoptes' decode (managedFields cut

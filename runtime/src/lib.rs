@@ -106,4 +106,6 @@ pub use telemetry::{TelemetryError, TelemetryGuard};
 
 pub use kube::core::Selector;
 pub use panoptes_actors::ids::ClusterId;
-pub use panoptes_actors::{Event, EventHandler, HandlerOptions, Lister, handler_actor, handler_fn};
+pub use panoptes_actors::{
+    CacheMode, Event, EventHandler, HandlerOptions, ListJson, Lister, handler_actor, handler_fn,
+};

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use panoptes_runtime::CacheMode;
 use panoptes_runtime::config::{
     ClusterSelection, ClusterSource, ConfigError, OtlpProtocol, PanoptesConfig,
 };
@@ -488,4 +489,32 @@ fn resync_falls_back_to_the_runtime_default_and_zero_turns_it_off() {
 fn columns_count_characters_not_bytes() {
     let message = Scratch::new().error("[[clusters]]\nname = \"ë\" ; bogus\n");
     assert_names(&message, 2, &[":2:12:"]);
+}
+
+#[test]
+fn watch_cache_mode_parses_and_defaults_to_typed() {
+    let text = format!(
+        "{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\ncache = \"compact\"\n\n[[watch]]\nresource = \"v1/pods\"\n\n[[watch]]\nresource = \"v1/pods\"\ncache = \"typed\"\n"
+    );
+    let config = Scratch::new().load(&text).expect("valid");
+    let modes: Vec<CacheMode> = config.watches.iter().map(|w| w.cache).collect();
+    assert_eq!(
+        modes,
+        [CacheMode::Compact, CacheMode::Typed, CacheMode::Typed]
+    );
+}
+
+#[test]
+fn bad_watch_cache_mode_names_the_key_and_the_choices() {
+    let text = format!("{GOOD_CLUSTER}\n[[watch]]\nresource = \"v1/pods\"\ncache = \"tiny\"\n");
+    let message = Scratch::new().error(&text);
+    assert_names(
+        &message,
+        7,
+        &[
+            "[[watch]] #1 cache",
+            "\"tiny\"",
+            "\"typed\", \"compact\" or \"metadata\"",
+        ],
+    );
 }

@@ -360,3 +360,42 @@ mod actor {
         );
     }
 }
+
+#[test]
+fn should_forget_acknowledged_states_with_a_compact_cache_and_tombstone_from_the_cache() {
+    let mut writer =
+        crate::store::StoreWriter::<Pod>::with_mode(crate::cache_mode::CacheMode::Compact);
+    let mut q = FifoQueue::new(Transform::Keep).reading_states_from(writer.reader());
+    let relist = |objects: Vec<Arc<Pod>>, version: &str| ReflectorDelta::Replace {
+        objects,
+        resource_version: version.into(),
+    };
+    q.push(relist(vec![pod("a", 1), pod("b", 2)], "2"));
+    let batch = q.pop_batch(usize::MAX).unwrap();
+    writer.write(|c| crate::indexer::process_deltas(c, batch.keys, 0, &mut Default::default()));
+    // A newer state arriving while the batch is in flight is kept at the acknowledgement.
+    q.push(Modified(pod("a", 3)));
+    q.acknowledged();
+    assert!(
+        q.known[&ObjectKey::from("ns/b")].is_none(),
+        "b is read from the cache now"
+    );
+    assert!(
+        q.known[&ObjectKey::from("ns/a")].is_some(),
+        "a's newer state is pending"
+    );
+    assert_eq!(pop_all(&mut q).len(), 1);
+    // b vanishes in a relist: its tombstone carries the cached state.
+    q.push(relist(vec![pod("a", 3)], "4"));
+    let popped = pop_all(&mut q);
+    assert!(
+        popped.contains(&(
+            "ns/b".to_string(),
+            vec![(DeltaType::Deleted, "b".to_string(), 2, true)]
+        )),
+        "{popped:?}"
+    );
+    // A resync reads idle states from the cache too.
+    q.acknowledged();
+    assert_eq!(q.resync(), 1);
+}

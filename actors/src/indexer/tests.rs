@@ -3,6 +3,7 @@ use k8s_openapi::api::core::v1::Pod;
 use std::sync::Arc;
 
 use super::*;
+use crate::cache_mode::CacheMode;
 use crate::delta_fifo::{DeletedFinalStateUnknown, Delta};
 use crate::ids::{IndexValue, ObjectKey};
 use crate::store::{IndexFn, NAMESPACE_INDEX, Store};
@@ -461,4 +462,62 @@ mod distribution {
         tokio::task::yield_now().await;
         assert_eq!(late_seen.lock().len(), 1, "a removed handler got an event");
     }
+}
+
+#[test]
+fn should_announce_and_index_the_same_in_compact_mode_as_in_typed_mode() {
+    let churn = || {
+        vec![
+            vec![
+                popped(DeltaType::Replaced, pod_on("a", 1, Some("n1"))),
+                popped(DeltaType::Replaced, pod_on("b", 2, Some("n1"))),
+                popped(DeltaType::Replaced, pod_on("c", 3, Some("n2"))),
+            ],
+            vec![
+                popped(DeltaType::Updated, pod_on("a", 4, Some("n2"))),
+                popped(DeltaType::Deleted, pod_on("b", 2, Some("n1"))),
+                // A relist at an unchanged version is not re-announced...
+                popped(DeltaType::Replaced, pod_on("c", 3, Some("n2"))),
+            ],
+            vec![
+                // ...a changed one is an update; a resync repeats the cached state.
+                popped(DeltaType::Replaced, pod_on("c", 5, None)),
+                popped(DeltaType::Sync, pod_on("a", 4, Some("n2"))),
+                popped(DeltaType::Added, pod_on("d", 6, Some("n1"))),
+            ],
+        ]
+    };
+    let run = |mode: CacheMode| {
+        let mut writer = StoreWriter::with_mode(mode);
+        writer
+            .write(|c| {
+                c.add_indexers(vec![(
+                    IndexName::new("by-node"),
+                    Arc::new(by_node) as IndexFn<Pod>,
+                )])
+            })
+            .unwrap();
+        let mut all = Vec::new();
+        for batch in churn() {
+            let notes = apply(&mut writer, batch, 1);
+            all.extend(summary(&notes));
+            writer.write(|c| c.check_invariants());
+        }
+        let store = writer.reader();
+        let mut n2: Vec<_> = store
+            .by_index("by-node", "n2")
+            .unwrap()
+            .iter()
+            .map(|p| (p.metadata.name.clone().unwrap(), rv(p)))
+            .collect();
+        n2.sort();
+        (all, n2, store.compact_bytes())
+    };
+    let (typed, typed_n2, typed_bytes) = run(CacheMode::Typed);
+    let (compact, compact_n2, compact_bytes) = run(CacheMode::Compact);
+    assert_eq!(typed, compact);
+    assert_eq!(typed_n2, vec![("a".to_string(), 4)]);
+    assert_eq!(typed_n2, compact_n2);
+    assert_eq!(typed_bytes, 0);
+    assert!(compact_bytes > 0);
 }
