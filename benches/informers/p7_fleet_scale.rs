@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use k8s_openapi::api::core::v1::Pod;
-use panoptes_actors::{Event, HandlerOptions};
+use panoptes_actors::{CacheMode, Event, HandlerOptions};
 use panoptes_runtime::{ClusterInformerStatus, InformerSpec, MultiInformer};
 use parking_lot::Mutex;
 
@@ -104,7 +104,7 @@ async fn fleet(
     let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries).await?;
     let sync_began = Instant::now();
     let informer: MultiInformer<Pod> = panoptes.runtime.informer_with(InformerSpec {
-        // merge: set cache: CacheMode::Compact
+        cache: CacheMode::Compact,
         ..Default::default()
     });
     let updates = Arc::new(AtomicU64::new(0));
