@@ -225,7 +225,14 @@ fn answer(sim: &Sim, pods: usize, written: &Arc<AtomicU64>, line: &str) -> anyho
             let store = sim.cluster(0).store();
             let written = written.clone();
             std::thread::spawn(move || {
-                write_stamped(&store, pods.max(1), generation, rate, count, &written)
+                write_stamped(
+                    std::slice::from_ref(&store),
+                    pods.max(1),
+                    generation,
+                    rate,
+                    count,
+                    &written,
+                )
             });
             Ok(String::new())
         }
@@ -237,7 +244,9 @@ fn answer(sim: &Sim, pods: usize, written: &Arc<AtomicU64>, line: &str) -> anyho
             let stores: Vec<_> = sim.clusters().iter().map(|c| c.store()).collect();
             let written = written.clone();
             let count = (rate * seconds).round() as u64;
-            std::thread::spawn(move || churn_fleet(&stores, pods.max(1), rate, count, &written));
+            std::thread::spawn(move || {
+                write_stamped(&stores, pods.max(1), 0, rate, count, &written)
+            });
             Ok(String::new())
         }
         ["written"] => Ok(format!(
@@ -252,52 +261,15 @@ fn answer(sim: &Sim, pods: usize, written: &Arc<AtomicU64>, line: &str) -> anyho
 /// How long the current write job has been writing (nanoseconds), updated per write.
 static WRITING_FOR_NANOS: AtomicU64 = AtomicU64::new(0);
 
-/// Patches `count` pods' [`STAMP`] annotation, paced at `rate` per second of wall time.
+/// Patches `count` pods' [`STAMP`] annotation to `<generation>:<unix nanos>`, paced at `rate`
+/// per second of wall time: update `seq` goes to store `seq % stores`, pod
+/// `(seq / stores) % pods`, so every store gets an equal share and no pod is updated twice
+/// before every pod of its store was. One store for P2's `write`, the whole fleet for P7's
+/// `churn` (generation 0).
 fn write_stamped(
-    store: &panoptes_sim::store::ClusterStore,
-    pods: usize,
-    generation: u64,
-    rate: f64,
-    count: u64,
-    written: &AtomicU64,
-) {
-    let rt = store.builtin("", "pods");
-    let options = WriteOptions {
-        field_manager: Some("bench".into()),
-        ..Default::default()
-    };
-    let started = Instant::now();
-    for seq in 0..count {
-        while (started.elapsed().as_secs_f64() * rate) < seq as f64 {
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        let name = panoptes_sim::pods::pod_name(seq % pods as u64);
-        let body = format!(
-            r#"{{"metadata":{{"annotations":{{"{STAMP}":"{generation}:{}"}}}}}}"#,
-            unix_nanos()
-        );
-        if let Err(status) = store.patch(
-            &rt,
-            Some("default"),
-            &name,
-            Subresource::Main,
-            PatchType::StrategicMerge,
-            body.as_bytes(),
-            &options,
-        ) {
-            eprintln!("bench server: patching {name} failed: {}", status.message);
-        }
-        WRITING_FOR_NANOS.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        written.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// P7's churn: `count` stamped updates (generation 0) at `rate` per second, update `seq` to
-/// cluster `seq % clusters`, pod `(seq / clusters) % pods`, so every cluster gets an equal
-/// share and no pod is updated twice before every pod of its cluster was.
-fn churn_fleet(
     stores: &[panoptes_sim::store::ClusterStore],
     pods: usize,
+    generation: u64,
     rate: f64,
     count: u64,
     written: &AtomicU64,
@@ -321,7 +293,7 @@ fn churn_fleet(
         let (store, rt) = (&stores[index], &types[index]);
         let name = panoptes_sim::pods::pod_name((seq / clusters) % pods as u64);
         let body = format!(
-            r#"{{"metadata":{{"annotations":{{"{STAMP}":"0:{}"}}}}}}"#,
+            r#"{{"metadata":{{"annotations":{{"{STAMP}":"{generation}:{}"}}}}}}"#,
             unix_nanos()
         );
         if let Err(status) = store.patch(
