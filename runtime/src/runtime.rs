@@ -71,7 +71,7 @@ use crate::health::Readiness;
 use crate::metrics::Metrics;
 use crate::metrics::informer::is_serving;
 use crate::multi_informer::{ClusterInformerStatus, Membership, MultiInformer, Tracked};
-use crate::sharding::{ClientError, ShardHandle};
+use crate::sharding::{ClientError, ShardHandle, ShardHost};
 use crate::{ClusterConfig, ClusterSource};
 use panoptes_actors::error_chain::error_chain;
 
@@ -492,45 +492,6 @@ impl Runtime {
             .is_none_or(|owned| owned.contains(cluster))
     }
 
-    /// Sharding: this replica now holds `cluster`'s shard Lease. Its informers and
-    /// controllers join it (controllers first, as on a reload).
-    pub(crate) fn activate_shard(&self, cluster: &ClusterId) {
-        if let Some(owned) = self.inner.shard_owned.lock().as_mut() {
-            owned.insert(cluster.clone());
-        }
-        let request = {
-            let clusters = self.inner.clusters.lock();
-            clusters.get(cluster).map(|engaged| engaged.request.clone())
-        };
-        match request {
-            Some(Some(request)) => {
-                let informers: Vec<_> = self.inner.informers.lock().clone();
-                for informer in informers.iter().filter(|i| i.wants(cluster)) {
-                    informer.join(&request);
-                }
-            }
-            Some(None) => self
-                .inner
-                .readiness
-                .set(cluster, CONNECTION_RESOURCE, false),
-            None => {}
-        }
-    }
-
-    /// Sharding: this replica is about to release (or has lost) `cluster`'s shard Lease.
-    /// Controllers drop its keys, informers leave it (watches close, caches go), readiness
-    /// forgets it — all before this returns.
-    pub(crate) fn deactivate_shard(&self, cluster: &ClusterId) {
-        if let Some(owned) = self.inner.shard_owned.lock().as_mut() {
-            owned.remove(cluster);
-        }
-        let informers: Vec<_> = self.inner.informers.lock().clone();
-        for informer in &informers {
-            informer.leave(cluster);
-        }
-        self.inner.readiness.disengage(cluster);
-    }
-
     /// The configured clusters now, in name order (with sharding, owned or not; see
     /// [`owned_clusters`](Self::owned_clusters)).
     pub fn clusters(&self) -> Vec<ClusterId> {
@@ -559,22 +520,20 @@ impl Runtime {
     /// The client of a cluster this replica may act on, or why there is none:
     /// [`ClientError::NotOwned`] for a cluster sharding gave to another replica.
     pub fn try_client(&self, cluster: &ClusterId) -> Result<kube::Client, ClientError> {
-        let client = {
-            let clusters = self.inner.clusters.lock();
-            let Some(engaged) = clusters.get(cluster) else {
-                return Err(ClientError::Unknown {
+        let Some(client) = self.connection_client(cluster) else {
+            let configured = self.inner.clusters.lock().contains_key(cluster);
+            return Err(if configured {
+                ClientError::NotConnected {
                     cluster: cluster.clone(),
-                });
-            };
-            engaged.request.as_ref().map(|r| r.client.clone())
-        };
-        let Some(client) = client else {
-            return Err(ClientError::NotConnected {
-                cluster: cluster.clone(),
-                error: self
-                    .connection_errors()
-                    .remove(cluster)
-                    .unwrap_or_else(|| "not connected".into()),
+                    error: self
+                        .connection_errors()
+                        .remove(cluster)
+                        .unwrap_or_else(|| "not connected".into()),
+                }
+            } else {
+                ClientError::Unknown {
+                    cluster: cluster.clone(),
+                }
             });
         };
         if !self.is_owned(cluster) {
@@ -981,4 +940,67 @@ fn start_embedded(
         sim,
         _churns: churns,
     })
+}
+
+impl ShardHost for Runtime {
+    type Weak = WeakRuntime;
+
+    fn downgrade(&self) -> WeakRuntime {
+        Runtime::downgrade(self)
+    }
+
+    fn upgrade(weak: &WeakRuntime) -> Option<Self> {
+        weak.upgrade()
+    }
+
+    fn clusters(&self) -> Vec<ClusterId> {
+        Runtime::clusters(self)
+    }
+
+    /// Sharding: this replica now holds `cluster`'s shard Lease. Its informers and
+    /// controllers join it (controllers first, as on a reload).
+    fn activate_shard(&self, cluster: &ClusterId) {
+        if let Some(owned) = self.inner.shard_owned.lock().as_mut() {
+            owned.insert(cluster.clone());
+        }
+        let request = {
+            let clusters = self.inner.clusters.lock();
+            clusters.get(cluster).map(|engaged| engaged.request.clone())
+        };
+        match request {
+            Some(Some(request)) => {
+                let informers: Vec<_> = self.inner.informers.lock().clone();
+                for informer in informers.iter().filter(|i| i.wants(cluster)) {
+                    informer.join(&request);
+                }
+            }
+            Some(None) => self
+                .inner
+                .readiness
+                .set(cluster, CONNECTION_RESOURCE, false),
+            None => {}
+        }
+    }
+
+    /// Sharding: this replica is about to release (or has lost) `cluster`'s shard Lease.
+    /// Controllers drop its keys, informers leave it (watches close, caches go), readiness
+    /// forgets it — all before this returns.
+    fn deactivate_shard(&self, cluster: &ClusterId) {
+        if let Some(owned) = self.inner.shard_owned.lock().as_mut() {
+            owned.remove(cluster);
+        }
+        let informers: Vec<_> = self.inner.informers.lock().clone();
+        for informer in &informers {
+            informer.leave(cluster);
+        }
+        self.inner.readiness.disengage(cluster);
+    }
+
+    fn metrics(&self) -> &Metrics {
+        Runtime::metrics(self)
+    }
+
+    fn readiness(&self) -> &Readiness {
+        Runtime::readiness(self)
+    }
 }

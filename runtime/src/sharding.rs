@@ -33,6 +33,32 @@ use panoptes_actors::ids::ClusterId;
 
 pub use coordinator::{HandoffReason, ShardHandle};
 
+use crate::health::Readiness;
+use crate::metrics::Metrics;
+
+/// What the coordinator drives: the [`Runtime`](crate::Runtime), seen only through what
+/// sharding needs of it, so that the runtime depends on sharding and not the other way.
+pub(crate) trait ShardHost: Sized + 'static {
+    /// A handle that does not keep the host alive (the coordinator must not).
+    type Weak: 'static;
+
+    /// A weak handle to this host.
+    fn downgrade(&self) -> Self::Weak;
+    /// The host, unless it was dropped.
+    fn upgrade(weak: &Self::Weak) -> Option<Self>;
+    /// The configured clusters now, owned or not.
+    fn clusters(&self) -> Vec<ClusterId>;
+    /// This replica now holds `cluster`'s shard Lease: its informers and controllers join it.
+    fn activate_shard(&self, cluster: &ClusterId);
+    /// This replica is about to release (or has lost) `cluster`'s shard Lease: everything
+    /// of it stops before this returns.
+    fn deactivate_shard(&self, cluster: &ClusterId);
+    /// Where the shard metrics go.
+    fn metrics(&self) -> &Metrics;
+    /// Where `/readyz` reads the owned set from.
+    fn readiness(&self) -> &Readiness;
+}
+
 /// Why [`Runtime::try_client`](crate::Runtime::try_client) has no client for a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {

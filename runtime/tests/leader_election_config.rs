@@ -5,35 +5,15 @@
 use std::path::Path;
 use std::time::Duration;
 
-use panoptes_runtime::config::{
-    ConfigError, DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE, PanoptesConfig,
-};
+use panoptes_runtime::config::{DEFAULT_LEASE_NAME, DEFAULT_LEASE_NAMESPACE, PanoptesConfig};
 
-const CLUSTERS: &str = "[[clusters]]\nname = \"east\"\nembedded = { pods = 1 }\n\n[[clusters]]\nname = \"west\"\nembedded = { pods = 1 }\n";
+mod lease_table_support;
 
-fn load_env(text: &str, env: &[(&str, &str)]) -> Result<PanoptesConfig, ConfigError> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("clusters.toml");
-    std::fs::write(&path, text).expect("write");
-    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-    PanoptesConfig::load_with_env(path, env)
-}
+use lease_table_support::{CLUSTERS, assert_contains, load_env, table_error};
 
 /// The error message `[leader_election]` body `table` (after the clusters) produces.
 fn error(table: &str) -> String {
-    match load_env(&format!("{CLUSTERS}\n[leader_election]\n{table}"), &[]) {
-        Ok(config) => panic!("expected an error, loaded {:?}", config.leader_election),
-        Err(e) => e.to_string(),
-    }
-}
-
-fn assert_contains(message: &str, fragments: &[&str]) {
-    for fragment in fragments {
-        assert!(
-            message.contains(fragment),
-            "expected {fragment:?} in: {message}"
-        );
-    }
+    table_error("leader_election", table)
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The shard coordinator: one task per sharded [`Runtime`] that keeps this replica's peer
+//! The shard coordinator: one task per sharded [`Runtime`](crate::Runtime) that keeps this replica's peer
 //! Lease, decides by rendezvous hashing which clusters it should own, and engages a cluster
 //! only while it holds that cluster's shard Lease (the fence).
 //!
@@ -21,7 +21,7 @@
 //! [`ShardHandle::release`] (awaited) or [`ShardHandle::release_in_background`]: the task
 //! disengages every cluster, then writes every shard Lease and its peer Lease free (no
 //! holder, 1 s) at once, so peers take over at their next round instead of waiting for
-//! expiry. Dropping every handle (the [`Runtime`] and its clones) does the same. A
+//! expiry. Dropping every handle (the [`Runtime`](crate::Runtime) and its clones) does the same. A
 //! process that dies without either is a crash: peers take over after `lease_duration`.
 //!
 //! Not an actor: it owns its state alone, receives nothing but the stop signal, and its
@@ -39,6 +39,7 @@ use panoptes_actors::lease_lock::{Attempt, LeaseLock, LeaseStatus, Observation};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
+use super::ShardHost;
 use super::lease_names::{
     PEER_ROLE, ROLE_LABEL, SHARD_ROLE, peer_lease_name, peer_lease_prefix, role_labels,
     shard_lease_name,
@@ -47,7 +48,6 @@ use super::peers::{PeerRecord, PeerTable};
 use super::plan::{next_deadline, overdue, plan};
 use super::rendezvous;
 use crate::config::ShardingConfig;
-use crate::runtime::{Runtime, WeakRuntime};
 
 /// Why a cluster changed hands here (`panoptes_shard_handoffs_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,8 +121,8 @@ struct ShardLease {
     last: Option<Observation>,
 }
 
-struct Coordinator {
-    runtime: WeakRuntime,
+struct Coordinator<H: ShardHost> {
+    runtime: H::Weak,
     config: ShardingConfig,
     leases: Api<Lease>,
     peer_lock: LeaseLock,
@@ -138,8 +138,8 @@ struct Coordinator {
 
 /// Starts the coordinator for `runtime` on the current actix system, with `client` on the
 /// home cluster.
-pub(crate) fn start(
-    runtime: &Runtime,
+pub(crate) fn start<H: ShardHost>(
+    runtime: &H,
     config: ShardingConfig,
     client: kube::Client,
 ) -> ShardHandle {
@@ -154,8 +154,8 @@ pub(crate) fn start(
         config.timings.lease_duration,
     )
     .with_labels(role_labels(PEER_ROLE));
-    let coordinator = Coordinator {
-        runtime: runtime.downgrade(),
+    let coordinator = Coordinator::<H> {
+        runtime: H::downgrade(runtime),
         leases: Api::namespaced(client.clone(), &config.namespace),
         peer_lock,
         peer_last: None,
@@ -184,7 +184,7 @@ pub(crate) fn start(
     }
 }
 
-impl Coordinator {
+impl<H: ShardHost> Coordinator<H> {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
@@ -250,7 +250,7 @@ impl Coordinator {
                 }),
         );
         let phase1 = timeout_at(phase_end, futures::future::join3(peer, list, renewals)).await;
-        let Some(runtime) = self.runtime.upgrade() else {
+        let Some(runtime) = H::upgrade(&self.runtime) else {
             return false;
         };
         let listed = match phase1 {
@@ -351,7 +351,7 @@ impl Coordinator {
             .collect()
     }
 
-    fn after_peer_renew(&mut self, runtime: &Runtime, attempt: Attempt, sent: Instant) {
+    fn after_peer_renew(&mut self, runtime: &H, attempt: Attempt, sent: Instant) {
         match attempt.status {
             Ok(LeaseStatus::Held) => {
                 runtime
@@ -368,13 +368,7 @@ impl Coordinator {
         self.peer_last = attempt.observation;
     }
 
-    fn after_renew(
-        &mut self,
-        runtime: &Runtime,
-        cluster: &ClusterId,
-        attempt: Attempt,
-        sent: Instant,
-    ) {
+    fn after_renew(&mut self, runtime: &H, cluster: &ClusterId, attempt: Attempt, sent: Instant) {
         self.shard_lease(cluster).last = attempt.observation;
         match attempt.status {
             Ok(LeaseStatus::Held) => {
@@ -396,7 +390,7 @@ impl Coordinator {
 
     fn after_acquire(
         &mut self,
-        runtime: &Runtime,
+        runtime: &H,
         cluster: &ClusterId,
         attempt: Attempt,
         sent: Instant,
@@ -465,7 +459,7 @@ impl Coordinator {
     /// Disengages every held cluster whose renew deadline passed; false once the runtime is
     /// gone.
     fn enforce_deadlines(&mut self) -> bool {
-        match self.runtime.upgrade() {
+        match H::upgrade(&self.runtime) {
             Some(runtime) => {
                 self.enforce_deadlines_with(&runtime);
                 true
@@ -474,7 +468,7 @@ impl Coordinator {
         }
     }
 
-    fn enforce_deadlines_with(&mut self, runtime: &Runtime) {
+    fn enforce_deadlines_with(&mut self, runtime: &H) {
         let deadline = self.config.timings.renew_deadline;
         for cluster in overdue(&self.held, Instant::now(), deadline) {
             tracing::warn!(
@@ -485,14 +479,14 @@ impl Coordinator {
         }
     }
 
-    fn engage(&mut self, runtime: &Runtime, cluster: &ClusterId, reason: HandoffReason) {
+    fn engage(&mut self, runtime: &H, cluster: &ClusterId, reason: HandoffReason) {
         runtime.activate_shard(cluster);
         tracing::info!(%cluster, identity = %self.config.identity, reason = reason.as_str(), "shard engaged");
         runtime.metrics().shard_handoff(reason.as_str()).inc();
         self.publish(runtime);
     }
 
-    fn disengage(&mut self, runtime: &Runtime, cluster: &ClusterId, reason: HandoffReason) {
+    fn disengage(&mut self, runtime: &H, cluster: &ClusterId, reason: HandoffReason) {
         if self.held.remove(cluster).is_none() {
             return;
         }
@@ -502,7 +496,7 @@ impl Coordinator {
         self.publish(runtime);
     }
 
-    fn publish(&self, runtime: &Runtime) {
+    fn publish(&self, runtime: &H) {
         let owned: BTreeSet<ClusterId> = self.held.keys().cloned().collect();
         runtime
             .metrics()
@@ -517,7 +511,7 @@ impl Coordinator {
     /// Clean stop: disengage everything, then write every Lease free at once.
     async fn release_all(mut self) {
         let held: Vec<ClusterId> = self.held.keys().cloned().collect();
-        if let Some(runtime) = self.runtime.upgrade() {
+        if let Some(runtime) = H::upgrade(&self.runtime) {
             for cluster in &held {
                 self.disengage(&runtime, cluster, HandoffReason::Released);
             }
