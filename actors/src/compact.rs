@@ -17,7 +17,7 @@
 //! client-go keeps only decoded objects. This is closer to the API server's watch cache,
 //! which can serve encoded bytes without re-encoding them.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -71,7 +71,8 @@ pub(crate) struct CompactEntry {
     /// `metadata.resourceVersion`, so a relist's unchanged objects are recognised without
     /// decoding.
     resource_version: Option<Box<str>>,
-    /// `metadata.labels`, sorted by key (label selectors run without decoding).
+    /// `metadata.labels`, sorted by key (label selectors run without decoding; the order comes
+    /// from the `BTreeMap` they were read from).
     labels: Box<[(Arc<str>, Arc<str>)]>,
 }
 
@@ -117,12 +118,13 @@ impl CompactEntry {
         self.resource_version.as_deref()
     }
 
-    /// `metadata.labels` in the shape kube's selectors read.
-    pub(crate) fn labels(&self) -> BTreeMap<String, String> {
-        self.labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    /// The value of label `key`, found without allocating (labels are sorted by key).
+    pub(crate) fn label(&self, key: &str) -> Option<&str> {
+        let found = self
+            .labels
+            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
+            .ok()?;
+        Some(&self.labels[found].1)
     }
 
     /// Heap bytes this entry owns alone (its interned strings are shared, not counted).
@@ -146,7 +148,8 @@ mod tests {
         let decoded: k8s_openapi::api::core::v1::Pod = entry.decode().unwrap();
         assert_eq!(&decoded, original.as_ref());
         assert_eq!(entry.resource_version(), Some("3"));
-        assert_eq!(entry.labels().get("app").map(String::as_str), Some("a"));
+        assert_eq!(entry.label("app"), Some("a"));
+        assert_eq!(entry.label("missing"), None);
     }
 
     #[test]

@@ -118,7 +118,9 @@ impl<K: CacheObject> Indexer<K> {
         });
         if newly_synced {
             self.writer.announce_synced();
-            tracing::info!(cluster = %self.cluster, resource = %self.resource, objects = self.writer.reader().len(), "cache synced");
+            let objects = self.writer.reader().len();
+            tracing::info!(cluster = %self.cluster, resource = %self.resource, objects, "cache synced");
+            crate::heap_release::after_first_sync(objects);
         }
         // Runs inside the `indexer.apply` span: the processor's span is its child.
         self.processor.distribute(NotificationBatch {

@@ -35,6 +35,7 @@ pub mod event;
 pub mod event_stream;
 pub mod finalizer;
 pub mod handler_span;
+pub mod heap_release;
 pub mod ids;
 pub mod indexer;
 pub mod informer;

@@ -41,9 +41,11 @@
 
 mod field;
 mod label;
+mod label_matcher;
 
 pub use field::{FieldOp, FieldRequirement, FieldSelector};
 pub use label::{LabelOp, LabelRequirement, LabelSelector};
+pub(crate) use label_matcher::LabelMatcher;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 

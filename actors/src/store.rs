@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kube::core::{Selector, SelectorExt};
+use kube::core::Selector;
 use parking_lot::RwLock;
 use thiserror::Error;
 
@@ -37,6 +37,7 @@ use crate::cache_mode::CacheMode;
 use crate::compact::{CompactEntry, Interner};
 use crate::ids::{IndexName, IndexValue, ObjectKey};
 use crate::object::CacheObject;
+use crate::selector::LabelMatcher;
 
 /// The built-in index of objects by namespace (client-go's `NamespaceIndex`).
 pub const NAMESPACE_INDEX: &str = "namespace";
@@ -91,15 +92,16 @@ impl<K: CacheObject> Slot<K> {
         }
     }
 
-    fn matches(&self, selector: &Selector) -> bool {
-        if selector.selects_all() {
+    fn matches(&self, matcher: &LabelMatcher) -> bool {
+        if matcher.selects_all() {
             return true;
         }
         match self {
             Self::Typed(obj) => {
-                selector.matches(obj.meta().labels.as_ref().unwrap_or(&Default::default()))
+                let labels = obj.meta().labels.as_ref();
+                matcher.matches(|key| labels?.get(key).map(String::as_str))
             }
-            Self::Compact(entry) => selector.matches(&entry.labels()),
+            Self::Compact(entry) => matcher.matches(|key| entry.label(key)),
         }
     }
 }
@@ -438,6 +440,7 @@ impl<K: CacheObject> Store<K> {
     /// under one read lock and not yet decoded. A compact cache matches labels from its
     /// index, so only what matches is ever decoded.
     pub(crate) fn select(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Held<K>> {
+        let matcher = LabelMatcher::new(selector);
         let cache = self.cache.read();
         match namespace {
             Some(ns) => cache
@@ -447,7 +450,7 @@ impl<K: CacheObject> Store<K> {
                 .map(|keys| {
                     keys.iter()
                         .filter_map(|key| cache.objects.get(key))
-                        .filter(|slot| slot.matches(selector))
+                        .filter(|slot| slot.matches(&matcher))
                         .map(Slot::held)
                         .collect()
                 })
@@ -455,7 +458,7 @@ impl<K: CacheObject> Store<K> {
             None => cache
                 .objects
                 .values()
-                .filter(|slot| slot.matches(selector))
+                .filter(|slot| slot.matches(&matcher))
                 .map(Slot::held)
                 .collect(),
         }
