@@ -41,6 +41,7 @@ use serde::de::DeserializeOwned;
 use crate::cache_mode::CacheMode;
 use crate::ids::ClusterId;
 use crate::informer::Informer;
+use crate::list_gate::ListGate;
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::reflector::{Reflector, ReflectorConfig};
@@ -70,6 +71,9 @@ pub struct FactoryOptions {
     /// `PartialObjectMetadata` only, so the informers' types must hold one
     /// (`PartialObjectMeta<K>`, `DynamicObject`); `Compact` keeps JSON bytes, decoded on read.
     pub cache: CacheMode,
+    /// Shared with every reflector of this factory (and of others given the same gate):
+    /// at most its limit of lists gather at once. `None`: no limit.
+    pub list_gate: Option<ListGate>,
 }
 
 impl FactoryOptions {
@@ -363,6 +367,7 @@ impl InformerFactory {
             },
             // A `PartialObjectMeta<K>` can only ever hold metadata: never fetch more.
             metadata_only: options.cache == CacheMode::Metadata || K::metadata_api(),
+            list_gate: options.list_gate.clone(),
             ..ReflectorConfig::default()
         };
         if let Some(page_size) = options.page_size {

@@ -44,6 +44,7 @@ pub mod latency;
 pub mod leader_elector;
 pub mod leadership;
 pub mod lease_lock;
+pub mod list_gate;
 pub mod list_json;
 pub mod list_watch;
 pub mod listener;

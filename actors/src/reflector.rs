@@ -33,6 +33,9 @@
 //!   `INITIAL_EVENTS_END_WAIT`, as v1.28 does on a quiet resource), this reflector falls back
 //!   to list+watch for good and says so in [`ReflectorReport::streaming_refused`].
 //! - **Sharing.** Each object is decoded once and sent behind an `Arc`; never cloned.
+//! - **List gate** (`ReflectorConfig::list_gate`, [`crate::list_gate`]): a gated list waits
+//!   for a permit before its first page and holds it until it ends, or until a page is slower
+//!   than the gate's stall time.
 //!
 //! # Requests
 //! Built by `kube::core::Request` as `Api::list`/`Api::watch` build them ([`crate::list_watch`]):
@@ -94,6 +97,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
+use crate::list_gate::{ListGate, ListPermit};
 use crate::list_watch::{
     self, Failure, FailureKind, ListFrom, ListWatcher, WatchItem, WatchLimits, WatchStream,
 };
@@ -244,6 +248,9 @@ pub struct ReflectorConfig {
     /// Where the watch's events, endings and last arrival are counted; the informer shares
     /// one set with every reflector it starts, so restarts keep the totals.
     pub counters: Arc<WatchCounters>,
+    /// Limits the lists gathering at once across the reflectors sharing it; `None` lists
+    /// at once, as client-go does.
+    pub list_gate: Option<ListGate>,
 }
 
 impl Default for ReflectorConfig {
@@ -259,6 +266,7 @@ impl Default for ReflectorConfig {
             bookmark_interval: Duration::from_secs(60),
             max_event_bytes: 16 << 20,
             counters: Arc::default(),
+            list_gate: None,
         }
     }
 }
@@ -289,6 +297,26 @@ struct Driver<K: Send + Sync + 'static> {
     ledger: Ledger,
     /// The last report sent (also read by the actor for the final `Stopped` report).
     last_report: Arc<Mutex<ReflectorReport>>,
+}
+
+/// Awaits `page`; if it takes longer than `stall`, gives the list's permit up first, so a slow
+/// server does not hold back the lists of others (`list_gate.rs`).
+async fn unless_stalled<T>(
+    page: impl std::future::Future<Output = T>,
+    stall: Duration,
+    permit: &mut Option<ListPermit>,
+) -> T {
+    let mut page = std::pin::pin!(page);
+    if permit.is_some() {
+        tokio::select! {
+            outcome = &mut page => return outcome,
+            () = tokio::time::sleep(stall) => {
+                tracing::debug!(?stall, "a list page is slow; its list goes on without a permit");
+                *permit = None;
+            }
+        }
+    }
+    page.await
 }
 
 /// A list page being fetched ahead of need; aborted if not used.
@@ -379,6 +407,8 @@ where
         let mut state = self.machine.start();
         let mut collected = Collected::new();
         let mut watch: Option<WatchStream<K>> = None;
+        // Held from a gated list's first page to its end (`list_gate.rs`).
+        let mut list_permit: Option<ListPermit> = None;
         loop {
             self.report();
             let mut out = Vec::new();
@@ -392,11 +422,25 @@ where
                     let span = tracing::info_span!("list_page", cluster = %self.cluster,
                         resource = %self.resource, resource_version = from.query_value(),
                         continue_token = continue_token.is_some(), bytes = tracing::field::Empty);
-                    let outcome = self
+                    let gate = self.config.list_gate.clone();
+                    if let Some(gate) = &gate
+                        && list_permit.is_none()
+                        && continue_token.is_none()
+                    {
+                        list_permit = gate.enter().await;
+                    }
+                    let page = self
                         .list_page(&from, continue_token, &mut collected)
-                        .instrument(span.clone())
-                        .await;
+                        .instrument(span.clone());
+                    let outcome = match &gate {
+                        Some(gate) => unless_stalled(page, gate.stall(), &mut list_permit).await,
+                        None => page.await,
+                    };
                     state = self.advance(state, outcome, &mut collected, &mut out);
+                    if !matches!(state, State::List { .. }) {
+                        // The list ended (sent, or failed into a backoff): the next one may gather.
+                        list_permit = None;
+                    }
                     span
                 }
                 State::StreamInitial { ref from } => {

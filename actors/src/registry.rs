@@ -73,6 +73,7 @@ use crate::event_stream::{EventStream, StreamHooks};
 use crate::ids::ClusterId;
 use crate::informer::Informer;
 use crate::informer_factory::{FactoryOptions, InformerFactory, ListScope, resource_name};
+use crate::list_gate::ListGate;
 use crate::listener::{EventMap, HandlerOptions, HandlerStatus};
 use crate::object::CacheObject;
 use crate::processor::HandlerId;
@@ -338,6 +339,8 @@ pub struct Registry {
     table: Addr<table::PipelineTable>,
     /// The keys of the running pipelines, as the actor last published them.
     running: Arc<RwLock<HashSet<PipelineKey>>>,
+    /// Given to every pipeline created from now on (see [`Self::limit_concurrent_lists`]).
+    list_gate: Arc<RwLock<Option<ListGate>>>,
 }
 
 impl Default for Registry {
@@ -362,7 +365,23 @@ impl Registry {
         let table = table::PipelineTable::start_in_arbiter(&Arbiter::new().handle(), move |_| {
             table::PipelineTable::new(published)
         });
-        Self { table, running }
+        Self {
+            table,
+            running,
+            list_gate: Arc::default(),
+        }
+    }
+
+    /// Lets at most `limit` of the lists of pipelines created from now on gather at once
+    /// (`None`: no limit, the default); see [`crate::list_gate`]. Pipelines already running
+    /// keep the gate they started with.
+    pub fn limit_concurrent_lists(&self, limit: Option<usize>) {
+        *self.list_gate.write() = limit.map(ListGate::new);
+    }
+
+    /// The gate of the lists of new pipelines, if any.
+    pub fn list_gate(&self) -> Option<ListGate> {
+        self.list_gate.read().clone()
     }
 
     /// Stops every pipeline and the registry's own actor and thread (a program's clean
@@ -470,6 +489,7 @@ impl Registry {
             field_selector: key.field_selector.clone(),
             default_resync: request.default_resync,
             cache: key.cache,
+            list_gate: self.list_gate(),
             ..FactoryOptions::default()
         };
         let (client, factory_cluster) = (request.client.clone(), request.cluster.clone());

@@ -8,6 +8,7 @@ use actix::prelude::*;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{ApiResource, DynamicObject};
 use panoptes_actors::ids::ClusterId;
+use panoptes_actors::list_gate::ListGate;
 use panoptes_actors::reflector::{
     GetReflectorReport, Reflector, ReflectorBatch, ReflectorConfig, ReflectorDelta,
     ReflectorReport, ReflectorState, StopReflector,
@@ -499,4 +500,74 @@ async fn should_tear_down_a_stalled_watch_and_resume_it_without_relisting() {
         "resumed, never relisted"
     );
     assert_eq!(cluster.counters().lists("pods"), 1);
+}
+
+/// Reflectors of three clusters sharing a gate of one: no two of them are ever part-way
+/// through a list (each cluster's 1 200 pods are three pages, each answered after 100 ms).
+#[actix_rt::test]
+async fn should_let_one_gated_list_gather_at_a_time() {
+    let sim = Sim::start(SimOptions {
+        clusters: 3,
+        ..SimOptions::default()
+    })
+    .expect("sim starts");
+    let gate = ListGate::new(1);
+    let mut running = Vec::new();
+    for i in 0..3 {
+        let cluster = sim.cluster(i);
+        panoptes_sim::pods::seed(&cluster.store(), "default", 1200);
+        cluster.faults().set_latency(Duration::from_millis(100));
+        let config = ReflectorConfig {
+            list_gate: Some(gate.clone()),
+            ..ReflectorConfig::default()
+        };
+        running.push(Running::start(
+            kube::Api::<Pod>::all(client(cluster).await),
+            config,
+        ));
+    }
+    let part_way = || {
+        (0..3)
+            .filter(|&i| (1..3).contains(&sim.cluster(i).counters().lists("pods")))
+            .count()
+    };
+    eventually("every cluster's Replace", WAIT, || {
+        assert!(part_way() <= 1, "two lists gathered at once");
+        running.iter().all(|r| !r.replaces().is_empty())
+    })
+    .await;
+    for r in &running {
+        assert_eq!(r.replaces()[0].0, 1200);
+    }
+    assert_eq!(gate.most_in_use(), 1);
+    assert_eq!(gate.in_use(), 0, "watching reflectors hold no permit");
+}
+
+/// A server that answers nothing keeps the permit only for the gate's stall time.
+#[actix_rt::test]
+async fn should_not_let_a_stalled_server_hold_the_list_gate() {
+    let sim = Sim::start(SimOptions {
+        clusters: 2,
+        ..SimOptions::default()
+    })
+    .expect("sim starts");
+    let gate = ListGate::with_stall(1, Duration::from_millis(300));
+    let gated = || ReflectorConfig {
+        list_gate: Some(gate.clone()),
+        ..ReflectorConfig::default()
+    };
+    let (stalled, healthy) = (sim.cluster(0), sim.cluster(1));
+    stalled.faults().set_latency(Duration::from_secs(3600));
+    panoptes_sim::pods::seed(&healthy.store(), "default", 10);
+    let _stalled = Running::start(kube::Api::<Pod>::all(client(stalled).await), gated());
+    eventually("the stalled server's list to take the permit", WAIT, || {
+        stalled.counters().lists("pods") == 1 && gate.in_use() == 1
+    })
+    .await;
+    let healthy = Running::start(kube::Api::<Pod>::all(client(healthy).await), gated());
+    eventually("the healthy cluster's Replace", WAIT, || {
+        !healthy.replaces().is_empty()
+    })
+    .await;
+    assert_eq!(healthy.replaces()[0].0, 10);
 }

@@ -116,6 +116,9 @@ pub struct RuntimeConfig {
     pub metrics_addr: SocketAddr,
     /// Resync period for watches that set none; `None` (the default) turns resync off.
     pub default_resync: Option<Duration>,
+    /// At most this many initial lists (and relists) gather at once, across every cluster
+    /// and resource (`panoptes_actors::list_gate`); `None` (the default): no limit.
+    pub concurrent_lists: Option<usize>,
 }
 
 /// Loopback only by default: metrics should not be exposed beyond the host unless asked for.

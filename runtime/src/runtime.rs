@@ -298,6 +298,10 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let runtime = Self::with_observability(metrics, readiness);
         *runtime.inner.default_resync.lock() = config.runtime.default_resync;
+        runtime
+            .inner
+            .registry
+            .limit_concurrent_lists(config.runtime.concurrent_lists);
         if let Some(sharding) = &config.sharding {
             // Before any cluster connects: nothing is active until its Lease is held, and
             // every client names the replica.

@@ -68,6 +68,7 @@ pub struct RuntimeBuilder {
     telemetry: Option<TelemetryConfig>,
     metrics_addr: Option<SocketAddr>,
     default_resync: Option<Duration>,
+    concurrent_lists: Option<usize>,
 }
 
 /// A cluster as given, before its name is checked and its kubeconfig path resolved.
@@ -88,6 +89,7 @@ impl RuntimeBuilder {
             telemetry: Some(TelemetryConfig::default()),
             metrics_addr: None,
             default_resync: None,
+            concurrent_lists: None,
         }
     }
 
@@ -147,6 +149,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// At most `limit` lists gather at once (`[runtime] concurrent_lists`); default no limit.
+    pub fn concurrent_lists(mut self, limit: usize) -> Self {
+        self.concurrent_lists = Some(limit.max(1));
+        self
+    }
+
     /// Checks the clusters, starts telemetry and the health server as asked, and connects
     /// every cluster (as [`Runtime::start`] does). Needs a running actix `System`.
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
@@ -198,6 +206,7 @@ impl RuntimeBuilder {
                     .metrics_addr
                     .unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().expect("a valid address")),
                 default_resync: self.default_resync,
+                concurrent_lists: self.concurrent_lists,
             },
             telemetry: self.telemetry.clone().unwrap_or_default(),
             clusters,

@@ -518,3 +518,23 @@ fn bad_watch_cache_mode_names_the_key_and_the_choices() {
         ],
     );
 }
+
+#[test]
+fn concurrent_lists_is_read_from_the_file_and_the_environment_and_must_be_positive() {
+    let scratch = Scratch::new();
+    let unset = scratch.load(GOOD_CLUSTER).expect("a good file");
+    assert_eq!(unset.runtime.concurrent_lists, None, "no limit by default");
+    let set = scratch
+        .load(&format!("[runtime]\nconcurrent_lists = 4\n{GOOD_CLUSTER}"))
+        .expect("a good file");
+    assert_eq!(set.runtime.concurrent_lists, Some(4));
+    let overridden = scratch
+        .load_env(
+            GOOD_CLUSTER,
+            &[("PANOPTES__RUNTIME__CONCURRENT_LISTS", "2")],
+        )
+        .expect("a good override");
+    assert_eq!(overridden.runtime.concurrent_lists, Some(2));
+    let message = Scratch::new().error(&format!("[runtime]\nconcurrent_lists = 0\n{GOOD_CLUSTER}"));
+    assert_names(&message, 2, &["[runtime] concurrent_lists", "1 or more"]);
+}

@@ -29,6 +29,8 @@ pub(crate) struct RawFile {
 pub(crate) struct RawRuntime {
     pub metrics_addr: Option<String>,
     pub default_resync: Option<String>,
+    /// Signed so that a negative number gets our message rather than serde's.
+    pub concurrent_lists: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -204,9 +204,20 @@ impl<'a> Checker<'a> {
             raw.runtime.default_resync.as_deref(),
             &runtime_key.key("default_resync"),
         )?;
+        let concurrent_lists = match raw.runtime.concurrent_lists {
+            None => None,
+            Some(n) if n >= 1 => Some(n as usize),
+            Some(n) => {
+                return Err(self.value_error(
+                    &runtime_key.key("concurrent_lists"),
+                    format!("{n} lists at once would never list; write 1 or more, or leave it out for no limit"),
+                ));
+            }
+        };
         let runtime = RuntimeConfig {
             metrics_addr,
             default_resync,
+            concurrent_lists,
         };
         let telemetry = self.telemetry(raw.telemetry)?;
 
