@@ -61,6 +61,7 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
             "?labelSelector=app%3Dapp-7",
         ),
     ] {
+        same_answers(addr, query).await?;
         let cached = measure(addr, &format!("/pods{query}"), sizes).await?;
         let direct = measure(addr, &format!("/pods/direct{query}"), sizes).await?;
         let floor = floor(addr, &format!("/pods{query}"), sizes).await?;
@@ -100,15 +101,10 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
     Ok(())
 }
 
-/// The floor of `path`: one answer fetched, then served prebuilt by a loopback axum server
-/// (the same HTTP stack) under the same load.
-async fn floor(
-    addr: std::net::SocketAddr,
-    path: &str,
-    sizes: &Sizes,
-) -> anyhow::Result<LoadReport> {
+/// One answer's body, fetched over a plain HTTP/1.1 connection.
+async fn fetch(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<Bytes> {
     let target = path.to_string();
-    let body: Bytes = tokio::task::spawn_blocking(move || -> anyhow::Result<Bytes> {
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Bytes> {
         let mut stream = std::net::TcpStream::connect(addr)?;
         use std::io::{Read, Write};
         let request = format!(
@@ -124,7 +120,45 @@ async fn floor(
             .ok_or_else(|| anyhow::anyhow!("no HTTP header end"))?;
         Ok(Bytes::from(answer.split_off(split + 4)))
     })
-    .await??;
+    .await?
+}
+
+/// The lister's and the direct answer to `query` are valid JSON naming the same pods (the
+/// lister's is written piece by piece from stored bytes, so check it once before timing it).
+async fn same_answers(addr: std::net::SocketAddr, query: &str) -> anyhow::Result<()> {
+    let names = |body: &[u8], what: &str| -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let answer: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| anyhow::anyhow!("{what} is not JSON: {e}"))?;
+        let pods = answer["result"]
+            .as_array()
+            .ok_or_else(|| anyhow::anyhow!("{what} has no result array"))?;
+        Ok(pods
+            .iter()
+            .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_owned))
+            .collect())
+    };
+    let cached = names(&fetch(addr, &format!("/pods{query}")).await?, "/pods")?;
+    let direct = names(
+        &fetch(addr, &format!("/pods/direct{query}")).await?,
+        "/pods/direct",
+    )?;
+    anyhow::ensure!(
+        !cached.is_empty() && cached == direct,
+        "/pods{query} names {} pods, /pods/direct{query} {}, not the same ones",
+        cached.len(),
+        direct.len()
+    );
+    Ok(())
+}
+
+/// The floor of `path`: one answer fetched, then served prebuilt by a loopback axum server
+/// (the same HTTP stack) under the same load.
+async fn floor(
+    addr: std::net::SocketAddr,
+    path: &str,
+    sizes: &Sizes,
+) -> anyhow::Result<LoadReport> {
+    let body = fetch(addr, path).await?;
     let service = axum::Router::new().route(
         "/floor",
         get(move || {
