@@ -40,6 +40,7 @@ pub mod ids;
 pub mod indexer;
 pub mod informer;
 pub mod informer_factory;
+pub(crate) mod label_index;
 pub mod latency;
 pub mod leader_elector;
 pub mod leadership;

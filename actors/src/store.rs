@@ -22,6 +22,12 @@
 //!   against 1.0 KB per realistic pod, `benches/informers` P3), and a metadata informer is
 //!   chosen for memory.
 //!
+//! # Selections
+//! `select` (the lister's `list` and `list_json`) with an `=` or `in` expression reads its
+//! candidates from the label index (`label_index.rs`) and matches them against the whole
+//! selector; other selectors scan every object. Either way labels are read in place
+//! (`selector/label_matcher.rs`), never copied into a map.
+//!
 //! Staleness: a read sees every batch the indexer has applied, which is at least every
 //! event any handler has been told about, and possibly a few newer ones.
 
@@ -36,6 +42,7 @@ use thiserror::Error;
 use crate::cache_mode::CacheMode;
 use crate::compact::{CompactEntry, Interner};
 use crate::ids::{IndexName, IndexValue, ObjectKey};
+use crate::label_index::LabelIndex;
 use crate::object::CacheObject;
 use crate::selector::LabelMatcher;
 
@@ -149,6 +156,8 @@ pub(crate) struct Cache<K> {
     /// under exactly the values the function gives for it, and under no other; empty value
     /// sets are removed.
     indices: HashMap<IndexName, FastMap<IndexValue, FastSet<ObjectKey>>>,
+    /// Objects by label key and value, for selectors (`label_index.rs`).
+    labels: LabelIndex,
     /// The resourceVersion of the last object written or deleted (the `metadata` of a
     /// `list_json` answer; a hint, not a consistent-read version).
     last_resource_version: Option<Arc<str>>,
@@ -165,6 +174,7 @@ impl<K: CacheObject> Cache<K> {
             interner: Interner::default(),
             index_fns: HashMap::new(),
             indices: HashMap::new(),
+            labels: LabelIndex::default(),
             last_resource_version: None,
             applied_seq: 0,
             synced: false,
@@ -248,6 +258,8 @@ impl<K: CacheObject> Cache<K> {
             .objects
             .insert(key.clone(), slot)
             .and_then(|old| self.unindex(&key, old));
+        self.labels
+            .add(&key, obj.meta().labels.as_ref(), &mut self.interner);
         for (name, index_fn) in &self.index_fns {
             let index = self.indices.entry(name.clone()).or_default();
             for value in index_fn(&obj) {
@@ -273,6 +285,7 @@ impl<K: CacheObject> Cache<K> {
     /// that do not decode (a bug, logged) are unindexed by scanning every index.
     fn unindex(&mut self, key: &ObjectKey, old: Slot<K>) -> Option<Arc<K>> {
         let Some(old) = old.held().object() else {
+            self.labels.remove_everywhere(key);
             for index in self.indices.values_mut() {
                 index.retain(|_, keys| {
                     keys.remove(key);
@@ -281,6 +294,7 @@ impl<K: CacheObject> Cache<K> {
             }
             return None;
         };
+        self.labels.remove(key, old.meta().labels.as_ref());
         for (name, index_fn) in &self.index_fns {
             let Some(index) = self.indices.get_mut(name) else {
                 continue;
@@ -334,6 +348,20 @@ impl<K: CacheObject> Cache<K> {
             }
             assert_eq!(index, &expected, "index {name} out of date");
         }
+        let mut expected = std::collections::BTreeMap::new();
+        for (key, slot) in &self.objects {
+            let obj = slot.held().object().expect("stored objects decode");
+            for (label, value) in obj.meta().labels.iter().flatten() {
+                expected
+                    .entry((label.clone(), value.clone()))
+                    .or_insert_with(Vec::new)
+                    .push(key.clone());
+            }
+        }
+        for keys in expected.values_mut() {
+            keys.sort();
+        }
+        assert_eq!(self.labels.entries(), expected, "label index out of date");
     }
 }
 
@@ -442,6 +470,26 @@ impl<K: CacheObject> Store<K> {
     pub(crate) fn select(&self, namespace: Option<&str>, selector: &Selector) -> Vec<Held<K>> {
         let matcher = LabelMatcher::new(selector);
         let cache = self.cache.read();
+        if let Some((label, values)) = matcher.required_values() {
+            // Only objects carrying one of the values can match: no scan.
+            let in_namespace = namespace.map(|ns| {
+                cache
+                    .indices
+                    .get(&IndexName::new(NAMESPACE_INDEX))
+                    .and_then(|index| index.get(&IndexValue::new(ns)))
+            });
+            return cache
+                .labels
+                .keys(label, &values)
+                .filter(|key| match in_namespace {
+                    None => true,
+                    Some(keys) => keys.is_some_and(|keys| keys.contains(*key)),
+                })
+                .filter_map(|key| cache.objects.get(key))
+                .filter(|slot| slot.matches(&matcher))
+                .map(Slot::held)
+                .collect();
+        }
         match namespace {
             Some(ns) => cache
                 .indices

@@ -521,3 +521,79 @@ fn should_announce_and_index_the_same_in_compact_mode_as_in_typed_mode() {
     assert_eq!(typed_bytes, 0);
     assert!(compact_bytes > 0);
 }
+
+/// A pod `ns{ns}/p{name}` at `rv` with the labels `app` and (maybe) `tier` given.
+fn labelled(name: u8, ns: u8, rv: u64, app: u8, tier: Option<u8>) -> Arc<Pod> {
+    let mut labels = std::collections::BTreeMap::from([("app".to_string(), format!("a{app}"))]);
+    if let Some(tier) = tier {
+        labels.insert("tier".into(), format!("t{tier}"));
+    }
+    Arc::new(Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("p{name}")),
+            namespace: Some(format!("ns{ns}")),
+            resource_version: Some(rv.to_string()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+proptest::proptest! {
+    /// Selections answered from the label index are the ones a scan with kube's matcher
+    /// finds, in both cache modes, through adds, label moves and deletes.
+    #[test]
+    fn should_select_through_the_label_index_what_a_scan_selects(
+        changes in proptest::collection::vec(
+            (0u8..12, 0u8..2, 0u8..3, proptest::option::of(0u8..2), proptest::bool::weighted(0.2)),
+            1..60,
+        )
+    ) {
+        use kube::core::{Expression, Selector, SelectorExt};
+        let selectors: Vec<Selector> = vec![
+            Expression::Equal("app".into(), "a1".into()).into(),
+            Expression::In("app".into(), ["a0".to_string(), "a2".to_string()].into()).into(),
+            [
+                Expression::Equal("tier".into(), "t1".into()),
+                Expression::NotEqual("app".into(), "a0".into()),
+            ]
+            .into_iter()
+            .collect(),
+            Expression::Equal("app".into(), "missing".into()).into(),
+        ];
+        for mode in [CacheMode::Typed, CacheMode::Compact] {
+            let mut writer = StoreWriter::with_mode(mode);
+            for (i, (name, ns, app, tier, delete)) in changes.iter().enumerate() {
+                let obj = labelled(*name, *ns, i as u64 + 1, *app, *tier);
+                let kind = if *delete { DeltaType::Deleted } else { DeltaType::Replaced };
+                apply(&mut writer, vec![popped(kind, obj)], 1);
+                writer.write(|c| c.check_invariants());
+            }
+            let store = writer.reader();
+            let all = store.list();
+            for selector in &selectors {
+                for namespace in [None, Some("ns0"), Some("ns9")] {
+                    let names = |pods: Vec<Arc<Pod>>| {
+                        let mut names: Vec<String> =
+                            pods.iter().map(|p| ObjectKey::of(p.as_ref()).to_string()).collect();
+                        names.sort();
+                        names
+                    };
+                    let scanned = all
+                        .iter()
+                        .filter(|p| namespace.is_none_or(|ns| p.metadata.namespace.as_deref() == Some(ns)))
+                        .filter(|p| selector.matches(p.metadata.labels.as_ref().unwrap()))
+                        .cloned()
+                        .collect();
+                    let selected = store
+                        .select(namespace, selector)
+                        .into_iter()
+                        .filter_map(crate::store::Held::object)
+                        .collect();
+                    proptest::prop_assert_eq!(names(selected), names(scanned), "{} in {:?} ({:?})", selector, namespace, mode);
+                }
+            }
+        }
+    }
+}

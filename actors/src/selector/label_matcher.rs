@@ -29,6 +29,20 @@ impl LabelMatcher {
         self.expressions.is_empty()
     }
 
+    /// A label every match must carry with one of these values (the first `=` or `in`
+    /// expression), so candidates can come from a label index instead of a scan.
+    pub(crate) fn required_values(&self) -> Option<(&str, Vec<&str>)> {
+        self.expressions
+            .iter()
+            .find_map(|expression| match expression {
+                Expression::Equal(key, value) => Some((key.as_str(), vec![value.as_str()])),
+                Expression::In(key, values) => {
+                    Some((key.as_str(), values.iter().map(String::as_str).collect()))
+                }
+                _ => None,
+            })
+    }
+
     /// Whether the object whose label values `label` looks up matches every expression.
     pub(crate) fn matches<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.expressions.iter().all(|expression| match expression {
