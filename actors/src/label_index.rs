@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use crate::compact::Interner;
 use crate::ids::ObjectKey;
-use crate::store::FastState;
+/// The cache's hasher (as `store.rs`' key maps).
+type FastState = foldhash::fast::RandomState;
 
 type ByValue = HashMap<Arc<str>, HashSet<ObjectKey, FastState>, FastState>;
 
