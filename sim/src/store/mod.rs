@@ -88,6 +88,7 @@
 mod continue_token;
 mod defaults;
 mod deletion;
+mod fast_patch;
 mod garbage_collector;
 mod kubelet;
 mod lifecycle;
@@ -899,6 +900,8 @@ impl Compactor {
     }
 }
 
+#[cfg(test)]
+mod fast_patch_tests;
 #[cfg(test)]
 mod partial_object_tests;
 #[cfg(test)]

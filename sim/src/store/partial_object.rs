@@ -110,14 +110,15 @@ impl PartialObject {
     }
 }
 
-fn write_key(out: &mut Vec<u8>, key: &str) {
+/// Writes `"key":` as `serde_json` writes a map key.
+pub(super) fn write_key(out: &mut Vec<u8>, key: &str) {
     serde_json::to_writer(&mut *out, key).expect("a string always serializes");
     out.push(b':');
 }
 
 /// The (key, value) byte ranges of a compact JSON object's members; `None` if `json` is not
 /// one compact object (whitespace, trailing bytes, unbalanced brackets).
-fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+pub(super) fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     let mut members = Vec::new();
     if json.first() != Some(&b'{') {
         return None;
