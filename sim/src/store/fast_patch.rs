@@ -1,8 +1,8 @@
 //! The byte-level fast path of the commonest write: a merge or strategic merge patch that
 //! only sets or removes entries of `metadata.labels` and `metadata.annotations` (a
 //! controller stamping an annotation, `kubectl label`, the benches' stamped update). The
-//! stored JSON is spliced: only those two maps, `managedFields` and `resourceVersion` are
-//! parsed and written again; the rest of `metadata` and every other top-level member stay
+//! stored JSON is spliced: only those two maps, what `managedFields` needs and
+//! `resourceVersion` are parsed and written again; the rest of `metadata` and every other top-level member stay
 //! the stored bytes. It is the step below [`super::partial_object`], which still parses and
 //! re-serializes the whole of `metadata`.
 //!
@@ -17,7 +17,9 @@
 //! - Otherwise it stores byte for byte what the general path stores: the maps are patched
 //!   with the same patch functions, the managedFields change is computed by the same
 //!   [`managed_fields`] functions on `{"metadata": {labels, annotations}}` (the only part of
-//!   the object that differs, so the changed set is the one the whole object gives), members
+//!   the object that differs, so the changed set is the one the whole object gives) and
+//!   applied to the stored entries by [`super::raw_managed_fields`] (or, when that declines,
+//!   by `managed_fields::record` on the parsed entries), members
 //!   are written in the store's key order with `serde_json`, and the commit is the same
 //!   (next resourceVersion, history, watch events, garbage collector). A patch that changes
 //!   nothing returns the stored object and writes nothing, as the general path does.
@@ -27,11 +29,12 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
 use super::partial_object::{top_level_members, write_key};
 use super::patch;
+use super::raw_managed_fields;
 use super::state::State;
 use super::watch::EventKind;
 use super::{PatchType, ResourceType, StoreConfig, StoredObject};
@@ -82,7 +85,7 @@ impl State {
                 old_maps.insert(key.into(), serde_json::from_slice(raw).ok()?);
             }
         }
-        let old_part = json!({ "metadata": old_maps });
+        let old_part = object("metadata", Value::Object(old_maps));
         let mut new_part = old_part.clone();
         match patch_type {
             PatchType::Merge => json_patch::merge(&mut new_part, &patch_value),
@@ -93,35 +96,31 @@ impl State {
         }
 
         let changed = managed_fields::changed_set(&old_part, &new_part);
-        let mut entries = Map::new();
-        if let Some(raw) = metadata.get("managedFields") {
-            entries.insert("managedFields".into(), serde_json::from_slice(raw).ok()?);
-        }
-        let mut holder = json!({ "metadata": entries });
         let now = State::now_rfc3339();
         let api_version = rt.api_version();
-        managed_fields::record(
-            &mut holder,
-            &Writer {
-                manager,
-                operation: "Update",
-                subresource: None,
-                api_version: &api_version,
-                time: &now,
-            },
-            changed.clone(),
-            &changed,
-        );
+        let writer = Writer {
+            manager,
+            operation: "Update",
+            subresource: None,
+            api_version: &api_version,
+            time: &now,
+        };
+        let old_entries = metadata.get("managedFields");
+        let entries =
+            match old_entries.and_then(|raw| raw_managed_fields::record(raw, &writer, &changed)) {
+                Some(entries) => Some(entries),
+                None => record_parsed(old_entries, &writer, changed)?,
+            };
 
         let new_maps = new_part["metadata"].as_object()?;
-        let mut replaced: Vec<(&str, Vec<u8>)> = Vec::with_capacity(4);
+        let mut replaced: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(4);
         for key in PATCHED_MAPS {
             if let Some(map) = new_maps.get(key) {
-                replaced.push((key, serde_json::to_vec(map).ok()?));
+                replaced.push((key, Some(serde_json::to_vec(map).ok()?)));
             }
         }
-        if let Some(entries) = holder["metadata"].get("managedFields") {
-            replaced.push(("managedFields", serde_json::to_vec(entries).ok()?));
+        if let Some(entries) = entries {
+            replaced.push(("managedFields", Some(entries)));
         }
         let observed = metadata.gc_view()?;
         let labels = &new_part["metadata"]["labels"];
@@ -129,7 +128,7 @@ impl State {
             rt,
             EventKind::Modified,
             |rv| {
-                replaced.push(("resourceVersion", format!("\"{rv}\"").into_bytes()));
+                replaced.push(("resourceVersion", Some(format!("\"{rv}\"").into_bytes())));
                 let mut json = Vec::with_capacity(source.len() + 64);
                 json.extend_from_slice(&source[..metadata_range.start]);
                 metadata.write_with(&mut json, &mut replaced);
@@ -139,6 +138,32 @@ impl State {
             &observed,
             config,
         ))
+    }
+}
+
+/// `{key: value}` without the deep copy `json!` makes of an interpolated value.
+fn object(key: &str, value: Value) -> Value {
+    let mut map = Map::new();
+    map.insert(key.into(), value);
+    Value::Object(map)
+}
+
+/// The new `managedFields` bytes from the parsed entries (`raw`), for what
+/// [`raw_managed_fields::record`] declines; `Some(None)` when there are none before or after.
+fn record_parsed(
+    raw: Option<&[u8]>,
+    writer: &Writer<'_>,
+    changed: Value,
+) -> Option<Option<Vec<u8>>> {
+    let mut metadata = Map::new();
+    if let Some(raw) = raw {
+        metadata.insert("managedFields".into(), serde_json::from_slice(raw).ok()?);
+    }
+    let mut holder = object("metadata", Value::Object(metadata));
+    managed_fields::record(&mut holder, writer, changed.clone(), &changed);
+    match holder["metadata"].get("managedFields") {
+        Some(entries) => Some(Some(serde_json::to_vec(entries).ok()?)),
+        None => Some(None),
     }
 }
 
@@ -166,13 +191,13 @@ fn touches_only_label_maps(patch: &Value) -> bool {
 
 /// The members of a stored compact JSON object (here `metadata`): decoded keys in the
 /// store's key order, with the bytes of their values.
-struct Members<'a> {
+pub(super) struct Members<'a> {
     source: &'a [u8],
     members: Vec<(String, Range<usize>)>,
 }
 
 impl<'a> Members<'a> {
-    fn of(source: &'a [u8]) -> Option<Members<'a>> {
+    pub(super) fn of(source: &'a [u8]) -> Option<Members<'a>> {
         let mut members = Vec::new();
         for (key, value) in top_level_members(source)? {
             members.push((serde_json::from_slice(&source[key]).ok()?, value));
@@ -180,7 +205,15 @@ impl<'a> Members<'a> {
         Some(Members { source, members })
     }
 
-    fn get(&self, key: &str) -> Option<&'a [u8]> {
+    pub(super) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<&'a [u8]> {
         self.members
             .iter()
             .find(|(k, _)| k == key)
@@ -196,16 +229,20 @@ impl<'a> Members<'a> {
                 metadata.insert(key.into(), serde_json::from_slice(raw).ok()?);
             }
         }
-        Some(json!({ "metadata": metadata }))
+        Some(object("metadata", Value::Object(metadata)))
     }
 
-    /// Writes the object with the members of `replaced` (key, value bytes) put in place of
-    /// (or, when new, between) the stored ones, in key order as `serde_json` orders a map.
-    fn write_with(&self, out: &mut Vec<u8>, replaced: &mut [(&str, Vec<u8>)]) {
+    /// Writes the object with the members of `replaced` (key, value bytes; `None` removes)
+    /// put in place of (or, when new, between) the stored ones, in key order as `serde_json`
+    /// orders a map.
+    pub(super) fn write_with(&self, out: &mut Vec<u8>, replaced: &mut [(&str, Option<Vec<u8>>)]) {
         replaced.sort_by(|a, b| a.0.cmp(b.0));
         let mut replacements = replaced.iter().peekable();
         let mut first = true;
-        let mut member = |out: &mut Vec<u8>, key: &str, value: &[u8]| {
+        let mut member = |out: &mut Vec<u8>, key: &str, value: Option<&[u8]>| {
+            let Some(value) = value else {
+                return;
+            };
             if !first {
                 out.push(b',');
             }
@@ -218,15 +255,15 @@ impl<'a> Members<'a> {
             while let Some((new_key, value)) =
                 replacements.next_if(|(new_key, _)| *new_key < key.as_str())
             {
-                member(out, new_key, value);
+                member(out, new_key, value.as_deref());
             }
             match replacements.next_if(|(new_key, _)| *new_key == key.as_str()) {
-                Some((_, value)) => member(out, key, value),
-                None => member(out, key, &self.source[range.clone()]),
+                Some((_, value)) => member(out, key, value.as_deref()),
+                None => member(out, key, Some(&self.source[range.clone()])),
             }
         }
         for (new_key, value) in replacements {
-            member(out, new_key, value);
+            member(out, new_key, value.as_deref());
         }
         out.push(b'}');
     }
@@ -235,6 +272,7 @@ impl<'a> Members<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn only_label_and_annotation_entries_qualify() {
@@ -274,15 +312,17 @@ mod tests {
         members.write_with(
             &mut out,
             &mut [
-                ("g", b"4".to_vec()),
-                ("a", b"0".to_vec()),
-                ("d", b"2".to_vec()),
-                ("c", b"3".to_vec()),
+                ("g", Some(b"4".to_vec())),
+                ("a", Some(b"0".to_vec())),
+                ("d", Some(b"2".to_vec())),
+                ("c", Some(b"3".to_vec())),
+                ("f", None),
+                ("e", None),
             ],
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            r#"{"a":0,"b":1,"c":3,"d":2,"f":"z","g":4}"#
+            r#"{"a":0,"b":1,"c":3,"d":2,"g":4}"#
         );
     }
 }

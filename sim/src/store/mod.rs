@@ -96,6 +96,7 @@ mod managed_fields;
 mod namespace_lifecycle;
 mod partial_object;
 mod patch;
+mod raw_managed_fields;
 mod read;
 mod registry;
 mod selector;

@@ -167,7 +167,7 @@ fn string_end(json: &[u8], mut at: usize) -> Option<usize> {
 }
 
 /// The index just past the JSON value starting at `at` (compact: no whitespace).
-fn value_end(json: &[u8], mut at: usize) -> Option<usize> {
+pub(super) fn value_end(json: &[u8], mut at: usize) -> Option<usize> {
     if matches!(json.get(at), None | Some(b',' | b'}' | b']')) {
         return None;
     }
