@@ -32,7 +32,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
-use super::partial_object::{top_level_members, write_key};
+use super::partial_object::{top_level_members, top_level_members_until, write_key};
 use super::patch;
 use super::raw_managed_fields;
 use super::state::State;
@@ -63,7 +63,9 @@ impl State {
             return None;
         }
         let source = &old.json;
-        let top = top_level_members(source)?;
+        // The store writes keys in order: apiVersion, kind, then metadata; nothing after it
+        // is read.
+        let top = top_level_members_until(source, b"\"metadata\"")?;
         let member = |name: &[u8]| {
             top.iter()
                 .find(|(key, _)| &source[key.clone()] == name)
