@@ -3,16 +3,21 @@
 //! - list: N realistic pods read through HTTPS in pages of 500 (what a reflector's initial
 //!   list does), reported as MB/s and pods/s;
 //! - watch: one watcher on pods while the churn generator writes as fast as it can,
-//!   reported as events/s delivered to the client.
+//!   reported as events/s delivered to the client;
+//! - stamped: one watcher on the seeded pods while one thread writes the informers bench's
+//!   stamped update (`server_process.rs::write_stamped`: a strategic merge patch of one
+//!   annotation, manager `bench`) to them round robin as fast as it can, reported as
+//!   events/s delivered (issue 15's "server fast enough to measure the client").
 //!
 //! `cargo bench --bench sim_throughput [-- PODS | -- --full]`; `SIM_BENCH_PODS` also sets N
 //! (default 20 000; `--full` = 100 000). `SIM_BENCH_WATCH_EVENTS` sets the churn writes (default 20 000).
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http_body_util::BodyExt;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use panoptes_sim::churn::{Churn, ChurnConfig};
+use panoptes_sim::store::{PatchType, Subresource, WriteOptions};
 use panoptes_sim::{Sim, SimOptions};
 
 fn pods_to_seed() -> usize {
@@ -126,6 +131,67 @@ async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
     );
 }
 
+/// The annotation the informers bench stamps (`server_process.rs::STAMP`).
+const STAMP: &str = "bench.panoptes.dev/written-at";
+
+async fn bench_stamped(sim: &Sim, client: &kube::Client, pods: usize, writes: u64) {
+    let store = sim.cluster(0).store();
+    let rv = store.resource_version();
+    let response = get(
+        client,
+        &format!("/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv}"),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "watch");
+    let mut body = response.into_body();
+    let started = Instant::now();
+    let writer = std::thread::spawn(move || {
+        let rt = store.builtin("", "pods");
+        let options = WriteOptions {
+            field_manager: Some("bench".into()),
+            ..Default::default()
+        };
+        for seq in 0..writes {
+            let name = panoptes_sim::pods::pod_name(seq % pods.max(1) as u64);
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            let patch = format!(r#"{{"metadata":{{"annotations":{{"{STAMP}":"1:{nanos}"}}}}}}"#);
+            store
+                .patch(
+                    &rt,
+                    Some("bench"),
+                    &name,
+                    Subresource::Main,
+                    PatchType::StrategicMerge,
+                    patch.as_bytes(),
+                    &options,
+                )
+                .expect("stamped update");
+        }
+        started.elapsed().as_secs_f64()
+    });
+    let mut events = 0u64;
+    let deadline = started + Duration::from_secs(120);
+    while events < writes && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    events += data.iter().filter(|b| **b == b'\n').count() as u64;
+                }
+            }
+            _ => break,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let write_secs = writer.join().expect("writer");
+    println!(
+        "stamped: {events} events of {writes} stamped updates in {secs:.2} s = {:.0} events/s (writes alone {:.0}/s)",
+        events as f64 / secs,
+        writes as f64 / write_secs
+    );
+}
+
 fn main() {
     let pods = pods_to_seed();
     let writes = std::env::var("SIM_BENCH_WATCH_EVENTS")
@@ -162,5 +228,6 @@ fn main() {
         let client = kube::Client::try_from(config).expect("client");
         bench_list(&client, pods).await;
         bench_watch(&sim, &client, writes).await;
+        bench_stamped(&sim, &client, pods, writes).await;
     });
 }

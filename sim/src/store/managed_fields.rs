@@ -265,7 +265,7 @@ fn sorted(map: Map<String, Value>) -> Map<String, Value> {
     entries.into_iter().collect()
 }
 
-fn union(into: &mut Value, other: &Value) {
+pub(crate) fn union(into: &mut Value, other: &Value) {
     let (Some(target), Some(source)) = (into.as_object_mut(), other.as_object()) else {
         return;
     };
@@ -282,7 +282,7 @@ fn union(into: &mut Value, other: &Value) {
 }
 
 /// Removes from `from` every leaf path present in `taken` (a field has one owner per Update).
-fn subtract(from: &mut Value, taken: &Value) {
+pub(crate) fn subtract(from: &mut Value, taken: &Value) {
     let (Some(target), Some(source)) = (from.as_object_mut(), taken.as_object()) else {
         return;
     };

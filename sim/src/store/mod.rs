@@ -88,6 +88,7 @@
 mod continue_token;
 mod defaults;
 mod deletion;
+mod fast_patch;
 mod garbage_collector;
 mod kubelet;
 mod lifecycle;
@@ -95,6 +96,7 @@ mod managed_fields;
 mod namespace_lifecycle;
 mod partial_object;
 mod patch;
+mod raw_managed_fields;
 mod read;
 mod registry;
 mod selector;
@@ -899,6 +901,8 @@ impl Compactor {
     }
 }
 
+#[cfg(test)]
+mod fast_patch_tests;
 #[cfg(test)]
 mod partial_object_tests;
 #[cfg(test)]

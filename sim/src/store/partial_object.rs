@@ -110,14 +110,29 @@ impl PartialObject {
     }
 }
 
-fn write_key(out: &mut Vec<u8>, key: &str) {
+/// Writes `"key":` as `serde_json` writes a map key.
+pub(super) fn write_key(out: &mut Vec<u8>, key: &str) {
     serde_json::to_writer(&mut *out, key).expect("a string always serializes");
     out.push(b':');
 }
 
 /// The (key, value) byte ranges of a compact JSON object's members; `None` if `json` is not
 /// one compact object (whitespace, trailing bytes, unbalanced brackets).
-fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+pub(super) fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    members_until(json, None)
+}
+
+/// [`top_level_members`] up to and including the member whose key is `stop` (its JSON
+/// bytes, quotes included), without reading further: the members after it are neither
+/// returned nor checked. All members when `stop` is not there.
+pub(super) fn top_level_members_until(
+    json: &[u8],
+    stop: &[u8],
+) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    members_until(json, Some(stop))
+}
+
+fn members_until(json: &[u8], stop: Option<&[u8]>) -> Option<Vec<(Range<usize>, Range<usize>)>> {
     let mut members = Vec::new();
     if json.first() != Some(&b'{') {
         return None;
@@ -139,7 +154,11 @@ fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
         at += 1;
         let value_start = at;
         at = value_end(json, at)?;
+        let stopped = stop.is_some_and(|stop| &json[key.clone()] == stop);
         members.push((key, value_start..at));
+        if stopped {
+            return Some(members);
+        }
         match json.get(at) {
             Some(b',') => at += 1,
             Some(b'}') if at + 1 == json.len() => return Some(members),
@@ -166,12 +185,16 @@ fn string_end(json: &[u8], mut at: usize) -> Option<usize> {
 }
 
 /// The index just past the JSON value starting at `at` (compact: no whitespace).
-fn value_end(json: &[u8], mut at: usize) -> Option<usize> {
+pub(super) fn value_end(json: &[u8], mut at: usize) -> Option<usize> {
     if matches!(json.get(at), None | Some(b',' | b'}' | b']')) {
         return None;
     }
     let mut depth = 0usize;
     loop {
+        // Most bytes are inside keys and scalars: skip them with one table lookup each.
+        while json.get(at).is_some_and(|b| !STRUCTURAL[usize::from(*b)]) {
+            at += 1;
+        }
         match *json.get(at)? {
             b'"' => {
                 at = string_end(json, at)?;
@@ -191,11 +214,20 @@ fn value_end(json: &[u8], mut at: usize) -> Option<usize> {
             b' ' | b'\n' | b'\r' | b'\t' => return None,
             _ => at += 1,
         }
-        if depth == 0 && matches!(json.get(at), Some(b',' | b'}')) {
-            return Some(at);
-        }
     }
 }
+
+/// The bytes [`value_end`] must look at: brackets, quotes, commas and whitespace.
+const STRUCTURAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let bytes = b"\"{}[], \n\r\t";
+    let mut i = 0;
+    while i < bytes.len() {
+        table[bytes[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ use super::writes::{PARTIAL_WRITES, PARTIAL_WRITES_TAKEN};
 use super::*;
 use crate::pods::{ensure_namespace, realistic_pod};
 
-fn seeded_store() -> ClusterStore {
+pub(super) fn seeded_store() -> ClusterStore {
     let store = ClusterStore::new(StoreConfig::default());
     ensure_namespace(&store, "ns");
     let pods = store.builtin("", "pods");
@@ -33,7 +33,7 @@ fn with_partial_writes<T>(on: bool, f: impl FnOnce() -> T) -> T {
 
 /// The object with what depends on the wall clock blanked (managedFields times, and so
 /// their order, deletionTimestamp), for when a write pair straddled a second.
-fn without_times(json: &[u8]) -> Value {
+pub(super) fn without_times(json: &[u8]) -> Value {
     let mut value: Value = serde_json::from_slice(json).unwrap();
     if let Some(entries) = value
         .pointer_mut("/metadata/managedFields")
@@ -90,7 +90,7 @@ fn same_object(partial: &StoredObject, general: &StoredObject, same_second: bool
     }
 }
 
-fn events(watch: &mut Watch) -> Vec<(String, Vec<u8>)> {
+pub(super) fn events(watch: &mut Watch) -> Vec<(String, Vec<u8>)> {
     let mut seen = Vec::new();
     loop {
         match watch.events.try_recv() {
@@ -103,18 +103,18 @@ fn events(watch: &mut Watch) -> Vec<(String, Vec<u8>)> {
     }
 }
 
-struct Pair {
-    partial: ClusterStore,
-    general: ClusterStore,
-    taken: Cell<u64>,
+pub(super) struct Pair {
+    pub(super) partial: ClusterStore,
+    pub(super) general: ClusterStore,
+    pub(super) taken: Cell<u64>,
     /// No write pair so far straddled a second (so the stores' clocks read alike).
-    clocks_agree: Cell<bool>,
+    pub(super) clocks_agree: Cell<bool>,
 }
 
 impl Pair {
     /// Applies one patch to both stores; returns whether the partial store took the
     /// partial path.
-    fn patch(
+    pub(super) fn patch(
         &self,
         name: &str,
         sub: Subresource,

@@ -173,6 +173,22 @@ impl State {
         self.store_committed(rt, EventKind::Modified, stored, &parsed, config)
     }
 
+    /// [`State::commit`] of an object `build` serializes itself (with the resourceVersion it
+    /// is given in its JSON); `observed` is what the garbage collector reads of it (its
+    /// `metadata` uid, ownerReferences, deletionTimestamp and finalizers).
+    pub(crate) fn commit_with(
+        &mut self,
+        rt: &ResourceType,
+        kind: EventKind,
+        build: impl FnOnce(u64) -> StoredObject,
+        observed: &Value,
+        config: &StoreConfig,
+    ) -> Arc<StoredObject> {
+        self.rv += 1;
+        let stored = Arc::new(build(self.rv));
+        self.store_committed(rt, kind, stored, observed, config)
+    }
+
     /// Stores a stamped object and tells watchers, history and the garbage collector (which
     /// reads only `value`'s metadata).
     fn store_committed(

@@ -12,7 +12,8 @@
 //!   so selectors and key ordering cost no allocation per object.
 //! - [`StoredObject::value`] parses the JSON again on each call: writes, patches, YAML and
 //!   Table rendering pay for it, lists and watches never do. A patch of a few top-level
-//!   members parses only those (`StoredObject::from_partial` builds its result).
+//!   members parses only those (`StoredObject::from_partial` builds its result); a
+//!   label/annotation patch parses only those maps (`StoredObject::with_labels`).
 //! - Nothing else is kept, so an object costs its JSON plus a few hundred bytes (measured
 //!   in the store's module doc).
 
@@ -78,6 +79,27 @@ impl StoredObject {
         }
     }
 
+    /// An object whose JSON differs from `old`'s only in `metadata` members other than its
+    /// name and namespace (see [`super::fast_patch`]): the index keeps `old`'s entries and
+    /// takes its labels from `labels` (the new `metadata.labels`, `Null` when absent).
+    pub(crate) fn with_labels(
+        json: Vec<u8>,
+        resource_version: u64,
+        old: &StoredObject,
+        labels: &Value,
+    ) -> StoredObject {
+        StoredObject {
+            json: Bytes::from(json.into_boxed_slice()),
+            resource_version,
+            index: ObjectIndex {
+                name: old.index.name.clone(),
+                namespace: old.index.namespace.clone(),
+                labels: labels_of(labels),
+                fields: old.index.fields.clone(),
+            },
+        }
+    }
+
     /// The whole object, parsed from its JSON (an allocation of several times its size:
     /// for writes and rendering, not for per-object loops over lists).
     pub fn value(&self) -> Value {
@@ -126,12 +148,7 @@ impl ObjectIndex {
     /// and the fields under the untouched others are copied from the old index.
     fn of(value: &Value, unchanged: Option<(&PartialObject, &ObjectIndex)>) -> ObjectIndex {
         let metadata = &value["metadata"];
-        let labels = metadata["labels"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
-            .collect();
+        let labels = labels_of(&metadata["labels"]);
         let fields = INDEXED_FIELDS
             .iter()
             .filter_map(|pointer| {
@@ -156,6 +173,16 @@ impl ObjectIndex {
             fields,
         }
     }
+}
+
+/// The index entries of a `metadata.labels` value: its string-valued labels.
+fn labels_of(labels: &Value) -> Box<[(Box<str>, Box<str>)]> {
+    labels
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.as_str().into(), v.as_str()?.into())))
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,11 @@
 //! deleting object whose last finalizer goes (deletes are [`super::deletion`]'s), and the
 //! side effects of the controllers a real cluster runs (a namespace gets its `default`
 //! ServiceAccount and `kube-root-ca.crt`; a CRD serves its resources once established).
+//!
+//! A patch tries, cheapest first: the label/annotation fast path that splices the stored
+//! bytes ([`super::fast_patch`]), a partial write that parses only the touched top-level
+//! members ([`PartialObject`]), then the general path on the whole object. Each of the first
+//! two declines (and the next one runs) whenever it could store something else.
 
 use std::sync::Arc;
 
@@ -430,6 +435,19 @@ impl State {
             );
         }
         let old = self.get(rt, namespace, name)?;
+        if sub == Subresource::Main && partial_write_allowed(rt, sub, opts) {
+            let manager = opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER);
+            if let Some(patched) =
+                self.patch_metadata_maps(rt, &old, patch_type, body, manager, config)
+            {
+                #[cfg(test)]
+                {
+                    PARTIAL_WRITES_TAKEN.with(|taken| taken.set(taken.get() + 1));
+                    FAST_PATCHES_TAKEN.with(|taken| taken.set(taken.get() + 1));
+                }
+                return Ok(patched);
+            }
+        }
         if let Some(patched) =
             self.patch_partially(rt, &old, name, sub, patch_type, body, opts, config)
         {
@@ -475,14 +493,7 @@ impl State {
         opts: &WriteOptions,
         config: &StoreConfig,
     ) -> Option<Result<Arc<StoredObject>, Status>> {
-        let namespace = rt.group.is_empty() && rt.plural == "namespaces";
-        if opts.dry_run
-            || is_strict(opts)
-            || is_crd(rt)
-            || namespace
-            || sub == Subresource::Scale
-            || !partial_writes_enabled()
-        {
+        if !partial_write_allowed(rt, sub, opts) {
             return None;
         }
         let touched = patch::touched_members(patch_type, body)?;
@@ -619,6 +630,19 @@ fn prepare_create(
     Ok(name.or(generate).unwrap_or_default())
 }
 
+/// Whether a write may leave parts of the stored object as bytes (a partial write or the
+/// label/annotation fast path): not a dry run or a strict one (they need the whole object),
+/// not to a CRD or a namespace (their writes have side effects on the whole), not a scale.
+fn partial_write_allowed(rt: &ResourceType, sub: Subresource, opts: &WriteOptions) -> bool {
+    let namespace = rt.group.is_empty() && rt.plural == "namespaces";
+    !(opts.dry_run
+        || is_strict(opts)
+        || is_crd(rt)
+        || namespace
+        || sub == Subresource::Scale
+        || !partial_writes_enabled())
+}
+
 /// `fieldValidation=Strict` (what kubectl sends for create, apply, replace and edit).
 fn is_strict(opts: &WriteOptions) -> bool {
     opts.field_validation.as_deref() == Some("Strict")
@@ -748,8 +772,10 @@ fn partial_writes_enabled() -> bool {
 thread_local! {
     /// Tests turn partial writes off to compare them with the general path.
     pub(super) static PARTIAL_WRITES: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
-    /// Patches that took the partial path on this thread.
+    /// Patches that took the partial path (or the fast path) on this thread.
     pub(super) static PARTIAL_WRITES_TAKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// Patches that took the label/annotation fast path on this thread.
+    pub(super) static FAST_PATCHES_TAKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]

@@ -1,0 +1,317 @@
+//! An Update's `metadata.managedFields` change made on the stored bytes, for a write that
+//! only changes `metadata` (the label/annotation fast path, [`super::fast_patch`]): what
+//! [`managed_fields::record`] does to the parsed entries, done by parsing only what it reads
+//! of them (each entry's manager, operation, subresource and time, and the `f:metadata` part
+//! of a `fieldsV1`), the rest of every entry staying its stored bytes.
+//!
+//! # Contract
+//!
+//! - [`record`] gives byte for byte the `serde_json` serialization of the entries
+//!   `managed_fields::record(object, writer, fields, fields)` leaves, for an Update without
+//!   a subresource whose `fields` name only `f:metadata` (the only top-level member such a
+//!   write changes, so the other members of every `fieldsV1` are untouched): the other
+//!   managers lose the taken fields (an entry left with none goes), the writer's entry gains
+//!   them with the new time and apiVersion (or is added), and entries are ordered by time
+//!   then manager.
+//! - It answers `None` for anything it does not recognise (entries that are not the objects
+//!   the store writes, a writer's entry without a `fieldsV1` object, other `fields`); the
+//!   caller then parses the entries and runs `managed_fields::record` itself.
+
+use std::ops::Range;
+
+use serde_json::{Map, Value, json};
+
+use super::fast_patch::Members;
+use super::managed_fields::{self, Writer};
+use super::partial_object::value_end;
+
+/// One entry: its stored members and, when changed, the members to write instead.
+struct Entry<'a> {
+    members: Members<'a>,
+    /// The entry's stored bytes.
+    raw: &'a [u8],
+    /// Members that change (`None` removes), or nothing when the entry stays as stored.
+    replaced: Vec<(&'static str, Option<Vec<u8>>)>,
+    time: String,
+    manager: String,
+}
+
+/// The new `managedFields` array bytes after `writer` (an Update without subresource) set
+/// `fields` (`{"f:metadata": {...}}`), from the stored array `raw`; `None` when unsure.
+pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<Vec<u8>> {
+    let taken = fields.as_object()?;
+    if writer.operation != "Update"
+        || writer.subresource.is_some()
+        || taken.len() != 1
+        || !taken.contains_key("f:metadata")
+    {
+        return None;
+    }
+    let mut entries = Vec::new();
+    let mut own: Option<usize> = None;
+    for range in array_elements(raw)? {
+        let bytes = &raw[range];
+        let members = Members::of(bytes)?;
+        let text = |key: &str| -> Option<Option<String>> {
+            match members.get(key) {
+                None => Some(None),
+                Some(raw) => match serde_json::from_slice::<Value>(raw).ok()? {
+                    Value::String(s) => Some(Some(s)),
+                    _ => Some(None),
+                },
+            }
+        };
+        let manager = text("manager")?;
+        let same = manager.as_deref() == Some(writer.manager)
+            && text("operation")?.as_deref() == Some(writer.operation)
+            && text("subresource")?.is_none();
+        let mut entry = Entry {
+            raw: bytes,
+            replaced: Vec::new(),
+            time: text("time")?.unwrap_or_default(),
+            manager: manager.unwrap_or_default(),
+            members,
+        };
+        if same {
+            if own.is_none() {
+                own = Some(entries.len());
+            }
+            entries.push(entry);
+            continue;
+        }
+        // Not the writer's: it loses the taken fields, and goes if it owns nothing then.
+        let Some(set) = entry.members.get("fieldsV1") else {
+            continue;
+        };
+        let set_members = Members::of(set)?;
+        if set_members.is_empty() {
+            continue;
+        }
+        if let Some(metadata) = set_members.get("f:metadata") {
+            let mut part = part("f:metadata", serde_json::from_slice(metadata).ok()?);
+            managed_fields::subtract(&mut part, fields);
+            let after = part.get("f:metadata");
+            if set_members.len() == 1 && after.is_none() {
+                continue;
+            }
+            let mut set_bytes = Vec::with_capacity(set.len());
+            set_members.write_with(
+                &mut set_bytes,
+                &mut [(
+                    "f:metadata",
+                    after.map(serde_json::to_vec).transpose().ok()?,
+                )],
+            );
+            entry.replaced.push(("fieldsV1", Some(set_bytes)));
+        }
+        entries.push(entry);
+    }
+    match own {
+        Some(index) => {
+            let entry = &mut entries[index];
+            let set = entry.members.get("fieldsV1")?;
+            let set_members = Members::of(set)?;
+            let mut part = match set_members.get("f:metadata") {
+                Some(metadata) => part("f:metadata", serde_json::from_slice(metadata).ok()?),
+                None => Value::Object(Map::new()),
+            };
+            managed_fields::union(&mut part, fields);
+            let mut set_bytes = Vec::with_capacity(set.len() + 64);
+            set_members.write_with(
+                &mut set_bytes,
+                &mut [(
+                    "f:metadata",
+                    Some(serde_json::to_vec(part.get("f:metadata")?).ok()?),
+                )],
+            );
+            entry.replaced = vec![
+                ("fieldsV1", Some(set_bytes)),
+                ("time", Some(serde_json::to_vec(writer.time).ok()?)),
+                (
+                    "apiVersion",
+                    Some(serde_json::to_vec(writer.api_version).ok()?),
+                ),
+            ];
+            entry.time = writer.time.to_string();
+        }
+        None => {
+            let added = json!({
+                "manager": writer.manager,
+                "operation": writer.operation,
+                "apiVersion": writer.api_version,
+                "time": writer.time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": fields,
+            });
+            let bytes = serde_json::to_vec(&added).ok()?;
+            return write_sorted(entries, Some((writer, bytes)));
+        }
+    }
+    write_sorted(entries, None)
+}
+
+/// The array of `entries` (plus a new one, written last before sorting) ordered by time
+/// then manager, as `record` sorts them (a stable sort).
+fn write_sorted(
+    mut entries: Vec<Entry<'_>>,
+    added: Option<(&Writer<'_>, Vec<u8>)>,
+) -> Option<Vec<u8>> {
+    let mut order: Vec<(String, String, Option<usize>)> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.time.clone(), e.manager.clone(), Some(i)))
+        .collect();
+    let added_bytes = added.map(|(writer, bytes)| {
+        order.push((writer.time.to_string(), writer.manager.to_string(), None));
+        bytes
+    });
+    order.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    let mut out = Vec::with_capacity(entries.iter().map(|e| e.raw.len()).sum::<usize>() + 512);
+    out.push(b'[');
+    for (n, (_, _, index)) in order.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        match index {
+            Some(i) => {
+                let entry = &mut entries[*i];
+                if entry.replaced.is_empty() {
+                    out.extend_from_slice(entry.raw);
+                } else {
+                    entry.members.write_with(&mut out, &mut entry.replaced);
+                }
+            }
+            None => out.extend_from_slice(added_bytes.as_deref()?),
+        }
+    }
+    out.push(b']');
+    Some(out)
+}
+
+fn part(key: &str, value: Value) -> Value {
+    let mut map = Map::new();
+    map.insert(key.into(), value);
+    Value::Object(map)
+}
+
+/// The byte ranges of a compact JSON array's elements; `None` if `json` is not one.
+fn array_elements(json: &[u8]) -> Option<Vec<Range<usize>>> {
+    if json.first() != Some(&b'[') {
+        return None;
+    }
+    let mut elements = Vec::new();
+    if json.get(1) == Some(&b']') {
+        return (json.len() == 2).then_some(elements);
+    }
+    let mut at = 1;
+    loop {
+        let start = at;
+        at = value_end(json, at)?;
+        elements.push(start..at);
+        match json.get(at) {
+            Some(b',') => at += 1,
+            Some(b']') if at + 1 == json.len() => return Some(elements),
+            _ => return None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_elements_split_what_the_store_writes() {
+        let json = br#"[{"a":[1,2],"b":"]"},"x",3,[]]"#;
+        let parts: Vec<&[u8]> = array_elements(json)
+            .unwrap()
+            .into_iter()
+            .map(|r| &json[r])
+            .collect();
+        assert_eq!(
+            parts,
+            vec![&br#"{"a":[1,2],"b":"]"}"#[..], br#""x""#, b"3", b"[]"]
+        );
+        assert_eq!(array_elements(b"[]").unwrap().len(), 0);
+        for bad in [&b"[1,]"[..], b"[1", b"{}", b"[1] "] {
+            assert!(array_elements(bad).is_none());
+        }
+    }
+
+    #[test]
+    fn a_realistic_pods_entries_are_recognised() {
+        let pod = crate::pods::realistic_pod("ns", "p", 7);
+        let entries = &pod["metadata"]["managedFields"];
+        let raw = serde_json::to_vec(entries).unwrap();
+        for (manager, fields) in [
+            (
+                "bench",
+                json!({"f:metadata": {"f:annotations": {"f:stamp": {}}}}),
+            ),
+            (
+                "kube-controller-manager",
+                json!({"f:metadata": {"f:labels": {"f:app": {}}}}),
+            ),
+            (
+                "kubectl",
+                json!({"f:metadata": {"f:annotations": {"f:prometheus.io/port": {}}}}),
+            ),
+        ] {
+            let writer = Writer {
+                manager,
+                operation: "Update",
+                subresource: None,
+                api_version: "v1",
+                time: "2026-12-03T08:00:00Z",
+            };
+            let mut holder = json!({"metadata": {"managedFields": entries.clone()}});
+            managed_fields::record(&mut holder, &writer, fields.clone(), &fields);
+            let expected = serde_json::to_vec(&holder["metadata"]["managedFields"]).unwrap();
+            let got = record(&raw, &writer, &fields).expect("a stored pod's entries");
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                String::from_utf8(expected).unwrap(),
+                "{manager}"
+            );
+        }
+    }
+
+    #[test]
+    fn record_gives_what_the_parsed_record_gives() {
+        let entries = json!([
+            {"manager": "kcm", "operation": "Update", "apiVersion": "v1", "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:annotations": {".": {}, "f:a": {}, "f:b": {}}, "f:labels": {".": {}, "f:x": {}}}, "f:spec": {"f:c": {}}}},
+            {"manager": "solo", "operation": "Update", "apiVersion": "v1", "time": "2026-01-02T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:metadata": {"f:annotations": {"f:a": {}}}}},
+            {"manager": "kubelet", "operation": "Update", "subresource": "status", "apiVersion": "v1", "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:status": {"f:phase": {}}}},
+            {"manager": "me", "operation": "Update", "apiVersion": "v0", "time": "2025-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+             "fieldsV1": {"f:spec": {"f:d": {}}}},
+        ]);
+        let raw = serde_json::to_vec(&entries).unwrap();
+        for manager in ["me", "new", "kcm"] {
+            for fields in [
+                json!({"f:metadata": {"f:annotations": {"f:a": {}}}}),
+                json!({"f:metadata": {"f:annotations": {}}}),
+                json!({"f:metadata": {"f:labels": {"f:x": {}, "f:y": {}}}}),
+            ] {
+                let writer = Writer {
+                    manager,
+                    operation: "Update",
+                    subresource: None,
+                    api_version: "v1",
+                    time: "2026-01-01T12:00:00Z",
+                };
+                let mut holder = json!({"metadata": {"managedFields": entries.clone()}});
+                managed_fields::record(&mut holder, &writer, fields.clone(), &fields);
+                let expected = serde_json::to_vec(&holder["metadata"]["managedFields"]).unwrap();
+                let got = record(&raw, &writer, &fields).expect("recognised");
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(expected).unwrap(),
+                    "{manager} {fields}"
+                );
+            }
+        }
+    }
+}
