@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 
 use super::fast_patch::Members;
 use super::managed_fields::{self, Writer};
-use super::partial_object::value_end;
+use super::partial_object::{top_level_members_until, value_end};
 
 /// One entry: its stored members and, when changed, the members to write instead.
 struct Entry<'a> {
@@ -83,14 +83,26 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
         let Some(set) = entry.members.get("fieldsV1") else {
             continue;
         };
-        let set_members = Members::of(set)?;
-        if set_members.is_empty() {
+        if set == b"{}" {
             continue;
         }
-        if let Some(metadata) = set_members.get("f:metadata") {
-            let mut part = part("f:metadata", serde_json::from_slice(metadata).ok()?);
+        // Only the f:metadata member is read (keys are in order, so it comes early); the
+        // rest of the set is written again only if the subtraction changed it.
+        let head = top_level_members_until(set, b"\"f:metadata\"")?;
+        let metadata = head
+            .last()
+            .filter(|(key, _)| &set[key.clone()] == b"\"f:metadata\"")
+            .map(|(_, value)| &set[value.clone()]);
+        if let Some(metadata) = metadata {
+            let before: Value = serde_json::from_slice(metadata).ok()?;
+            let mut part = part("f:metadata", before.clone());
             managed_fields::subtract(&mut part, fields);
             let after = part.get("f:metadata");
+            if after == Some(&before) {
+                entries.push(entry);
+                continue;
+            }
+            let set_members = Members::of(set)?;
             if set_members.len() == 1 && after.is_none() {
                 continue;
             }
