@@ -131,7 +131,12 @@ impl State {
             EventKind::Modified,
             |rv| {
                 replaced.push(("resourceVersion", Some(format!("\"{rv}\"").into_bytes())));
-                let mut json = Vec::with_capacity(source.len() + 64);
+                // Room for all that changes: the buffer is written once, never grown.
+                let changes: usize = replaced
+                    .iter()
+                    .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len) + 4)
+                    .sum();
+                let mut json = Vec::with_capacity(source.len() + changes);
                 json.extend_from_slice(&source[..metadata_range.start]);
                 metadata.write_with(&mut json, &mut replaced);
                 json.extend_from_slice(&source[metadata_range.end..]);
@@ -209,10 +214,6 @@ impl<'a> Members<'a> {
 
     pub(super) fn len(&self) -> usize {
         self.members.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.members.is_empty()
     }
 
     pub(super) fn get(&self, key: &str) -> Option<&'a [u8]> {

@@ -400,7 +400,8 @@ fn partial_patches_give_what_the_general_path_gives() {
 }
 
 /// Not a check but a measurement: the bench's stamped annotation update (`benches/informers`
-/// `server_process.rs`) on realistic pods, through the general path and the partial one.
+/// `server_process.rs`) on realistic pods, through the general path and the partial one
+/// (which, since [`super::fast_patch`], is that byte-level fast path for this patch).
 /// `cargo test -p panoptes-sim --lib stamped_update_cost -- --ignored --nocapture` (debug
 /// builds inflate both; the ratio is what it shows).
 #[test]

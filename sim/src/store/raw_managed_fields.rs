@@ -17,13 +17,14 @@
 //!   the store writes, a writer's entry without a `fieldsV1` object, other `fields`); the
 //!   caller then parses the entries and runs `managed_fields::record` itself.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use serde_json::{Map, Value, json};
 
 use super::fast_patch::Members;
 use super::managed_fields::{self, Writer};
-use super::partial_object::value_end;
+use super::partial_object::{top_level_members_until, value_end};
 
 /// One entry: its stored members and, when changed, the members to write instead.
 struct Entry<'a> {
@@ -32,8 +33,8 @@ struct Entry<'a> {
     raw: &'a [u8],
     /// Members that change (`None` removes), or nothing when the entry stays as stored.
     replaced: Vec<(&'static str, Option<Vec<u8>>)>,
-    time: String,
-    manager: String,
+    time: Cow<'a, str>,
+    manager: Cow<'a, str>,
 }
 
 /// The new `managedFields` array bytes after `writer` (an Update without subresource) set
@@ -52,15 +53,7 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
     for range in array_elements(raw)? {
         let bytes = &raw[range];
         let members = Members::of(bytes)?;
-        let text = |key: &str| -> Option<Option<String>> {
-            match members.get(key) {
-                None => Some(None),
-                Some(raw) => match serde_json::from_slice::<Value>(raw).ok()? {
-                    Value::String(s) => Some(Some(s)),
-                    _ => Some(None),
-                },
-            }
-        };
+        let text = |key: &str| string_member(&members, key);
         let manager = text("manager")?;
         let same = manager.as_deref() == Some(writer.manager)
             && text("operation")?.as_deref() == Some(writer.operation)
@@ -83,14 +76,26 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
         let Some(set) = entry.members.get("fieldsV1") else {
             continue;
         };
-        let set_members = Members::of(set)?;
-        if set_members.is_empty() {
+        if set == b"{}" {
             continue;
         }
-        if let Some(metadata) = set_members.get("f:metadata") {
-            let mut part = part("f:metadata", serde_json::from_slice(metadata).ok()?);
+        // Only the f:metadata member is read (keys are in order, so it comes early); the
+        // rest of the set is written again only if the subtraction changed it.
+        let head = top_level_members_until(set, b"\"f:metadata\"")?;
+        let metadata = head
+            .last()
+            .filter(|(key, _)| &set[key.clone()] == b"\"f:metadata\"")
+            .map(|(_, value)| &set[value.clone()]);
+        if let Some(metadata) = metadata {
+            let before: Value = serde_json::from_slice(metadata).ok()?;
+            let mut part = part("f:metadata", before.clone());
             managed_fields::subtract(&mut part, fields);
             let after = part.get("f:metadata");
+            if after == Some(&before) {
+                entries.push(entry);
+                continue;
+            }
+            let set_members = Members::of(set)?;
             if set_members.len() == 1 && after.is_none() {
                 continue;
             }
@@ -132,7 +137,7 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
                     Some(serde_json::to_vec(writer.api_version).ok()?),
                 ),
             ];
-            entry.time = writer.time.to_string();
+            entry.time = Cow::Owned(writer.time.to_string());
         }
         None => {
             let added = json!({
@@ -156,13 +161,17 @@ fn write_sorted(
     mut entries: Vec<Entry<'_>>,
     added: Option<(&Writer<'_>, Vec<u8>)>,
 ) -> Option<Vec<u8>> {
-    let mut order: Vec<(String, String, Option<usize>)> = entries
+    let mut order: Vec<(Cow<'_, str>, Cow<'_, str>, Option<usize>)> = entries
         .iter()
         .enumerate()
         .map(|(i, e)| (e.time.clone(), e.manager.clone(), Some(i)))
         .collect();
     let added_bytes = added.map(|(writer, bytes)| {
-        order.push((writer.time.to_string(), writer.manager.to_string(), None));
+        order.push((
+            Cow::Borrowed(writer.time),
+            Cow::Borrowed(writer.manager),
+            None,
+        ));
         bytes
     });
     order.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
@@ -186,6 +195,25 @@ fn write_sorted(
     }
     out.push(b']');
     Some(out)
+}
+
+/// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says);
+/// a stored string without escapes is read in place.
+fn string_member<'a>(members: &Members<'a>, key: &str) -> Option<Option<Cow<'a, str>>> {
+    let Some(raw) = members.get(key) else {
+        return Some(None);
+    };
+    if let Some(inner) = raw
+        .strip_prefix(b"\"")
+        .and_then(|rest| rest.strip_suffix(b"\""))
+        .filter(|inner| !inner.contains(&b'\\'))
+    {
+        return Some(Some(Cow::Borrowed(std::str::from_utf8(inner).ok()?)));
+    }
+    match serde_json::from_slice::<Value>(raw).ok()? {
+        Value::String(s) => Some(Some(Cow::Owned(s))),
+        _ => Some(None),
+    }
 }
 
 fn part(key: &str, value: Value) -> Value {
