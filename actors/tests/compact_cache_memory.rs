@@ -117,8 +117,7 @@ async fn should_keep_a_compact_pod_in_well_under_the_heap_of_a_typed_one() {
 
 #[actix_rt::test]
 async fn should_keep_a_metadata_only_pod_in_under_two_kilobytes() {
-    let per_pod =
-        heap_per_pod::<MetadataObject<Pod>>(CacheMode::Metadata, metadata_of_pod).await;
+    let per_pod = heap_per_pod::<MetadataObject<Pod>>(CacheMode::Metadata, metadata_of_pod).await;
     eprintln!("metadata {:.2} KB/pod", per_pod / 1024.0);
     // The bench's goal is 1.5 KB in a release build; a decoded `ObjectMeta` is about 2.4 KB.
     assert!(

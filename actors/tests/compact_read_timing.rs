@@ -76,14 +76,8 @@ fn percentiles(label: &str, mut times: Vec<Duration>) {
 #[actix_rt::test]
 #[ignore = "a timing to read, run by hand in a release build"]
 async fn compact_read_timing() {
-    COUNTING.store(
-        std::env::var_os("COUNT_ALLOC").is_some(),
-        Ordering::Relaxed,
-    );
-    eprintln!(
-        "counting allocator: {}",
-        COUNTING.load(Ordering::Relaxed)
-    );
+    COUNTING.store(std::env::var_os("COUNT_ALLOC").is_some(), Ordering::Relaxed);
+    eprintln!("counting allocator: {}", COUNTING.load(Ordering::Relaxed));
     let pods: Vec<Arc<Pod>> = (0..PODS).map(|i| Arc::new(pod(i))).collect();
     let bytes: Vec<Vec<u8>> = pods
         .iter()
