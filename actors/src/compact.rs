@@ -7,6 +7,8 @@
 //!   pipeline's transform, so without `managedFields` by default); [`CompactEntry::decode`]
 //!   gives back an equal object. Decoding happens on every typed read: a compact cache trades
 //!   CPU on read for memory (see `ARCHITECTURE.md` for the measured figures).
+//! - [`decode_json`] is the one decoder of stored bytes (typed reads, the old state of an
+//!   update): it checks the buffer is UTF-8 once, then parses it as a `str`.
 //! - The bytes are shared ([`Bytes`]): handing them out ([`Lister::get_json`](crate::Lister::get_json),
 //!   [`Lister::list_json`](crate::Lister::list_json)) copies nothing.
 //! - Label keys and values are interned per cache ([`Interner`]): a fleet of pods made by a
@@ -76,6 +78,30 @@ pub(crate) struct CompactEntry {
     labels: Box<[(Arc<str>, Arc<str>)]>,
 }
 
+/// Stored bytes that do not decode into the cache's type (a bug: the same type's `Serialize`
+/// wrote them).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// The bytes are not UTF-8.
+    #[error("the stored JSON is not UTF-8: {0}")]
+    NotUtf8(#[from] std::str::Utf8Error),
+    /// The JSON does not decode into the type.
+    #[error("the stored JSON does not decode: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Decodes the JSON of a compact entry.
+///
+/// Why not `serde_json::from_slice`: it validates UTF-8 string by string while it parses
+/// (`SliceRead::parse_str`), which showed as ~15 % of a decode in a profile of realistic pods.
+/// One `from_utf8` over the whole buffer (std's word-at-a-time ASCII path) and
+/// `serde_json::from_str`, which then trusts its input, decode the same object in ~15 % less
+/// time (release build, `actors/tests/compact_read_timing.rs`: 26–29 µs → 22–25 µs per pod on a
+/// loaded 2-core machine).
+pub(crate) fn decode_json<K: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<K, DecodeError> {
+    Ok(serde_json::from_str(std::str::from_utf8(bytes)?)?)
+}
+
 /// An object that could not be written as JSON (a type whose `Serialize` fails).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot encode the object as JSON: {0}")]
@@ -104,8 +130,8 @@ impl CompactEntry {
 
     /// The object, decoded (readers decode the shared bytes they took, see `store.rs`).
     #[cfg(test)]
-    pub(crate) fn decode<K: CacheObject>(&self) -> Result<K, serde_json::Error> {
-        serde_json::from_slice(&self.bytes)
+    pub(crate) fn decode<K: CacheObject>(&self) -> Result<K, DecodeError> {
+        decode_json(&self.bytes)
     }
 
     /// The object's JSON.
@@ -150,6 +176,14 @@ mod tests {
         assert_eq!(entry.resource_version(), Some("3"));
         assert_eq!(entry.label("app"), Some("a"));
         assert_eq!(entry.label("missing"), None);
+    }
+
+    #[test]
+    fn should_refuse_bytes_that_are_not_utf8_instead_of_panicking() {
+        let result = decode_json::<k8s_openapi::api::core::v1::Pod>(b"{\"kind\":\"\xff\"}");
+        assert!(matches!(result, Err(DecodeError::NotUtf8(_))), "{result:?}");
+        let result = decode_json::<k8s_openapi::api::core::v1::Pod>(b"{\"kind\":");
+        assert!(matches!(result, Err(DecodeError::Json(_))), "{result:?}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use parking_lot::RwLock;
 use thiserror::Error;
 
 use crate::cache_mode::CacheMode;
-use crate::compact::{CompactEntry, Interner};
+use crate::compact::{CompactEntry, Interner, decode_json};
 use crate::ids::{IndexName, IndexValue, ObjectKey};
 use crate::label_index::LabelIndex;
 use crate::object::CacheObject;
@@ -119,7 +119,7 @@ impl<K: CacheObject> Held<K> {
     pub(crate) fn object(self) -> Option<Arc<K>> {
         match self {
             Self::Typed(obj) => Some(obj),
-            Self::Bytes(bytes) => match serde_json::from_slice::<K>(&bytes) {
+            Self::Bytes(bytes) => match decode_json::<K>(&bytes) {
                 Ok(obj) => Some(Arc::new(obj)),
                 Err(error) => {
                     tracing::error!(%error, r#type = std::any::type_name::<K>(), "a compact cache entry does not decode; skipped");
