@@ -8,6 +8,12 @@
 //! 0.55 GiB resident after `malloc_trim(0)` (`benches/informers`, P7).
 //!
 //! # Contract
+//! - Off until [`set_enabled`] turns it on (the runtime's `[runtime] release_heap_after_sync`):
+//!   `malloc_trim` holds glibc's arena locks while it walks the heap, so every allocating
+//!   thread of the process stalls meanwhile. Landing in a stream of updates, it set P2's
+//!   event→handler p99 at 5 000/s to 54–119 ms (0.7–1.0 ms without it): a trade of a one-off
+//!   stall per sync for a resident size near the live heap, which a fleet wants and a
+//!   latency-bound controller may not.
 //! - [`after_first_sync`] asks for one `malloc_trim(0)`, run on its own thread a few seconds
 //!   later ([`SETTLE`]), when the handlers have had time to drop the list's objects; requests
 //!   made while one is pending join it, so a fleet syncing together trims a few times, not
@@ -17,6 +23,8 @@
 //!
 //! client-go has no counterpart: Go's runtime returns freed memory by itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// Lists smaller than this leave too little garbage to be worth a trim.
 pub const LARGE_LIST: usize = 1_000;
 
@@ -24,16 +32,30 @@ pub const LARGE_LIST: usize = 1_000;
 /// has taken its initial events.
 pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Schedules a trim after an informer's first sync of `objects` objects (see the module docs).
+/// Whether syncs give freed heap back (process-wide; off by default).
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns the release after syncs on or off for the whole process (see the module docs).
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Release);
+}
+
+/// Whether the release after syncs is on.
+pub fn is_enabled() -> bool {
+    ENABLED.load(Ordering::Acquire)
+}
+
+/// Schedules a trim after an informer's first sync of `objects` objects, if enabled (see the
+/// module docs).
 pub fn after_first_sync(objects: usize) {
-    if objects >= LARGE_LIST {
+    if is_enabled() && objects >= LARGE_LIST {
         trim::schedule();
     }
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 mod trim {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use super::{AtomicBool, Ordering};
 
     /// A trim is scheduled and has not started yet.
     static PENDING: AtomicBool = AtomicBool::new(false);

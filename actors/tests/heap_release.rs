@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use panoptes_actors::heap_release::{LARGE_LIST, SETTLE, after_first_sync};
+use panoptes_actors::heap_release::{LARGE_LIST, SETTLE, after_first_sync, set_enabled};
 
 /// Resident bytes of this process (`/proc/self/statm`, second field, in pages).
 fn resident_bytes() -> usize {
@@ -38,6 +38,7 @@ fn should_return_a_freed_list_to_the_system_after_a_sync() {
          (resident {after_free} B, baseline {baseline} B)"
     );
 
+    set_enabled(true);
     after_first_sync(LARGE_LIST);
     let deadline = Instant::now() + SETTLE + Duration::from_secs(30);
     loop {
@@ -56,7 +57,10 @@ fn should_return_a_freed_list_to_the_system_after_a_sync() {
 
 #[test]
 fn should_not_trim_after_a_small_list() {
-    // A small list schedules nothing: no thread named heap-release appears.
+    // A small list schedules nothing, nor does a large one while the release is off: no
+    // thread named heap-release appears.
+    after_first_sync(LARGE_LIST);
+    set_enabled(true);
     after_first_sync(LARGE_LIST - 1);
     let threads = std::fs::read_dir("/proc/self/task").expect("procfs is mounted");
     for thread in threads.flatten() {

@@ -45,19 +45,17 @@ pub struct PanoptesRuntime {
 }
 
 impl PanoptesRuntime {
-    /// `concurrent_lists`: `[runtime] concurrent_lists` (`None`: no limit, the default).
+    /// `runtime_keys`: more lines of the `[runtime]` table (P7's fleet settings), or `""`.
     pub async fn start(
         kubeconfig: &str,
         entries: &[(String, String)],
-        concurrent_lists: Option<usize>,
+        runtime_keys: &str,
     ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir().context("temporary directory for clusters.toml")?;
         let kubeconfig_path = dir.path().join("kubeconfig.yaml");
         std::fs::write(&kubeconfig_path, kubeconfig).context("writing the kubeconfig")?;
         let mut text = String::from("[runtime]\nmetrics_addr = \"127.0.0.1:0\"\n");
-        if let Some(limit) = concurrent_lists {
-            text.push_str(&format!("concurrent_lists = {limit}\n"));
-        }
+        text.push_str(runtime_keys);
         for (name, context) in entries {
             text.push_str(&format!(
                 "[[clusters]]\nname = \"{name}\"\nkubeconfig = {:?}\ncontext = \"{context}\"\n",

@@ -33,7 +33,7 @@ pub async fn run(sizes: &Sizes, pin: bool, lines: &mut Vec<Line>) -> anyhow::Res
         .iter()
         .map(|name| (name.to_string(), "sim-1".to_string()))
         .collect();
-    let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries, None).await?;
+    let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries, "").await?;
     let runtime = &panoptes.runtime;
 
     let delivered: Vec<Arc<AtomicUsize>> = (0..k).map(|_| Arc::default()).collect();

@@ -33,7 +33,7 @@ async fn sync_clusters(
     let entries: Vec<(String, String)> = (1..=clusters)
         .map(|i| (format!("c{i}"), format!("sim-{i}")))
         .collect();
-    let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries, None).await?;
+    let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries, "").await?;
     let started = Instant::now();
     let informer = panoptes.runtime.informer::<Pod>();
     let names: Vec<ClusterId> = entries[..must_sync]

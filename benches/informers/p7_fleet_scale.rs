@@ -10,9 +10,10 @@
 //! - time until every cluster's cache is synced (goal ≤ 5 min);
 //! - this process's RSS (`/proc/self/statm`) once a second into a series (`p7.svg`); the
 //!   steady-state figure is the highest RSS seen during the churn (goal ≤ 6 GiB), which
-//!   starts once the runtime gave back the heap the sync freed (`heap_release::SETTLE`
-//!   after the last sync); the sync's peak is reported beside it. The runtime lets
-//!   [`CONCURRENT_LISTS`] lists gather at once (`[runtime] concurrent_lists`);
+//!   starts once the runtime gave back the heap the sync freed (`[runtime]
+//!   release_heap_after_sync = true`, `heap_release::SETTLE` after the last sync); the sync's
+//!   peak is reported beside it. The runtime lets [`CONCURRENT_LISTS`] lists gather at once
+//!   (`[runtime] concurrent_lists`);
 //! - the handler's backlog (summed over clusters) when the churn starts and when it ends,
 //!   and the mean event latency of the churn from the handler's latency histograms
 //!   (goal: the backlog does not grow);
@@ -108,8 +109,9 @@ async fn fleet(
     let entries: Vec<(String, String)> = (1..=clusters)
         .map(|i| (format!("c{i}"), format!("sim-{i}")))
         .collect();
-    let panoptes =
-        PanoptesRuntime::start(server.kubeconfig(), &entries, Some(CONCURRENT_LISTS)).await?;
+    let fleet_settings =
+        format!("concurrent_lists = {CONCURRENT_LISTS}\nrelease_heap_after_sync = true\n");
+    let panoptes = PanoptesRuntime::start(server.kubeconfig(), &entries, &fleet_settings).await?;
     let sync_began = Instant::now();
     let informer: MultiInformer<Pod> = panoptes.runtime.informer_with(InformerSpec {
         cache: CacheMode::Compact,

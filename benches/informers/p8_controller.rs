@@ -343,7 +343,7 @@ async fn panoptes(
 ) -> anyhow::Result<Measured> {
     let cluster = ClusterId::new("sim-1");
     let entries = [("sim-1".to_string(), "sim-1".to_string())];
-    let started = PanoptesRuntime::start(server.kubeconfig(), &entries, None).await?;
+    let started = PanoptesRuntime::start(server.kubeconfig(), &entries, "").await?;
     let runtime = &started.runtime;
     let probe = Arc::new(Probe::new("Panoptes"));
     let handle = runtime

@@ -119,6 +119,10 @@ pub struct RuntimeConfig {
     /// At most this many initial lists (and relists) gather at once, across every cluster
     /// and resource (`panoptes_actors::list_gate`); `None` (the default): no limit.
     pub concurrent_lists: Option<usize>,
+    /// Give the heap a first sync freed back to the OS (`panoptes_actors::heap_release`,
+    /// Linux glibc): far lower RSS for large caches, a one-off stall of the process per sync.
+    /// Off by default.
+    pub release_heap_after_sync: bool,
 }
 
 /// Loopback only by default: metrics should not be exposed beyond the host unless asked for.

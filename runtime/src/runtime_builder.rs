@@ -69,6 +69,7 @@ pub struct RuntimeBuilder {
     metrics_addr: Option<SocketAddr>,
     default_resync: Option<Duration>,
     concurrent_lists: Option<usize>,
+    release_heap_after_sync: bool,
 }
 
 /// A cluster as given, before its name is checked and its kubeconfig path resolved.
@@ -90,6 +91,7 @@ impl RuntimeBuilder {
             metrics_addr: None,
             default_resync: None,
             concurrent_lists: None,
+            release_heap_after_sync: false,
         }
     }
 
@@ -155,6 +157,13 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Give the heap a first sync freed back to the OS (`[runtime] release_heap_after_sync`);
+    /// default off.
+    pub fn release_heap_after_sync(mut self, release: bool) -> Self {
+        self.release_heap_after_sync = release;
+        self
+    }
+
     /// Checks the clusters, starts telemetry and the health server as asked, and connects
     /// every cluster (as [`Runtime::start`] does). Needs a running actix `System`.
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
@@ -207,6 +216,7 @@ impl RuntimeBuilder {
                     .unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().expect("a valid address")),
                 default_resync: self.default_resync,
                 concurrent_lists: self.concurrent_lists,
+                release_heap_after_sync: self.release_heap_after_sync,
             },
             telemetry: self.telemetry.clone().unwrap_or_default(),
             clusters,

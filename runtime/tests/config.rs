@@ -520,14 +520,18 @@ fn bad_watch_cache_mode_names_the_key_and_the_choices() {
 }
 
 #[test]
-fn concurrent_lists_is_read_from_the_file_and_the_environment_and_must_be_positive() {
+fn fleet_memory_settings_are_read_from_the_file_and_the_environment() {
     let scratch = Scratch::new();
     let unset = scratch.load(GOOD_CLUSTER).expect("a good file");
     assert_eq!(unset.runtime.concurrent_lists, None, "no limit by default");
+    assert!(!unset.runtime.release_heap_after_sync, "off by default");
     let set = scratch
-        .load(&format!("[runtime]\nconcurrent_lists = 4\n{GOOD_CLUSTER}"))
+        .load(&format!(
+            "[runtime]\nconcurrent_lists = 4\nrelease_heap_after_sync = true\n{GOOD_CLUSTER}"
+        ))
         .expect("a good file");
     assert_eq!(set.runtime.concurrent_lists, Some(4));
+    assert!(set.runtime.release_heap_after_sync);
     let overridden = scratch
         .load_env(
             GOOD_CLUSTER,

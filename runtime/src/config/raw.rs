@@ -31,6 +31,7 @@ pub(crate) struct RawRuntime {
     pub default_resync: Option<String>,
     /// Signed so that a negative number gets our message rather than serde's.
     pub concurrent_lists: Option<i64>,
+    pub release_heap_after_sync: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

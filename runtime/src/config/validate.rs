@@ -218,6 +218,7 @@ impl<'a> Checker<'a> {
             metrics_addr,
             default_resync,
             concurrent_lists,
+            release_heap_after_sync: raw.runtime.release_heap_after_sync.unwrap_or(false),
         };
         let telemetry = self.telemetry(raw.telemetry)?;
 
