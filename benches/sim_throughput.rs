@@ -89,6 +89,24 @@ async fn bench_list(client: &kube::Client, pods: usize) {
     );
 }
 
+/// Watch events (lines) read from `body` until `expected` arrived, the stream paused for 10 s,
+/// or 120 s passed since `started`.
+async fn count_events(body: &mut kube::client::Body, expected: u64, started: Instant) -> u64 {
+    let mut events = 0u64;
+    let deadline = started + Duration::from_secs(120);
+    while events < expected && Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    events += data.iter().filter(|b| **b == b'\n').count() as u64;
+                }
+            }
+            _ => break,
+        }
+    }
+    events
+}
+
 async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
     let store = sim.cluster(0).store();
     let rv = store.resource_version();
@@ -108,18 +126,7 @@ async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
     };
     let started = Instant::now();
     let churn = Churn::start(store, config);
-    let mut events = 0u64;
-    let deadline = started + Duration::from_secs(120);
-    while events < writes && Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    events += data.iter().filter(|b| **b == b'\n').count() as u64;
-                }
-            }
-            _ => break,
-        }
-    }
+    let events = count_events(&mut body, writes, started).await;
     let secs = started.elapsed().as_secs_f64();
     let stats = churn.stop();
     println!(
@@ -179,18 +186,7 @@ async fn bench_stamped(sim: &Sim, client: &kube::Client, pods: usize, writes: u6
             (started.elapsed().as_secs_f64(), cpu)
         })
         .expect("writer thread");
-    let mut events = 0u64;
-    let deadline = started + Duration::from_secs(120);
-    while events < writes && Instant::now() < deadline {
-        match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
-            Ok(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    events += data.iter().filter(|b| **b == b'\n').count() as u64;
-                }
-            }
-            _ => break,
-        }
-    }
+    let events = count_events(&mut body, writes, started).await;
     let secs = started.elapsed().as_secs_f64();
     let (write_secs, write_cpu) = writer.join().expect("writer");
     println!(
