@@ -26,13 +26,12 @@
 //! - Metadata-only changes never bump `metadata.generation`; name, namespace and the
 //!   indexed fields are unchanged, so the new index copies them and rebuilds only labels.
 
-use std::ops::Range;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
-use super::partial_object::{top_level_members, top_level_members_until, write_key};
+use super::partial_object::{Members, top_level_members_until};
 use super::patch;
 use super::raw_managed_fields;
 use super::state::State;
@@ -124,7 +123,7 @@ impl State {
         if let Some(entries) = entries {
             replaced.push(("managedFields", Some(entries)));
         }
-        let observed = metadata.gc_view()?;
+        let observed = gc_view(&metadata)?;
         let labels = &new_part["metadata"]["labels"];
         Some(self.commit_with(
             rt,
@@ -196,80 +195,16 @@ fn touches_only_label_maps(patch: &Value) -> bool {
         })
 }
 
-/// The members of a stored compact JSON object (here `metadata`): decoded keys in the
-/// store's key order, with the bytes of their values.
-pub(super) struct Members<'a> {
-    source: &'a [u8],
-    members: Vec<(String, Range<usize>)>,
-}
-
-impl<'a> Members<'a> {
-    pub(super) fn of(source: &'a [u8]) -> Option<Members<'a>> {
-        let mut members = Vec::new();
-        for (key, value) in top_level_members(source)? {
-            members.push((serde_json::from_slice(&source[key]).ok()?, value));
+/// What the garbage collector reads of a written object (its `metadata` members): its uid,
+/// owners and finalizers (unchanged by this write).
+fn gc_view(members: &Members) -> Option<Value> {
+    let mut metadata = Map::new();
+    for key in ["uid", "ownerReferences", "finalizers"] {
+        if let Some(raw) = members.get(key) {
+            metadata.insert(key.into(), serde_json::from_slice(raw).ok()?);
         }
-        Some(Members { source, members })
     }
-
-    pub(super) fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    pub(super) fn get(&self, key: &str) -> Option<&'a [u8]> {
-        self.members
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, range)| &self.source[range.clone()])
-    }
-
-    /// What the garbage collector reads of a written object: its uid, owners and
-    /// finalizers (unchanged by this write).
-    fn gc_view(&self) -> Option<Value> {
-        let mut metadata = Map::new();
-        for key in ["uid", "ownerReferences", "finalizers"] {
-            if let Some(raw) = self.get(key) {
-                metadata.insert(key.into(), serde_json::from_slice(raw).ok()?);
-            }
-        }
-        Some(object("metadata", Value::Object(metadata)))
-    }
-
-    /// Writes the object with the members of `replaced` (key, value bytes; `None` removes)
-    /// put in place of (or, when new, between) the stored ones, in key order as `serde_json`
-    /// orders a map.
-    pub(super) fn write_with(&self, out: &mut Vec<u8>, replaced: &mut [(&str, Option<Vec<u8>>)]) {
-        replaced.sort_by(|a, b| a.0.cmp(b.0));
-        let mut replacements = replaced.iter().peekable();
-        let mut first = true;
-        let mut member = |out: &mut Vec<u8>, key: &str, value: Option<&[u8]>| {
-            let Some(value) = value else {
-                return;
-            };
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            write_key(out, key);
-            out.extend_from_slice(value);
-        };
-        out.push(b'{');
-        for (key, range) in &self.members {
-            while let Some((new_key, value)) =
-                replacements.next_if(|(new_key, _)| *new_key < key.as_str())
-            {
-                member(out, new_key, value.as_deref());
-            }
-            match replacements.next_if(|(new_key, _)| *new_key == key.as_str()) {
-                Some((_, value)) => member(out, key, value.as_deref()),
-                None => member(out, key, Some(&self.source[range.clone()])),
-            }
-        }
-        for (new_key, value) in replacements {
-            member(out, new_key, value.as_deref());
-        }
-        out.push(b'}');
-    }
+    Some(object("metadata", Value::Object(metadata)))
 }
 
 #[cfg(test)]

@@ -22,9 +22,8 @@ use std::ops::Range;
 
 use serde_json::{Map, Value, json};
 
-use super::fast_patch::Members;
 use super::managed_fields::{self, Writer};
-use super::partial_object::{top_level_members_until, value_end};
+use super::partial_object::{Members, top_level_members_until, value_end};
 
 /// One entry: its stored members and, when changed, the members to write instead.
 struct Entry<'a> {
