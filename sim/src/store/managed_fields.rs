@@ -83,20 +83,7 @@ pub(crate) fn record(object: &mut Value, writer: &Writer<'_>, fields: Value, tak
             entry["time"] = json!(writer.time);
             entry["apiVersion"] = json!(writer.api_version);
         }
-        None => {
-            let mut entry = json!({
-                "manager": writer.manager,
-                "operation": writer.operation,
-                "apiVersion": writer.api_version,
-                "time": writer.time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": fields,
-            });
-            if let Some(sub) = writer.subresource {
-                entry["subresource"] = json!(sub);
-            }
-            entries.push(entry);
-        }
+        None => entries.push(new_entry(writer, &fields)),
     }
     entries.sort_by(|a, b| {
         let key = |e: &Value| {
@@ -305,4 +292,19 @@ pub(crate) fn subtract(from: &mut Value, taken: &Value) {
             target.remove(key);
         }
     }
+}
+/// The managedFields entry of `writer`'s first write, owning `fields`.
+pub(super) fn new_entry(writer: &Writer, fields: &Value) -> Value {
+    let mut entry = json!({
+        "manager": writer.manager,
+        "operation": writer.operation,
+        "apiVersion": writer.api_version,
+        "time": writer.time,
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    });
+    if let Some(sub) = writer.subresource {
+        entry["subresource"] = json!(sub);
+    }
+    entry
 }

@@ -20,7 +20,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
 use super::partial_object::{Members, top_level_members_until, value_end};
@@ -139,14 +139,7 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
             entry.time = Cow::Owned(writer.time.to_string());
         }
         None => {
-            let added = json!({
-                "manager": writer.manager,
-                "operation": writer.operation,
-                "apiVersion": writer.api_version,
-                "time": writer.time,
-                "fieldsType": "FieldsV1",
-                "fieldsV1": fields,
-            });
+            let added = managed_fields::new_entry(writer, fields);
             let bytes = serde_json::to_vec(&added).ok()?;
             return write_sorted(entries, Some((writer, bytes)));
         }
@@ -246,6 +239,7 @@ fn array_elements(json: &[u8]) -> Option<Vec<Range<usize>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn array_elements_split_what_the_store_writes() {
