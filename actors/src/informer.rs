@@ -37,7 +37,8 @@ use crate::listener::{EventMap, HandlerOptions, HandlerStatus, Listener, Listene
 use crate::lister::Lister;
 use crate::object::CacheObject;
 use crate::processor::{AddListener, HandlerId, RemoveListener};
-use crate::reflector::{ReflectorBatch, ReflectorReport};
+use crate::read_pacing::ReadPacing;
+use crate::reflector::{ReflectorBatch, ReflectorConfig, ReflectorReport};
 use crate::stage_fault::{InjectPanic, Stage, StageRestartCounters};
 use crate::store::{IndexError, IndexFn, Store, StoreWriter};
 use crate::supervisor::{
@@ -85,6 +86,8 @@ struct Inner<K: CacheObject> {
     reflector_report: LatestReport,
     /// Shared with every reflector this pipeline starts.
     watch: Arc<WatchCounters>,
+    /// Followed by every handler's counters: the reflector's reads wait on them.
+    read_pacing: Arc<ReadPacing>,
     /// Called by the supervisor when the pipeline's health changes.
     watch_errors: WatchErrors,
 }
@@ -124,8 +127,9 @@ impl<K: CacheObject> Informer<K> {
         default_resync: Option<Duration>,
         cache: CacheMode,
         source: Option<StartSource<K>>,
-        watch: Arc<WatchCounters>,
+        reflector: &ReflectorConfig,
     ) -> Self {
+        let (watch, read_pacing) = (reflector.counters.clone(), reflector.read_pacing.clone());
         let resource: Arc<str> = resource.into();
         let arbiter = Arbiter::new().handle();
         // `Metadata` changes what is listed, not how it is kept: a typed store.
@@ -177,6 +181,7 @@ impl<K: CacheObject> Informer<K> {
                 next_handler: AtomicU64::new(1),
                 reflector_report,
                 watch,
+                read_pacing,
                 watch_errors,
             }),
         }
@@ -217,7 +222,7 @@ impl<K: CacheObject> Informer<K> {
             None,
             cache,
             None,
-            Arc::default(),
+            &ReflectorConfig::default(),
         );
         let feed = informer.inner.fifo.clone().recipient();
         (informer, feed)
@@ -303,7 +308,7 @@ impl<K: CacheObject> Informer<K> {
             resync: options.resync.or(self.inner.default_resync),
             ..options
         };
-        let counters = Arc::new(ListenerCounters::default());
+        let counters = ListenerCounters::paced(&self.inner.read_pacing);
         self.inner.handlers.lock().insert(
             id,
             RegisteredHandler {

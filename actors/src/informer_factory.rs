@@ -44,6 +44,7 @@ use crate::informer::Informer;
 use crate::list_gate::ListGate;
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
+use crate::read_pacing::{DEFAULT_READ_AHEAD, ReadPacing};
 use crate::reflector::{Reflector, ReflectorConfig};
 use crate::supervisor::{RunningReflector, StartSource};
 use crate::transform::Transform;
@@ -74,6 +75,9 @@ pub struct FactoryOptions {
     /// Shared with every reflector of this factory (and of others given the same gate):
     /// at most its limit of lists gather at once. `None`: no limit.
     pub list_gate: Option<ListGate>,
+    /// Events every handler of a pipeline may be behind before its watch waits
+    /// ([`crate::read_pacing`]); `None`: [`DEFAULT_READ_AHEAD`], `Some(0)`: never wait.
+    pub read_ahead: Option<usize>,
 }
 
 impl FactoryOptions {
@@ -368,13 +372,14 @@ impl InformerFactory {
             // A `PartialObjectMeta<K>` can only ever hold metadata: never fetch more.
             metadata_only: options.cache == CacheMode::Metadata || K::metadata_api(),
             list_gate: options.list_gate.clone(),
+            read_pacing: ReadPacing::new(options.read_ahead.unwrap_or(DEFAULT_READ_AHEAD)),
             ..ReflectorConfig::default()
         };
         if let Some(page_size) = options.page_size {
             config.page_size = page_size;
         }
-        let watch = config.counters.clone();
         let (cluster, name) = (self.cluster.clone(), resource.clone());
+        let shared = config.clone();
         let start: StartSource<K> = Arc::new(move |arbiter, sink, reports| {
             let (cluster, name, api, config) =
                 (cluster.clone(), name.clone(), api.clone(), config.clone());
@@ -393,7 +398,7 @@ impl InformerFactory {
             resync,
             options.cache,
             Some(start),
-            watch,
+            &shared,
         );
         informers.insert(
             key,

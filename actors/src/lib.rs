@@ -60,6 +60,7 @@ pub mod predicate;
 pub mod processor;
 pub mod quarantine;
 pub mod rate_limiter;
+pub mod read_pacing;
 pub mod reflector;
 pub mod registry;
 pub mod selector;

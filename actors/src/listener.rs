@@ -62,6 +62,7 @@ use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
 use crate::predicate::Predicate;
 use crate::processor::{HandlerId, ListenerEndpoint, Notify, StartListener, StopListener};
+use crate::read_pacing::{HandlerProgress, ReadPacing};
 use crate::store::Snapshot;
 use crate::trace_context::TraceContext;
 
@@ -155,9 +156,71 @@ pub struct ListenerCounters {
     dropped: AtomicU64,
     panics: AtomicU64,
     latency: LatencyHistogram,
+    /// The pipeline's read pacing, told when the backlog falls (`read_pacing.rs`).
+    pacing: Option<Arc<ReadPacing>>,
+}
+
+impl HandlerProgress for ListenerCounters {
+    fn backlog(&self) -> usize {
+        self.backlog.load(Ordering::Relaxed)
+    }
+
+    fn has_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for ListenerCounters {
+    fn drop(&mut self) {
+        // A reader paused on this handler's backlog must look again without it.
+        if let Some(pacing) = &self.pacing {
+            pacing.wake();
+        }
+    }
 }
 
 impl ListenerCounters {
+    /// Counters whose handler `pacing` follows.
+    pub(crate) fn paced(pacing: &Arc<ReadPacing>) -> Arc<Self> {
+        let counters = Arc::new(Self {
+            synced: AtomicBool::default(),
+            backlog: AtomicUsize::default(),
+            pending_keys: AtomicUsize::default(),
+            delivered: AtomicU64::default(),
+            restarts: AtomicU64::default(),
+            failed: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+            panics: AtomicU64::default(),
+            latency: LatencyHistogram::default(),
+            pacing: Some(pacing.clone()),
+        });
+        let progress: Arc<dyn HandlerProgress> = counters.clone();
+        pacing.follow(Arc::downgrade(&progress));
+        counters
+    }
+
+    fn set_backlog(&self, backlog: usize) {
+        let before = self.backlog.swap(backlog, Ordering::Relaxed);
+        if let Some(pacing) = &self.pacing {
+            pacing.backlog_changed(before, backlog);
+        }
+    }
+
+    fn mark_synced(&self) {
+        if !self.synced.swap(true, Ordering::AcqRel)
+            && let Some(pacing) = &self.pacing
+        {
+            // A handler that joins the count may be one that keeps up.
+            pacing.wake();
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_for_test(&self, synced: bool, backlog: usize) {
+        self.synced.store(synced, Ordering::Release);
+        self.set_backlog(backlog);
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> HandlerStatus {
         HandlerStatus {
@@ -454,9 +517,7 @@ impl<K: CacheObject> Listener<K> {
 
     fn update_counters(&self) {
         let in_flight = usize::from(self.in_flight.is_some());
-        self.counters
-            .backlog
-            .store(self.buffer.len() + in_flight, Ordering::Relaxed);
+        self.counters.set_backlog(self.buffer.len() + in_flight);
         self.counters
             .pending_keys
             .store(self.buffer.pending_keys() + in_flight, Ordering::Relaxed);
@@ -467,7 +528,7 @@ impl<K: CacheObject> Listener<K> {
                 .map(|in_flight| in_flight.seq)
                 .or(self.buffer.front_seq());
             if oldest.is_none_or(|seq| seq >= marker) {
-                self.counters.synced.store(true, Ordering::Release);
+                self.counters.mark_synced();
             }
         }
     }

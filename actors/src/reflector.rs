@@ -104,6 +104,7 @@ use crate::list_watch::{
 use crate::managed_fields::ManagedFields;
 use crate::object::CacheObject;
 use crate::quarantine::{BadInput, Ledger, Quarantined};
+use crate::read_pacing::{DEFAULT_READ_AHEAD, ReadPacing};
 use crate::trace_context::{TraceContext, key_and_version, record_keys};
 use crate::watch_counters::WatchCounters;
 
@@ -251,6 +252,9 @@ pub struct ReflectorConfig {
     /// Limits the lists gathering at once across the reflectors sharing it; `None` lists
     /// at once, as client-go does.
     pub list_gate: Option<ListGate>,
+    /// Watch reads wait while every synced handler of the pipeline is this far behind
+    /// (`read_pacing.rs`); the informer built with this config follows its handlers.
+    pub read_pacing: Arc<ReadPacing>,
 }
 
 impl Default for ReflectorConfig {
@@ -267,6 +271,7 @@ impl Default for ReflectorConfig {
             max_event_bytes: 16 << 20,
             counters: Arc::default(),
             list_gate: None,
+            read_pacing: ReadPacing::new(DEFAULT_READ_AHEAD),
         }
     }
 }
@@ -479,10 +484,13 @@ where
                                 vec![WatchItem::Failed(transient_watch_failure(message))]
                             })
                         }
-                        Some(stream) => list_watch::decode_batch_with(
-                            stream.next_raw().await,
-                            self.config.managed_fields,
-                        ),
+                        Some(stream) => {
+                            self.config.read_pacing.until_caught_up().await;
+                            list_watch::decode_batch_with(
+                                stream.next_raw().await,
+                                self.config.managed_fields,
+                            )
+                        }
                         None => vec![WatchItem::Ended { stalled: false }],
                     };
                     if overdue {
