@@ -31,7 +31,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
-use super::partial_object::{Members, top_level_members_until};
+use super::partial_object::{Members, members_before};
 use super::patch;
 use super::raw_managed_fields;
 use super::state::State;
@@ -62,19 +62,17 @@ impl State {
             return None;
         }
         let source = &old.json;
-        // The store writes keys in order: apiVersion, kind, then metadata; nothing after it
-        // is read.
-        let top = top_level_members_until(source, b"\"metadata\"")?;
-        let member = |name: &[u8]| {
-            top.iter()
-                .find(|(key, _)| &source[key.clone()] == name)
-                .map(|(_, value)| value.clone())
-        };
+        // The store writes keys in order: apiVersion, kind, then metadata, whose members are
+        // read in the pass that finds its end; nothing after it is read.
+        let (top, metadata_start) = members_before(source, b"\"metadata\"")?;
+        let metadata_start = metadata_start?;
+        let has = |name: &[u8]| top.iter().any(|(key, _)| &source[key.clone()] == name);
         // Without them the general path writes them in (a change even if the maps are not).
-        member(b"\"kind\"")?;
-        member(b"\"apiVersion\"")?;
-        let metadata_range = member(b"\"metadata\"")?;
-        let metadata = Members::of(&source[metadata_range.clone()])?;
+        if !has(b"\"kind\"") || !has(b"\"apiVersion\"") {
+            return None;
+        }
+        let metadata = Members::at(source, metadata_start)?;
+        let metadata_range = metadata_start..metadata_start + metadata.bytes().len();
         if metadata.get("deletionTimestamp").is_some() {
             // A write to a deleting object can be the one that removes it.
             return None;
@@ -123,7 +121,6 @@ impl State {
         if let Some(entries) = entries {
             replaced.push(("managedFields", Some(entries)));
         }
-        let observed = gc_view(&metadata)?;
         let labels = &new_part["metadata"]["labels"];
         Some(self.commit_with(
             rt,
@@ -141,7 +138,9 @@ impl State {
                 json.extend_from_slice(&source[metadata_range.end..]);
                 StoredObject::with_labels(json, rv, old, labels)
             },
-            &observed,
+            // Only labels, annotations, managedFields and resourceVersion change: not what
+            // the garbage collector reads (uid, owners, deletionTimestamp, finalizers).
+            None,
             config,
         ))
     }
@@ -193,18 +192,6 @@ fn touches_only_label_maps(patch: &Value) -> bool {
                         })
                 })
         })
-}
-
-/// What the garbage collector reads of a written object (its `metadata` members): its uid,
-/// owners and finalizers (unchanged by this write).
-fn gc_view(members: &Members) -> Option<Value> {
-    let mut metadata = Map::new();
-    for key in ["uid", "ownerReferences", "finalizers"] {
-        if let Some(raw) = members.get(key) {
-            metadata.insert(key.into(), serde_json::from_slice(raw).ok()?);
-        }
-    }
-    Some(object("metadata", Value::Object(metadata)))
 }
 
 #[cfg(test)]

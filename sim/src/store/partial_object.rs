@@ -17,6 +17,7 @@
 //! - [`PartialObject::complete`] gives the whole object as a `Value`, for the rare paths that
 //!   need it (a write that ends in a deletion).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -119,52 +120,90 @@ pub(super) fn write_key(out: &mut Vec<u8>, key: &str) {
 /// The (key, value) byte ranges of a compact JSON object's members; `None` if `json` is not
 /// one compact object (whitespace, trailing bytes, unbalanced brackets).
 pub(super) fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
-    members_until(json, None)
+    let (members, end) = object_members(json, 0)?;
+    (end == json.len()).then_some(members)
 }
 
-/// [`top_level_members`] up to and including the member whose key is `stop` (its JSON
-/// bytes, quotes included), without reading further: the members after it are neither
-/// returned nor checked. All members when `stop` is not there.
-pub(super) fn top_level_members_until(
+/// The top-level members of the object `json` whose keys come before `key` (its JSON bytes,
+/// quotes included), and where the value of `key` starts if the object has it. Reading
+/// stops at `key` or at the first key sorting after it (the store writes keys in order, so
+/// `key` cannot follow): neither that value nor anything after it is read or checked.
+pub(super) fn members_before(
     json: &[u8],
-    stop: &[u8],
-) -> Option<Vec<(Range<usize>, Range<usize>)>> {
-    members_until(json, Some(stop))
-}
-
-fn members_until(json: &[u8], stop: Option<&[u8]>) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+    key: &[u8],
+) -> Option<(Vec<(Range<usize>, Range<usize>)>, Option<usize>)> {
     let mut members = Vec::new();
     if json.first() != Some(&b'{') {
         return None;
     }
-    let mut at = 1;
-    if json.get(at) == Some(&b'}') {
-        return (json.len() == 2).then_some(members);
+    if json.get(1) == Some(&b'}') {
+        return (json.len() == 2).then_some((members, None));
     }
+    let mut at = 1;
     loop {
-        let key_start = at;
-        if json.get(at) != Some(&b'"') {
-            return None;
+        let (name, value_start) = member_key(json, at)?;
+        let raw = &json[name.clone()];
+        if raw == key {
+            return Some((members, Some(value_start)));
         }
-        at = string_end(json, at)?;
-        let key = key_start..at;
-        if json.get(at) != Some(&b':') {
-            return None;
+        // Escaped keys do not compare in byte order: read past them.
+        if raw > key && !raw.contains(&b'\\') {
+            return Some((members, None));
         }
-        at += 1;
-        let value_start = at;
-        at = value_end(json, at)?;
-        let stopped = stop.is_some_and(|stop| &json[key.clone()] == stop);
-        members.push((key, value_start..at));
-        if stopped {
-            return Some(members);
-        }
+        at = value_end(json, value_start)?;
+        members.push((name, value_start..at));
         match json.get(at) {
             Some(b',') => at += 1,
-            Some(b'}') if at + 1 == json.len() => return Some(members),
+            Some(b'}') if at + 1 == json.len() => return Some((members, None)),
             _ => return None,
         }
     }
+}
+
+/// The members of the compact JSON object opening at `json[at]`, and the index just past
+/// its closing brace (what follows is not read).
+fn object_members(
+    json: &[u8],
+    mut at: usize,
+) -> Option<(Vec<(Range<usize>, Range<usize>)>, usize)> {
+    let mut members = Vec::new();
+    if json.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    if json.get(at) == Some(&b'}') {
+        return Some((members, at + 1));
+    }
+    loop {
+        let (key, value_start) = member_key(json, at)?;
+        at = value_end(json, value_start)?;
+        members.push((key, value_start..at));
+        match json.get(at) {
+            Some(b',') => at += 1,
+            Some(b'}') => return Some((members, at + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// Given a member starting at `json[at]`, its key's range (quotes included) and where its
+/// value starts.
+fn member_key(json: &[u8], at: usize) -> Option<(Range<usize>, usize)> {
+    if json.get(at) != Some(&b'"') {
+        return None;
+    }
+    let end = string_end(json, at)?;
+    (json.get(end) == Some(&b':')).then_some((at..end, end + 1))
+}
+
+/// The text of the JSON string `raw` (quotes included), read in place when it has no
+/// escapes; `None` when `raw` is not a string.
+pub(super) fn json_str(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return serde_json::from_slice::<String>(raw).ok().map(Cow::Owned);
+    }
+    std::str::from_utf8(inner).ok().map(Cow::Borrowed)
 }
 
 /// Given `json[at] == '"'`, the index just past the closing quote.
@@ -229,20 +268,37 @@ const STRUCTURAL: [bool; 256] = {
     table
 };
 
-/// The members of a stored compact JSON object (`metadata`, a managedFields entry): decoded keys in the
-/// store's key order, with the bytes of their values.
+/// The members of a stored compact JSON object (`metadata`, a managedFields entry): keys
+/// in the store's key order (read in place unless escaped), with the bytes of their values.
 pub(super) struct Members<'a> {
     source: &'a [u8],
-    members: Vec<(String, Range<usize>)>,
+    members: Vec<(Cow<'a, str>, Range<usize>)>,
 }
 
 impl<'a> Members<'a> {
+    /// The members of `source`, which must be exactly one compact object.
     pub(super) fn of(source: &'a [u8]) -> Option<Members<'a>> {
-        let mut members = Vec::new();
-        for (key, value) in top_level_members(source)? {
-            members.push((serde_json::from_slice(&source[key]).ok()?, value));
+        let members = Members::at(source, 0)?;
+        (members.source.len() == source.len()).then_some(members)
+    }
+
+    /// The members of the object opening at `json[at]`, read in the same pass that finds
+    /// its end (what follows it is not read).
+    pub(super) fn at(json: &'a [u8], at: usize) -> Option<Members<'a>> {
+        let (ranges, end) = object_members(json, at)?;
+        let mut members = Vec::with_capacity(ranges.len());
+        for (key, value) in ranges {
+            members.push((json_str(&json[key])?, value.start - at..value.end - at));
         }
-        Some(Members { source, members })
+        Some(Members {
+            source: &json[at..end],
+            members,
+        })
+    }
+
+    /// The object's stored bytes.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.source
     }
 
     pub(super) fn len(&self) -> usize {
@@ -277,11 +333,11 @@ impl<'a> Members<'a> {
         out.push(b'{');
         for (key, range) in &self.members {
             while let Some((new_key, value)) =
-                replacements.next_if(|(new_key, _)| *new_key < key.as_str())
+                replacements.next_if(|(new_key, _)| *new_key < &**key)
             {
                 member(out, new_key, value.as_deref());
             }
-            match replacements.next_if(|(new_key, _)| *new_key == key.as_str()) {
+            match replacements.next_if(|(new_key, _)| *new_key == &**key) {
                 Some((_, value)) => member(out, key, value.as_deref()),
                 None => member(out, key, Some(&self.source[range.clone()])),
             }

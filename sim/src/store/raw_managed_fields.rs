@@ -18,12 +18,11 @@
 //!   caller then parses the entries and runs `managed_fields::record` itself.
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
-use super::partial_object::{Members, top_level_members_until, value_end};
+use super::partial_object::{Members, json_str, members_before, value_end};
 
 /// One entry: its stored members and, when changed, the members to write instead.
 struct Entry<'a> {
@@ -49,9 +48,8 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
     }
     let mut entries = Vec::new();
     let mut own: Option<usize> = None;
-    for range in array_elements(raw)? {
-        let bytes = &raw[range];
-        let members = Members::of(bytes)?;
+    for members in array_objects(raw)? {
+        let bytes = members.bytes();
         let text = |key: &str| string_member(&members, key);
         let manager = text("manager")?;
         let same = manager.as_deref() == Some(writer.manager)
@@ -78,14 +76,12 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
         if set == b"{}" {
             continue;
         }
-        // Only the f:metadata member is read (keys are in order, so it comes early); the
-        // rest of the set is written again only if the subtraction changed it.
-        let head = top_level_members_until(set, b"\"f:metadata\"")?;
-        let metadata = head
-            .last()
-            .filter(|(key, _)| &set[key.clone()] == b"\"f:metadata\"")
-            .map(|(_, value)| &set[value.clone()]);
-        if let Some(metadata) = metadata {
+        // Only the f:metadata member is read (keys are in order, so it comes early and a set
+        // without it is read only up to the next key); the rest of the set is written
+        // again only if the subtraction changed it.
+        let (_, metadata_start) = members_before(set, b"\"f:metadata\"")?;
+        if let Some(start) = metadata_start {
+            let metadata = &set[start..value_end(set, start)?];
             let before: Value = serde_json::from_slice(metadata).ok()?;
             let mut part = part("f:metadata", before.clone());
             managed_fields::subtract(&mut part, fields);
@@ -189,21 +185,10 @@ fn write_sorted(
     Some(out)
 }
 
-/// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says);
-/// a stored string without escapes is read in place.
+/// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says).
 fn string_member<'a>(members: &Members<'a>, key: &str) -> Option<Option<Cow<'a, str>>> {
-    let Some(raw) = members.get(key) else {
-        return Some(None);
-    };
-    if let Some(inner) = raw
-        .strip_prefix(b"\"")
-        .and_then(|rest| rest.strip_suffix(b"\""))
-        .filter(|inner| !inner.contains(&b'\\'))
-    {
-        return Some(Some(Cow::Borrowed(std::str::from_utf8(inner).ok()?)));
-    }
-    match serde_json::from_slice::<Value>(raw).ok()? {
-        Value::String(s) => Some(Some(Cow::Owned(s))),
+    match members.get(key) {
+        Some(raw) if raw.first() == Some(&b'"') => json_str(raw).map(Some),
         _ => Some(None),
     }
 }
@@ -214,23 +199,24 @@ fn part(key: &str, value: Value) -> Value {
     Value::Object(map)
 }
 
-/// The byte ranges of a compact JSON array's elements; `None` if `json` is not one.
-fn array_elements(json: &[u8]) -> Option<Vec<Range<usize>>> {
+/// The objects of a compact JSON array of objects, each read once (its members and its
+/// end found in the same pass); `None` if `json` is not one.
+fn array_objects(json: &[u8]) -> Option<Vec<Members<'_>>> {
     if json.first() != Some(&b'[') {
         return None;
     }
-    let mut elements = Vec::new();
+    let mut objects = Vec::new();
     if json.get(1) == Some(&b']') {
-        return (json.len() == 2).then_some(elements);
+        return (json.len() == 2).then_some(objects);
     }
     let mut at = 1;
     loop {
-        let start = at;
-        at = value_end(json, at)?;
-        elements.push(start..at);
+        let object = Members::at(json, at)?;
+        at += object.bytes().len();
+        objects.push(object);
         match json.get(at) {
             Some(b',') => at += 1,
-            Some(b']') if at + 1 == json.len() => return Some(elements),
+            Some(b']') if at + 1 == json.len() => return Some(objects),
             _ => return None,
         }
     }
@@ -242,20 +228,20 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn array_elements_split_what_the_store_writes() {
-        let json = br#"[{"a":[1,2],"b":"]"},"x",3,[]]"#;
-        let parts: Vec<&[u8]> = array_elements(json)
+    fn array_objects_split_what_the_store_writes() {
+        let json = br#"[{"a":[1,2],"b":"]"},{},{"c":{"d":"}"}}]"#;
+        let parts: Vec<&[u8]> = array_objects(json)
             .unwrap()
-            .into_iter()
-            .map(|r| &json[r])
+            .iter()
+            .map(Members::bytes)
             .collect();
         assert_eq!(
             parts,
-            vec![&br#"{"a":[1,2],"b":"]"}"#[..], br#""x""#, b"3", b"[]"]
+            vec![&br#"{"a":[1,2],"b":"]"}"#[..], b"{}", br#"{"c":{"d":"}"}}"#]
         );
-        assert_eq!(array_elements(b"[]").unwrap().len(), 0);
-        for bad in [&b"[1,]"[..], b"[1", b"{}", b"[1] "] {
-            assert!(array_elements(bad).is_none());
+        assert_eq!(array_objects(b"[]").unwrap().len(), 0);
+        for bad in [&b"[{},]"[..], b"[{}", b"{}", b"[{}] ", b"[1]", b"[{}{}]"] {
+            assert!(array_objects(bad).is_none());
         }
     }
 
