@@ -146,8 +146,9 @@ pub(super) fn members_before(
         if raw == key {
             return Some((members, Some(value_start)));
         }
-        // Escaped keys do not compare in byte order: read past them.
-        if raw > key && !raw.contains(&b'\\') {
+        // Unescaped string contents compare as the strings do (quotes would not: `"a"` sorts
+        // after `"a!"`); escaped keys do not, so reading goes past them.
+        if inner(raw) > inner(key) && !raw.contains(&b'\\') {
             return Some((members, None));
         }
         at = value_end(json, value_start)?;
@@ -158,6 +159,13 @@ pub(super) fn members_before(
             _ => return None,
         }
     }
+}
+
+/// A JSON string's bytes without its quotes.
+fn inner(quoted: &[u8]) -> &[u8] {
+    quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default()
 }
 
 /// The members of the compact JSON object opening at `json[at]`, and the index just past
@@ -392,6 +400,41 @@ mod tests {
             rest.to_json(&parsed),
             serde_json::to_vec(&expected).unwrap()
         );
+    }
+
+    #[test]
+    fn members_before_stops_at_the_key_or_where_it_would_be() {
+        let json = br#"{"a":1,"k\u0001":[2],"m":{"x":"}"},"z":"never read ]"}"#;
+        let (before, start) = members_before(json, br#""m""#).unwrap();
+        assert_eq!(before.len(), 2);
+        assert_eq!(
+            &json[start.unwrap()..],
+            &br#"{"x":"}"},"z":"never read ]"}"#[..]
+        );
+        let members = Members::at(json, start.unwrap()).unwrap();
+        assert_eq!(members.bytes(), br#"{"x":"}"}"#);
+        assert_eq!(members.get("x"), Some(&br#""}""#[..]));
+        // "l" is not there: reading stops at "m", the first key after it.
+        let (before, start) = members_before(json, br#""l""#).unwrap();
+        assert_eq!((before.len(), start), (2, None));
+        // Quotes do not decide the order: "a" sorts before "a!".
+        let (before, start) = members_before(br#"{"a":1,"a!":2}"#, br#""a!""#).unwrap();
+        assert_eq!((before.len(), start), (1, Some(12)));
+        // Past every key: the whole object is read and checked.
+        assert_eq!(members_before(json, br#""zz""#).unwrap().0.len(), 4);
+        assert!(members_before(b"{\"a\":1} ", br#""zz""#).is_none());
+        assert_eq!(members_before(b"{}", br#""a""#).unwrap().1, None);
+    }
+
+    #[test]
+    fn keys_are_read_in_place_unless_escaped() {
+        let members = Members::of(br#"{"plain":1,"t\tab":2,"\u00fc":3}"#).unwrap();
+        assert!(matches!(members.members[0].0, Cow::Borrowed("plain")));
+        assert_eq!(members.get("t\tab"), Some(&b"2"[..]));
+        assert_eq!(members.get("\u{fc}"), Some(&b"3"[..]));
+        assert!(Members::of(br#"{"a":1} "#).is_none());
+        assert_eq!(json_str(br#""x\"y""#).as_deref(), Some("x\"y"));
+        assert_eq!(json_str(b"12"), None);
     }
 
     #[test]

@@ -82,14 +82,16 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
         let (_, metadata_start) = members_before(set, b"\"f:metadata\"")?;
         if let Some(start) = metadata_start {
             let metadata = &set[start..value_end(set, start)?];
-            let before: Value = serde_json::from_slice(metadata).ok()?;
-            let mut part = part("f:metadata", before.clone());
-            managed_fields::subtract(&mut part, fields);
-            let after = part.get("f:metadata");
-            if after == Some(&before) {
+            if !may_lose(metadata, taken.get("f:metadata").unwrap_or(&Value::Null)) {
                 entries.push(entry);
                 continue;
             }
+            let mut part = part("f:metadata", serde_json::from_slice(metadata).ok()?);
+            if !managed_fields::subtract(&mut part, fields) {
+                entries.push(entry);
+                continue;
+            }
+            let after = part.get("f:metadata");
             let set_members = Members::of(set)?;
             if set_members.len() == 1 && after.is_none() {
                 continue;
@@ -185,6 +187,24 @@ fn write_sorted(
     Some(out)
 }
 
+/// Whether subtracting `taken` (the written `f:metadata` fields) from an entry's stored
+/// `f:metadata` bytes `raw` can change them; false, without parsing, when `raw` is neither
+/// empty nor only `"."` (those `subtract` removes whatever it takes) and none of `taken`'s
+/// keys occurs in it as a member (`subtract` only acts where both have a key).
+fn may_lose(raw: &[u8], taken: &Value) -> bool {
+    let Some(keys) = taken.as_object().filter(|keys| !keys.is_empty()) else {
+        return true;
+    };
+    if raw == b"{}" || raw == br#"{".":{}}"# {
+        return true;
+    }
+    keys.keys().any(|key| {
+        let mut member = serde_json::to_vec(key).unwrap_or_default();
+        member.push(b':');
+        raw.windows(member.len()).any(|window| window == member)
+    })
+}
+
 /// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says).
 fn string_member<'a>(members: &Members<'a>, key: &str) -> Option<Option<Cow<'a, str>>> {
     match members.get(key) {
@@ -243,6 +263,48 @@ mod tests {
         for bad in [&b"[{},]"[..], b"[{}", b"{}", b"[{}] ", b"[1]", b"[{}{}]"] {
             assert!(array_objects(bad).is_none());
         }
+    }
+
+    #[test]
+    fn may_lose_says_no_only_where_subtract_changes_nothing() {
+        let sets = [
+            json!({}),
+            json!({".": {}}),
+            json!({"f:labels": {".": {}, "f:app": {}}}),
+            json!({"f:annotations": {"f:a": {}}, "f:labels": {"f:x": {}}}),
+            json!({"f:annotations": {".": {}}}),
+            json!({"f:labels": {"f:f:annotations": {}}}),
+            json!({"f:ownerReferences": {"k:{\"uid\":\"u\"}": {}}}),
+        ];
+        let takens = [
+            json!({"f:annotations": {"f:a": {}}}),
+            json!({"f:annotations": {"f:b": {}}}),
+            json!({"f:labels": {"f:x": {}, "f:y": {}}}),
+            json!({"f:annotations": {}}),
+            json!({}),
+        ];
+        for set in &sets {
+            let raw = serde_json::to_vec(set).unwrap();
+            for taken in &takens {
+                let mut part = part("f:metadata", set.clone());
+                let changed = managed_fields::subtract(&mut part, &part_of(taken));
+                assert_eq!(
+                    changed,
+                    part.get("f:metadata") != Some(set),
+                    "subtract says whether it changed {set} by {taken}"
+                );
+                if !may_lose(&raw, taken) {
+                    assert!(!changed, "{set} loses {taken}");
+                }
+            }
+        }
+        let raw = br#"{"f:labels":{"f:x":{}}}"#;
+        assert!(!may_lose(raw, &json!({"f:annotations": {"f:a": {}}})));
+        assert!(may_lose(raw, &json!({"f:labels": {"f:y": {}}})));
+    }
+
+    fn part_of(taken: &Value) -> Value {
+        part("f:metadata", taken.clone())
     }
 
     #[test]
