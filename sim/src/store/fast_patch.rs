@@ -2,9 +2,11 @@
 //! only sets or removes entries of `metadata.labels` and `metadata.annotations` (a
 //! controller stamping an annotation, `kubectl label`, the benches' stamped update). The
 //! stored JSON is spliced: only those two maps, what `managedFields` needs and
-//! `resourceVersion` are parsed and written again; the rest of `metadata` and every other top-level member stay
-//! the stored bytes. It is the step below [`super::partial_object`], which still parses and
-//! re-serializes the whole of `metadata`.
+//! `resourceVersion` are parsed and written again; the rest of `metadata` and every other
+//! top-level member stay the stored bytes. It is the step below [`super::partial_object`],
+//! which still parses and re-serializes the whole of `metadata`. The stored bytes are read
+//! once up to the end of `metadata` (its members and the managedFields entries in the same
+//! pass); nothing after `metadata` is read.
 //!
 //! # Contract
 //!
@@ -21,8 +23,10 @@
 //!   applied to the stored entries by [`super::raw_managed_fields`] (or, when that declines,
 //!   by `managed_fields::record` on the parsed entries), members
 //!   are written in the store's key order with `serde_json`, and the commit is the same
-//!   (next resourceVersion, history, watch events, garbage collector). A patch that changes
-//!   nothing returns the stored object and writes nothing, as the general path does.
+//!   (next resourceVersion, history, watch events). The garbage collector is not told: it
+//!   reads uid, owners, deletionTimestamp and finalizers, which this write cannot change,
+//!   and it saw them when the replaced object was written. A patch that changes nothing
+//!   returns the stored object and writes nothing, as the general path does.
 //! - Metadata-only changes never bump `metadata.generation`; name, namespace and the
 //!   indexed fields are unchanged, so the new index copies them and rebuilds only labels.
 
@@ -71,7 +75,14 @@ impl State {
         if !has(b"\"kind\"") || !has(b"\"apiVersion\"") {
             return None;
         }
-        let metadata = Members::at(source, metadata_start)?;
+        // The managedFields entries are read in the same pass as the rest of `metadata`.
+        let mut stored_entries = None;
+        let metadata =
+            Members::at_reading(source, metadata_start, b"\"managedFields\"", |start| {
+                let (entries, end) = raw_managed_fields::entries_at(source, start)?;
+                stored_entries = Some(entries);
+                Some(end)
+            })?;
         let metadata_range = metadata_start..metadata_start + metadata.bytes().len();
         if metadata.get("deletionTimestamp").is_some() {
             // A write to a deleting object can be the one that removes it.
@@ -105,11 +116,12 @@ impl State {
             time: &now,
         };
         let old_entries = metadata.get("managedFields");
-        let entries =
-            match old_entries.and_then(|raw| raw_managed_fields::record(raw, &writer, &changed)) {
-                Some(entries) => Some(entries),
-                None => record_parsed(old_entries, &writer, changed)?,
-            };
+        let entries = match stored_entries
+            .and_then(|stored| raw_managed_fields::record(stored, &writer, &changed))
+        {
+            Some(entries) => Some(entries),
+            None => record_parsed(old_entries, &writer, changed)?,
+        };
 
         let new_maps = new_part["metadata"].as_object()?;
         let mut replaced: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(4);

@@ -170,9 +170,16 @@ fn inner(quoted: &[u8]) -> &[u8] {
 
 /// The members of the compact JSON object opening at `json[at]`, and the index just past
 /// its closing brace (what follows is not read).
-fn object_members(
+fn object_members(json: &[u8], at: usize) -> Option<(Vec<(Range<usize>, Range<usize>)>, usize)> {
+    object_members_reading(json, at, |_, start| value_end(json, start))
+}
+
+/// [`object_members`] with each value's end found by `read(key, start)` (the key's JSON
+/// bytes and where its value starts).
+fn object_members_reading(
     json: &[u8],
     mut at: usize,
+    mut read: impl FnMut(&[u8], usize) -> Option<usize>,
 ) -> Option<(Vec<(Range<usize>, Range<usize>)>, usize)> {
     let mut members = Vec::new();
     if json.get(at) != Some(&b'{') {
@@ -184,7 +191,7 @@ fn object_members(
     }
     loop {
         let (key, value_start) = member_key(json, at)?;
-        at = value_end(json, value_start)?;
+        at = read(&json[key.clone()], value_start)?;
         members.push((key, value_start..at));
         match json.get(at) {
             Some(b',') => at += 1,
@@ -293,7 +300,25 @@ impl<'a> Members<'a> {
     /// The members of the object opening at `json[at]`, read in the same pass that finds
     /// its end (what follows it is not read).
     pub(super) fn at(json: &'a [u8], at: usize) -> Option<Members<'a>> {
-        let (ranges, end) = object_members(json, at)?;
+        Members::at_reading(json, at, b"", |_| None)
+    }
+
+    /// [`Members::at`], with the value of member `key` (its JSON bytes, quotes included)
+    /// read by `read`, given where it starts and answering where it ends: a caller that
+    /// needs that value's structure learns it in the same pass.
+    pub(super) fn at_reading(
+        json: &'a [u8],
+        at: usize,
+        key: &[u8],
+        mut read: impl FnMut(usize) -> Option<usize>,
+    ) -> Option<Members<'a>> {
+        let (ranges, end) = object_members_reading(json, at, |name, start| {
+            if name == key {
+                read(start)
+            } else {
+                value_end(json, start)
+            }
+        })?;
         let mut members = Vec::with_capacity(ranges.len());
         for (key, value) in ranges {
             members.push((json_str(&json[key])?, value.start - at..value.end - at));

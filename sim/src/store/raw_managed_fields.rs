@@ -2,7 +2,9 @@
 //! only changes `metadata` (the label/annotation fast path, [`super::fast_patch`]): what
 //! [`managed_fields::record`] does to the parsed entries, done by parsing only what it reads
 //! of them (each entry's manager, operation, subresource and time, and the `f:metadata` part
-//! of a `fieldsV1`), the rest of every entry staying its stored bytes.
+//! of a `fieldsV1`), the rest of every entry staying its stored bytes. Another manager's
+//! `f:metadata` is parsed only when the write takes something from it ([`may_change`] reads
+//! that from the bytes), which for a stamped annotation is never.
 //!
 //! # Contract
 //!
@@ -36,19 +38,21 @@ struct Entry<'a> {
 }
 
 /// The new `managedFields` array bytes after `writer` (an Update without subresource) set
-/// `fields` (`{"f:metadata": {...}}`), from the stored array `raw`; `None` when unsure.
-pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<Vec<u8>> {
+/// `fields` (`{"f:metadata": {...}}`), from the stored entries (read by [`entries_at`]);
+/// `None` when unsure.
+pub(super) fn record(
+    stored: Vec<Members<'_>>,
+    writer: &Writer<'_>,
+    fields: &Value,
+) -> Option<Vec<u8>> {
     let taken = fields.as_object()?;
-    if writer.operation != "Update"
-        || writer.subresource.is_some()
-        || taken.len() != 1
-        || !taken.contains_key("f:metadata")
-    {
+    let taken_metadata = taken.get("f:metadata")?;
+    if writer.operation != "Update" || writer.subresource.is_some() || taken.len() != 1 {
         return None;
     }
     let mut entries = Vec::new();
     let mut own: Option<usize> = None;
-    for members in array_objects(raw)? {
+    for members in stored {
         let bytes = members.bytes();
         let text = |key: &str| string_member(&members, key);
         let manager = text("manager")?;
@@ -77,12 +81,12 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
             continue;
         }
         // Only the f:metadata member is read (keys are in order, so it comes early and a set
-        // without it is read only up to the next key); the rest of the set is written
-        // again only if the subtraction changed it.
+        // without it is read only up to the next key), and parsed only if the subtraction
+        // changes it; the rest of the set is written again only then.
         let (_, metadata_start) = members_before(set, b"\"f:metadata\"")?;
         if let Some(start) = metadata_start {
             let metadata = &set[start..value_end(set, start)?];
-            if !may_lose(metadata, taken.get("f:metadata").unwrap_or(&Value::Null)) {
+            if !may_change(metadata, taken_metadata) {
                 entries.push(entry);
                 continue;
             }
@@ -187,22 +191,30 @@ fn write_sorted(
     Some(out)
 }
 
-/// Whether subtracting `taken` (the written `f:metadata` fields) from an entry's stored
-/// `f:metadata` bytes `raw` can change them; false, without parsing, when `raw` is neither
-/// empty nor only `"."` (those `subtract` removes whatever it takes) and none of `taken`'s
-/// keys occurs in it as a member (`subtract` only acts where both have a key).
-fn may_lose(raw: &[u8], taken: &Value) -> bool {
-    let Some(keys) = taken.as_object().filter(|keys| !keys.is_empty()) else {
-        return true;
-    };
-    if raw == b"{}" || raw == br#"{".":{}}"# {
+/// Whether `managed_fields::subtract` changes (or removes) a member of a field set whose
+/// stored value is `raw` when the written fields hold `taken` under the same key, read from
+/// the bytes without building the set: an empty map always goes, a leaf takes nothing else,
+/// a map left only `"."` goes, and otherwise it is the question for the members both have.
+/// Bytes it does not recognise answer true (the caller then parses and subtracts).
+fn may_change(raw: &[u8], taken: &Value) -> bool {
+    if raw == b"{}" {
         return true;
     }
-    keys.keys().any(|key| {
-        let mut member = serde_json::to_vec(key).unwrap_or_default();
-        member.push(b':');
-        raw.windows(member.len()).any(|window| window == member)
-    })
+    if taken.as_object().is_some_and(Map::is_empty) {
+        return false;
+    }
+    if raw == br#"{".":{}}"# {
+        return true;
+    }
+    let Some(taken) = taken.as_object() else {
+        return false;
+    };
+    let Some(members) = Members::of(raw) else {
+        return true;
+    };
+    taken
+        .iter()
+        .any(|(key, taken)| members.get(key).is_some_and(|raw| may_change(raw, taken)))
 }
 
 /// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says).
@@ -219,24 +231,25 @@ fn part(key: &str, value: Value) -> Value {
     Value::Object(map)
 }
 
-/// The objects of a compact JSON array of objects, each read once (its members and its
-/// end found in the same pass); `None` if `json` is not one.
-fn array_objects(json: &[u8]) -> Option<Vec<Members<'_>>> {
-    if json.first() != Some(&b'[') {
+/// The stored entries of the `managedFields` array opening at `json[at]`, each read once
+/// (its members and its end found in the same pass), and the index just past the array;
+/// `None` if it is not an array of compact objects.
+pub(super) fn entries_at(json: &[u8], mut at: usize) -> Option<(Vec<Members<'_>>, usize)> {
+    if json.get(at) != Some(&b'[') {
         return None;
     }
+    at += 1;
     let mut objects = Vec::new();
-    if json.get(1) == Some(&b']') {
-        return (json.len() == 2).then_some(objects);
+    if json.get(at) == Some(&b']') {
+        return Some((objects, at + 1));
     }
-    let mut at = 1;
     loop {
         let object = Members::at(json, at)?;
         at += object.bytes().len();
         objects.push(object);
         match json.get(at) {
             Some(b',') => at += 1,
-            Some(b']') if at + 1 == json.len() => return Some(objects),
+            Some(b']') => return Some((objects, at + 1)),
             _ => return None,
         }
     }
@@ -246,6 +259,12 @@ fn array_objects(json: &[u8]) -> Option<Vec<Members<'_>>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The entries of a whole stored `managedFields` array.
+    fn array_objects(json: &[u8]) -> Option<Vec<Members<'_>>> {
+        let (objects, end) = entries_at(json, 0)?;
+        (end == json.len()).then_some(objects)
+    }
 
     #[test]
     fn array_objects_split_what_the_store_writes() {
@@ -266,19 +285,22 @@ mod tests {
     }
 
     #[test]
-    fn may_lose_says_no_only_where_subtract_changes_nothing() {
+    fn may_change_answers_what_subtract_does() {
         let sets = [
             json!({}),
             json!({".": {}}),
             json!({"f:labels": {".": {}, "f:app": {}}}),
             json!({"f:annotations": {"f:a": {}}, "f:labels": {"f:x": {}}}),
             json!({"f:annotations": {".": {}}}),
+            json!({"f:annotations": {}}),
+            json!({"f:annotations": {"f:a": {".": {}}}}),
             json!({"f:labels": {"f:f:annotations": {}}}),
             json!({"f:ownerReferences": {"k:{\"uid\":\"u\"}": {}}}),
         ];
         let takens = [
             json!({"f:annotations": {"f:a": {}}}),
             json!({"f:annotations": {"f:b": {}}}),
+            json!({"f:annotations": {"f:a": {"f:deep": {}}}}),
             json!({"f:labels": {"f:x": {}, "f:y": {}}}),
             json!({"f:annotations": {}}),
             json!({}),
@@ -287,24 +309,16 @@ mod tests {
             let raw = serde_json::to_vec(set).unwrap();
             for taken in &takens {
                 let mut part = part("f:metadata", set.clone());
-                let changed = managed_fields::subtract(&mut part, &part_of(taken));
+                let changed =
+                    managed_fields::subtract(&mut part, &json!({"f:metadata": taken.clone()}));
                 assert_eq!(
                     changed,
                     part.get("f:metadata") != Some(set),
                     "subtract says whether it changed {set} by {taken}"
                 );
-                if !may_lose(&raw, taken) {
-                    assert!(!changed, "{set} loses {taken}");
-                }
+                assert_eq!(may_change(&raw, taken), changed, "{set} by {taken}");
             }
         }
-        let raw = br#"{"f:labels":{"f:x":{}}}"#;
-        assert!(!may_lose(raw, &json!({"f:annotations": {"f:a": {}}})));
-        assert!(may_lose(raw, &json!({"f:labels": {"f:y": {}}})));
-    }
-
-    fn part_of(taken: &Value) -> Value {
-        part("f:metadata", taken.clone())
     }
 
     #[test]
@@ -336,7 +350,8 @@ mod tests {
             let mut holder = json!({"metadata": {"managedFields": entries.clone()}});
             managed_fields::record(&mut holder, &writer, fields.clone(), &fields);
             let expected = serde_json::to_vec(&holder["metadata"]["managedFields"]).unwrap();
-            let got = record(&raw, &writer, &fields).expect("a stored pod's entries");
+            let got = record(array_objects(&raw).unwrap(), &writer, &fields)
+                .expect("a stored pod's entries");
             assert_eq!(
                 String::from_utf8(got).unwrap(),
                 String::from_utf8(expected).unwrap(),
@@ -374,7 +389,8 @@ mod tests {
                 let mut holder = json!({"metadata": {"managedFields": entries.clone()}});
                 managed_fields::record(&mut holder, &writer, fields.clone(), &fields);
                 let expected = serde_json::to_vec(&holder["metadata"]["managedFields"]).unwrap();
-                let got = record(&raw, &writer, &fields).expect("recognised");
+                let got =
+                    record(array_objects(&raw).unwrap(), &writer, &fields).expect("recognised");
                 assert_eq!(
                     String::from_utf8(got).unwrap(),
                     String::from_utf8(expected).unwrap(),
