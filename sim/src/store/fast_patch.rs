@@ -139,14 +139,19 @@ impl State {
             EventKind::Modified,
             |rv| {
                 replaced.push(("resourceVersion", Some(format!("\"{rv}\"").into_bytes())));
-                // Room for all that changes: the buffer is written once, never grown.
+                // Room for all that changes: the scratch `metadata` is written once, never
+                // grown; the object then gets one allocation of its exact size (no shrink
+                // of an oversized buffer, which moved the heap's top back and forth).
                 let changes: usize = replaced
                     .iter()
                     .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len) + 4)
                     .sum();
-                let mut json = Vec::with_capacity(source.len() + changes);
+                let mut new_metadata = Vec::with_capacity(metadata_range.len() + changes);
+                metadata.write_with(&mut new_metadata, &mut replaced);
+                let mut json =
+                    Vec::with_capacity(source.len() - metadata_range.len() + new_metadata.len());
                 json.extend_from_slice(&source[..metadata_range.start]);
-                metadata.write_with(&mut json, &mut replaced);
+                json.extend_from_slice(&new_metadata);
                 json.extend_from_slice(&source[metadata_range.end..]);
                 StoredObject::with_labels(json, rv, old, labels)
             },
