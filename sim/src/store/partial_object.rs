@@ -117,9 +117,12 @@ pub(super) fn write_key(out: &mut Vec<u8>, key: &str) {
     out.push(b':');
 }
 
+/// The byte ranges of an object's members: (key with its quotes, value).
+pub(super) type MemberRanges = Vec<(Range<usize>, Range<usize>)>;
+
 /// The (key, value) byte ranges of a compact JSON object's members; `None` if `json` is not
 /// one compact object (whitespace, trailing bytes, unbalanced brackets).
-pub(super) fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+pub(super) fn top_level_members(json: &[u8]) -> Option<MemberRanges> {
     let (members, end) = object_members(json, 0)?;
     (end == json.len()).then_some(members)
 }
@@ -128,10 +131,7 @@ pub(super) fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<
 /// quotes included), and where the value of `key` starts if the object has it. Reading
 /// stops at `key` or at the first key sorting after it (the store writes keys in order, so
 /// `key` cannot follow): neither that value nor anything after it is read or checked.
-pub(super) fn members_before(
-    json: &[u8],
-    key: &[u8],
-) -> Option<(Vec<(Range<usize>, Range<usize>)>, Option<usize>)> {
+pub(super) fn members_before(json: &[u8], key: &[u8]) -> Option<(MemberRanges, Option<usize>)> {
     let mut members = Vec::new();
     if json.first() != Some(&b'{') {
         return None;
@@ -170,7 +170,7 @@ fn inner(quoted: &[u8]) -> &[u8] {
 
 /// The members of the compact JSON object opening at `json[at]`, and the index just past
 /// its closing brace (what follows is not read).
-fn object_members(json: &[u8], at: usize) -> Option<(Vec<(Range<usize>, Range<usize>)>, usize)> {
+fn object_members(json: &[u8], at: usize) -> Option<(MemberRanges, usize)> {
     object_members_reading(json, at, |_, start| value_end(json, start))
 }
 
@@ -180,7 +180,7 @@ fn object_members_reading(
     json: &[u8],
     mut at: usize,
     mut read: impl FnMut(&[u8], usize) -> Option<usize>,
-) -> Option<(Vec<(Range<usize>, Range<usize>)>, usize)> {
+) -> Option<(MemberRanges, usize)> {
     let mut members = Vec::new();
     if json.get(at) != Some(&b'{') {
         return None;
