@@ -10,7 +10,9 @@
 //!   events/s delivered (issue 15's "server fast enough to measure the client").
 //!
 //! `cargo bench --bench sim_throughput [-- PODS | -- --full]`; `SIM_BENCH_PODS` also sets N
-//! (default 20 000; `--full` = 100 000). `SIM_BENCH_WATCH_EVENTS` sets the churn writes (default 20 000).
+//! (default 20 000; `--full` = 100 000). `SIM_BENCH_WATCH_EVENTS` sets the churn and stamped writes
+//! (default 20 000). The stamped line also gives the writer thread's CPU time and minor page
+//! faults per write: on a shared host they say more about the write path than the wall clock.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -156,6 +158,7 @@ async fn bench_stamped(sim: &Sim, client: &kube::Client, pods: usize, writes: u6
         .name("stamped-writer".into())
         .spawn(move || {
             let cpu_before = thread_cpu_nanos();
+            let faults_before = thread_minor_faults();
             let rt = store.builtin("", "pods");
             let options = WriteOptions {
                 field_manager: Some("bench".into()),
@@ -183,20 +186,27 @@ async fn bench_stamped(sim: &Sim, client: &kube::Client, pods: usize, writes: u6
             let cpu = thread_cpu_nanos()
                 .zip(cpu_before)
                 .map(|(after, before)| (after - before) as f64 / 1e9);
-            (started.elapsed().as_secs_f64(), cpu)
+            let faults = thread_minor_faults()
+                .zip(faults_before)
+                .map(|(after, before)| after - before);
+            (started.elapsed().as_secs_f64(), cpu, faults)
         })
         .expect("writer thread");
     let events = count_events(&mut body, writes, started).await;
     let secs = started.elapsed().as_secs_f64();
-    let (write_secs, write_cpu) = writer.join().expect("writer");
+    let (write_secs, write_cpu, write_faults) = writer.join().expect("writer");
     println!(
-        "stamped: {events} events of {writes} stamped updates in {secs:.2} s = {:.0} events/s (writes alone {:.0}/s; writer CPU {})",
+        "stamped: {events} events of {writes} stamped updates in {secs:.2} s = {:.0} events/s (writes alone {:.0}/s; writer CPU {}; {} page faults/write)",
         events as f64 / secs,
         writes as f64 / write_secs,
         write_cpu.map_or("unknown".into(), |cpu| format!(
             "{:.1} µs/write = {:.0} writes per CPU-second",
             cpu * 1e6 / writes as f64,
             writes as f64 / cpu
+        )),
+        write_faults.map_or("unknown".into(), |faults| format!(
+            "{:.2}",
+            faults as f64 / writes as f64
         ))
     );
 }
@@ -206,6 +216,15 @@ async fn bench_stamped(sim: &Sim, client: &kube::Client, pods: usize, writes: u6
 fn thread_cpu_nanos() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     text.split_whitespace().next()?.parse().ok()
+}
+
+/// This thread's minor page faults (Linux `/proc/thread-self/stat`, field 10): the writer's
+/// first touches of fresh heap, which on this kind of host cost as much as the write itself.
+fn thread_minor_faults() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the parenthesised name: state is field 3, minflt field 10.
+    let after_name = &text[text.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(7)?.parse().ok()
 }
 
 fn main() {

@@ -2,9 +2,11 @@
 //! only sets or removes entries of `metadata.labels` and `metadata.annotations` (a
 //! controller stamping an annotation, `kubectl label`, the benches' stamped update). The
 //! stored JSON is spliced: only those two maps, what `managedFields` needs and
-//! `resourceVersion` are parsed and written again; the rest of `metadata` and every other top-level member stay
-//! the stored bytes. It is the step below [`super::partial_object`], which still parses and
-//! re-serializes the whole of `metadata`.
+//! `resourceVersion` are parsed and written again; the rest of `metadata` and every other
+//! top-level member stay the stored bytes. It is the step below [`super::partial_object`],
+//! which still parses and re-serializes the whole of `metadata`. The stored bytes are read
+//! once up to the end of `metadata` (its members and the managedFields entries in the same
+//! pass); nothing after `metadata` is read.
 //!
 //! # Contract
 //!
@@ -21,8 +23,10 @@
 //!   applied to the stored entries by [`super::raw_managed_fields`] (or, when that declines,
 //!   by `managed_fields::record` on the parsed entries), members
 //!   are written in the store's key order with `serde_json`, and the commit is the same
-//!   (next resourceVersion, history, watch events, garbage collector). A patch that changes
-//!   nothing returns the stored object and writes nothing, as the general path does.
+//!   (next resourceVersion, history, watch events). The garbage collector is not told: it
+//!   reads uid, owners, deletionTimestamp and finalizers, which this write cannot change,
+//!   and it saw them when the replaced object was written. A patch that changes nothing
+//!   returns the stored object and writes nothing, as the general path does.
 //! - Metadata-only changes never bump `metadata.generation`; name, namespace and the
 //!   indexed fields are unchanged, so the new index copies them and rebuilds only labels.
 
@@ -31,7 +35,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
-use super::partial_object::{Members, top_level_members_until};
+use super::partial_object::{Members, members_before};
 use super::patch;
 use super::raw_managed_fields;
 use super::state::State;
@@ -62,19 +66,24 @@ impl State {
             return None;
         }
         let source = &old.json;
-        // The store writes keys in order: apiVersion, kind, then metadata; nothing after it
-        // is read.
-        let top = top_level_members_until(source, b"\"metadata\"")?;
-        let member = |name: &[u8]| {
-            top.iter()
-                .find(|(key, _)| &source[key.clone()] == name)
-                .map(|(_, value)| value.clone())
-        };
+        // The store writes keys in order: apiVersion, kind, then metadata, whose members are
+        // read in the pass that finds its end; nothing after it is read.
+        let (top, metadata_start) = members_before(source, b"\"metadata\"")?;
+        let metadata_start = metadata_start?;
+        let has = |name: &[u8]| top.iter().any(|(key, _)| &source[key.clone()] == name);
         // Without them the general path writes them in (a change even if the maps are not).
-        member(b"\"kind\"")?;
-        member(b"\"apiVersion\"")?;
-        let metadata_range = member(b"\"metadata\"")?;
-        let metadata = Members::of(&source[metadata_range.clone()])?;
+        if !has(b"\"kind\"") || !has(b"\"apiVersion\"") {
+            return None;
+        }
+        // The managedFields entries are read in the same pass as the rest of `metadata`.
+        let mut stored_entries = None;
+        let metadata =
+            Members::at_reading(source, metadata_start, b"\"managedFields\"", |start| {
+                let (entries, end) = raw_managed_fields::entries_at(source, start)?;
+                stored_entries = Some(entries);
+                Some(end)
+            })?;
+        let metadata_range = metadata_start..metadata_start + metadata.bytes().len();
         if metadata.get("deletionTimestamp").is_some() {
             // A write to a deleting object can be the one that removes it.
             return None;
@@ -107,11 +116,12 @@ impl State {
             time: &now,
         };
         let old_entries = metadata.get("managedFields");
-        let entries =
-            match old_entries.and_then(|raw| raw_managed_fields::record(raw, &writer, &changed)) {
-                Some(entries) => Some(entries),
-                None => record_parsed(old_entries, &writer, changed)?,
-            };
+        let entries = match stored_entries
+            .and_then(|stored| raw_managed_fields::record(stored, &writer, &changed))
+        {
+            Some(entries) => Some(entries),
+            None => record_parsed(old_entries, &writer, changed)?,
+        };
 
         let new_maps = new_part["metadata"].as_object()?;
         let mut replaced: Vec<(&str, Option<Vec<u8>>)> = Vec::with_capacity(4);
@@ -123,25 +133,31 @@ impl State {
         if let Some(entries) = entries {
             replaced.push(("managedFields", Some(entries)));
         }
-        let observed = gc_view(&metadata)?;
         let labels = &new_part["metadata"]["labels"];
         Some(self.commit_with(
             rt,
             EventKind::Modified,
             |rv| {
                 replaced.push(("resourceVersion", Some(format!("\"{rv}\"").into_bytes())));
-                // Room for all that changes: the buffer is written once, never grown.
+                // Room for all that changes: the scratch `metadata` is written once, never
+                // grown; the object then gets one allocation of its exact size (no shrink
+                // of an oversized buffer, which moved the heap's top back and forth).
                 let changes: usize = replaced
                     .iter()
                     .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len) + 4)
                     .sum();
-                let mut json = Vec::with_capacity(source.len() + changes);
+                let mut new_metadata = Vec::with_capacity(metadata_range.len() + changes);
+                metadata.write_with(&mut new_metadata, &mut replaced);
+                let mut json =
+                    Vec::with_capacity(source.len() - metadata_range.len() + new_metadata.len());
                 json.extend_from_slice(&source[..metadata_range.start]);
-                metadata.write_with(&mut json, &mut replaced);
+                json.extend_from_slice(&new_metadata);
                 json.extend_from_slice(&source[metadata_range.end..]);
                 StoredObject::with_labels(json, rv, old, labels)
             },
-            &observed,
+            // Only labels, annotations, managedFields and resourceVersion change: not what
+            // the garbage collector reads (uid, owners, deletionTimestamp, finalizers).
+            None,
             config,
         ))
     }
@@ -193,18 +209,6 @@ fn touches_only_label_maps(patch: &Value) -> bool {
                         })
                 })
         })
-}
-
-/// What the garbage collector reads of a written object (its `metadata` members): its uid,
-/// owners and finalizers (unchanged by this write).
-fn gc_view(members: &Members) -> Option<Value> {
-    let mut metadata = Map::new();
-    for key in ["uid", "ownerReferences", "finalizers"] {
-        if let Some(raw) = members.get(key) {
-            metadata.insert(key.into(), serde_json::from_slice(raw).ok()?);
-        }
-    }
-    Some(object("metadata", Value::Object(metadata)))
 }
 
 #[cfg(test)]

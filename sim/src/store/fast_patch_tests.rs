@@ -3,7 +3,9 @@
 //! keys and values that need escaping, several managers) on two stores holding the same
 //! realistic pods, one with the fast and partial paths and one with neither, must give the
 //! same results, stored bytes, resourceVersions, index answers, errors and watch events. A
-//! patch that also touches something else must not take the fast path (and still agree).
+//! patch that also touches something else must not take the fast path (and still agree). A
+//! dependent stamped on the fast path (which does not tell the garbage collector) is still
+//! collected with its owner.
 
 use std::cell::Cell;
 
@@ -262,4 +264,60 @@ fn a_deleting_object_takes_the_general_path() {
         "kubectl",
     );
     assert_eq!(FAST_PATCHES_TAKEN.with(Cell::get), before);
+}
+
+#[test]
+fn a_dependent_stamped_on_the_fast_path_is_still_collected_with_its_owner() {
+    // The fast path does not tell the garbage collector (nothing it reads changes): the
+    // dependency it saw when the child was created must still hold after the stamp.
+    let store = seeded_store();
+    let configmaps = store.builtin("", "configmaps");
+    let opts = WriteOptions::default();
+    let create = |name: &str, owners: Value| {
+        store
+            .create(
+                &configmaps,
+                Some("ns"),
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": name, "ownerReferences": owners}}),
+                &opts,
+            )
+            .unwrap()
+            .value()
+    };
+    let owner = create("owner", json!([]));
+    let owners = json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+        "uid": owner["metadata"]["uid"]}]);
+    create("child", owners.clone());
+    let before = FAST_PATCHES_TAKEN.with(Cell::get);
+    let stamped = store
+        .patch(
+            &configmaps,
+            Some("ns"),
+            "child",
+            Subresource::Main,
+            PatchType::StrategicMerge,
+            br#"{"metadata":{"annotations":{"stamp":"1"}}}"#,
+            &opts,
+        )
+        .unwrap()
+        .value();
+    assert_eq!(FAST_PATCHES_TAKEN.with(Cell::get), before + 1);
+    assert_eq!(stamped["metadata"]["ownerReferences"], owners);
+
+    store
+        .delete(&configmaps, Some("ns"), "owner", &DeleteOptions::default())
+        .unwrap();
+    // The collector runs on the store's controller thread: poll, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store
+        .get(&configmaps, Some("ns"), "child", Subresource::Main)
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stamped dependent outlived its owner"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

@@ -268,11 +268,13 @@ pub(crate) fn union(into: &mut Value, other: &Value) {
     *target = sorted(merged);
 }
 
-/// Removes from `from` every leaf path present in `taken` (a field has one owner per Update).
-pub(crate) fn subtract(from: &mut Value, taken: &Value) {
+/// Removes from `from` every leaf path present in `taken` (a field has one owner per Update);
+/// true when that removed anything (so `from` is not what it was).
+pub(crate) fn subtract(from: &mut Value, taken: &Value) -> bool {
     let (Some(target), Some(source)) = (from.as_object_mut(), taken.as_object()) else {
-        return;
+        return false;
     };
+    let mut changed = false;
     for (key, value) in source {
         let Some(existing) = target.get_mut(key) else {
             continue;
@@ -281,18 +283,22 @@ pub(crate) fn subtract(from: &mut Value, taken: &Value) {
         if is_leaf {
             if existing.as_object().is_some_and(Map::is_empty) {
                 target.remove(key);
+                changed = true;
             }
             continue;
         }
-        subtract(existing, value);
+        changed |= subtract(existing, value);
         if existing
             .as_object()
             .is_some_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key(".")))
         {
             target.remove(key);
+            changed = true;
         }
     }
+    changed
 }
+
 /// The managedFields entry of `writer`'s first write, owning `fields`.
 pub(super) fn new_entry(writer: &Writer, fields: &Value) -> Value {
     let mut entry = json!({

@@ -17,6 +17,7 @@
 //! - [`PartialObject::complete`] gives the whole object as a `Value`, for the rare paths that
 //!   need it (a write that ends in a deletion).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -116,55 +117,108 @@ pub(super) fn write_key(out: &mut Vec<u8>, key: &str) {
     out.push(b':');
 }
 
+/// The byte ranges of an object's members: (key with its quotes, value).
+pub(super) type MemberRanges = Vec<(Range<usize>, Range<usize>)>;
+
 /// The (key, value) byte ranges of a compact JSON object's members; `None` if `json` is not
 /// one compact object (whitespace, trailing bytes, unbalanced brackets).
-pub(super) fn top_level_members(json: &[u8]) -> Option<Vec<(Range<usize>, Range<usize>)>> {
-    members_until(json, None)
+pub(super) fn top_level_members(json: &[u8]) -> Option<MemberRanges> {
+    let (members, end) = object_members(json, 0)?;
+    (end == json.len()).then_some(members)
 }
 
-/// [`top_level_members`] up to and including the member whose key is `stop` (its JSON
-/// bytes, quotes included), without reading further: the members after it are neither
-/// returned nor checked. All members when `stop` is not there.
-pub(super) fn top_level_members_until(
-    json: &[u8],
-    stop: &[u8],
-) -> Option<Vec<(Range<usize>, Range<usize>)>> {
-    members_until(json, Some(stop))
-}
-
-fn members_until(json: &[u8], stop: Option<&[u8]>) -> Option<Vec<(Range<usize>, Range<usize>)>> {
+/// The top-level members of the object `json` whose keys come before `key` (its JSON bytes,
+/// quotes included), and where the value of `key` starts if the object has it. Reading
+/// stops at `key` or at the first key sorting after it (the store writes keys in order, so
+/// `key` cannot follow): neither that value nor anything after it is read or checked.
+pub(super) fn members_before(json: &[u8], key: &[u8]) -> Option<(MemberRanges, Option<usize>)> {
     let mut members = Vec::new();
     if json.first() != Some(&b'{') {
         return None;
     }
-    let mut at = 1;
-    if json.get(at) == Some(&b'}') {
-        return (json.len() == 2).then_some(members);
+    if json.get(1) == Some(&b'}') {
+        return (json.len() == 2).then_some((members, None));
     }
+    let mut at = 1;
     loop {
-        let key_start = at;
-        if json.get(at) != Some(&b'"') {
-            return None;
+        let (name, value_start) = member_key(json, at)?;
+        let raw = &json[name.clone()];
+        if raw == key {
+            return Some((members, Some(value_start)));
         }
-        at = string_end(json, at)?;
-        let key = key_start..at;
-        if json.get(at) != Some(&b':') {
-            return None;
+        // Unescaped string contents compare as the strings do (quotes would not: `"a"` sorts
+        // after `"a!"`); escaped keys do not, so reading goes past them.
+        if inner(raw) > inner(key) && !raw.contains(&b'\\') {
+            return Some((members, None));
         }
-        at += 1;
-        let value_start = at;
-        at = value_end(json, at)?;
-        let stopped = stop.is_some_and(|stop| &json[key.clone()] == stop);
-        members.push((key, value_start..at));
-        if stopped {
-            return Some(members);
-        }
+        at = value_end(json, value_start)?;
+        members.push((name, value_start..at));
         match json.get(at) {
             Some(b',') => at += 1,
-            Some(b'}') if at + 1 == json.len() => return Some(members),
+            Some(b'}') if at + 1 == json.len() => return Some((members, None)),
             _ => return None,
         }
     }
+}
+
+/// A JSON string's bytes without its quotes.
+fn inner(quoted: &[u8]) -> &[u8] {
+    quoted
+        .get(1..quoted.len().saturating_sub(1))
+        .unwrap_or_default()
+}
+
+/// The members of the compact JSON object opening at `json[at]`, and the index just past
+/// its closing brace (what follows is not read).
+fn object_members(json: &[u8], at: usize) -> Option<(MemberRanges, usize)> {
+    object_members_reading(json, at, |_, start| value_end(json, start))
+}
+
+/// [`object_members`] with each value's end found by `read(key, start)` (the key's JSON
+/// bytes and where its value starts).
+fn object_members_reading(
+    json: &[u8],
+    mut at: usize,
+    mut read: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<(MemberRanges, usize)> {
+    let mut members = Vec::new();
+    if json.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    if json.get(at) == Some(&b'}') {
+        return Some((members, at + 1));
+    }
+    loop {
+        let (key, value_start) = member_key(json, at)?;
+        at = read(&json[key.clone()], value_start)?;
+        members.push((key, value_start..at));
+        match json.get(at) {
+            Some(b',') => at += 1,
+            Some(b'}') => return Some((members, at + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// Given a member starting at `json[at]`, its key's range (quotes included) and where its
+/// value starts.
+fn member_key(json: &[u8], at: usize) -> Option<(Range<usize>, usize)> {
+    if json.get(at) != Some(&b'"') {
+        return None;
+    }
+    let end = string_end(json, at)?;
+    (json.get(end) == Some(&b':')).then_some((at..end, end + 1))
+}
+
+/// The text of the JSON string `raw` (quotes included), read in place when it has no
+/// escapes; `None` when `raw` is not a string.
+pub(super) fn json_str(raw: &[u8]) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return serde_json::from_slice::<String>(raw).ok().map(Cow::Owned);
+    }
+    std::str::from_utf8(inner).ok().map(Cow::Borrowed)
 }
 
 /// Given `json[at] == '"'`, the index just past the closing quote.
@@ -229,20 +283,55 @@ const STRUCTURAL: [bool; 256] = {
     table
 };
 
-/// The members of a stored compact JSON object (`metadata`, a managedFields entry): decoded keys in the
-/// store's key order, with the bytes of their values.
+/// The members of a stored compact JSON object (`metadata`, a managedFields entry): keys
+/// in the store's key order (read in place unless escaped), with the bytes of their values.
 pub(super) struct Members<'a> {
     source: &'a [u8],
-    members: Vec<(String, Range<usize>)>,
+    members: Vec<(Cow<'a, str>, Range<usize>)>,
 }
 
 impl<'a> Members<'a> {
+    /// The members of `source`, which must be exactly one compact object.
     pub(super) fn of(source: &'a [u8]) -> Option<Members<'a>> {
-        let mut members = Vec::new();
-        for (key, value) in top_level_members(source)? {
-            members.push((serde_json::from_slice(&source[key]).ok()?, value));
+        let members = Members::at(source, 0)?;
+        (members.source.len() == source.len()).then_some(members)
+    }
+
+    /// The members of the object opening at `json[at]`, read in the same pass that finds
+    /// its end (what follows it is not read).
+    pub(super) fn at(json: &'a [u8], at: usize) -> Option<Members<'a>> {
+        Members::at_reading(json, at, b"", |_| None)
+    }
+
+    /// [`Members::at`], with the value of member `key` (its JSON bytes, quotes included)
+    /// read by `read`, given where it starts and answering where it ends: a caller that
+    /// needs that value's structure learns it in the same pass.
+    pub(super) fn at_reading(
+        json: &'a [u8],
+        at: usize,
+        key: &[u8],
+        mut read: impl FnMut(usize) -> Option<usize>,
+    ) -> Option<Members<'a>> {
+        let (ranges, end) = object_members_reading(json, at, |name, start| {
+            if name == key {
+                read(start)
+            } else {
+                value_end(json, start)
+            }
+        })?;
+        let mut members = Vec::with_capacity(ranges.len());
+        for (key, value) in ranges {
+            members.push((json_str(&json[key])?, value.start - at..value.end - at));
         }
-        Some(Members { source, members })
+        Some(Members {
+            source: &json[at..end],
+            members,
+        })
+    }
+
+    /// The object's stored bytes.
+    pub(super) fn bytes(&self) -> &'a [u8] {
+        self.source
     }
 
     pub(super) fn len(&self) -> usize {
@@ -277,11 +366,11 @@ impl<'a> Members<'a> {
         out.push(b'{');
         for (key, range) in &self.members {
             while let Some((new_key, value)) =
-                replacements.next_if(|(new_key, _)| *new_key < key.as_str())
+                replacements.next_if(|(new_key, _)| *new_key < &**key)
             {
                 member(out, new_key, value.as_deref());
             }
-            match replacements.next_if(|(new_key, _)| *new_key == key.as_str()) {
+            match replacements.next_if(|(new_key, _)| *new_key == &**key) {
                 Some((_, value)) => member(out, key, value.as_deref()),
                 None => member(out, key, Some(&self.source[range.clone()])),
             }
@@ -336,6 +425,41 @@ mod tests {
             rest.to_json(&parsed),
             serde_json::to_vec(&expected).unwrap()
         );
+    }
+
+    #[test]
+    fn members_before_stops_at_the_key_or_where_it_would_be() {
+        let json = br#"{"a":1,"k\u0001":[2],"m":{"x":"}"},"z":"never read ]"}"#;
+        let (before, start) = members_before(json, br#""m""#).unwrap();
+        assert_eq!(before.len(), 2);
+        assert_eq!(
+            &json[start.unwrap()..],
+            &br#"{"x":"}"},"z":"never read ]"}"#[..]
+        );
+        let members = Members::at(json, start.unwrap()).unwrap();
+        assert_eq!(members.bytes(), br#"{"x":"}"}"#);
+        assert_eq!(members.get("x"), Some(&br#""}""#[..]));
+        // "l" is not there: reading stops at "m", the first key after it.
+        let (before, start) = members_before(json, br#""l""#).unwrap();
+        assert_eq!((before.len(), start), (2, None));
+        // Quotes do not decide the order: "a" sorts before "a!".
+        let (before, start) = members_before(br#"{"a":1,"a!":2}"#, br#""a!""#).unwrap();
+        assert_eq!((before.len(), start), (1, Some(12)));
+        // Past every key: the whole object is read and checked.
+        assert_eq!(members_before(json, br#""zz""#).unwrap().0.len(), 4);
+        assert!(members_before(b"{\"a\":1} ", br#""zz""#).is_none());
+        assert_eq!(members_before(b"{}", br#""a""#).unwrap().1, None);
+    }
+
+    #[test]
+    fn keys_are_read_in_place_unless_escaped() {
+        let members = Members::of(br#"{"plain":1,"t\tab":2,"\u00fc":3}"#).unwrap();
+        assert!(matches!(members.members[0].0, Cow::Borrowed("plain")));
+        assert_eq!(members.get("t\tab"), Some(&b"2"[..]));
+        assert_eq!(members.get("\u{fc}"), Some(&b"3"[..]));
+        assert!(Members::of(br#"{"a":1} "#).is_none());
+        assert_eq!(json_str(br#""x\"y""#).as_deref(), Some("x\"y"));
+        assert_eq!(json_str(b"12"), None);
     }
 
     #[test]

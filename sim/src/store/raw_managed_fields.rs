@@ -2,7 +2,9 @@
 //! only changes `metadata` (the label/annotation fast path, [`super::fast_patch`]): what
 //! [`managed_fields::record`] does to the parsed entries, done by parsing only what it reads
 //! of them (each entry's manager, operation, subresource and time, and the `f:metadata` part
-//! of a `fieldsV1`), the rest of every entry staying its stored bytes.
+//! of a `fieldsV1`), the rest of every entry staying its stored bytes. Another manager's
+//! `f:metadata` is parsed only when the write takes something from it ([`may_change`] reads
+//! that from the bytes), which for a stamped annotation is never.
 //!
 //! # Contract
 //!
@@ -18,12 +20,11 @@
 //!   caller then parses the entries and runs `managed_fields::record` itself.
 
 use std::borrow::Cow;
-use std::ops::Range;
 
 use serde_json::{Map, Value};
 
 use super::managed_fields::{self, Writer};
-use super::partial_object::{Members, top_level_members_until, value_end};
+use super::partial_object::{Members, json_str, members_before, value_end};
 
 /// One entry: its stored members and, when changed, the members to write instead.
 struct Entry<'a> {
@@ -37,21 +38,22 @@ struct Entry<'a> {
 }
 
 /// The new `managedFields` array bytes after `writer` (an Update without subresource) set
-/// `fields` (`{"f:metadata": {...}}`), from the stored array `raw`; `None` when unsure.
-pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<Vec<u8>> {
+/// `fields` (`{"f:metadata": {...}}`), from the stored entries (read by [`entries_at`]);
+/// `None` when unsure.
+pub(super) fn record(
+    stored: Vec<Members<'_>>,
+    writer: &Writer<'_>,
+    fields: &Value,
+) -> Option<Vec<u8>> {
     let taken = fields.as_object()?;
-    if writer.operation != "Update"
-        || writer.subresource.is_some()
-        || taken.len() != 1
-        || !taken.contains_key("f:metadata")
-    {
+    let taken_metadata = taken.get("f:metadata")?;
+    if writer.operation != "Update" || writer.subresource.is_some() || taken.len() != 1 {
         return None;
     }
     let mut entries = Vec::new();
     let mut own: Option<usize> = None;
-    for range in array_elements(raw)? {
-        let bytes = &raw[range];
-        let members = Members::of(bytes)?;
+    for members in stored {
+        let bytes = members.bytes();
         let text = |key: &str| string_member(&members, key);
         let manager = text("manager")?;
         let same = manager.as_deref() == Some(writer.manager)
@@ -78,22 +80,22 @@ pub(super) fn record(raw: &[u8], writer: &Writer<'_>, fields: &Value) -> Option<
         if set == b"{}" {
             continue;
         }
-        // Only the f:metadata member is read (keys are in order, so it comes early); the
-        // rest of the set is written again only if the subtraction changed it.
-        let head = top_level_members_until(set, b"\"f:metadata\"")?;
-        let metadata = head
-            .last()
-            .filter(|(key, _)| &set[key.clone()] == b"\"f:metadata\"")
-            .map(|(_, value)| &set[value.clone()]);
-        if let Some(metadata) = metadata {
-            let before: Value = serde_json::from_slice(metadata).ok()?;
-            let mut part = part("f:metadata", before.clone());
-            managed_fields::subtract(&mut part, fields);
-            let after = part.get("f:metadata");
-            if after == Some(&before) {
+        // Only the f:metadata member is read (keys are in order, so it comes early and a set
+        // without it is read only up to the next key), and parsed only if the subtraction
+        // changes it; the rest of the set is written again only then.
+        let (_, metadata_start) = members_before(set, b"\"f:metadata\"")?;
+        if let Some(start) = metadata_start {
+            let metadata = &set[start..value_end(set, start)?];
+            if !may_change(metadata, taken_metadata) {
                 entries.push(entry);
                 continue;
             }
+            let mut part = part("f:metadata", serde_json::from_slice(metadata).ok()?);
+            if !managed_fields::subtract(&mut part, fields) {
+                entries.push(entry);
+                continue;
+            }
+            let after = part.get("f:metadata");
             let set_members = Members::of(set)?;
             if set_members.len() == 1 && after.is_none() {
                 continue;
@@ -189,21 +191,36 @@ fn write_sorted(
     Some(out)
 }
 
-/// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says);
-/// a stored string without escapes is read in place.
-fn string_member<'a>(members: &Members<'a>, key: &str) -> Option<Option<Cow<'a, str>>> {
-    let Some(raw) = members.get(key) else {
-        return Some(None);
-    };
-    if let Some(inner) = raw
-        .strip_prefix(b"\"")
-        .and_then(|rest| rest.strip_suffix(b"\""))
-        .filter(|inner| !inner.contains(&b'\\'))
-    {
-        return Some(Some(Cow::Borrowed(std::str::from_utf8(inner).ok()?)));
+/// Whether `managed_fields::subtract` changes (or removes) a member of a field set whose
+/// stored value is `raw` when the written fields hold `taken` under the same key, read from
+/// the bytes without building the set: an empty map always goes, a leaf takes nothing else,
+/// a map left only `"."` goes, and otherwise it is the question for the members both have.
+/// Bytes it does not recognise answer true (the caller then parses and subtracts).
+fn may_change(raw: &[u8], taken: &Value) -> bool {
+    if raw == b"{}" {
+        return true;
     }
-    match serde_json::from_slice::<Value>(raw).ok()? {
-        Value::String(s) => Some(Some(Cow::Owned(s))),
+    if taken.as_object().is_some_and(Map::is_empty) {
+        return false;
+    }
+    if raw == br#"{".":{}}"# {
+        return true;
+    }
+    let Some(taken) = taken.as_object() else {
+        return false;
+    };
+    let Some(members) = Members::of(raw) else {
+        return true;
+    };
+    taken
+        .iter()
+        .any(|(key, taken)| members.get(key).is_some_and(|raw| may_change(raw, taken)))
+}
+
+/// Member `key` as a string (`None` when absent or not a string, as `Value::as_str` says).
+fn string_member<'a>(members: &Members<'a>, key: &str) -> Option<Option<Cow<'a, str>>> {
+    match members.get(key) {
+        Some(raw) if raw.first() == Some(&b'"') => json_str(raw).map(Some),
         _ => Some(None),
     }
 }
@@ -214,23 +231,25 @@ fn part(key: &str, value: Value) -> Value {
     Value::Object(map)
 }
 
-/// The byte ranges of a compact JSON array's elements; `None` if `json` is not one.
-fn array_elements(json: &[u8]) -> Option<Vec<Range<usize>>> {
-    if json.first() != Some(&b'[') {
+/// The stored entries of the `managedFields` array opening at `json[at]`, each read once
+/// (its members and its end found in the same pass), and the index just past the array;
+/// `None` if it is not an array of compact objects.
+pub(super) fn entries_at(json: &[u8], mut at: usize) -> Option<(Vec<Members<'_>>, usize)> {
+    if json.get(at) != Some(&b'[') {
         return None;
     }
-    let mut elements = Vec::new();
-    if json.get(1) == Some(&b']') {
-        return (json.len() == 2).then_some(elements);
+    at += 1;
+    let mut objects = Vec::new();
+    if json.get(at) == Some(&b']') {
+        return Some((objects, at + 1));
     }
-    let mut at = 1;
     loop {
-        let start = at;
-        at = value_end(json, at)?;
-        elements.push(start..at);
+        let object = Members::at(json, at)?;
+        at += object.bytes().len();
+        objects.push(object);
         match json.get(at) {
             Some(b',') => at += 1,
-            Some(b']') if at + 1 == json.len() => return Some(elements),
+            Some(b']') => return Some((objects, at + 1)),
             _ => return None,
         }
     }
@@ -241,21 +260,64 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The entries of a whole stored `managedFields` array.
+    fn array_objects(json: &[u8]) -> Option<Vec<Members<'_>>> {
+        let (objects, end) = entries_at(json, 0)?;
+        (end == json.len()).then_some(objects)
+    }
+
     #[test]
-    fn array_elements_split_what_the_store_writes() {
-        let json = br#"[{"a":[1,2],"b":"]"},"x",3,[]]"#;
-        let parts: Vec<&[u8]> = array_elements(json)
+    fn array_objects_split_what_the_store_writes() {
+        let json = br#"[{"a":[1,2],"b":"]"},{},{"c":{"d":"}"}}]"#;
+        let parts: Vec<&[u8]> = array_objects(json)
             .unwrap()
-            .into_iter()
-            .map(|r| &json[r])
+            .iter()
+            .map(Members::bytes)
             .collect();
         assert_eq!(
             parts,
-            vec![&br#"{"a":[1,2],"b":"]"}"#[..], br#""x""#, b"3", b"[]"]
+            vec![&br#"{"a":[1,2],"b":"]"}"#[..], b"{}", br#"{"c":{"d":"}"}}"#]
         );
-        assert_eq!(array_elements(b"[]").unwrap().len(), 0);
-        for bad in [&b"[1,]"[..], b"[1", b"{}", b"[1] "] {
-            assert!(array_elements(bad).is_none());
+        assert_eq!(array_objects(b"[]").unwrap().len(), 0);
+        for bad in [&b"[{},]"[..], b"[{}", b"{}", b"[{}] ", b"[1]", b"[{}{}]"] {
+            assert!(array_objects(bad).is_none());
+        }
+    }
+
+    #[test]
+    fn may_change_answers_what_subtract_does() {
+        let sets = [
+            json!({}),
+            json!({".": {}}),
+            json!({"f:labels": {".": {}, "f:app": {}}}),
+            json!({"f:annotations": {"f:a": {}}, "f:labels": {"f:x": {}}}),
+            json!({"f:annotations": {".": {}}}),
+            json!({"f:annotations": {}}),
+            json!({"f:annotations": {"f:a": {".": {}}}}),
+            json!({"f:labels": {"f:f:annotations": {}}}),
+            json!({"f:ownerReferences": {"k:{\"uid\":\"u\"}": {}}}),
+        ];
+        let takens = [
+            json!({"f:annotations": {"f:a": {}}}),
+            json!({"f:annotations": {"f:b": {}}}),
+            json!({"f:annotations": {"f:a": {"f:deep": {}}}}),
+            json!({"f:labels": {"f:x": {}, "f:y": {}}}),
+            json!({"f:annotations": {}}),
+            json!({}),
+        ];
+        for set in &sets {
+            let raw = serde_json::to_vec(set).unwrap();
+            for taken in &takens {
+                let mut part = part("f:metadata", set.clone());
+                let changed =
+                    managed_fields::subtract(&mut part, &json!({"f:metadata": taken.clone()}));
+                assert_eq!(
+                    changed,
+                    part.get("f:metadata") != Some(set),
+                    "subtract says whether it changed {set} by {taken}"
+                );
+                assert_eq!(may_change(&raw, taken), changed, "{set} by {taken}");
+            }
         }
     }
 
@@ -288,7 +350,8 @@ mod tests {
             let mut holder = json!({"metadata": {"managedFields": entries.clone()}});
             managed_fields::record(&mut holder, &writer, fields.clone(), &fields);
             let expected = serde_json::to_vec(&holder["metadata"]["managedFields"]).unwrap();
-            let got = record(&raw, &writer, &fields).expect("a stored pod's entries");
+            let got = record(array_objects(&raw).unwrap(), &writer, &fields)
+                .expect("a stored pod's entries");
             assert_eq!(
                 String::from_utf8(got).unwrap(),
                 String::from_utf8(expected).unwrap(),
@@ -326,7 +389,8 @@ mod tests {
                 let mut holder = json!({"metadata": {"managedFields": entries.clone()}});
                 managed_fields::record(&mut holder, &writer, fields.clone(), &fields);
                 let expected = serde_json::to_vec(&holder["metadata"]["managedFields"]).unwrap();
-                let got = record(&raw, &writer, &fields).expect("recognised");
+                let got =
+                    record(array_objects(&raw).unwrap(), &writer, &fields).expect("recognised");
                 assert_eq!(
                     String::from_utf8(got).unwrap(),
                     String::from_utf8(expected).unwrap(),

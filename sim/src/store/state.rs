@@ -153,7 +153,7 @@ impl State {
         let rv = self.rv;
         value["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let stored = Arc::new(StoredObject::new(&value, rv));
-        self.store_committed(rt, kind, stored, &value, config)
+        self.store_committed(rt, kind, stored, Some(&value), config)
     }
 
     /// [`State::commit`] of a modified [`PartialObject`]: `parsed` holds its parsed members
@@ -170,18 +170,19 @@ impl State {
         let rv = self.rv;
         parsed["metadata"]["resourceVersion"] = Value::String(rv.to_string());
         let stored = Arc::new(StoredObject::from_partial(&parsed, rest, old, rv));
-        self.store_committed(rt, EventKind::Modified, stored, &parsed, config)
+        self.store_committed(rt, EventKind::Modified, stored, Some(&parsed), config)
     }
 
     /// [`State::commit`] of an object `build` serializes itself (with the resourceVersion it
     /// is given in its JSON); `observed` is what the garbage collector reads of it (its
-    /// `metadata` uid, ownerReferences, deletionTimestamp and finalizers).
+    /// `metadata` uid, ownerReferences, deletionTimestamp and finalizers), `None` when the
+    /// write changed none of that (the collector already saw it with the replaced object).
     pub(crate) fn commit_with(
         &mut self,
         rt: &ResourceType,
         kind: EventKind,
         build: impl FnOnce(u64) -> StoredObject,
-        observed: &Value,
+        observed: Option<&Value>,
         config: &StoreConfig,
     ) -> Arc<StoredObject> {
         self.rv += 1;
@@ -190,21 +191,23 @@ impl State {
     }
 
     /// Stores a stamped object and tells watchers, history and the garbage collector (which
-    /// reads only `value`'s metadata).
+    /// reads only `value`'s metadata; `None`: unchanged since the collector last saw it).
     fn store_committed(
         &mut self,
         rt: &ResourceType,
         kind: EventKind,
         stored: Arc<StoredObject>,
-        value: &Value,
+        value: Option<&Value>,
         config: &StoreConfig,
     ) -> Arc<StoredObject> {
         let rv = stored.resource_version;
         let namespace = rt.namespaced.then(|| stored.namespace().unwrap_or(""));
         let key = object_key(namespace, stored.name());
-        self.lifecycle
-            .gc
-            .observe(&storage_key(rt), &key, value, kind);
+        if let Some(value) = value {
+            self.lifecycle
+                .gc
+                .observe(&storage_key(rt), &key, value, kind);
+        }
         let storage = self
             .storages
             .get_mut(&storage_key(rt))

@@ -17,6 +17,8 @@
 //! - Nothing else is kept, so an object costs its JSON plus a few hundred bytes (measured
 //!   in the store's module doc).
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde_json::Value;
 
@@ -45,8 +47,9 @@ struct ObjectIndex {
     /// `metadata.labels` with string values (a non-string label value matches nothing).
     labels: Box<[(Box<str>, Box<str>)]>,
     /// Values of the [`INDEXED_FIELDS`] the object has, rendered as a field selector
-    /// compares them; a missing or null field is left out (it compares as "").
-    fields: Box<[(&'static str, Box<str>)]>,
+    /// compares them; a missing or null field is left out (it compares as ""). Shared with
+    /// the versions a metadata-only write makes (they cannot change these).
+    fields: Arc<[(&'static str, Box<str>)]>,
 }
 
 impl StoredObject {
