@@ -1,14 +1,27 @@
 //! A counting `#[global_allocator]`: the system allocator plus two relaxed atomics (bytes
 //! live, allocations live), so P3 can state exactly what a cached pod costs on the heap
 //! instead of guessing from RSS, which also counts freed-but-kept pages and fragmentation.
+//! Timed reads run [`uncounted`]: the two atomic adds per allocation and free are the
+//! instrument's cost, not the code's (a compact `get` makes ~130 allocations).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 pub struct CountingAlloc;
 
 static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
 static LIVE_ALLOCATIONS: AtomicI64 = AtomicI64::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(true);
+
+/// Runs `f` with the counters off. What `f` allocates it must also free (a block allocated
+/// uncounted and freed counted would skew the live figures), so time reads that drop what
+/// they read, nothing that keeps memory.
+pub fn uncounted<T>(f: impl FnOnce() -> T) -> T {
+    COUNTING.store(false, Ordering::SeqCst);
+    let out = f();
+    COUNTING.store(true, Ordering::SeqCst);
+    out
+}
 
 /// The heap as the program sees it: requested bytes and blocks not yet freed.
 #[derive(Debug, Clone, Copy)]
@@ -38,7 +51,7 @@ impl HeapSnapshot {
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
+        if !ptr.is_null() && COUNTING.load(Ordering::Relaxed) {
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
             LIVE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
@@ -47,7 +60,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
+        if !ptr.is_null() && COUNTING.load(Ordering::Relaxed) {
             LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
             LIVE_ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
@@ -56,13 +69,15 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) };
-        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        LIVE_ALLOCATIONS.fetch_sub(1, Ordering::Relaxed);
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+            LIVE_ALLOCATIONS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
-        if !new.is_null() {
+        if !new.is_null() && COUNTING.load(Ordering::Relaxed) {
             LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         }
         new
