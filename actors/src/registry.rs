@@ -60,6 +60,7 @@ use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -77,6 +78,7 @@ use crate::list_gate::ListGate;
 use crate::listener::{EventMap, HandlerOptions, HandlerStatus};
 use crate::object::CacheObject;
 use crate::processor::HandlerId;
+use crate::read_pacing::DEFAULT_READ_AHEAD;
 use crate::selector::{
     FieldSelector, LabelSelector, METADATA_FIELDS, SelectorError, metadata_field,
 };
@@ -341,6 +343,8 @@ pub struct Registry {
     running: Arc<RwLock<HashSet<PipelineKey>>>,
     /// Given to every pipeline created from now on (see [`Self::limit_concurrent_lists`]).
     list_gate: Arc<RwLock<Option<ListGate>>>,
+    /// Given to every pipeline created from now on (see [`Self::set_read_ahead`]).
+    read_ahead: Arc<AtomicUsize>,
 }
 
 impl Default for Registry {
@@ -369,6 +373,7 @@ impl Registry {
             table,
             running,
             list_gate: Arc::default(),
+            read_ahead: Arc::new(AtomicUsize::new(DEFAULT_READ_AHEAD)),
         }
     }
 
@@ -377,6 +382,12 @@ impl Registry {
     /// keep the gate they started with.
     pub fn limit_concurrent_lists(&self, limit: Option<usize>) {
         *self.list_gate.write() = limit.map(ListGate::new);
+    }
+
+    /// How far behind every handler of a pipeline created from now on may be before its
+    /// watch waits ([`crate::read_pacing`]; `0`: never). Default [`DEFAULT_READ_AHEAD`].
+    pub fn set_read_ahead(&self, events: usize) {
+        self.read_ahead.store(events, Ordering::Relaxed);
     }
 
     /// The gate of the lists of new pipelines, if any.
@@ -490,6 +501,7 @@ impl Registry {
             default_resync: request.default_resync,
             cache: key.cache,
             list_gate: self.list_gate(),
+            read_ahead: Some(self.read_ahead.load(Ordering::Relaxed)),
             ..FactoryOptions::default()
         };
         let (client, factory_cluster) = (request.client.clone(), request.cluster.clone());

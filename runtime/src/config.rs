@@ -119,6 +119,9 @@ pub struct RuntimeConfig {
     /// At most this many initial lists (and relists) gather at once, across every cluster
     /// and resource (`panoptes_actors::list_gate`); `None` (the default): no limit.
     pub concurrent_lists: Option<usize>,
+    /// A watch waits while every handler of its pipeline is this many events behind
+    /// (`panoptes_actors::read_pacing`); default 1024, 0: never wait (client-go).
+    pub read_ahead: usize,
     /// Give the heap a first sync freed back to the OS (`panoptes_actors::heap_release`,
     /// Linux glibc): far lower RSS for large caches, a one-off stall of the process per sync.
     /// Off by default.

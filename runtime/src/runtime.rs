@@ -302,6 +302,10 @@ impl Runtime {
             .inner
             .registry
             .limit_concurrent_lists(config.runtime.concurrent_lists);
+        runtime
+            .inner
+            .registry
+            .set_read_ahead(config.runtime.read_ahead);
         panoptes_actors::heap_release::set_enabled(config.runtime.release_heap_after_sync);
         if let Some(sharding) = &config.sharding {
             // Before any cluster connects: nothing is active until its Lease is held, and

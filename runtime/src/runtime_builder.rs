@@ -216,6 +216,7 @@ impl RuntimeBuilder {
                     .unwrap_or_else(|| DEFAULT_METRICS_ADDR.parse().expect("a valid address")),
                 default_resync: self.default_resync,
                 concurrent_lists: self.concurrent_lists,
+                read_ahead: panoptes_actors::read_pacing::DEFAULT_READ_AHEAD,
                 release_heap_after_sync: self.release_heap_after_sync,
             },
             telemetry: self.telemetry.clone().unwrap_or_default(),

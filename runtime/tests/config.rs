@@ -542,3 +542,24 @@ fn fleet_memory_settings_are_read_from_the_file_and_the_environment() {
     let message = Scratch::new().error(&format!("[runtime]\nconcurrent_lists = 0\n{GOOD_CLUSTER}"));
     assert_names(&message, 2, &["[runtime] concurrent_lists", "1 or more"]);
 }
+
+#[test]
+fn read_ahead_is_read_from_the_file_and_the_environment() {
+    let scratch = Scratch::new();
+    let unset = scratch.load(GOOD_CLUSTER).expect("a good file");
+    assert_eq!(unset.runtime.read_ahead, 1024, "paced by default");
+    let off = scratch
+        .load(&format!("[runtime]\nread_ahead = 0\n{GOOD_CLUSTER}"))
+        .expect("a good file");
+    assert_eq!(off.runtime.read_ahead, 0, "0 turns pacing off");
+    let overridden = scratch
+        .load_env(GOOD_CLUSTER, &[("PANOPTES__RUNTIME__READ_AHEAD", "64")])
+        .expect("a good override");
+    assert_eq!(overridden.runtime.read_ahead, 64);
+    let message = Scratch::new().error(&format!("[runtime]\nread_ahead = -1\n{GOOD_CLUSTER}"));
+    assert_names(
+        &message,
+        2,
+        &["[runtime] read_ahead", "0 (never pause a watch) or more"],
+    );
+}

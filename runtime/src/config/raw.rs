@@ -32,6 +32,8 @@ pub(crate) struct RawRuntime {
     /// Signed so that a negative number gets our message rather than serde's.
     pub concurrent_lists: Option<i64>,
     pub release_heap_after_sync: Option<bool>,
+    /// Signed for the same reason.
+    pub read_ahead: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

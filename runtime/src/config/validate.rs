@@ -214,10 +214,21 @@ impl<'a> Checker<'a> {
                 ));
             }
         };
+        let read_ahead = match raw.runtime.read_ahead {
+            None => panoptes_actors::read_pacing::DEFAULT_READ_AHEAD,
+            Some(n) if n >= 0 => n as usize,
+            Some(n) => {
+                return Err(self.value_error(
+                    &runtime_key.key("read_ahead"),
+                    format!("{n} events is not a backlog; write 0 (never pause a watch) or more"),
+                ));
+            }
+        };
         let runtime = RuntimeConfig {
             metrics_addr,
             default_resync,
             concurrent_lists,
+            read_ahead,
             release_heap_after_sync: raw.runtime.release_heap_after_sync.unwrap_or(false),
         };
         let telemetry = self.telemetry(raw.telemetry)?;
