@@ -215,12 +215,6 @@ impl ListenerCounters {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn set_for_test(&self, synced: bool, backlog: usize) {
-        self.synced.store(synced, Ordering::Release);
-        self.set_backlog(backlog);
-    }
-
     /// The counters now.
     pub fn snapshot(&self) -> HandlerStatus {
         HandlerStatus {

@@ -145,13 +145,40 @@ impl ReadPacing {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::listener::ListenerCounters;
+    use std::sync::atomic::AtomicUsize;
 
-    fn handler(pacing: &Arc<ReadPacing>, synced: bool, backlog: usize) -> Arc<ListenerCounters> {
-        let counters = ListenerCounters::paced(pacing);
-        counters.set_for_test(synced, backlog);
-        counters
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Handler {
+        synced: AtomicBool,
+        backlog: AtomicUsize,
+    }
+
+    impl HandlerProgress for Handler {
+        fn backlog(&self) -> usize {
+            self.backlog.load(Ordering::SeqCst)
+        }
+
+        fn has_synced(&self) -> bool {
+            self.synced.load(Ordering::SeqCst)
+        }
+    }
+
+    impl Handler {
+        fn set(&self, pacing: &ReadPacing, synced: bool, backlog: usize) {
+            self.synced.store(synced, Ordering::SeqCst);
+            let before = self.backlog.swap(backlog, Ordering::SeqCst);
+            pacing.backlog_changed(before, backlog);
+        }
+    }
+
+    fn handler(pacing: &Arc<ReadPacing>, synced: bool, backlog: usize) -> Arc<Handler> {
+        let handler = Arc::new(Handler::default());
+        handler.set(pacing, synced, backlog);
+        let progress: Arc<dyn HandlerProgress> = handler.clone();
+        pacing.follow(Arc::downgrade(&progress));
+        handler
     }
 
     #[test]
@@ -161,7 +188,7 @@ mod tests {
         assert!(pacing.all_behind());
         let fast = handler(&pacing, true, 9);
         assert!(!pacing.all_behind(), "one handler keeps up");
-        fast.set_for_test(true, 10);
+        fast.set(&pacing, true, 10);
         assert!(pacing.all_behind());
         let _replaying = handler(&pacing, false, 5_000);
         assert!(
@@ -189,8 +216,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!reader.is_finished(), "the only handler is behind");
-        behind.set_for_test(true, 5);
-        pacing.backlog_changed(10, 5);
+        behind.set(&pacing, true, 5);
         tokio::time::timeout(Duration::from_millis(10), reader)
             .await
             .expect("woken without waiting for the recheck")
