@@ -3,6 +3,8 @@
 //! deletes them; both must tell their handlers the same story and answer every lister and
 //! index query alike, and the compact one must hand out JSON that decodes to the same pods.
 
+mod sim_support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +19,10 @@ use panoptes_actors::{
 };
 use panoptes_sim::{Sim, SimOptions};
 use parking_lot::Mutex;
+use sim_support::client;
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const BY_NODE: &str = "by-node";
-
-async fn client(sim: &Sim) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.cluster(0).kubeconfig_yaml())
-        .expect("sim kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("sim kubeconfig is usable");
-    kube::Client::try_from(config).expect("client")
-}
 
 /// Every event as "type key rv" (old rv too for updates), in delivery order.
 type Log = Arc<Mutex<Vec<String>>>;
@@ -147,7 +138,7 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
     let store = sim.cluster(0).store();
     panoptes_sim::pods::seed(&store, "default", 40);
     panoptes_sim::pods::seed(&store, "other", 20);
-    let client = client(&sim).await;
+    let client = client(sim.cluster(0)).await;
     let (typed_factory, typed, typed_log) = informer(client.clone(), CacheMode::Typed).await;
     let (compact_factory, compact, compact_log) =
         informer(client.clone(), CacheMode::Compact).await;

@@ -3,6 +3,8 @@
 //! cleanup, a failed cleanup keeps the object, a successful one lets it go, and another
 //! controller's finalizer is left in place.
 
+mod sim_support;
+
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -11,24 +13,13 @@ use kube::api::{DeleteParams, PostParams};
 use panoptes_actors::controller::Action;
 use panoptes_actors::{FinalizerError, FinalizerEvent, finalizer};
 use panoptes_sim::{Sim, SimOptions};
+use sim_support::client;
 
 const NAME: &str = "panoptes.example.com/cleanup";
 
 #[derive(Debug, thiserror::Error)]
 #[error("the external thing is still busy")]
 struct Busy;
-
-async fn client(sim: &Sim) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&sim.cluster(0).kubeconfig_yaml())
-        .expect("sim kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("sim kubeconfig is usable");
-    kube::Client::try_from(config).expect("client")
-}
 
 fn config_map(name: &str, finalizers: &[&str]) -> ConfigMap {
     serde_json::from_value(serde_json::json!({
@@ -79,7 +70,7 @@ fn finalizers(object: &ConfigMap) -> Vec<String> {
 #[tokio::test]
 async fn add_apply_failed_cleanup_then_cleanup_and_the_object_is_gone() {
     let sim = Sim::start(SimOptions::default()).unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(client(&sim).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(client(sim.cluster(0)).await, "default");
     api.create(&PostParams::default(), &config_map("w", &[]))
         .await
         .unwrap();
@@ -116,7 +107,7 @@ async fn add_apply_failed_cleanup_then_cleanup_and_the_object_is_gone() {
 #[tokio::test]
 async fn another_controllers_finalizer_is_kept_and_nothing_runs_twice() {
     let sim = Sim::start(SimOptions::default()).unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(client(&sim).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(client(sim.cluster(0)).await, "default");
     api.create(&PostParams::default(), &config_map("w", &["other.io/keep"]))
         .await
         .unwrap();
@@ -141,7 +132,7 @@ async fn another_controllers_finalizer_is_kept_and_nothing_runs_twice() {
 #[tokio::test]
 async fn adding_on_a_stale_version_fails_instead_of_overwriting() {
     let sim = Sim::start(SimOptions::default()).unwrap();
-    let api: Api<ConfigMap> = Api::namespaced(client(&sim).await, "default");
+    let api: Api<ConfigMap> = Api::namespaced(client(sim.cluster(0)).await, "default");
     api.create(&PostParams::default(), &config_map("w", &[]))
         .await
         .unwrap();

@@ -2,6 +2,8 @@
 //! handler is far behind stops reading its watch, so the burst waits on the server, and
 //! reads on as soon as one handler keeps up; nothing is lost either way.
 
+mod sim_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -16,6 +18,7 @@ use panoptes_actors::{
 use panoptes_sim::store::{PatchType, Subresource, WriteOptions};
 use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::{Condvar, Mutex};
+use sim_support::{client, eventually};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// Each pod is updated once, so the FIFO has no two updates of one key to coalesce and every
@@ -23,29 +26,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const PODS: usize = 600;
 const UPDATES: usize = PODS;
 const READ_AHEAD: usize = 20;
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn client(cluster: &SimCluster) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_yaml())
-        .expect("sim kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("sim kubeconfig is usable");
-    kube::Client::try_from(config).expect("client builds")
-}
 
 /// One label patch (`round=last`) on every seeded pod.
 fn write_updates(cluster: &SimCluster) {
@@ -166,7 +146,7 @@ async fn should_stop_reading_while_every_handler_is_behind_and_lose_nothing() {
     let control = GatedHandler::add(&unpaced);
     start_and_sync(&paced_factory, &paced).await;
     start_and_sync(&unpaced_factory, &unpaced).await;
-    eventually("both handlers took their initial list", || {
+    eventually("both handlers took their initial list", WAIT, || {
         paced.handler_status(slow.id).is_some_and(|s| s.synced)
             && unpaced.handler_status(control.id).is_some_and(|s| s.synced)
     })
@@ -176,15 +156,15 @@ async fn should_stop_reading_while_every_handler_is_behind_and_lose_nothing() {
     control.set_open(false);
     write_updates(sim.cluster(0));
     // Without pacing the whole burst is read into the blocked handler's buffer.
-    eventually("the unpaced informer read every update", || {
+    eventually("the unpaced informer read every update", WAIT, || {
         modified_read(&unpaced) == UPDATES as u64
     })
     .await;
-    eventually("all of them buffered for the unpaced handler", || {
+    eventually("all of them buffered for the unpaced handler", WAIT, || {
         control.backlog(&unpaced) == UPDATES
     })
     .await;
-    eventually("the paced handler is behind", || {
+    eventually("the paced handler is behind", WAIT, || {
         slow.backlog(&paced) >= READ_AHEAD
     })
     .await;
@@ -200,7 +180,7 @@ async fn should_stop_reading_while_every_handler_is_behind_and_lose_nothing() {
 
     slow.set_open(true);
     control.set_open(true);
-    eventually("the paced handler got every update", || {
+    eventually("the paced handler got every update", WAIT, || {
         slow.updates.load(Ordering::SeqCst) == UPDATES
     })
     .await;
@@ -233,14 +213,14 @@ async fn should_keep_reading_while_one_handler_keeps_up() {
         HandlerOptions::default(),
     );
     start_and_sync(&factory, &informer).await;
-    eventually("the slow handler took its initial list", || {
+    eventually("the slow handler took its initial list", WAIT, || {
         informer.handler_status(slow.id).is_some_and(|s| s.synced)
     })
     .await;
 
     slow.set_open(false);
     write_updates(sim.cluster(0));
-    eventually("the fast handler got every update", || {
+    eventually("the fast handler got every update", WAIT, || {
         fast_updates.load(Ordering::SeqCst) == UPDATES
     })
     .await;
@@ -251,7 +231,7 @@ async fn should_keep_reading_while_one_handler_keeps_up() {
         "the slow handler buffers the burst (its peer kept the watch read)"
     );
     slow.set_open(true);
-    eventually("the slow handler caught up", || {
+    eventually("the slow handler caught up", WAIT, || {
         slow.updates.load(Ordering::SeqCst) == UPDATES
     })
     .await;

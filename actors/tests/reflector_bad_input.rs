@@ -3,6 +3,8 @@
 //! truncated chunked bodies, expired `continue` tokens): it never panics, caches what it can
 //! decode, and names what it could not.
 
+mod sim_support;
+
 mod raw_server;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use panoptes_actors::reflector::{
 };
 use parking_lot::Mutex;
 use raw_server::{End, RawServer, Reply};
+use sim_support::eventually;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -85,17 +88,6 @@ fn start(server: &RawServer, config: ReflectorConfig) -> (Recorder, Addr<Reflect
     (recorder, reflector)
 }
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A pod's JSON with a managedFields entry, as a server writes it.
 fn pod(name: &str, rv: u64) -> String {
     format!(
@@ -144,7 +136,10 @@ async fn should_sync_a_list_holding_a_pod_with_managed_fields_twice() {
     })
     .await;
     let (recorder, _reflector) = start(&server, dropping_managed_fields());
-    eventually("the list's Replace", || !recorder.replaces().is_empty()).await;
+    eventually("the list's Replace", WAIT, || {
+        !recorder.replaces().is_empty()
+    })
+    .await;
     assert_eq!(recorder.replaces()[0], ["good-1", "good-2", "twice"]);
     assert!(recorder.last_report().is_some_and(|r| r.synced));
 }
@@ -159,7 +154,10 @@ async fn report_where(
     what: &str,
     check: impl Fn(&ReflectorReport) -> bool,
 ) -> ReflectorReport {
-    eventually(what, || recorder.last_report().is_some_and(|r| check(&r))).await;
+    eventually(what, WAIT, || {
+        recorder.last_report().is_some_and(|r| check(&r))
+    })
+    .await;
     recorder.last_report().expect("a report")
 }
 
@@ -269,7 +267,7 @@ async fn should_skip_bad_watch_events_and_resume_after_invalid_frames() {
         ..dropping_managed_fields()
     };
     let (recorder, _reflector) = start(&server, config);
-    eventually("the event after the resumes", || {
+    eventually("the event after the resumes", WAIT, || {
         watch_events(&recorder).contains(&"ADDED c".to_owned())
     })
     .await;

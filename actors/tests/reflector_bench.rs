@@ -5,6 +5,8 @@
 //! REFLECTOR_BENCH_PODS=100000 cargo test --release -p panoptes-actors --test reflector_bench -- --ignored --nocapture
 //! ```
 
+mod sim_support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use panoptes_actors::reflector::{
 };
 use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::Mutex;
+use sim_support::client;
 
 /// Counts the objects of the first Replace it receives.
 struct FirstReplace(Arc<Mutex<Option<usize>>>);
@@ -35,18 +38,6 @@ impl Handler<ReflectorBatch<Pod>> for FirstReplace {
             }
         }
     }
-}
-
-async fn client(cluster: &SimCluster) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_yaml())
-        .expect("sim kubeconfig parses");
-    let config = kube::Config::from_custom_kubeconfig(
-        kubeconfig,
-        &kube::config::KubeConfigOptions::default(),
-    )
-    .await
-    .expect("sim kubeconfig is usable");
-    kube::Client::try_from(config).expect("client builds")
 }
 
 async fn panoptes_sync(cluster: &SimCluster, pods: usize, streaming: bool) -> Duration {

@@ -1,6 +1,8 @@
 //! The reflector against the embedded API server (`panoptes-sim`) over real HTTPS with an
 //! unmodified `kube::Client`: pagination, watch order, resume, relist, faults, streaming lists.
 
+mod sim_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use panoptes_actors::reflector::{
 use panoptes_sim::store::WriteOptions;
 use panoptes_sim::{Sim, SimCluster, SimOptions};
 use parking_lot::Mutex;
+use sim_support::{client, config, eventually};
 
 /// Records every batch and report it receives.
 struct Recorder<K: 'static> {
@@ -131,33 +134,10 @@ where
     }
 }
 
-async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    while !check() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 const WAIT: Duration = Duration::from_secs(20);
 
 fn sim() -> Sim {
     Sim::start(SimOptions::default()).expect("sim starts")
-}
-
-async fn client(cluster: &SimCluster) -> kube::Client {
-    kube::Client::try_from(config(cluster).await).expect("client builds")
-}
-
-async fn config(cluster: &SimCluster) -> kube::Config {
-    let kubeconfig = kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_yaml())
-        .expect("sim kubeconfig parses");
-    kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .expect("sim kubeconfig is usable")
 }
 
 /// Creates a pod named `name` in `default` through the store (not through the reflector's
