@@ -44,8 +44,8 @@
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -62,7 +62,7 @@ use crate::notification::{Notification, NotificationBatch};
 use crate::object::CacheObject;
 use crate::predicate::Predicate;
 use crate::processor::{HandlerId, ListenerEndpoint, Notify, StartListener, StopListener};
-use crate::read_pacing::{HandlerProgress, ReadPacing};
+use crate::read_pacing::{HandlerProgress, PacedHandler, ReadPacing};
 use crate::store::Snapshot;
 use crate::trace_context::TraceContext;
 
@@ -157,7 +157,7 @@ pub struct ListenerCounters {
     panics: AtomicU64,
     latency: LatencyHistogram,
     /// The pipeline's read pacing, told when the backlog falls (`read_pacing.rs`).
-    pacing: Option<Arc<ReadPacing>>,
+    pacing: OnceLock<PacedHandler>,
 }
 
 impl HandlerProgress for ListenerCounters {
@@ -170,48 +170,31 @@ impl HandlerProgress for ListenerCounters {
     }
 }
 
-impl Drop for ListenerCounters {
-    fn drop(&mut self) {
-        // A reader paused on this handler's backlog must look again without it.
-        if let Some(pacing) = &self.pacing {
-            pacing.wake();
-        }
-    }
-}
-
 impl ListenerCounters {
     /// Counters whose handler `pacing` follows.
     pub(crate) fn paced(pacing: &Arc<ReadPacing>) -> Arc<Self> {
-        let counters = Arc::new(Self {
-            synced: AtomicBool::default(),
-            backlog: AtomicUsize::default(),
-            pending_keys: AtomicUsize::default(),
-            delivered: AtomicU64::default(),
-            restarts: AtomicU64::default(),
-            failed: AtomicU64::default(),
-            dropped: AtomicU64::default(),
-            panics: AtomicU64::default(),
-            latency: LatencyHistogram::default(),
-            pacing: Some(pacing.clone()),
-        });
+        let counters = Arc::new(Self::default());
         let progress: Arc<dyn HandlerProgress> = counters.clone();
-        pacing.follow(Arc::downgrade(&progress));
+        let link = PacedHandler::follow(pacing, Arc::downgrade(&progress));
+        counters
+            .pacing
+            .set(link)
+            .expect("a new listener's counters are linked once");
         counters
     }
 
     fn set_backlog(&self, backlog: usize) {
         let before = self.backlog.swap(backlog, Ordering::Relaxed);
-        if let Some(pacing) = &self.pacing {
+        if let Some(pacing) = self.pacing.get() {
             pacing.backlog_changed(before, backlog);
         }
     }
 
     fn mark_synced(&self) {
         if !self.synced.swap(true, Ordering::AcqRel)
-            && let Some(pacing) = &self.pacing
+            && let Some(pacing) = self.pacing.get()
         {
-            // A handler that joins the count may be one that keeps up.
-            pacing.wake();
+            pacing.synced();
         }
     }
 

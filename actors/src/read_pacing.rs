@@ -52,6 +52,42 @@ pub(crate) trait HandlerProgress: Send + Sync + std::fmt::Debug {
     fn has_synced(&self) -> bool;
 }
 
+/// One handler's link to its pipeline's pacing, held by that handler's counters: tells the
+/// pacing when the backlog falls or the handler becomes synced, and when the link is dropped
+/// with the counters (a reader paused on that handler must look again without it).
+#[derive(Debug)]
+pub(crate) struct PacedHandler(Arc<ReadPacing>);
+
+impl PacedHandler {
+    /// Links `handler` to `pacing`, which counts it from now on (until it is dropped).
+    pub(crate) fn follow(pacing: &Arc<ReadPacing>, handler: Weak<dyn HandlerProgress>) -> Self {
+        let mut handlers = pacing.handlers.lock();
+        handlers.retain(|h| h.strong_count() > 0);
+        handlers.push(handler);
+        Self(pacing.clone())
+    }
+
+    /// The handler's backlog went from `before` to `now`: wakes a waiting reader when it
+    /// fell to half the slack.
+    pub(crate) fn backlog_changed(&self, before: usize, now: usize) {
+        let low = self.0.read_ahead / 2;
+        if now <= low && before > low {
+            self.0.wake();
+        }
+    }
+
+    /// The handler took its initial list: it joins the count and may be one that keeps up.
+    pub(crate) fn synced(&self) {
+        self.0.wake();
+    }
+}
+
+impl Drop for PacedHandler {
+    fn drop(&mut self) {
+        self.0.wake();
+    }
+}
+
 /// Events the fastest handler may be behind before the watch waits: about 30 MB of typed
 /// realistic pods, far below what one burst used to pile up, far above one read's batch.
 pub const DEFAULT_READ_AHEAD: usize = 1024;
@@ -84,13 +120,6 @@ impl ReadPacing {
     /// The slack this pacing allows.
     pub fn read_ahead(&self) -> usize {
         self.read_ahead
-    }
-
-    /// Counts `counters`' handler from now on (until they are dropped).
-    pub(crate) fn follow(&self, handler: Weak<dyn HandlerProgress>) {
-        let mut handlers = self.handlers.lock();
-        handlers.retain(|h| h.strong_count() > 0);
-        handlers.push(handler);
     }
 
     /// Every synced handler is `read_ahead` or more events behind (false with none).
@@ -126,17 +155,8 @@ impl ReadPacing {
         }
     }
 
-    /// A handler's backlog went from `before` to `now`: wakes a waiting reader when it fell
-    /// to half the slack.
-    pub(crate) fn backlog_changed(&self, before: usize, now: usize) {
-        let low = self.read_ahead / 2;
-        if now <= low && before > low {
-            self.wake();
-        }
-    }
-
-    /// Wakes a waiting reader to look again (a handler caught up or went away).
-    pub(crate) fn wake(&self) {
+    /// Wakes a waiting reader to look again (a handler caught up, joined or went away).
+    fn wake(&self) {
         if self.waiting.swap(false, Ordering::SeqCst) {
             self.caught_up.notify_waiters();
         }
@@ -153,6 +173,7 @@ mod tests {
     struct Handler {
         synced: AtomicBool,
         backlog: AtomicUsize,
+        link: std::sync::OnceLock<PacedHandler>,
     }
 
     impl HandlerProgress for Handler {
@@ -166,18 +187,21 @@ mod tests {
     }
 
     impl Handler {
-        fn set(&self, pacing: &ReadPacing, synced: bool, backlog: usize) {
+        fn set(&self, synced: bool, backlog: usize) {
             self.synced.store(synced, Ordering::SeqCst);
             let before = self.backlog.swap(backlog, Ordering::SeqCst);
-            pacing.backlog_changed(before, backlog);
+            if let Some(link) = self.link.get() {
+                link.backlog_changed(before, backlog);
+            }
         }
     }
 
     fn handler(pacing: &Arc<ReadPacing>, synced: bool, backlog: usize) -> Arc<Handler> {
         let handler = Arc::new(Handler::default());
-        handler.set(pacing, synced, backlog);
+        handler.set(synced, backlog);
         let progress: Arc<dyn HandlerProgress> = handler.clone();
-        pacing.follow(Arc::downgrade(&progress));
+        let link = PacedHandler::follow(pacing, Arc::downgrade(&progress));
+        handler.link.set(link).expect("linked once");
         handler
     }
 
@@ -188,7 +212,7 @@ mod tests {
         assert!(pacing.all_behind());
         let fast = handler(&pacing, true, 9);
         assert!(!pacing.all_behind(), "one handler keeps up");
-        fast.set(&pacing, true, 10);
+        fast.set(true, 10);
         assert!(pacing.all_behind());
         let _replaying = handler(&pacing, false, 5_000);
         assert!(
@@ -216,7 +240,7 @@ mod tests {
         };
         tokio::task::yield_now().await;
         assert!(!reader.is_finished(), "the only handler is behind");
-        behind.set(&pacing, true, 5);
+        behind.set(true, 5);
         tokio::time::timeout(Duration::from_millis(10), reader)
             .await
             .expect("woken without waiting for the recheck")
