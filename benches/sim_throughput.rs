@@ -9,7 +9,11 @@
 //!   annotation, manager `bench`) to them round robin as fast as it can, reported as
 //!   events/s delivered (issue 15's "server fast enough to measure the client").
 //!
-//! `cargo bench --bench sim_throughput [-- PODS | -- --full]`; `SIM_BENCH_PODS` also sets N
+//! On a machine with two or more CPUs the server's threads (the sim's runtime, the writer,
+//! the churn generator) are pinned to CPU 1 and the counting client to CPU 0, so the figures
+//! are what the server delivers from one core; `--no-pin` turns that off.
+//!
+//! `cargo bench --bench sim_throughput [-- PODS | -- --full] [--no-pin]`; `SIM_BENCH_PODS` also sets N
 //! (default 20 000; `--full` = 100 000). `SIM_BENCH_WATCH_EVENTS` sets the churn and stamped writes
 //! (default 20 000). The stamped line also gives the writer thread's CPU time and minor page
 //! faults per write: on a shared host they say more about the write path than the wall clock.
@@ -127,7 +131,7 @@ async fn bench_watch(sim: &Sim, client: &kube::Client, writes: u64) {
         ..Default::default()
     };
     let started = Instant::now();
-    let churn = Churn::start(store, config);
+    let churn = on_server_core(|| Churn::start(store, config));
     let events = count_events(&mut body, writes, started).await;
     let secs = started.elapsed().as_secs_f64();
     let stats = churn.stop();
@@ -157,6 +161,7 @@ async fn bench_stamped(sim: &Sim, client: &kube::Client, pods: usize, writes: u6
     let writer = std::thread::Builder::new()
         .name("stamped-writer".into())
         .spawn(move || {
+            pin_this_thread(SERVER_CPU);
             let cpu_before = thread_cpu_nanos();
             let faults_before = thread_minor_faults();
             let rt = store.builtin("", "pods");
@@ -227,17 +232,62 @@ fn thread_minor_faults() -> Option<u64> {
     after_name.split_whitespace().nth(7)?.parse().ok()
 }
 
+/// Where the server's threads run when pinned, and where the client runs.
+const SERVER_CPU: usize = 1;
+const CLIENT_CPU: usize = 0;
+
+static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Pins the calling thread, and so the threads it starts afterwards, to `cpu` when pinning is
+/// on; says whether it did.
+fn pin_this_thread(cpu: usize) -> bool {
+    if !PINNED.load(std::sync::atomic::Ordering::Relaxed) {
+        return false;
+    }
+    // SAFETY: `set` is a plain bit set owned by this frame; the call only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Runs `start` on the server's core, so the threads it starts run there, then returns the
+/// calling (client) thread to its own core.
+fn on_server_core<T>(start: impl FnOnce() -> T) -> T {
+    pin_this_thread(SERVER_CPU);
+    let started = start();
+    pin_this_thread(CLIENT_CPU);
+    started
+}
+
 fn main() {
     let pods = pods_to_seed();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pin = cpus >= 2 && !std::env::args().any(|a| a == "--no-pin");
+    PINNED.store(pin, std::sync::atomic::Ordering::Relaxed);
+    // A system that refuses affinity (a restricted cpuset) runs the bench unpinned.
+    let pinned = pin && pin_this_thread(CLIENT_CPU);
+    PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     let writes = std::env::var("SIM_BENCH_WATCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000u64);
-    let sim = Sim::start(SimOptions {
-        worker_threads: 2,
-        ..Default::default()
-    })
-    .expect("sim starts");
+    let sim = on_server_core(|| {
+        Sim::start(SimOptions {
+            worker_threads: 2,
+            ..Default::default()
+        })
+        .expect("sim starts")
+    });
+    println!(
+        "{}",
+        if pinned {
+            "server threads on CPU 1, client on CPU 0"
+        } else {
+            "not pinned"
+        }
+    );
     let seeded = Instant::now();
     panoptes_sim::pods::seed(&sim.cluster(0).store(), "bench", pods);
     println!(
