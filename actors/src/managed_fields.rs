@@ -165,14 +165,38 @@ fn role_of_child(json: &[u8], stack: &[Frame], is_object: bool) -> Role {
 /// The index just past the string that opens at `start` (a `"`).
 fn string_end(json: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
-    while i < json.len() {
-        match json[i] {
-            b'\\' => i += 2,
+    loop {
+        i += bytes_before_quote_or_backslash(json.get(i..)?);
+        match *json.get(i)? {
             b'"' => return Some(i + 1),
+            b'\\' => i += 2,
             _ => i += 1,
         }
     }
-    None
+}
+
+/// How many leading bytes of `bytes` are certainly neither `"` nor `\\`, read eight at a
+/// time (most of a pod's bytes are inside strings; looking at them one by one was most of
+/// the scan's time). Stops short of the end, where the caller steps byte by byte. Why not
+/// `memchr2`: its vector set-up costs more than it saves on strings this short, and
+/// `memchr::arch::all::memchr::Two` (the same word trick) measured ~25 % slower here, as it
+/// re-reads a matching word byte by byte.
+fn bytes_before_quote_or_backslash(bytes: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
+    let mut skipped = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let found = zero_byte(word ^ (ONES * u64::from(b'"')))
+            | zero_byte(word ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            // The lowest flagged byte is exact (false flags only follow a true one).
+            return skipped + (found.trailing_zeros() / 8) as usize;
+        }
+        skipped += 8;
+    }
+    skipped
 }
 
 /// The index of the value after the `:` that follows a key ending at `key_end`; `None` unless
