@@ -225,16 +225,13 @@ pub(super) fn json_str(raw: &[u8]) -> Option<Cow<'_, str>> {
 fn string_end(json: &[u8], mut at: usize) -> Option<usize> {
     at += 1;
     loop {
-        let offset = json
-            .get(at..)?
-            .iter()
-            .position(|b| matches!(b, b'"' | b'\\'))?;
-        at += offset;
-        if json[at] == b'\\' {
-            at += 2;
-        } else {
+        // Most bytes are inside strings: the portable word-at-a-time search reads eight at
+        // once (the vectorised `memchr2` costs more than it saves on strings this short).
+        at += memchr::arch::all::memchr::Two::new(b'"', b'\\').find(json.get(at..)?)?;
+        if json[at] == b'"' {
             return Some(at + 1);
         }
+        at += 2;
     }
 }
 
