@@ -524,6 +524,9 @@ pub struct LineSplitter {
     max_line: usize,
     /// Inside an oversized line: everything up to the next newline is dropped.
     discarding: bool,
+    /// The oversized line being dropped held more than whitespace (a body ending inside it
+    /// was cut short; one ending in blanks was not).
+    discarded_text: bool,
 }
 
 impl LineSplitter {
@@ -534,6 +537,7 @@ impl LineSplitter {
             scanned: 0,
             max_line,
             discarding: false,
+            discarded_text: false,
         }
     }
 
@@ -541,7 +545,10 @@ impl LineSplitter {
     pub fn push(&mut self, data: &[u8], lines: &mut Vec<BytesMut>, skipped: &mut Vec<BadInput>) {
         let mut data = data;
         if self.discarding {
-            let Some(newline) = memchr::memchr(b'\n', data) else {
+            let newline = memchr::memchr(b'\n', data);
+            let dropped = &data[..newline.unwrap_or(data.len())];
+            self.discarded_text |= !dropped.iter().all(u8::is_ascii_whitespace);
+            let Some(newline) = newline else {
                 return;
             };
             self.discarding = false;
@@ -562,6 +569,7 @@ impl LineSplitter {
         self.scanned = self.buffer.len();
         if self.buffer.len() > self.max_line {
             skipped.push(BadInput::Oversized);
+            self.discarded_text = !self.buffer.iter().all(u8::is_ascii_whitespace);
             self.buffer = BytesMut::new();
             self.scanned = 0;
             self.discarding = true;
@@ -572,7 +580,8 @@ impl LineSplitter {
     pub fn finish(&mut self) -> Option<BadInput> {
         let rest = std::mem::take(&mut self.buffer);
         self.scanned = 0;
-        let truncated = self.discarding || !rest.iter().all(u8::is_ascii_whitespace);
+        let truncated =
+            (self.discarding && self.discarded_text) || !rest.iter().all(u8::is_ascii_whitespace);
         self.discarding = false;
         truncated.then_some(BadInput::TruncatedBody)
     }
@@ -784,6 +793,29 @@ mod tests {
         let last =
             br#"{"metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"continue"}}]}"#;
         assert_eq!(peek_continue(last), None);
+    }
+
+    #[test]
+    fn should_call_a_body_truncated_only_if_its_unfinished_oversized_line_held_text() {
+        let outcome = |chunks: &[&[u8]]| {
+            let mut splitter = LineSplitter::new(4);
+            let (mut lines, mut skipped) = (Vec::new(), Vec::new());
+            for chunk in chunks {
+                splitter.push(chunk, &mut lines, &mut skipped);
+            }
+            skipped.extend(splitter.finish());
+            skipped
+        };
+        assert_eq!(outcome(&[b"      ", b"   "]), [BadInput::Oversized]);
+        assert_eq!(
+            outcome(&[b"      ", b" {x"]),
+            [BadInput::Oversized, BadInput::TruncatedBody]
+        );
+        assert_eq!(
+            outcome(&[b"{\"a\":1", b"   "]),
+            [BadInput::Oversized, BadInput::TruncatedBody]
+        );
+        assert_eq!(outcome(&[b"{\"a\":1 \n"]), [BadInput::Oversized]);
     }
 
     #[test]
