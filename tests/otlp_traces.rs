@@ -214,6 +214,11 @@ const STAGES: [&str; 8] = [
     "watch_event",
 ];
 
+/// What the handler records when the traced pod is added and deleted (an update records its
+/// resourceVersion).
+const ADDED: &str = "added";
+const DELETED: &str = "deleted";
+
 #[actix_rt::test]
 async fn a_write_is_one_exported_trace_from_the_watch_event_to_the_handlers_own_span() {
     let (collector_addr, received) = collector().await;
@@ -241,8 +246,8 @@ clusters = "*"
     let east = ClusterId::new("east");
     let token = runtime.embedded(&east).expect("east is embedded").token();
     let informer = runtime.watch(&config.watches[0]);
-    let updates: Arc<Mutex<Vec<String>>> = Arc::default();
-    let seen = updates.clone();
+    let handled_log: Arc<Mutex<Vec<String>>> = Arc::default();
+    let seen = handled_log.clone();
     informer.add_handler_fn(
         move |event| {
             if let Event::Updated { new, .. } = &event
@@ -251,6 +256,12 @@ clusters = "*"
                 let _work = tracing::info_span!("user.work", step = "update").entered();
                 seen.lock()
                     .push(new.metadata.resource_version.clone().unwrap_or_default());
+            }
+            let traced = event.object().metadata.name.as_deref() == Some("traced");
+            match &event {
+                Event::Added { .. } if traced => seen.lock().push(ADDED.to_owned()),
+                Event::Deleted { .. } if traced => seen.lock().push(DELETED.to_owned()),
+                _ => {}
             }
         },
         HandlerOptions::default(),
@@ -268,24 +279,34 @@ clusters = "*"
         "spec": {"containers": [{"name": "c", "image": "busybox"}]}
     }))
     .unwrap();
+    let handled = async |what: &str, event: &str| {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while !handled_log.lock().iter().any(|seen| seen == event) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the handler never saw the {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
     pods.create(&PostParams::default(), &pod).await.unwrap();
+    // Patched only once the handler has the pod: an update still queued behind the add would
+    // coalesce into it in the delta FIFO (one `Added` with the newer object), never an update.
+    handled("add", ADDED).await;
     let patch = serde_json::json!({"metadata": {"labels": {"traced": "yes"}}});
     let updated = pods
         .patch("traced", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
     let update_rv = updated.metadata.resource_version.clone().unwrap();
+    handled("update", &update_rv).await;
+    // Deleted only now: a delete still queued behind the update would replace it in the delta
+    // FIFO (updates coalesce into a later delete), and the handler would never see it. Its
+    // trace must also be complete before shutdown, or its spans arrive without their parents.
     pods.delete("traced", &DeleteParams::default())
         .await
         .unwrap();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !updates.lock().contains(&update_rv) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the handler never saw the update"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    handled("delete", DELETED).await;
 
     drop(informer);
     runtime.shutdown();

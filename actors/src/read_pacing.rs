@@ -142,6 +142,10 @@ impl ReadPacing {
 
     /// Returns once the watch may be read (at once unless [`all_behind`](Self::all_behind)).
     pub async fn until_caught_up(&self) {
+        // The common case, before every watch read: nothing to wait for, no wake-up to arm.
+        if !self.all_behind() {
+            return;
+        }
         loop {
             let caught_up = self.caught_up.notified();
             let mut caught_up = std::pin::pin!(caught_up);

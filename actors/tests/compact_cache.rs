@@ -19,7 +19,7 @@ use panoptes_actors::{
 };
 use panoptes_sim::{Sim, SimOptions};
 use parking_lot::Mutex;
-use sim_support::client;
+use sim_support::{client, eventually};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const BY_NODE: &str = "by-node";
@@ -89,18 +89,6 @@ fn pod(namespace: &str, name: &str, seq: u64) -> Pod {
         .expect("a realistic pod decodes")
 }
 
-/// Polls until `done` holds; panics naming `what` after [`PATIENCE`].
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !done() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// The log without the updates that lead up to a delete of their key: the FIFO may coalesce
 /// any of them into the delete.
 fn without_coalescable(log: &Log) -> Vec<String> {
@@ -154,8 +142,9 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
                 .get(Some(ns), name)
                 .and_then(|p| p.metadata.resource_version.clone())
         };
-        wait_until(
+        eventually(
             &format!("both caches hold {ns}/{name} at {version:?}"),
+            PATIENCE,
             || seen(&typed) == version && seen(&compact) == version,
         )
         .await;
@@ -200,7 +189,7 @@ async fn should_tell_the_same_story_and_answer_alike_in_typed_and_compact_mode()
         .map(|p| (key(p), rv(p).to_string()))
         .collect();
     let everything = Selector::default();
-    wait_until("both caches hold what the server holds", || {
+    eventually("both caches hold what the server holds", PATIENCE, || {
         versions(&typed.lister().list(None, &everything)) == server
             && versions(&compact.lister().list(None, &everything)) == server
     })
