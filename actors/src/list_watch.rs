@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::ids::ResourceVersion;
-use crate::managed_fields::{self, ManagedFields};
+use crate::managed_fields::ManagedFields;
 use crate::quarantine::{self, BadInput, Quarantined};
 
 /// How the reflector should react to a failed request.
@@ -226,15 +226,11 @@ pub fn decode_page_with<K: DeserializeOwned>(
     body: &[u8],
     managed_fields: ManagedFields,
 ) -> Result<Page<K>, Failure> {
-    let cut = match managed_fields {
-        ManagedFields::Drop => managed_fields::strip(body),
-        ManagedFields::Keep => None,
-    };
-    let bytes = cut.as_deref().unwrap_or(body);
-    let (metadata, items, quarantined) = match serde_json::from_slice::<WirePage<K>>(bytes) {
+    let text = managed_fields.apply(json_text(body, Request::List)?);
+    let (metadata, items, quarantined) = match serde_json::from_str::<WirePage<K>>(&text) {
         Ok(page) => (page.metadata, page.items.unwrap_or_default(), Vec::new()),
         Err(whole) => {
-            let (metadata, sorted) = decode_page_by_item(bytes, managed_fields, &whole)?;
+            let (metadata, sorted) = decode_page_by_item(&text, managed_fields, &whole)?;
             (metadata, sorted.objects, sorted.quarantined)
         }
     };
@@ -249,7 +245,7 @@ pub fn decode_page_with<K: DeserializeOwned>(
 /// The slow path of [`decode_page_with`]: the page read as a map (the last of duplicate keys
 /// wins), then each item on its own.
 fn decode_page_by_item<K: DeserializeOwned>(
-    bytes: &[u8],
+    text: &str,
     managed_fields: ManagedFields,
     whole: &serde_json::Error,
 ) -> Result<(ListMeta, quarantine::Sorted<K>), Failure> {
@@ -260,7 +256,7 @@ fn decode_page_by_item<K: DeserializeOwned>(
             format!("undecodable list page ({what}): {whole}"),
         )
     };
-    let members = quarantine::members(bytes).ok_or_else(|| invalid("not a JSON object"))?;
+    let members = quarantine::members(text).ok_or_else(|| invalid("not a JSON object"))?;
     let metadata = match members.get("metadata") {
         Some(raw) => serde_json::from_str::<ListMeta>(raw.get())
             .map_err(|_| invalid("its metadata is not a ListMeta"))?,
@@ -274,6 +270,29 @@ fn decode_page_by_item<K: DeserializeOwned>(
     };
     let sorted = quarantine::sort_objects::<K>(&raw_items, managed_fields);
     Ok((metadata, sorted))
+}
+
+/// A body from the server as JSON text.
+///
+/// JSON exchanged between systems must be UTF-8 (RFC 8259 §8.1) and kube-apiserver writes
+/// nothing else (Go's encoder replaces invalid sequences), so bytes that are not UTF-8 are
+/// refused whole, wherever the bad byte sits. Checked per string instead (what
+/// `serde_json::from_slice` does), a bad byte inside a value the type ignores would pass
+/// unseen, and the same page would decode or fail depending on whether its managedFields
+/// were cut first. Checking once up front also lets `serde_json::from_str` skip its own
+/// per-string check, a measurable part of every decode (see [`crate::compact`]).
+fn json_text(body: &[u8], request: Request) -> Result<&str, Failure> {
+    std::str::from_utf8(body).map_err(|e| {
+        let what = match request {
+            Request::List => "list page",
+            Request::Watch => "watch event",
+        };
+        let message = format!(
+            "the {what} is not UTF-8 (invalid byte at offset {})",
+            e.valid_up_to()
+        );
+        Failure::bad_input(request, BadInput::InvalidFrame, message)
+    })
 }
 
 /// The `continue` token of an undecoded page, if the server wrote the list metadata before the
@@ -652,11 +671,9 @@ pub fn decode_batch_with<K: DeserializeOwned>(
     let mut items = Vec::with_capacity(batch.lines.len() + batch.skipped.len() + 1);
     items.extend(batch.skipped.into_iter().map(WatchItem::Skipped));
     for line in &batch.lines {
-        let cut = match managed_fields {
-            ManagedFields::Drop => managed_fields::strip(line),
-            ManagedFields::Keep => None,
-        };
-        match decode_line::<K>(cut.as_deref().unwrap_or(line)) {
+        let decoded = json_text(line, Request::Watch)
+            .and_then(|text| decode_line::<K>(&managed_fields.apply(text)));
+        match decoded {
             Ok(Ok(event)) => items.push(WatchItem::Event(event)),
             Ok(Err(quarantined)) => items.push(WatchItem::Quarantined(quarantined)),
             Err(failure) => {
@@ -676,7 +693,7 @@ pub fn decode_batch_with<K: DeserializeOwned>(
 /// Decodes one line of a watch stream. A bare `Status` line (what some proxies send) is a
 /// failure like an ERROR event carrying it.
 pub fn decode_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>, Failure> {
-    decode_line(line)?.map_err(|q| {
+    decode_line(json_text(line, Request::Watch)?)?.map_err(|q| {
         let message = format!("watch event for {}: {}", q.key, q.error);
         Failure::bad_input(Request::Watch, q.reason, message)
     })
@@ -685,13 +702,13 @@ pub fn decode_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>, F
 /// One line as an event, or a quarantined object (the line is a valid event whose object
 /// the cache's type cannot hold); a failure when the line is not an event at all.
 fn decode_line<K: DeserializeOwned>(
-    line: &[u8],
+    line: &str,
 ) -> Result<Result<WatchEvent<K>, Quarantined>, Failure> {
-    let whole = match serde_json::from_slice::<WatchEvent<K>>(line) {
+    let whole = match serde_json::from_str::<WatchEvent<K>>(line) {
         Ok(event) => return Ok(Ok(event)),
         Err(e) => e,
     };
-    if let Ok(status) = serde_json::from_slice::<Status>(line)
+    if let Ok(status) = serde_json::from_str::<Status>(line)
         && status.code != 0
     {
         return Err(Failure::from_status(Request::Watch, &status, None));
@@ -709,13 +726,13 @@ fn decode_line<K: DeserializeOwned>(
         .get("type")
         .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .ok_or_else(invalid)?;
-    let object = members.get("object").ok_or_else(invalid)?.get().as_bytes();
+    let object = members.get("object").ok_or_else(invalid)?.get();
     let event = match kind.as_str() {
         "ERROR" => {
-            let status = serde_json::from_slice::<Status>(object).map_err(|_| invalid())?;
+            let status = serde_json::from_str::<Status>(object).map_err(|_| invalid())?;
             return Err(Failure::from_status(Request::Watch, &status, None));
         }
-        "BOOKMARK" => WatchEvent::Bookmark(serde_json::from_slice(object).map_err(|_| invalid())?),
+        "BOOKMARK" => WatchEvent::Bookmark(serde_json::from_str(object).map_err(|_| invalid())?),
         "ADDED" | "MODIFIED" | "DELETED" => {
             match quarantine::decode_object::<K>(object, ManagedFields::Keep) {
                 Ok(obj) if kind == "ADDED" => WatchEvent::Added(obj),
@@ -840,5 +857,41 @@ mod tests {
         }
         let garbage = decode_event::<ConfigMap>(b"{not json");
         assert_eq!(garbage.unwrap_err().kind, FailureKind::Transient);
+    }
+
+    #[test]
+    fn should_refuse_bytes_that_are_not_utf8_even_where_the_type_ignores_them() {
+        // The bad byte sits in a member ConfigMap ignores (serde_json's from_slice skips it
+        // unchecked) and, on the page, in managedFields (which Drop would cut).
+        let event =
+            b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"},\"x\":\"\xff\"}}";
+        let failure = decode_event::<ConfigMap>(event).unwrap_err();
+        assert_eq!(failure.bad_input, Some(BadInput::InvalidFrame));
+        assert!(
+            failure
+                .message
+                .contains("not UTF-8 (invalid byte at offset 55)"),
+            "{failure}"
+        );
+        let page = b"{\"items\":[{\"metadata\":{\"name\":\"a\",\"managedFields\":[\"\xff\"]}}]}";
+        for managed_fields in [ManagedFields::Keep, ManagedFields::Drop] {
+            let failure = decode_page_with::<ConfigMap>(page, managed_fields).unwrap_err();
+            assert_eq!(
+                failure.bad_input,
+                Some(BadInput::InvalidFrame),
+                "{managed_fields:?}"
+            );
+            assert_eq!(failure.request, Request::List);
+        }
+        let batch = RawBatch {
+            lines: vec![BytesMut::from(&event[..])],
+            ..RawBatch::default()
+        };
+        match decode_batch::<ConfigMap>(batch).as_slice() {
+            [WatchItem::Failed(failure)] => {
+                assert_eq!(failure.bad_input, Some(BadInput::InvalidFrame));
+            }
+            other => panic!("expected one failure, got {other:?}"),
+        }
     }
 }

@@ -32,6 +32,8 @@
 //! `ManagedFieldsEntry`: an object whose only fault is the shape of the member the transform
 //! drops anyway is cached, where decoding it whole (client-go) would reject it.
 
+use std::borrow::Cow;
+
 /// Whether a reflector keeps `metadata.managedFields` when decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ManagedFields {
@@ -40,6 +42,21 @@ pub enum ManagedFields {
     Keep,
     /// Cut them from the bytes before decoding (the default transform drops them anyway).
     Drop,
+}
+
+impl ManagedFields {
+    /// `text` with every object's `metadata.managedFields` cut when this says
+    /// [`ManagedFields::Drop`] and the scan is sure (see [`strip`]).
+    pub fn apply(self, text: &str) -> Cow<'_, str> {
+        let cut = match self {
+            ManagedFields::Drop => strip(text.as_bytes()),
+            ManagedFields::Keep => None,
+        };
+        // Cuts begin and end at ASCII punctuation, so the rest is still UTF-8; were it not,
+        // the uncut text decodes just the same.
+        cut.and_then(|cut| String::from_utf8(cut).ok())
+            .map_or(Cow::Borrowed(text), Cow::Owned)
+    }
 }
 
 /// What an open container is, as far as finding metadata goes.

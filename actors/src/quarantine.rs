@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
-use crate::managed_fields::{self, ManagedFields};
+use crate::managed_fields::ManagedFields;
 
 /// Why bytes from a server were set aside (the `reason` label of the bad-input metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -175,8 +175,8 @@ pub struct Sorted<K> {
 
 /// The members of a JSON object, the last value of a repeated key winning; `None` when the
 /// bytes are not one JSON object.
-pub(crate) fn members(json: &[u8]) -> Option<BTreeMap<String, &RawValue>> {
-    serde_json::from_slice(json).ok()
+pub(crate) fn members(json: &str) -> Option<BTreeMap<String, &RawValue>> {
+    serde_json::from_str(json).ok()
 }
 
 /// Decodes each raw object on its own, quarantining the ones `K` cannot hold.
@@ -189,7 +189,7 @@ pub(crate) fn sort_objects<K: DeserializeOwned>(
         quarantined: Vec::new(),
     };
     for (index, item) in raw.iter().enumerate() {
-        match decode_object::<K>(item.get().as_bytes(), managed_fields) {
+        match decode_object::<K>(item.get(), managed_fields) {
             Ok(object) => sorted.objects.push(Arc::new(object)),
             Err(mut quarantined) => {
                 if quarantined.key.is_empty() {
@@ -205,18 +205,14 @@ pub(crate) fn sort_objects<K: DeserializeOwned>(
 /// Decodes one object, cutting its managedFields first when asked; on failure says which
 /// object (its key, or empty when unreadable) and why.
 pub(crate) fn decode_object<K: DeserializeOwned>(
-    json: &[u8],
+    json: &str,
     managed_fields: ManagedFields,
 ) -> Result<K, Quarantined> {
-    let cut = match managed_fields {
-        ManagedFields::Drop => managed_fields::strip(json),
-        ManagedFields::Keep => None,
-    };
-    serde_json::from_slice::<K>(cut.as_deref().unwrap_or(json)).map_err(|e| quarantine(json, &e))
+    serde_json::from_str::<K>(&managed_fields.apply(json)).map_err(|e| quarantine(json, &e))
 }
 
 /// Names an object that failed to decode with `error`.
-fn quarantine(json: &[u8], error: &serde_json::Error) -> Quarantined {
+fn quarantine(json: &str, error: &serde_json::Error) -> Quarantined {
     let error = error.to_string();
     let members = members(json).unwrap_or_default();
     let text = |members: &BTreeMap<String, &RawValue>, name: &str| {
@@ -231,7 +227,7 @@ fn quarantine(json: &[u8], error: &serde_json::Error) -> Quarantined {
     // Read member by member: the rest of the metadata may be what failed to decode.
     let meta = members
         .get("metadata")
-        .and_then(|raw| self::members(raw.get().as_bytes()))
+        .and_then(|raw| self::members(raw.get()))
         .unwrap_or_default();
     let key = match (text(&meta, "namespace"), text(&meta, "name")) {
         (Some(ns), Some(name)) if !ns.is_empty() => format!("{ns}/{name}"),
@@ -316,10 +312,10 @@ mod tests {
 
     #[test]
     fn should_let_the_last_of_duplicate_keys_win() {
-        let members = members(br#"{"a":1,"b":2,"a":3}"#).unwrap();
+        let members = members(r#"{"a":1,"b":2,"a":3}"#).unwrap();
         assert_eq!(members["a"].get(), "3");
         let pod: Pod = decode_object(
-            br#"{"metadata":{"name":"x","name":"y"},"metadata":{"name":"z"}}"#,
+            r#"{"metadata":{"name":"x","name":"y"},"metadata":{"name":"z"}}"#,
             ManagedFields::Drop,
         )
         .unwrap();
