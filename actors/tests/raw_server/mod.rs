@@ -17,7 +17,14 @@ pub enum Reply {
     /// A complete JSON response with this status.
     Json(u16, String),
     /// `200` with `Transfer-Encoding: chunked`: these chunks, then `end`.
-    Chunked(Vec<String>, End),
+    Chunked(Vec<Vec<u8>>, End),
+}
+
+impl Reply {
+    /// A chunked reply of these chunks (text, or bytes that need not be UTF-8).
+    pub fn chunked(chunks: Vec<impl Into<Vec<u8>>>, end: End) -> Self {
+        Reply::Chunked(chunks.into_iter().map(Into::into).collect(), end)
+    }
 }
 
 /// What a chunked reply does after its chunks.
@@ -93,8 +100,10 @@ async fn serve(mut socket: TcpStream, script: Arc<Script>, requests: Arc<Mutex<V
                     return;
                 }
                 for chunk in chunks {
-                    let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
-                    if socket.write_all(framed.as_bytes()).await.is_err() {
+                    let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
+                    framed.extend_from_slice(&chunk);
+                    framed.extend_from_slice(b"\r\n");
+                    if socket.write_all(&framed).await.is_err() {
                         return;
                     }
                 }
