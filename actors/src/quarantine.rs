@@ -174,7 +174,7 @@ pub struct Sorted<K> {
 }
 
 /// The members of a JSON object, the last value of a repeated key winning; `None` when the
-/// bytes are not one JSON object.
+/// text is not one JSON object.
 pub(crate) fn members(json: &str) -> Option<BTreeMap<String, &RawValue>> {
     serde_json::from_str(json).ok()
 }
