@@ -178,6 +178,30 @@ fn watch_events(recorder: &Recorder) -> Vec<String> {
         .collect()
 }
 
+/// A server whose every list answers one page (pod `a`, list version 9) and whose n-th watch
+/// (from 0) answers `watch(n)`.
+async fn listing_pod_a_then_watching(
+    watch: impl Fn(u32) -> Reply + Send + Sync + 'static,
+) -> RawServer {
+    let opened = AtomicU32::new(0);
+    RawServer::start(move |target| {
+        if !is_watch(target) {
+            return Reply::Json(200, page(9, None, &[pod("a", 5)]));
+        }
+        watch(opened.fetch_add(1, Ordering::SeqCst))
+    })
+    .await
+}
+
+/// The watch requests the server saw, in order.
+fn watch_requests(server: &RawServer) -> Vec<String> {
+    server
+        .requests()
+        .into_iter()
+        .filter(|t| is_watch(t))
+        .collect()
+}
+
 fn event(kind: &str, object: &str) -> String {
     format!(r#"{{"type":"{kind}","object":{object}}}"#) + "\n"
 }
@@ -227,13 +251,8 @@ async fn should_cache_the_rest_of_a_list_and_quarantine_what_the_type_cannot_hol
 
 #[actix_rt::test]
 async fn should_skip_bad_watch_events_and_resume_after_invalid_frames() {
-    let watches = Arc::new(AtomicU32::new(0));
-    let opened = watches.clone();
-    let server = RawServer::start(move |target| {
-        if !is_watch(target) {
-            return Reply::Json(200, page(9, None, &[pod("a", 5)]));
-        }
-        match opened.fetch_add(1, Ordering::SeqCst) {
+    let server = listing_pod_a_then_watching(|opened| {
+        match opened {
             0 => Reply::chunked(
                 vec![
                     // A wrong-kind object: quarantined, the stream goes on past its version.
@@ -288,11 +307,7 @@ async fn should_skip_bad_watch_events_and_resume_after_invalid_frames() {
     }
     assert_eq!(report.quarantined.len(), 1);
     assert_eq!(report.quarantined[0].key, "default/s");
-    let watch_requests: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|t| is_watch(t))
-        .collect();
+    let watch_requests = watch_requests(&server);
     assert_eq!(watch_requests.len(), 3, "{watch_requests:?}");
     assert!(
         watch_requests[1].contains("resourceVersion=12"),
@@ -311,27 +326,20 @@ async fn should_skip_bad_watch_events_and_resume_after_invalid_frames() {
 /// object is never cached.
 #[actix_rt::test]
 async fn should_resume_after_a_watch_event_that_is_not_utf8() {
-    let watches = Arc::new(AtomicU32::new(0));
-    let opened = watches.clone();
-    let server = RawServer::start(move |target| {
-        if !is_watch(target) {
-            return Reply::Json(200, page(9, None, &[pod("a", 5)]));
-        }
-        match opened.fetch_add(1, Ordering::SeqCst) {
-            0 => {
-                let text = event("ADDED", &pod("bad", 13).replacen('{', r#"{"x":"?","#, 1));
-                let (head, tail) = text.split_once('?').expect("the placeholder");
-                let bad = [head.as_bytes(), b"\xff", tail.as_bytes()].concat();
-                Reply::chunked(
-                    vec![event("ADDED", &pod("b", 12)).into_bytes(), bad],
-                    End::Hang(Duration::from_secs(60)),
-                )
-            }
-            _ => Reply::chunked(
-                vec![event("ADDED", &pod("c", 14))],
+    let server = listing_pod_a_then_watching(|opened| match opened {
+        0 => {
+            let text = event("ADDED", &pod("bad", 13).replacen('{', r#"{"x":"?","#, 1));
+            let (head, tail) = text.split_once('?').expect("the placeholder");
+            let bad = [head.as_bytes(), b"\xff", tail.as_bytes()].concat();
+            Reply::chunked(
+                vec![event("ADDED", &pod("b", 12)).into_bytes(), bad],
                 End::Hang(Duration::from_secs(60)),
-            ),
+            )
         }
+        _ => Reply::chunked(
+            vec![event("ADDED", &pod("c", 14))],
+            End::Hang(Duration::from_secs(60)),
+        ),
     })
     .await;
     let (recorder, _reflector) = start(&server, dropping_managed_fields());
@@ -346,11 +354,7 @@ async fn should_resume_after_a_watch_event_that_is_not_utf8() {
     .await;
     assert!(report.quarantined.is_empty());
     assert_eq!(report.lists, 1, "resumed, never relisted");
-    let watch_requests: Vec<_> = server
-        .requests()
-        .into_iter()
-        .filter(|t| is_watch(t))
-        .collect();
+    let watch_requests = watch_requests(&server);
     assert_eq!(watch_requests.len(), 2, "{watch_requests:?}");
     assert!(
         watch_requests[1].contains("resourceVersion=12"),
