@@ -13,12 +13,15 @@
 //!
 //! The subscriber is process-global: nextest runs each test in its own process.
 
+mod informer_support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use informer_support::wait_until;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -280,14 +283,11 @@ clusters = "*"
     }))
     .unwrap();
     let handled = async |what: &str, event: &str| {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        while !handled_log.lock().iter().any(|seen| seen == event) {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the handler never saw the {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let what = format!("the handler sees the {what}");
+        wait_until(&what, DEADLINE, || {
+            handled_log.lock().iter().any(|seen| seen == event)
+        })
+        .await;
     };
     pods.create(&PostParams::default(), &pod).await.unwrap();
     // Patched only once the handler has the pod: an update still queued behind the add would
