@@ -239,11 +239,15 @@ const CLIENT_CPU: usize = 0;
 static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Pins the calling thread, and so the threads it starts afterwards, to `cpu` when pinning is
-/// on; says whether it did.
-fn pin_this_thread(cpu: usize) -> bool {
-    if !PINNED.load(std::sync::atomic::Ordering::Relaxed) {
-        return false;
+/// on.
+fn pin_this_thread(cpu: usize) {
+    if PINNED.load(std::sync::atomic::Ordering::Relaxed) {
+        set_affinity(cpu);
     }
+}
+
+/// Moves the calling thread to `cpu`; says whether the system allowed it.
+fn set_affinity(cpu: usize) -> bool {
     // SAFETY: `set` is a plain bit set owned by this frame; the call only reads it.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -265,9 +269,8 @@ fn main() {
     let pods = pods_to_seed();
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let pin = cpus >= 2 && !std::env::args().any(|a| a == "--no-pin");
-    PINNED.store(pin, std::sync::atomic::Ordering::Relaxed);
     // A system that refuses affinity (a restricted cpuset) runs the bench unpinned.
-    let pinned = pin && pin_this_thread(CLIENT_CPU);
+    let pinned = pin && set_affinity(CLIENT_CPU);
     PINNED.store(pinned, std::sync::atomic::Ordering::Relaxed);
     let writes = std::env::var("SIM_BENCH_WATCH_EVENTS")
         .ok()
