@@ -4,7 +4,7 @@
 //! ```text
 //! cargo bench --bench informers -- --full      # the goal sizes, release; writes benches/RESULTS.md
 //! cargo bench --bench informers -- --quick     # small sizes, seconds; writes target/informers-quick.md
-//! cargo bench --profile dev --bench informers -- --quick   # what CI runs (.ci/run)
+//! cargo bench --profile dev --workspace --bench informers -- --quick   # what CI runs (.ci/run)
 //! cargo bench --bench informers -- --full --only P1,P3 --no-pin --out /tmp/r.md
 //! ```
 //!
