@@ -12,10 +12,12 @@
 //!   window), and a history event holds its object and the one it replaced, so:
 //!   - "history filling": compactions free only what the watch phase wrote, so most writes'
 //!     bytes land in fresh heap (0.45 page faults per write);
-//!   - "settling": the revisions compacted now still point at the seeded objects, which the
-//!     list phase's snapshot keeps (`snapshot_ttl`), so nothing is freed (2.0 faults/write);
+//!   - "settling": compactions free the seeded objects, but those were allocated by the
+//!     seeding thread, in another of glibc's arenas, which the writer does not allocate
+//!     from (2.0 faults/write; a 1 ms `snapshot_ttl` changes nothing);
 //!   - "steady state", a server that has run for a while: each write compacts a revision
-//!     whose objects nothing else holds, and the allocator reuses that memory (0 faults).
+//!     holding objects the writer itself allocated, and the allocator reuses that memory
+//!     (0 faults).
 //!     On a VM whose host backs guest memory lazily, first touches of fresh pages are dear:
 //!     a profile of a round with ~2 faults per write had 41 % of the writer's samples in the
 //!     kernel's `clear_page_erms`.
