@@ -100,9 +100,10 @@ thread_local! {
 /// Why simd-json and not `serde_json`: a typed read of a compact cache is one decode, and
 /// simd-json's serde deserializer, which finds the document's structure with SIMD before
 /// serde walks it, decodes a realistic pod in ~11 % less time than `serde_json::from_str`
-/// (same process, interleaved, release build: 16.9 against 18.9 µs p50; ~13 % with
-/// mimalloc). simd-json parses in place, so the shared bytes are first copied into the
-/// thread's scratch buffer (~0.2 µs for a 4.7 KB pod).
+/// (same process, interleaved, release build: 16.9 against 18.9 µs p50). simd-json parses
+/// in place, so the shared bytes are first copied into the thread's scratch buffer (~0.2 µs
+/// for a 4.7 KB pod). It has no nesting limit, which is safe here only because the bytes are
+/// our own: `serde_json` wrote them from an object it decoded within its own limit of 128.
 pub(crate) fn decode_json<K: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<K, DecodeError> {
     if bytes.len() > REUSED_BUFFER_LIMIT {
         let mut copy = bytes.to_vec();
