@@ -149,6 +149,9 @@ impl<K> HandlerOptions<K> {
 pub struct ListenerCounters {
     synced: AtomicBool,
     backlog: AtomicUsize,
+    /// Before `synced`: one more than the events queued behind the initial list (or
+    /// replay); 0 while its end is not known (the informer has not synced).
+    behind_list_plus_one: AtomicUsize,
     pending_keys: AtomicUsize,
     delivered: AtomicU64,
     restarts: AtomicU64,
@@ -161,12 +164,13 @@ pub struct ListenerCounters {
 }
 
 impl HandlerProgress for ListenerCounters {
-    fn backlog(&self) -> usize {
-        self.backlog.load(Ordering::Relaxed)
-    }
-
-    fn has_synced(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+    fn watch_backlog(&self) -> Option<usize> {
+        if self.synced.load(Ordering::Acquire) {
+            return Some(self.backlog.load(Ordering::Relaxed));
+        }
+        self.behind_list_plus_one
+            .load(Ordering::Relaxed)
+            .checked_sub(1)
     }
 }
 
@@ -506,6 +510,12 @@ impl<K: CacheObject> Listener<K> {
                 .or(self.buffer.front_seq());
             if oldest.is_none_or(|seq| seq >= marker) {
                 self.counters.mark_synced();
+            } else {
+                // Everything numbered from the marker on came after the list.
+                let behind = self.buffer.next_seq().saturating_sub(marker) as usize;
+                self.counters
+                    .behind_list_plus_one
+                    .store(behind + 1, Ordering::Relaxed);
             }
         }
     }

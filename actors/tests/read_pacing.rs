@@ -1,6 +1,7 @@
 //! Read pacing against the embedded API server (`read_pacing.rs`): an informer whose every
-//! handler is far behind stops reading its watch, so the burst waits on the server, and
-//! reads on as soon as one handler keeps up; nothing is lost either way.
+//! handler is far behind (or still on its initial list with the watch's slack queued behind
+//! it) stops reading its watch, so the burst waits on the server, and reads on as soon as
+//! one handler keeps up; nothing is lost either way.
 
 mod sim_support;
 
@@ -236,4 +237,54 @@ async fn should_keep_reading_while_one_handler_keeps_up() {
     })
     .await;
     factory.shutdown();
+}
+
+#[actix_rt::test]
+async fn should_bound_the_watch_events_behind_a_handlers_initial_list() {
+    let sim = Sim::start(SimOptions::default()).expect("sim starts");
+    panoptes_sim::pods::seed(&sim.cluster(0).store(), "default", PODS);
+    let (paced_factory, paced) = synced_informer(&sim, READ_AHEAD).await;
+    let (unpaced_factory, unpaced) = synced_informer(&sim, 0).await;
+    // Both handlers block on their first initial event: neither takes its list until opened.
+    let replaying = GatedHandler::add(&paced);
+    let control = GatedHandler::add(&unpaced);
+    replaying.set_open(false);
+    control.set_open(false);
+    start_and_sync(&paced_factory, &paced).await;
+    start_and_sync(&unpaced_factory, &unpaced).await;
+
+    write_updates(sim.cluster(0));
+    // Without pacing the whole burst is read behind the handler's unfinished list.
+    eventually("the unpaced informer read every update", WAIT, || {
+        modified_read(&unpaced) == UPDATES as u64
+    })
+    .await;
+    eventually(
+        "the paced watch brought its slack behind the list",
+        WAIT,
+        || modified_read(&paced) >= READ_AHEAD as u64,
+    )
+    .await;
+    let status = paced.handler_status(replaying.id).expect("handler known");
+    assert!(!status.synced, "the handler is still on its initial list");
+    let read = modified_read(&paced);
+    assert!(
+        read < UPDATES as u64,
+        "the paced watch stops once {READ_AHEAD} events wait behind the only handler's list; it read {read} of {UPDATES}"
+    );
+
+    replaying.set_open(true);
+    control.set_open(true);
+    eventually("the handler took its list and every update", WAIT, || {
+        replaying.updates.load(Ordering::SeqCst) == UPDATES
+    })
+    .await;
+    assert_eq!(
+        modified_read(&paced),
+        UPDATES as u64,
+        "read on, nothing lost"
+    );
+    assert!(every_pod_at_last_round(&paced), "the cache converged");
+    paced_factory.shutdown();
+    unpaced_factory.shutdown();
 }
