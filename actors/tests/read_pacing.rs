@@ -137,6 +137,23 @@ fn every_pod_at_last_round(informer: &Informer<Pod>) -> bool {
         })
 }
 
+/// Opens both gates; the paced informer then reads on: its handler gets every update,
+/// nothing is lost and the cache converges.
+async fn open_and_read_on(paced: &Informer<Pod>, handler: &GatedHandler, control: &GatedHandler) {
+    handler.set_open(true);
+    control.set_open(true);
+    eventually("the paced handler got every update", WAIT, || {
+        handler.updates.load(Ordering::SeqCst) == UPDATES
+    })
+    .await;
+    assert_eq!(
+        modified_read(paced),
+        UPDATES as u64,
+        "read on, nothing lost"
+    );
+    assert!(every_pod_at_last_round(paced), "the cache converged");
+}
+
 #[actix_rt::test]
 async fn should_stop_reading_while_every_handler_is_behind_and_lose_nothing() {
     let sim = Sim::start(SimOptions::default()).expect("sim starts");
@@ -179,18 +196,7 @@ async fn should_stop_reading_while_every_handler_is_behind_and_lose_nothing() {
         "the paced cache has not seen the end of the burst yet"
     );
 
-    slow.set_open(true);
-    control.set_open(true);
-    eventually("the paced handler got every update", WAIT, || {
-        slow.updates.load(Ordering::SeqCst) == UPDATES
-    })
-    .await;
-    assert_eq!(
-        modified_read(&paced),
-        UPDATES as u64,
-        "read on, nothing lost"
-    );
-    assert!(every_pod_at_last_round(&paced), "the cache converged");
+    open_and_read_on(&paced, &slow, &control).await;
     paced_factory.shutdown();
     unpaced_factory.shutdown();
 }
@@ -273,18 +279,7 @@ async fn should_bound_the_watch_events_behind_a_handlers_initial_list() {
         "the paced watch stops once {READ_AHEAD} events wait behind the only handler's list; it read {read} of {UPDATES}"
     );
 
-    replaying.set_open(true);
-    control.set_open(true);
-    eventually("the handler took its list and every update", WAIT, || {
-        replaying.updates.load(Ordering::SeqCst) == UPDATES
-    })
-    .await;
-    assert_eq!(
-        modified_read(&paced),
-        UPDATES as u64,
-        "read on, nothing lost"
-    );
-    assert!(every_pod_at_last_round(&paced), "the cache converged");
+    open_and_read_on(&paced, &replaying, &control).await;
     paced_factory.shutdown();
     unpaced_factory.shutdown();
 }
