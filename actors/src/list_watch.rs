@@ -36,7 +36,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::ids::ResourceVersion;
-use crate::managed_fields::ManagedFields;
+use crate::managed_fields::{self, Document, ManagedFields};
 use crate::quarantine::{self, BadInput, Quarantined};
 
 /// How the reflector should react to a failed request.
@@ -220,17 +220,18 @@ pub fn decode_page<K: DeserializeOwned>(body: &[u8]) -> Result<Page<K>, Failure>
     decode_page_with(body, ManagedFields::Keep)
 }
 
-/// [`decode_page`], cutting every item's `metadata.managedFields` from the bytes first when
-/// `managed_fields` says [`ManagedFields::Drop`].
+/// [`decode_page`], skipping every item's `metadata.managedFields` when `managed_fields` says
+/// [`ManagedFields::Drop`].
 pub fn decode_page_with<K: DeserializeOwned>(
     body: &[u8],
     managed_fields: ManagedFields,
 ) -> Result<Page<K>, Failure> {
-    let text = managed_fields.apply(json_text(body, Request::List)?);
-    let (metadata, items, quarantined) = match serde_json::from_str::<WirePage<K>>(&text) {
+    let text = json_text(body, Request::List)?;
+    let decoded = managed_fields::from_str::<WirePage<K>>(text, managed_fields, Document::ListPage);
+    let (metadata, items, quarantined) = match decoded {
         Ok(page) => (page.metadata, page.items.unwrap_or_default(), Vec::new()),
         Err(whole) => {
-            let (metadata, sorted) = decode_page_by_item(&text, managed_fields, &whole)?;
+            let (metadata, sorted) = decode_page_by_item(text, managed_fields, &whole)?;
             (metadata, sorted.objects, sorted.quarantined)
         }
     };
@@ -279,7 +280,7 @@ fn decode_page_by_item<K: DeserializeOwned>(
 /// refused whole, wherever the bad byte sits. Checked per string instead (what
 /// `serde_json::from_slice` does), a bad byte inside a value the type ignores would pass
 /// unseen, and the same page would decode or fail depending on whether its managedFields
-/// were cut first. Checking once up front also lets `serde_json::from_str` skip its own
+/// were skipped. Checking once up front also lets `serde_json::from_str` skip its own
 /// per-string check, a measurable part of every decode (see [`crate::compact`]).
 fn json_text(body: &[u8], request: Request) -> Result<&str, Failure> {
     std::str::from_utf8(body).map_err(|e| {
@@ -662,8 +663,8 @@ pub fn decode_batch<K: DeserializeOwned>(batch: RawBatch) -> Vec<WatchItem<K>> {
     decode_batch_with(batch, ManagedFields::Keep)
 }
 
-/// [`decode_batch`], cutting each event object's `metadata.managedFields` from the bytes
-/// first when `managed_fields` says [`ManagedFields::Drop`].
+/// [`decode_batch`], skipping each event object's `metadata.managedFields` when
+/// `managed_fields` says [`ManagedFields::Drop`].
 pub fn decode_batch_with<K: DeserializeOwned>(
     batch: RawBatch,
     managed_fields: ManagedFields,
@@ -671,8 +672,8 @@ pub fn decode_batch_with<K: DeserializeOwned>(
     let mut items = Vec::with_capacity(batch.lines.len() + batch.skipped.len() + 1);
     items.extend(batch.skipped.into_iter().map(WatchItem::Skipped));
     for line in &batch.lines {
-        let decoded = json_text(line, Request::Watch)
-            .and_then(|text| decode_line::<K>(&managed_fields.apply(text)));
+        let decoded =
+            json_text(line, Request::Watch).and_then(|text| decode_line::<K>(text, managed_fields));
         match decoded {
             Ok(Ok(event)) => items.push(WatchItem::Event(event)),
             Ok(Err(quarantined)) => items.push(WatchItem::Quarantined(quarantined)),
@@ -693,7 +694,7 @@ pub fn decode_batch_with<K: DeserializeOwned>(
 /// Decodes one line of a watch stream. A bare `Status` line (what some proxies send) is a
 /// failure like an ERROR event carrying it.
 pub fn decode_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>, Failure> {
-    decode_line(json_text(line, Request::Watch)?)?.map_err(|q| {
+    decode_line(json_text(line, Request::Watch)?, ManagedFields::Keep)?.map_err(|q| {
         let message = format!("watch event for {}: {}", q.key, q.error);
         Failure::bad_input(Request::Watch, q.reason, message)
     })
@@ -703,11 +704,14 @@ pub fn decode_event<K: DeserializeOwned>(line: &[u8]) -> Result<WatchEvent<K>, F
 /// the cache's type cannot hold); a failure when the line is not an event at all.
 fn decode_line<K: DeserializeOwned>(
     line: &str,
+    managed_fields: ManagedFields,
 ) -> Result<Result<WatchEvent<K>, Quarantined>, Failure> {
-    let whole = match serde_json::from_str::<WatchEvent<K>>(line) {
-        Ok(event) => return Ok(Ok(event)),
-        Err(e) => e,
-    };
+    let whole =
+        match managed_fields::from_str::<WatchEvent<K>>(line, managed_fields, Document::WatchEvent)
+        {
+            Ok(event) => return Ok(Ok(event)),
+            Err(e) => e,
+        };
     if let Ok(status) = serde_json::from_str::<Status>(line)
         && status.code != 0
     {
@@ -734,7 +738,7 @@ fn decode_line<K: DeserializeOwned>(
         }
         "BOOKMARK" => WatchEvent::Bookmark(serde_json::from_str(object).map_err(|_| invalid())?),
         "ADDED" | "MODIFIED" | "DELETED" => {
-            match quarantine::decode_object::<K>(object, ManagedFields::Keep) {
+            match quarantine::decode_object::<K>(object, managed_fields) {
                 Ok(obj) if kind == "ADDED" => WatchEvent::Added(obj),
                 Ok(obj) if kind == "MODIFIED" => WatchEvent::Modified(obj),
                 Ok(obj) => WatchEvent::Deleted(obj),
@@ -862,7 +866,7 @@ mod tests {
     #[test]
     fn should_refuse_bytes_that_are_not_utf8_even_where_the_type_ignores_them() {
         // The bad byte sits in a member ConfigMap ignores (serde_json's from_slice skips it
-        // unchecked) and, on the page, in managedFields (which Drop would cut).
+        // unchecked) and, on the page, in managedFields (which Drop skips).
         let event =
             b"{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"a\"},\"x\":\"\xff\"}}";
         let failure = decode_event::<ConfigMap>(event).unwrap_err();

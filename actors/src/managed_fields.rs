@@ -1,38 +1,40 @@
-//! Dropping `metadata.managedFields` from the JSON bytes before they are decoded, so the
-//! default transform ([`Transform::DropManagedFields`](crate::Transform)) costs nothing
-//! instead of a decode and a free of what it drops.
+//! Skipping `metadata.managedFields` while a server's JSON is decoded, so the default
+//! transform ([`Transform::DropManagedFields`](crate::Transform)) costs a skim over their
+//! bytes instead of a decode and a free of what it drops.
 //!
 //! Why: on a realistic pod managedFields are about half the JSON and two thirds of the heap
 //! allocations of a decoded object (each `fieldsV1` is a tree of `serde_json::Value` maps).
 //! Decoding them only to drop them doubled the CPU time of an initial list, and freeing them
 //! on the pipeline's thread serialised that cost after the list. client-go cannot skip them
-//! (its transform runs on decoded objects); a byte scan can.
+//! (its transform runs on decoded objects); a decoder that knows where they sit can.
 //!
 //! # Contract
-//! - Removes the member `"managedFields"` (key, value and one separating comma) only where
-//!   it is an object's metadata: in `metadata` of the top-level object (one object), of each
-//!   element of the top-level `items` array (a list page), or of the top-level `object` (a
-//!   watch event). An annotation, label or any other member named `managedFields` elsewhere
-//!   is kept, and so is text that merely contains the word.
-//! - Returns `None` ("not sure": decode the original bytes) when no such member exists, or on
-//!   any anomaly: bytes not well-formed enough to scan, a `managedFields` value that is not
-//!   valid JSON or nests deeper than serde_json would accept in place, a member whose
-//!   neighbours would not stay well-formed once it is cut, or `managedFields` twice in one
-//!   metadata (duplicate keys are valid JSON; the decoder then keeps the last, as Go does).
-//!   The caller decodes the original bytes, so serde reports any syntax error as it would
-//!   have: cutting never turns bytes serde would reject into bytes it accepts.
-//! - Never panics, whatever the bytes (bytes from a server are untrusted: every index computed
-//!   from them is checked; property tests in `tests/managed_fields_props.rs` drive it with
-//!   random and adversarial JSON).
-//! - One pass, no allocation but the output copy; the result decodes to the same object as
-//!   the input with `metadata.managedFields` set to `None`.
-//!
-//! # Difference from decoding them
-//! A `managedFields` value must be valid JSON to be cut, but not a valid list of
-//! `ManagedFieldsEntry`: an object whose only fault is the shape of the member the transform
-//! drops anyway is cached, where decoding it whole (client-go) would reject it.
+//! - [`from_str`] with [`ManagedFields::Drop`] decodes what `serde_json::from_str` decodes,
+//!   except that the member `managedFields` of an object's `metadata` is read past, never
+//!   handed to the type: in the top-level object ([`Document::Object`]), in each element of
+//!   the top-level `items` array ([`Document::ListPage`]) or in the top-level `object`
+//!   ([`Document::WatchEvent`]). A member of that name anywhere else (an annotation, a
+//!   label, a CRD's own field) reaches the type, and so does text that merely contains the
+//!   word. Keys are compared as decoded, so `"managed\u0046ields"` is the same member, as it
+//!   is to the type.
+//! - What is skipped must still be one valid JSON value (serde_json reads it as
+//!   [`IgnoredAny`](serde::de::IgnoredAny)), but need not be a valid list of
+//!   `ManagedFieldsEntry`: an object whose only fault is the shape of the member the
+//!   transform drops anyway is cached, where decoding it whole (client-go) would reject it.
+//!   A syntax error anywhere fails the decode as serde_json would. One leniency: serde_json
+//!   skims a skipped value without recursing, so nesting deeper than its limit of 128 fails
+//!   a decode only outside the skipped member.
+//! - Nothing is buffered or copied: the decoder walks the bytes once, and only the three
+//!   outer levels (envelope, object, metadata) pass through the filter; every deeper value
+//!   is decoded by serde_json directly, with its own nesting limit.
+//! - The filtered levels hand keys to the type as strings, which every Kubernetes object's
+//!   fields are; a type whose top-level keys are numbers would fail to decode.
 
-use std::borrow::Cow;
+use serde::de::value::{BorrowedStrDeserializer, StringDeserializer};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, MapAccess, SeqAccess, Visitor,
+};
+use std::fmt;
 
 /// Whether a reflector keeps `metadata.managedFields` when decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,274 +42,347 @@ pub enum ManagedFields {
     /// Decode them (a custom transform or [`Transform::Keep`](crate::Transform) may read them).
     #[default]
     Keep,
-    /// Cut them from the bytes before decoding (the default transform drops them anyway).
+    /// Skip them while decoding (the default transform drops them anyway).
     Drop,
 }
 
-impl ManagedFields {
-    /// `text` with every object's `metadata.managedFields` cut when this says
-    /// [`ManagedFields::Drop`] and the scan is sure (see [`strip`]).
-    pub fn apply(self, text: &str) -> Cow<'_, str> {
-        let cut = match self {
-            ManagedFields::Drop => strip(text.as_bytes()),
-            ManagedFields::Keep => None,
-        };
-        // Cuts begin and end at ASCII punctuation, so the rest is still UTF-8; were it not,
-        // the uncut text decodes just the same.
-        cut.and_then(|cut| String::from_utf8(cut).ok())
-            .map_or(Cow::Borrowed(text), Cow::Owned)
-    }
+/// Where in a document the Kubernetes objects whose managedFields may be skipped sit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Document {
+    /// The document is one object.
+    Object,
+    /// A watch event: the object is the top-level member `object`.
+    WatchEvent,
+    /// A list page: the objects are the elements of the top-level member `items`.
+    ListPage,
 }
 
-/// What an open container is, as far as finding metadata goes.
+/// Decodes `text` as `serde_json::from_str` does, skipping `metadata.managedFields` of the
+/// document's objects when `managed_fields` says [`ManagedFields::Drop`] (see the module
+/// contract).
+///
+/// ```
+/// use k8s_openapi::api::core::v1::Pod;
+/// use panoptes_actors::managed_fields::{Document, ManagedFields, from_str};
+///
+/// let event = r#"{"type":"ADDED","object":{"metadata":{"name":"a",
+///     "managedFields":[{"manager":"kubelet","fieldsV1":{"f:status":{}}}]}}}"#;
+/// let event: kube::api::WatchEvent<Pod> =
+///     from_str(event, ManagedFields::Drop, Document::WatchEvent).unwrap();
+/// let kube::api::WatchEvent::Added(pod) = event else { panic!("an ADDED event") };
+/// assert_eq!(pod.metadata.name.as_deref(), Some("a"));
+/// assert_eq!(pod.metadata.managed_fields, None);
+/// ```
+pub fn from_str<'a, T: de::Deserialize<'a>>(
+    text: &'a str,
+    managed_fields: ManagedFields,
+    document: Document,
+) -> serde_json::Result<T> {
+    if managed_fields == ManagedFields::Keep {
+        return serde_json::from_str(text);
+    }
+    let role = match document {
+        Document::Object => Role::Resource,
+        Document::WatchEvent => Role::WatchEvent,
+        Document::ListPage => Role::ListPage,
+    };
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = T::deserialize(Scoped {
+        inner: &mut deserializer,
+        role,
+    })?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// What a value on the way to an object's metadata is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
-    /// An object whose `metadata` is an object's metadata.
-    Resource,
-    /// An object's `metadata`.
-    Metadata,
-    /// The top-level `items` array of a list.
+    /// A watch event, whose member `object` is a resource.
+    WatchEvent,
+    /// A list page, whose member `items` holds resources.
+    ListPage,
+    /// The `items` array of a list page.
     Items,
-    Other,
+    /// A Kubernetes object, whose member `metadata` is its metadata.
+    Resource,
+    /// An object's metadata, whose member `managedFields` is skipped.
+    Metadata,
 }
 
-#[derive(Debug)]
-struct Frame {
-    is_object: bool,
+impl Role {
+    /// The role of the value of member `key` of a map in this role, if it has one.
+    fn of_member(self, key: &str) -> Option<Role> {
+        match (self, key) {
+            (Role::WatchEvent, "object") => Some(Role::Resource),
+            (Role::ListPage, "items") => Some(Role::Items),
+            (Role::Resource, "metadata") => Some(Role::Metadata),
+            _ => None,
+        }
+    }
+}
+
+/// A deserializer for a value in `role`: maps (and, for `items`, sequences) it yields are
+/// filtered; everything else goes straight to the inner deserializer.
+struct Scoped<D> {
+    inner: D,
     role: Role,
-    /// The last key read in this object (as raw bytes between the quotes).
-    key: (usize, usize),
-    /// A `managedFields` member of this metadata was already cut (a second one is a
-    /// duplicate key: not sure which the decoder keeps, so the scan gives up).
-    cut: bool,
 }
 
-/// serde_json refuses JSON nested deeper than this (its recursion limit of 128 counts the
-/// level that fails); a cut value must not pass where the whole document would fail.
-const MAX_DEPTH: usize = 127;
-
-/// `json` without `metadata.managedFields` (see the module contract); `None` if there were
-/// none or the scan was not sure.
-pub fn strip(json: &[u8]) -> Option<Vec<u8>> {
-    let cuts = find_cuts(json)?;
-    if cuts.is_empty() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(json.len());
-    let mut at = 0;
-    for (from, to) in cuts {
-        out.extend_from_slice(json.get(at..from)?);
-        at = to;
-    }
-    out.extend_from_slice(json.get(at..)?);
-    Some(out)
+/// Forwards deserializer methods that cannot yield a map or a sequence to the inner
+/// deserializer untouched.
+macro_rules! forward_untouched {
+    ($($method:ident($($arg:ident: $ty:ty),*))*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            self.inner.$method($($arg,)* visitor)
+        }
+    )*};
 }
 
-/// The byte ranges to cut, in order and disjoint; `None` when the scan was not sure.
-fn find_cuts(json: &[u8]) -> Option<Vec<(usize, usize)>> {
-    let mut cuts: Vec<(usize, usize)> = Vec::new();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut expecting_key = false;
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                let end = string_end(json, i)?;
-                let in_object = stack.last().is_some_and(|f| f.is_object);
-                if in_object && expecting_key {
-                    expecting_key = false;
-                    let depth = stack.len();
-                    let top = stack.last_mut()?;
-                    top.key = (i + 1, end - 1);
-                    if top.role == Role::Metadata && json.get(i + 1..end - 1)? == b"managedFields" {
-                        if std::mem::replace(&mut top.cut, true) {
-                            return None;
-                        }
-                        let value_start = after_colon(json, end)?;
-                        let value_end = checked_value_end(json, value_start, depth)?;
-                        let span = member_span(json, i, value_end)?;
-                        if cuts.last().is_some_and(|last| last.1 > span.0) {
-                            return None;
-                        }
-                        cuts.push(span);
-                        i = value_end;
-                        continue;
-                    }
-                }
-                i = end;
+/// Forwards deserializer methods that may yield a map, a sequence or a nested deserializer
+/// with the visitor wrapped, so the role follows the value.
+macro_rules! forward_scoped {
+    ($($method:ident($($arg:ident: $ty:ty),*))*) => {$(
+        fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, D::Error> {
+            let role = self.role;
+            self.inner.$method($($arg,)* ScopedVisitor { inner: visitor, role })
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Scoped<D> {
+    type Error = D::Error;
+
+    forward_scoped! {
+        deserialize_any()
+        deserialize_option()
+        deserialize_newtype_struct(name: &'static str)
+        deserialize_seq()
+        deserialize_map()
+        deserialize_struct(name: &'static str, fields: &'static [&'static str])
+    }
+
+    forward_untouched! {
+        deserialize_bool() deserialize_i8() deserialize_i16() deserialize_i32()
+        deserialize_i64() deserialize_i128() deserialize_u8() deserialize_u16()
+        deserialize_u32() deserialize_u64() deserialize_u128() deserialize_f32()
+        deserialize_f64() deserialize_char() deserialize_str() deserialize_string()
+        deserialize_bytes() deserialize_byte_buf() deserialize_unit()
+        deserialize_unit_struct(name: &'static str)
+        deserialize_tuple(len: usize)
+        deserialize_tuple_struct(name: &'static str, len: usize)
+        deserialize_enum(name: &'static str, variants: &'static [&'static str])
+        deserialize_identifier() deserialize_ignored_any()
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+/// A visitor that filters the map (or `items` sequence) it is given in its role.
+struct ScopedVisitor<V> {
+    inner: V,
+    role: Role,
+}
+
+/// Forwards visitor methods for scalars untouched.
+macro_rules! visit_untouched {
+    ($($method:ident($ty:ty))*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<V::Value, E> {
+            self.inner.$method(v)
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for ScopedVisitor<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        self.inner.expecting(formatter)
+    }
+
+    visit_untouched! {
+        visit_bool(bool) visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64)
+        visit_i128(i128) visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64)
+        visit_u128(u128) visit_f32(f32) visit_f64(f64) visit_char(char)
+        visit_str(&str) visit_borrowed_str(&'de str) visit_string(String)
+        visit_bytes(&[u8]) visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
+        self.inner.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_some(Scoped {
+            inner: deserializer,
+            role: self.role,
+        })
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<V::Value, D::Error> {
+        self.inner.visit_newtype_struct(Scoped {
+            inner: deserializer,
+            role: self.role,
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        if self.role == Role::Items {
+            self.inner.visit_seq(ItemsAccess { inner: seq })
+        } else {
+            self.inner.visit_seq(seq)
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_map(ScopedMap {
+            inner: map,
+            role: self.role,
+            value_role: None,
+        })
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
+        self.inner.visit_enum(data)
+    }
+}
+
+/// The elements of a list page's `items`: each one a resource.
+struct ItemsAccess<A> {
+    inner: A,
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for ItemsAccess<A> {
+    type Error = A::Error;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, A::Error> {
+        self.inner.next_element_seed(ScopedSeed {
+            inner: seed,
+            role: Role::Resource,
+        })
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+/// The members of a map in `role`: `managedFields` skipped in metadata, and the value of a
+/// member that leads on towards metadata deserialized in its own role.
+struct ScopedMap<A> {
+    inner: A,
+    role: Role,
+    /// The role of the value of the key just handed out, if it has one.
+    value_role: Option<Role>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for ScopedMap<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.inner.next_key_seed(KeySeed)? else {
+                return Ok(None);
+            };
+            if self.role == Role::Metadata && key.as_str() == "managedFields" {
+                self.inner.next_value::<IgnoredAny>()?;
                 continue;
             }
-            open @ (b'{' | b'[') => {
-                let role = role_of_child(json, &stack, open == b'{');
-                stack.push(Frame {
-                    is_object: open == b'{',
-                    role,
-                    key: (0, 0),
-                    cut: false,
-                });
-                expecting_key = open == b'{';
+            self.value_role = self.role.of_member(key.as_str());
+            return match key {
+                Key::Borrowed(key) => seed.deserialize(BorrowedStrDeserializer::new(key)),
+                Key::Owned(key) => seed.deserialize(StringDeserializer::new(key)),
             }
-            b'}' | b']' => {
-                stack.pop()?;
-                expecting_key = false;
-            }
-            b',' => expecting_key = stack.last().is_some_and(|f| f.is_object),
-            _ => {}
-        }
-        i += 1;
-    }
-    stack.is_empty().then_some(cuts)
-}
-
-/// The role of a container opened as the current member of `stack`'s top.
-fn role_of_child(json: &[u8], stack: &[Frame], is_object: bool) -> Role {
-    let Some(parent) = stack.last() else {
-        return if is_object {
-            Role::Resource
-        } else {
-            Role::Other
-        };
-    };
-    let key = json.get(parent.key.0..parent.key.1).unwrap_or_default();
-    let top_level = stack.len() == 1;
-    match (parent.is_object, parent.role, is_object) {
-        (true, Role::Resource, true) if key == b"metadata" => Role::Metadata,
-        (true, _, true) if top_level && key == b"object" => Role::Resource,
-        (true, _, false) if top_level && key == b"items" => Role::Items,
-        (false, Role::Items, true) => Role::Resource,
-        _ => Role::Other,
-    }
-}
-
-/// The index just past the string that opens at `start` (a `"`).
-fn string_end(json: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    loop {
-        i += bytes_before_quote_or_backslash(json.get(i..)?);
-        match *json.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => i += 2,
-            _ => i += 1,
+            .map(Some);
         }
     }
-}
 
-/// How many leading bytes of `bytes` are certainly neither `"` nor `\\`, read eight at a
-/// time (most of a pod's bytes are inside strings; looking at them one by one was most of
-/// the scan's time). Stops short of the end, where the caller steps byte by byte. Why not
-/// `memchr2`: its vector set-up costs more than it saves on strings this short, and
-/// `memchr::arch::all::memchr::Two` (the same word trick) measured ~25 % slower here, as it
-/// re-reads a matching word byte by byte.
-fn bytes_before_quote_or_backslash(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS;
-    let mut skipped = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let found = zero_byte(word ^ (ONES * u64::from(b'"')))
-            | zero_byte(word ^ (ONES * u64::from(b'\\')));
-        if found != 0 {
-            // The lowest flagged byte is exact (false flags only follow a true one).
-            return skipped + (found.trailing_zeros() / 8) as usize;
+    fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
+        match self.value_role.take() {
+            Some(role) => self.inner.next_value_seed(ScopedSeed { inner: seed, role }),
+            None => self.inner.next_value_seed(seed),
         }
-        skipped += 8;
     }
-    skipped
-}
 
-/// The index of the value after the `:` that follows a key ending at `key_end`; `None` unless
-/// only whitespace surrounds the colon.
-fn after_colon(json: &[u8], key_end: usize) -> Option<usize> {
-    let colon = skip_whitespace(json, key_end);
-    (json.get(colon) == Some(&b':')).then(|| skip_whitespace(json, colon + 1))
-}
-
-fn skip_whitespace(json: &[u8], from: usize) -> usize {
-    let rest = json.get(from..).unwrap_or_default();
-    from + rest.iter().take_while(|b| b.is_ascii_whitespace()).count()
-}
-
-/// The index just past the value starting at `start`, `depth` containers deep, once serde_json
-/// agrees it is one valid JSON value it would accept at that depth.
-fn checked_value_end(json: &[u8], start: usize, depth: usize) -> Option<usize> {
-    let (end, nesting) = value_end(json, start)?;
-    if depth + nesting > MAX_DEPTH {
-        return None;
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
     }
-    let value = json.get(start..end)?;
-    // Strings are checked as the decoder would (it decodes managedFields, never skips them).
-    std::str::from_utf8(value).ok()?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(value).ok()?;
-    Some(end)
 }
 
-/// The index just past the JSON value starting at `start`, and how deeply it nests.
-fn value_end(json: &[u8], start: usize) -> Option<(usize, usize)> {
-    match *json.get(start)? {
-        b'"' => Some((string_end(json, start)?, 0)),
-        b'{' | b'[' => {
-            let (mut depth, mut deepest) = (0usize, 0usize);
-            let mut i = start;
-            while i < json.len() {
-                match json[i] {
-                    b'"' => {
-                        i = string_end(json, i)?;
-                        continue;
-                    }
-                    b'{' | b'[' => {
-                        depth += 1;
-                        deepest = deepest.max(depth);
-                    }
-                    b'}' | b']' => {
-                        depth = depth.checked_sub(1)?;
-                        if depth == 0 {
-                            return Some((i + 1, deepest));
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            None
-        }
-        _ => {
-            let rest = &json[start..];
-            let len = rest
-                .iter()
-                .position(|b| matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace())
-                .unwrap_or(rest.len());
-            Some((start + len, 0))
+/// A seed whose value is deserialized in `role`.
+struct ScopedSeed<S> {
+    inner: S,
+    role: Role,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for ScopedSeed<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.inner.deserialize(Scoped {
+            inner: deserializer,
+            role: self.role,
+        })
+    }
+}
+
+/// A map key as decoded: borrowed from the text unless it had escapes.
+enum Key<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(key) => key,
+            Key::Owned(key) => key,
         }
     }
 }
 
-/// The range to cut for the member whose key opens at `key_start` and whose value ends at
-/// `value_end`: with the comma after it when another member follows, or else with the comma
-/// before it when a value precedes, or alone when it is the only member; `None` when the
-/// object would not stay (or was not) well-formed around it.
-fn member_span(json: &[u8], key_start: usize, value_end: usize) -> Option<(usize, usize)> {
-    let after = skip_whitespace(json, value_end);
-    let before = json
-        .get(..key_start)?
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())?;
-    let opens_object = json[before] == b'{';
-    match json.get(after)? {
-        b',' if opens_object || json[before] == b',' => {
-            let next = skip_whitespace(json, after + 1);
-            (json.get(next) == Some(&b'"')).then_some((key_start, after + 1))
-        }
-        b'}' if opens_object => Some((key_start, value_end)),
-        b'}' if json[before] == b',' => {
-            let previous = json
-                .get(..before)?
-                .iter()
-                .rposition(|b| !b.is_ascii_whitespace())?;
-            let ends_value = !matches!(json[previous], b'{' | b'[' | b',' | b':');
-            ends_value.then_some((before, value_end))
-        }
-        _ => None,
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Key<'de>, D::Error> {
+        deserializer.deserialize_str(KeySeed)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, key: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key::Borrowed(key))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key<'de>, E> {
+        Ok(Key::Owned(key.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, key: String) -> Result<Key<'de>, E> {
+        Ok(Key::Owned(key))
     }
 }
 
@@ -318,10 +393,10 @@ mod tests {
 
     use super::*;
 
-    fn stripped(value: &Value) -> Value {
-        let bytes = serde_json::to_vec(value).unwrap();
-        let out = strip(&bytes).map_or(bytes, |out| out);
-        serde_json::from_slice(&out).expect("still JSON")
+    /// `value` decoded with managedFields skipped where `document` puts objects.
+    fn skipped(value: &Value, document: Document) -> Value {
+        let text = serde_json::to_string(value).unwrap();
+        from_str(&text, ManagedFields::Drop, document).expect("still decodes")
     }
 
     fn managed() -> Value {
@@ -329,7 +404,7 @@ mod tests {
     }
 
     #[test]
-    fn should_cut_managed_fields_of_one_object_in_any_position() {
+    fn should_skip_managed_fields_of_one_object_in_any_position() {
         for members in [
             json!({"managedFields": managed(), "name": "a"}),
             json!({"name": "a", "managedFields": managed(), "uid": "u"}),
@@ -340,26 +415,26 @@ mod tests {
             expected.as_object_mut().unwrap().remove("managedFields");
             let object = json!({"kind": "Pod", "metadata": members, "spec": {}});
             assert_eq!(
-                stripped(&object),
+                skipped(&object, Document::Object),
                 json!({"kind": "Pod", "metadata": expected, "spec": {}})
             );
         }
     }
 
     #[test]
-    fn should_cut_them_from_every_item_of_a_list_and_from_a_watch_event() {
+    fn should_skip_them_in_every_item_of_a_list_and_in_a_watch_event() {
         let page = json!({"metadata": {"resourceVersion": "9"}, "items": [
             {"metadata": {"name": "a", "managedFields": managed()}},
             {"metadata": {"name": "b", "managedFields": managed()}},
         ]});
         assert_eq!(
-            stripped(&page),
+            skipped(&page, Document::ListPage),
             json!({"metadata": {"resourceVersion": "9"}, "items": [
                 {"metadata": {"name": "a"}}, {"metadata": {"name": "b"}}]})
         );
         let event = json!({"type": "ADDED", "object": {"metadata": {"managedFields": managed(), "name": "a"}}});
         assert_eq!(
-            stripped(&event),
+            skipped(&event, Document::WatchEvent),
             json!({"type": "ADDED", "object": {"metadata": {"name": "a"}}})
         );
     }
@@ -371,40 +446,57 @@ mod tests {
             "annotations": {"managedFields": "kept"},
             "labels": {"x": "managedFields"},
         }, "spec": {"metadata": {"managedFields": "kept"}}, "data": {"managedFields": [1]}});
-        let bytes = serde_json::to_vec(&object).unwrap();
-        assert_eq!(strip(&bytes), None, "nothing to cut");
+        assert_eq!(skipped(&object, Document::Object), object);
+        // A list's own metadata, and objects outside `items` or `object`, are not objects'.
+        let page = json!({"metadata": {"managedFields": 1}, "other": [{"metadata": {"managedFields": 2}}]});
+        assert_eq!(skipped(&page, Document::ListPage), page);
+        assert_eq!(skipped(&page, Document::WatchEvent), page);
     }
 
     #[test]
-    fn should_leave_unscannable_bytes_to_the_decoder() {
+    fn should_skip_a_managed_fields_key_written_with_escapes_and_every_duplicate() {
+        let text = r#"{"metadata":{"managed\u0046ields":[1],"name":"a","managedFields":{}}}"#;
+        let value: Value = from_str(text, ManagedFields::Drop, Document::Object).unwrap();
+        assert_eq!(value, json!({"metadata": {"name": "a"}}));
+    }
+
+    #[test]
+    fn should_fail_where_serde_fails_on_bad_json_even_inside_managed_fields() {
         for bad in [
-            &b"{\"metadata\": {\"managedFields\": [1"[..],
-            b"{\"a\": \"unterminated",
-            b"}}",
-            b"",
-            // Regression (issue 11): overlapping cuts panicked with "slice index starts at 32
-            // but ends at 31".
-            b"{\"metadata\":{\"managedFields\":[],\"managedFields\":[]}}",
-            // Cutting would make invalid JSON valid.
-            b"{\"metadata\":{\"managedFields\":[1 2]}}",
-            b"{\"metadata\":{,\"managedFields\":[]}}",
-            b"{\"metadata\":{\"managedFields\":[],}}",
-            b"{\"metadata\":{\"managedFields\" x :[]}}",
-            b"{\"metadata\":{\"a\":1,,\"managedFields\":[]}}",
+            r#"{"metadata": {"managedFields": [1"#,
+            r#"{"a": "unterminated"#,
+            "}}",
+            "",
+            r#"{"metadata":{"managedFields":[1 2]}}"#,
+            r#"{"metadata":{,"managedFields":[]}}"#,
+            r#"{"metadata":{"managedFields":[],}}"#,
+            r#"{"metadata":{"managedFields" x :[]}}"#,
+            r#"{"metadata":{"managedFields":[]}} trailing"#,
         ] {
-            assert_eq!(strip(bad), None);
+            let serde = serde_json::from_str::<Value>(bad).unwrap_err();
+            let ours = from_str::<Value>(bad, ManagedFields::Drop, Document::Object).unwrap_err();
+            assert_eq!(ours.to_string(), serde.to_string(), "{bad}");
         }
     }
 
     #[test]
+    fn should_decode_a_pod_whose_managed_fields_have_the_wrong_shape() {
+        let text = r#"{"metadata":{"name":"a","managedFields":"not a list"}}"#;
+        assert!(serde_json::from_str::<Pod>(text).is_err());
+        let pod: Pod = from_str(text, ManagedFields::Drop, Document::Object).unwrap();
+        assert_eq!(pod.metadata.name.as_deref(), Some("a"));
+    }
+
+    #[test]
     fn should_decode_a_realistic_pod_as_the_default_transform_leaves_it() {
-        let bytes =
-            serde_json::to_vec(&panoptes_sim::pods::realistic_pod("default", "p", 7)).unwrap();
-        let mut decoded: Pod = serde_json::from_slice(&bytes).unwrap();
+        let text =
+            serde_json::to_string(&panoptes_sim::pods::realistic_pod("default", "p", 7)).unwrap();
+        let mut decoded: Pod = serde_json::from_str(&text).unwrap();
         assert!(decoded.metadata.managed_fields.is_some(), "sim writes them");
         decoded.metadata.managed_fields = None;
-        let cut = strip(&bytes).expect("managedFields found");
-        assert!(cut.len() < bytes.len());
-        assert_eq!(serde_json::from_slice::<Pod>(&cut).unwrap(), decoded);
+        let skipped: Pod = from_str(&text, ManagedFields::Drop, Document::Object).unwrap();
+        assert_eq!(skipped, decoded);
+        let kept: Pod = from_str(&text, ManagedFields::Keep, Document::Object).unwrap();
+        assert!(kept.metadata.managed_fields.is_some());
     }
 }

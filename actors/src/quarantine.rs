@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::ids::{ClusterId, ObjectKey, ResourceVersion};
-use crate::managed_fields::ManagedFields;
+use crate::managed_fields::{self, Document, ManagedFields};
 
 /// Why bytes from a server were set aside (the `reason` label of the bad-input metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -202,13 +202,14 @@ pub(crate) fn sort_objects<K: DeserializeOwned>(
     sorted
 }
 
-/// Decodes one object, cutting its managedFields first when asked; on failure says which
-/// object (its key, or empty when unreadable) and why.
+/// Decodes one object, skipping its managedFields when asked; on failure says which object
+/// (its key, or empty when unreadable) and why.
 pub(crate) fn decode_object<K: DeserializeOwned>(
     json: &str,
     managed_fields: ManagedFields,
 ) -> Result<K, Quarantined> {
-    serde_json::from_str::<K>(&managed_fields.apply(json)).map_err(|e| quarantine(json, &e))
+    managed_fields::from_str::<K>(json, managed_fields, Document::Object)
+        .map_err(|e| quarantine(json, &e))
 }
 
 /// Names an object that failed to decode with `error`.

@@ -233,8 +233,7 @@ pub struct ReflectorConfig {
     /// watches of many reflectors do not all reconnect at once (client-go's `minWatchTimeout`:
     /// 5 min).
     pub min_watch_timeout: Duration,
-    /// [`ManagedFields::Drop`] cuts `metadata.managedFields` from the bytes before decoding
-    /// (set by the informer factory when the transform drops them anyway).
+    /// [`ManagedFields::Drop`] skips `metadata.managedFields` while decoding (set by the informer factory when the transform drops them anyway).
     pub managed_fields: ManagedFields,
     /// List and watch `PartialObjectMetadata` only (the pipeline's
     /// [`CacheMode::Metadata`](crate::cache_mode::CacheMode)): same URLs, metadata `Accept`

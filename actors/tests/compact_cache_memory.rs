@@ -42,7 +42,7 @@ const PODS: u64 = 2_000;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A realistic pod as the server sends it to a metadata informer: `PartialObjectMetadata`,
-/// managedFields already cut (the reflector cuts them from the bytes before decoding).
+/// managedFields already cut (the reflector skips them while decoding).
 fn metadata_of_pod(mut pod: Value) -> Value {
     let mut metadata = pod["metadata"].take();
     metadata
