@@ -81,18 +81,27 @@ pub fn from_str<'a, T: de::Deserialize<'a>>(
     if managed_fields == ManagedFields::Keep {
         return serde_json::from_str(text);
     }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = deserialize_skipping(&mut deserializer, document)?;
+    deserializer.end()?;
+    Ok(value)
+}
+
+/// Deserializes `T` from `deserializer`, skipping `metadata.managedFields` of the document's
+/// objects.
+fn deserialize_skipping<'de, T: de::Deserialize<'de>, D: Deserializer<'de>>(
+    deserializer: D,
+    document: Document,
+) -> Result<T, D::Error> {
     let role = match document {
         Document::Object => Role::Resource,
         Document::WatchEvent => Role::WatchEvent,
         Document::ListPage => Role::ListPage,
     };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value = T::deserialize(Scoped {
-        inner: &mut deserializer,
+    T::deserialize(Scoped {
+        inner: deserializer,
         role,
-    })?;
-    deserializer.end()?;
-    Ok(value)
+    })
 }
 
 /// What a value on the way to an object's metadata is.
