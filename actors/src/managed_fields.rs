@@ -18,9 +18,9 @@
 //!   word. Keys are compared as decoded, so `"managed\u0046ields"` is the same member, as it
 //!   is to the type.
 //! - What is skipped must still be one valid JSON value (serde_json reads it as
-//!   [`IgnoredAny`](serde::de::IgnoredAny)), but need not be a valid list of
-//!   `ManagedFieldsEntry`: an object whose only fault is the shape of the member the
-//!   transform drops anyway is cached, where decoding it whole (client-go) would reject it.
+//!   [`IgnoredAny`]), but need not be a valid list of `ManagedFieldsEntry`: an object whose
+//!   only fault is the shape of the member the transform drops anyway is cached, where
+//!   decoding it whole (client-go) would reject it.
 //!   A syntax error anywhere fails the decode as serde_json would. One leniency: serde_json
 //!   skims a skipped value without recursing, so nesting deeper than its limit of 128 fails
 //!   a decode only outside the skipped member.
