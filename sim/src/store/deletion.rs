@@ -25,15 +25,11 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::object_meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, finalizers};
 use super::registry::is_crd;
 use super::state::State;
 use super::watch::EventKind;
 use super::{DeleteOptions, DeleteOutcome, ResourceType, Status, StoreConfig, StoredObject};
-
-/// The finalizer `propagationPolicy=Orphan` adds (`metav1.FinalizerOrphanDependents`).
-pub(crate) const ORPHAN_FINALIZER: &str = "orphan";
-/// The finalizer `propagationPolicy=Foreground` adds (`metav1.FinalizerDeleteDependents`).
-pub(crate) const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
 
 /// A pod's grace period when neither the request nor the pod names one (the API's default
 /// for `terminationGracePeriodSeconds`).
@@ -74,9 +70,11 @@ impl State {
             }
             let stored = self.commit(rt, EventKind::Modified, marked, config);
             if let Some(grace) = grace.filter(|g| *g > 0) {
-                self.lifecycle
-                    .kubelet
-                    .terminate(&stored, grace, &config.lifecycle);
+                self.lifecycle.kubelet.terminate(
+                    &stored,
+                    grace,
+                    config.lifecycle.kubelet_termination,
+                );
             }
             return Ok(DeleteOutcome::Pending(stored));
         }
@@ -276,27 +274,6 @@ fn check_preconditions(
         ));
     }
     Ok(())
-}
-
-/// `metadata.finalizers` as strings.
-pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/metadata/finalizers")
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// `metadata.uid`, if set.
-pub(crate) fn uid_of(object: &Value) -> Option<String> {
-    object
-        .pointer("/metadata/uid")
-        .and_then(Value::as_str)
-        .map(str::to_string)
 }
 
 /// core/v1 ReplicationControllers orphan their pods unless told otherwise (kept for

@@ -10,118 +10,26 @@
 //! - **Orphan** (`orphan` finalizer): the references to the owner are removed from its
 //!   dependents, then the finalizer.
 //!
-//! The graph is kept as the store writes: every commit tells [`GarbageCollector::observe`]
-//! an object's owner uids (an index from owner uid to dependents, as the real collector's
-//! `uidToNode` graph), and the work is done by [`State::sync_garbage_collector`] on the
-//! store's lifecycle thread, after the DELETE that asked for it has been answered.
+//! The graph is kept as the store writes ([`super::owner_graph`]), and the work is done by
+//! [`State::sync_garbage_collector`] on the store's lifecycle thread, after the DELETE that
+//! asked for it has been answered.
 //!
 //! Departure: an object whose owner never existed (a dangling reference from the start,
 //! as [`crate::pods`] seeds) is left alone; the real collector looks such owners up and
 //! deletes the dependent. Only owners observed being deleted are acted on.
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::deletion::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, finalizers, uid_of};
-use super::state::{State, StorageKey, storage_key};
-use super::watch::EventKind;
+use super::object_meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER, finalizers, uid_of};
+use super::owner_graph::Location;
+use super::state::State;
+use super::storage_key::storage_key;
 use super::{DeleteOptions, ResourceType, StoreConfig, Subresource, WriteOptions};
-
-/// Where an object lives: its storage and its key in it.
-type Location = (StorageKey, String);
 
 /// The manager the collector's writes are recorded under (its User-Agent's first part).
 const MANAGER: &str = "kube-controller-manager";
-
-#[derive(Default)]
-pub(crate) struct GarbageCollector {
-    /// Owner uid → the objects that reference it.
-    dependents: HashMap<String, BTreeSet<Location>>,
-    /// Object → the uids of its owners (to update `dependents` when they change).
-    owners: HashMap<Location, Vec<String>>,
-    /// Owners removed since the last sync whose dependents must be collected.
-    gone: Vec<String>,
-    /// Deleting owners with the `orphan` or `foregroundDeletion` finalizer, by uid.
-    finalizing: HashMap<String, Location>,
-}
-
-impl GarbageCollector {
-    /// Called by every commit with the object as written (or as last seen, for DELETED).
-    pub(super) fn observe(
-        &mut self,
-        storage: &StorageKey,
-        key: &str,
-        object: &Value,
-        kind: EventKind,
-    ) {
-        let location = (storage.clone(), key.to_string());
-        let uid = uid_of(object).unwrap_or_default();
-        let owner_uids: Vec<String> = match kind {
-            EventKind::Deleted => Vec::new(),
-            _ => object
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-                .map(|refs| {
-                    refs.iter()
-                        .filter_map(|r| r.get("uid").and_then(Value::as_str))
-                        .map(str::to_string)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        let before = self.owners.get(&location).map(Vec::as_slice).unwrap_or(&[]);
-        if before != owner_uids.as_slice() {
-            for old in before {
-                if let Some(set) = self.dependents.get_mut(old) {
-                    set.remove(&location);
-                    if set.is_empty() {
-                        self.dependents.remove(old);
-                    }
-                }
-            }
-            for owner in &owner_uids {
-                self.dependents
-                    .entry(owner.clone())
-                    .or_default()
-                    .insert(location.clone());
-            }
-            if owner_uids.is_empty() {
-                self.owners.remove(&location);
-            } else {
-                self.owners.insert(location.clone(), owner_uids);
-            }
-        }
-        if kind == EventKind::Deleted {
-            self.finalizing.remove(&uid);
-            if self.dependents.contains_key(&uid) {
-                self.gone.push(uid);
-            }
-            return;
-        }
-        let deleting = object.pointer("/metadata/deletionTimestamp").is_some();
-        let gc_finalizer = finalizers(object)
-            .iter()
-            .any(|f| f == ORPHAN_FINALIZER || f == FOREGROUND_FINALIZER);
-        if deleting && gc_finalizer {
-            self.finalizing.insert(uid, location);
-        } else {
-            self.finalizing.remove(&uid);
-        }
-    }
-
-    pub(super) fn is_idle(&self) -> bool {
-        self.gone.is_empty() && self.finalizing.is_empty()
-    }
-
-    fn dependents_of(&self, uid: &str) -> Vec<Location> {
-        self.dependents
-            .get(uid)
-            .map(|set| set.iter().cloned().collect())
-            .unwrap_or_default()
-    }
-}
 
 impl State {
     /// One pass of the collector: dependents of removed owners, then finalizing owners.

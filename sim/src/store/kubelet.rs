@@ -10,54 +10,11 @@
 //! Departure: it does not write the terminated container statuses and the final pod phase
 //! a real kubelet reports before that DELETE.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::lifecycle_queues::Termination;
 use super::state::State;
-use super::{DeleteOptions, StoreConfig, StoredObject};
-use super::{LifecycleConfig, Status};
-
-/// A pod whose containers the kubelet is stopping.
-struct Termination {
-    due: Instant,
-    namespace: String,
-    name: String,
-    uid: String,
-}
-
-/// The pods being terminated, in no particular order (few at a time).
-#[derive(Default)]
-pub(crate) struct Kubelet {
-    terminating: Vec<Termination>,
-}
-
-impl Kubelet {
-    /// Starts stopping a pod that was just marked for deletion with `grace_seconds`.
-    pub(super) fn terminate(
-        &mut self,
-        pod: &StoredObject,
-        grace_seconds: i64,
-        config: &LifecycleConfig,
-    ) {
-        let grace = Duration::from_secs(grace_seconds.max(0).unsigned_abs());
-        let takes = config.kubelet_termination.map_or(grace, |t| t.min(grace));
-        let value = pod.value();
-        let uid = value
-            .pointer("/metadata/uid")
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        self.terminating.push(Termination {
-            due: Instant::now() + takes,
-            namespace: pod.namespace().unwrap_or("").to_string(),
-            name: pod.name().to_string(),
-            uid,
-        });
-    }
-
-    pub(super) fn is_idle(&self) -> bool {
-        self.terminating.is_empty()
-    }
-}
+use super::{DeleteOptions, Status, StoreConfig};
 
 impl State {
     /// Force-deletes every pod whose termination is due.

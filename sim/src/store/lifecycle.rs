@@ -11,9 +11,6 @@
 use std::sync::Weak;
 use std::time::Duration;
 
-use super::garbage_collector::GarbageCollector;
-use super::kubelet::Kubelet;
-use super::namespace_lifecycle::TerminatingNamespaces;
 use super::state::State;
 use super::{Shared, StoreConfig};
 
@@ -40,14 +37,6 @@ impl Default for LifecycleConfig {
             namespace_cleanup_delay: Duration::from_secs(1),
         }
     }
-}
-
-/// The controllers' queues, kept in the store's state.
-#[derive(Default)]
-pub(crate) struct Lifecycle {
-    pub kubelet: Kubelet,
-    pub gc: GarbageCollector,
-    pub namespaces: TerminatingNamespaces,
 }
 
 impl State {

@@ -92,8 +92,11 @@ mod fast_patch;
 mod garbage_collector;
 mod kubelet;
 mod lifecycle;
+mod lifecycle_queues;
 mod managed_fields;
 mod namespace_lifecycle;
+mod object_meta;
+mod owner_graph;
 mod partial_object;
 mod patch;
 mod raw_managed_fields;
@@ -103,6 +106,7 @@ mod selector;
 mod server_side_apply;
 mod state;
 mod status;
+mod storage_key;
 mod stored_object;
 mod watch;
 mod writes;
@@ -592,7 +596,7 @@ impl ClusterStore {
                 let page = read::page(&items, namespace, None, &filter, limit, rv);
                 if page.continue_token.is_some() {
                     let key = state::SnapshotKey {
-                        storage: state::storage_key(rt),
+                        storage: storage_key::storage_key(rt),
                         namespace: namespace.map(str::to_string),
                         rv,
                     };

@@ -19,31 +19,19 @@
 //! (`NamespaceDeletionDiscoveryFailure`, `NamespaceContentRemaining`, …) the real one keeps
 //! up to date while it works.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use super::deletion::{finalizers, uid_of};
-use super::state::{State, storage_key};
+use super::object_meta::{finalizers, uid_of};
+use super::state::State;
+use super::storage_key::storage_key;
 use super::watch::EventKind;
 use super::{DeleteOptions, DeleteOutcome, ResourceType, Status, StoreConfig, StoredObject};
 
 /// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
 const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
-
-/// Namespaces being terminated, by name, with when their DELETE was accepted.
-#[derive(Default)]
-pub(crate) struct TerminatingNamespaces {
-    since: HashMap<String, Instant>,
-}
-
-impl TerminatingNamespaces {
-    pub(super) fn is_idle(&self) -> bool {
-        self.since.is_empty()
-    }
-}
 
 impl State {
     /// The namespace registry's `Delete`.
@@ -178,7 +166,7 @@ impl State {
 /// `shouldHaveOrphanFinalizer` / `shouldHaveDeleteDependentsFinalizer` of the namespace
 /// registry: only an explicit policy changes them.
 fn set_namespace_gc_finalizers(namespace: &mut Value, opts: &DeleteOptions) {
-    use super::deletion::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
+    use super::object_meta::{FOREGROUND_FINALIZER, ORPHAN_FINALIZER};
     let Some(policy) = opts.propagation_policy.as_deref() else {
         return;
     };

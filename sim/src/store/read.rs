@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 
 use super::continue_token::ContinueToken;
 use super::selector::ObjectFilter;
-use super::state::{Snapshot, SnapshotKey, State, storage_key};
+use super::state::{Snapshot, SnapshotKey, State};
+use super::storage_key::storage_key;
 use super::watch::{WatchScope, Watcher, key_of};
 use super::{
     ListOptions, ListPage, ResourceType, ResourceVersionMatch, Status, StoredObject, Watch,

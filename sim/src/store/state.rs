@@ -18,26 +18,12 @@ use std::time::{Duration, Instant};
 use imbl::OrdMap;
 use serde_json::{Value, json};
 
-use super::lifecycle::Lifecycle;
+use super::lifecycle_queues::Lifecycle;
 use super::partial_object::PartialObject;
 use super::registry;
+use super::storage_key::{StorageKey, object_key, storage_key};
 use super::watch::{EventKind, History, HistoryEvent, Watcher};
 use super::{ResourceType, Status, StoreConfig, StoredObject, WatchEvent};
-
-/// Identifies a storage: `group/plural` (all served versions of a CRD share it).
-pub(crate) type StorageKey = String;
-
-pub(crate) fn storage_key(rt: &ResourceType) -> StorageKey {
-    format!("{}/{}", rt.group, rt.plural)
-}
-
-/// The map key of an object, in etcd order.
-pub(crate) fn object_key(namespace: Option<&str>, name: &str) -> String {
-    match namespace {
-        Some(ns) => format!("{ns}/{name}"),
-        None => name.to_string(),
-    }
-}
 
 /// The objects of one resource and its watch cache.
 pub(crate) struct Storage {

@@ -22,7 +22,8 @@ use super::partial_object::PartialObject;
 use super::patch;
 use super::registry::{self, is_crd};
 use super::server_side_apply::{self, Applied};
-use super::state::{State, storage_key};
+use super::state::State;
+use super::storage_key::storage_key;
 use super::watch::EventKind;
 use super::{
     PatchType, ResourceType, Status, StoreConfig, StoredObject, Subresource, WriteOptions,
@@ -549,7 +550,7 @@ impl State {
             "fieldsType": "FieldsV1", "fieldsV1": fields}]);
         // Rewrites the just-created object in place: same rv, no extra event, as one write.
         let stored = Arc::new(StoredObject::new(&value, created.resource_version));
-        let key = super::state::object_key(namespace, name);
+        let key = super::storage_key::object_key(namespace, name);
         if let Some(storage) = self.storages.get_mut(&storage_key(rt)) {
             storage.objects.insert(key, stored.clone());
         }
